@@ -1,0 +1,114 @@
+# ddqc — one Makefile for the library, the experiments, the tests and the benchmarks.
+#
+#   make exp_<name>     experiments/exp_<name>.c  ->  ./exp_<name>
+#   make test           build and run every tests/test_<unit>.c (installs Criterion if missing)
+#   make test SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench          GEMM (and later model) throughput
+#   make DEBUG=1 ...    -O0 -g          make PORTABLE=1 ...  no -march=native (portable scalar)
+#   make WERROR=1 ...   warnings are errors (CI)
+#   make check-layers   no #include points up the layers core <- nn <- quant, data <- train
+#   make clean
+
+MODULES := core nn quant data train
+CC      ?= gcc
+
+ifeq ($(SAN),1)
+  VARIANT := san
+  OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  LDSAN   := -fsanitize=address,undefined
+else ifeq ($(DEBUG),1)
+  VARIANT := debug
+  OPT     := -O0 -g
+else
+  VARIANT := release
+  OPT     := -O3
+endif
+ifeq ($(PORTABLE),1)
+  VARIANT := $(VARIANT)-portable
+else
+  OPT     += -march=native
+endif
+
+BUILD   := build/$(VARIANT)
+Q       := $(if $(V),,@)   # make V=1 shows full commands
+WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
+           -Wvla -Wformat=2 -Wundef -Wcast-qual -Wno-unused-parameter
+ifeq ($(WERROR),1)
+  WARN    += -Werror
+endif
+CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=fast -pthread $(OPT) $(WARN) \
+           -I. -MMD -MP $(EXTRA_CFLAGS)
+LDFLAGS := -pthread $(LDSAN)
+LDLIBS  := -lm
+
+SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+OBJ  := $(SRC:%.c=$(BUILD)/%.o)
+LIB  := $(BUILD)/libddqc.a
+
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_HELP := $(BUILD)/tests/helpers.o
+EXP_SRC   := $(wildcard experiments/exp_*.c)
+EXPS      := $(EXP_SRC:experiments/%.c=%)
+
+.PHONY: all lib test bench check-layers deps-test clean help
+.DEFAULT_GOAL := all
+
+all: lib $(EXPS)
+lib: $(LIB)
+
+help:
+	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# The RNG must give the same bits everywhere: no fused multiply-add in it.
+$(BUILD)/core/rng.o: CFLAGS += -ffp-contract=off
+
+$(LIB): $(OBJ)
+	@rm -f $@
+	@$(if $(V),,echo "  AR      $@")
+	$(Q)ar rcs $@ $^
+
+# ------------------------------------------------------------------ experiments
+exp_%: experiments/exp_%.c $(LIB)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+
+# ------------------------------------------------------------------ tests
+deps-test:
+	@scripts/ensure-deps.sh criterion
+
+$(BUILD)/tests/%: tests/%.c $(TEST_HELP) $(LIB) | deps-test
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $< $(TEST_HELP) $(LIB) $(LDFLAGS) -lcriterion $(LDLIBS) -o $@
+
+$(TEST_HELP): | deps-test
+
+test: deps-test check-layers $(TEST_BIN)
+	@scripts/run-tests.sh $(TEST_BIN)
+
+# ------------------------------------------------------------------ benchmarks
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -ldl -o $@
+
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b $(BENCH_ARGS) || exit 1; done
+
+# ------------------------------------------------------------------ layering
+check-layers:
+	@scripts/check-layers.sh
+
+clean:
+	rm -rf build exp_*[!.c]
+
+-include $(OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELP:.o=.d)

@@ -1,0 +1,23 @@
+/* activation.h — pointwise non-linearities and dropout. Any shape; y has x's shape.
+ *     relu:    y = max(x, 0)                    dy/dx = 1 where x > 0
+ *     relu6:   y = min(max(x, 0), 6)            dy/dx = 1 where 0 < x < 6
+ *     dropout: y = x·m, m = 1/(1−p) with probability 1−p, else 0 (training only; identity in
+ *              eval mode or for p = 0). The mask is drawn from the caller's Rng in element order.
+ */
+#ifndef DQ_ACTIVATION_H
+#define DQ_ACTIVATION_H
+
+#include "rng.h"
+#include "tape.h"
+
+Tensor *op_relu(Tape *t, Tensor *x);
+Tensor *op_relu6(Tape *t, Tensor *x);
+Tensor *op_dropout(Tape *t, Tensor *x, float p, Rng *rng);
+
+/* Kernels (n elements). Backward accumulates. */
+void relu_forward(float *y, const float *x, size_t n);
+void relu_backward(float *dx, const float *dy, const float *x, size_t n);
+void relu6_forward(float *y, const float *x, size_t n);
+void relu6_backward(float *dx, const float *dy, const float *x, size_t n);
+
+#endif

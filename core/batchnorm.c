@@ -1,0 +1,234 @@
+/* batchnorm.c — statistics, normalisation, backward; reference and row-parallel fast kernels.
+ * Legend: R rows (N·H·W), C channels; every buffer is (R, C) or (C). */
+#include "batchnorm.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "error.h"
+#include "ops.h"
+#include "threads.h"
+
+/* ------------------------------------------------------------------ reference */
+void batchnorm_stats_ref(float *mean, float *var, const float *x, size_t R, int C) {
+    for (int c = 0; c < C; c++) {
+        double s = 0, q = 0;
+        for (size_t r = 0; r < R; r++) s += x[r * C + c];
+        double mu = s / (double)R;
+        for (size_t r = 0; r < R; r++) {
+            double d = x[r * C + c] - mu;
+            q += d * d;
+        }
+        mean[c] = (float)mu;
+        var[c] = (float)(q / (double)R);
+    }
+}
+
+void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd,
+                     const float *gamma, const float *beta, size_t R, int C) {
+    for (size_t r = 0; r < R; r++) {
+        const float *restrict xr = x + r * C;
+        float *restrict yr = y + r * C;
+        for (int c = 0; c < C; c++) yr[c] = gamma[c] * (xr[c] - mean[c]) * invstd[c] + beta[c];
+    }
+}
+
+void batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
+                            const float *x, const float *mean, const float *invstd,
+                            const float *gamma, size_t R, int C, bool batch_stats) {
+    // forward: y = γ·x̂ + β, x̂ = (x − μ)·invstd; with batch statistics μ and invstd depend on x:
+    //   dx = γ·invstd/R · (R·dy − Σdy − x̂·Σ(dy·x̂))
+    for (int c = 0; c < C; c++) {
+        double sd = 0, sdx = 0;
+        for (size_t r = 0; r < R; r++) {
+            double xh = (x[r * C + c] - mean[c]) * invstd[c];
+            sd += dy[r * C + c];
+            sdx += dy[r * C + c] * xh;
+        }
+        if (dgamma) dgamma[c] += (float)sdx;
+        if (dbeta) dbeta[c] += (float)sd;
+        if (!dx) continue;
+        for (size_t r = 0; r < R; r++) {
+            double xh = (x[r * C + c] - mean[c]) * invstd[c];
+            double g = dy[r * C + c];
+            if (batch_stats) g = g - sd / (double)R - xh * sdx / (double)R;
+            dx[r * C + c] += (float)(gamma[c] * invstd[c] * g);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ fast */
+/* Per-thread partial sums (2·C doubles) over a contiguous range of rows, combined in thread
+ * order: bit-identical for a given thread count. Each thread's scratch holds, in floats:
+ *   [0, 4C)   its partial sums (2·C doubles)
+ *   [4C, 7C)  dx coefficients k, a, b (backward)
+ *   [8C, 12C) thread 0 only: the combined sums (2·C doubles) */
+typedef struct BnJob {
+    const float *x, *dy, *mean, *invstd, *gamma;
+    float *dx;
+    size_t R;
+    int C, chunks;
+    const double *sums;   // backward pass 2: Σdy, Σdy·x̂ (2·C)
+    bool batch_stats;
+} BnJob;
+
+static size_t rows_of(const BnJob *j, int chunk) { return j->R * (size_t)chunk / (size_t)j->chunks; }
+
+static double *partials(int tid, int C) {
+    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_KERNEL, (size_t)12 * C);
+}
+
+static void stats_task(void *ctx, int begin, int end, int tid) {
+    const BnJob *j = ctx;
+    int C = j->C;
+    double *s = partials(tid, C), *q = s + C;
+    memset(s, 0, 2 * (size_t)C * sizeof(double));
+    for (size_t r = rows_of(j, begin); r < rows_of(j, end); r++) {
+        const float *restrict xr = j->x + r * C;
+        for (int c = 0; c < C; c++) {
+            double v = xr[c];
+            s[c] += v;
+            q[c] += v * v;
+        }
+    }
+}
+
+void batchnorm_stats_fast(float *mean, float *var, const float *x, size_t R, int C) {
+    BnJob job = {.x = x, .R = R, .C = C, .chunks = threads_count()};
+    parallel_for(job.chunks, stats_task, &job);
+    for (int c = 0; c < C; c++) {
+        double s = 0, q = 0;
+        for (int t = 0; t < job.chunks; t++) {
+            if (!parallel_has_work(job.chunks, t)) continue;
+            const double *p = partials(t, C);
+            s += p[c];
+            q += p[C + c];
+        }
+        double mu = s / (double)R, v = q / (double)R - mu * mu;
+        mean[c] = (float)mu;
+        var[c] = (float)(v > 0 ? v : 0);
+    }
+}
+
+static void grad_sums_task(void *ctx, int begin, int end, int tid) {
+    const BnJob *j = ctx;
+    int C = j->C;
+    double *sd = partials(tid, C), *sdx = sd + C;
+    memset(sd, 0, 2 * (size_t)C * sizeof(double));
+    for (size_t r = rows_of(j, begin); r < rows_of(j, end); r++) {
+        const float *restrict xr = j->x + r * C, *restrict dyr = j->dy + r * C;
+        for (int c = 0; c < C; c++) {
+            float xh = (xr[c] - j->mean[c]) * j->invstd[c];
+            sd[c] += dyr[c];
+            sdx[c] += (double)(dyr[c] * xh);
+        }
+    }
+}
+
+static void dx_task(void *ctx, int begin, int end, int tid) {
+    const BnJob *j = ctx;
+    int C = j->C;
+    const double *sums = j->sums;
+    // dx = k·(dy − a − x̂·b) with k = γ·invstd, a = Σdy/R, b = Σ(dy·x̂)/R (zero in eval mode)
+    float *k = (float *)(void *)(partials(tid, C) + 2 * (size_t)C), *a = k + C, *b = a + C;
+    for (int c = 0; c < C; c++) {
+        k[c] = j->gamma[c] * j->invstd[c];
+        a[c] = j->batch_stats ? (float)(sums[c] / (double)j->R) : 0.0f;
+        b[c] = j->batch_stats ? (float)(sums[C + c] / (double)j->R) : 0.0f;
+    }
+    for (size_t r = rows_of(j, begin); r < rows_of(j, end); r++) {
+        const float *restrict xr = j->x + r * C, *restrict dyr = j->dy + r * C;
+        float *restrict dxr = j->dx + r * C;
+        for (int c = 0; c < C; c++) {
+            float xh = (xr[c] - j->mean[c]) * j->invstd[c];
+            dxr[c] += k[c] * (dyr[c] - a[c] - xh * b[c]);
+        }
+    }
+}
+
+void batchnorm_backward_fast(float *dx, float *dgamma, float *dbeta, const float *dy,
+                             const float *x, const float *mean, const float *invstd,
+                             const float *gamma, size_t R, int C, bool batch_stats) {
+    // forward: y = γ·x̂ + β, x̂ = (x − μ)·invstd   (see batchnorm_backward_ref)
+    BnJob job = {.x = x, .dy = dy, .mean = mean, .invstd = invstd, .gamma = gamma, .dx = dx,
+                 .R = R, .C = C, .chunks = threads_count(), .batch_stats = batch_stats};
+    parallel_for(job.chunks, grad_sums_task, &job);
+    double *sums = partials(0, C) + 4 * (size_t)C;
+    memset(sums, 0, 2 * (size_t)C * sizeof(double));
+    for (int t = 0; t < job.chunks; t++) {
+        if (!parallel_has_work(job.chunks, t)) continue;
+        const double *p = partials(t, C);
+        for (int c = 0; c < 2 * C; c++) sums[c] += p[c];
+    }
+    for (int c = 0; c < C; c++) {
+        if (dgamma) dgamma[c] += (float)sums[C + c];
+        if (dbeta) dbeta[c] += (float)sums[c];
+    }
+    if (dx) {
+        job.sums = sums;
+        parallel_for(job.chunks, dx_task, &job);
+    }
+}
+
+/* ------------------------------------------------------------------ graph op */
+typedef struct BnSaved {
+    float *mean, *invstd;  // (C) statistics used by the forward
+    bool batch_stats;
+} BnSaved;
+
+static void batchnorm_backward_op(Tape *t, TapeRecord *r) {
+    Tensor *x = r->in[0], *gamma = r->in[1], *beta = r->in[2];
+    const BnSaved *s = r->saved;
+    int C = x->shape[x->ndim - 1];
+    size_t R = x->numel / (size_t)C;
+    float *dx = tape_grad_of(t, x), *dg = tape_grad_of(t, gamma), *db = tape_grad_of(t, beta);
+    if (ops_use_ref_kernels)
+        batchnorm_backward_ref(dx, dg, db, r->out->grad, x->data, s->mean, s->invstd, gamma->data, R, C, s->batch_stats);
+    else
+        batchnorm_backward_fast(dx, dg, db, r->out->grad, x->data, s->mean, s->invstd, gamma->data, R, C, s->batch_stats);
+}
+
+static const TapeOp BATCHNORM_OP = {"batchnorm", batchnorm_backward_op};
+
+Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormArgs a) {
+    char sx[64];
+    if (x->ndim != 2 && x->ndim != 4)
+        DQ_FATAL("batchnorm: input %s must be (N, H, W, C) or (N, C)", tensor_shape_str(x, sx, sizeof sx));
+    int C = x->shape[x->ndim - 1];
+    size_t R = x->numel / (size_t)C;
+    if (gamma->numel != (size_t)C || beta->numel != (size_t)C)
+        DQ_FATAL("batchnorm: input has %d channels, gamma/beta have %zu/%zu", C, gamma->numel, beta->numel);
+    if (!(a.eps > 0) || !(a.momentum >= 0 && a.momentum <= 1))
+        DQ_FATAL("batchnorm: eps %g must be > 0 and momentum %g in [0, 1]", a.eps, a.momentum);
+    if (t->training && R < 2)
+        DQ_FATAL_HINT("use a batch of at least 2, or evaluation mode",
+                      "batchnorm: training needs more than one value per channel, got %zu", R);
+    float *mean = arena_floats(t->arena, (size_t)C), *invstd = arena_floats(t->arena, (size_t)C);
+    if (t->training) {
+        float *var = arena_floats(t->arena, (size_t)C);
+        if (ops_use_ref_kernels) batchnorm_stats_ref(mean, var, x->data, R, C);
+        else batchnorm_stats_fast(mean, var, x->data, R, C);
+        for (int c = 0; c < C; c++) {
+            invstd[c] = 1.0f / sqrtf(var[c] + a.eps);
+            if (a.running_mean) a.running_mean[c] = (1 - a.momentum) * a.running_mean[c] + a.momentum * mean[c];
+            if (a.running_var)
+                a.running_var[c] = (1 - a.momentum) * a.running_var[c] +
+                                   a.momentum * var[c] * (float)((double)R / (double)(R - 1));
+        }
+    } else {
+        if (!a.running_mean || !a.running_var) DQ_FATAL("batchnorm: evaluation mode needs running statistics");
+        for (int c = 0; c < C; c++) {
+            mean[c] = a.running_mean[c];
+            invstd[c] = 1.0f / sqrtf(a.running_var[c] + a.eps);
+        }
+    }
+    Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
+    batchnorm_apply(y->data, x->data, mean, invstd, gamma->data, beta->data, R, C);
+    TapeRecord *r = tape_push(t, &BATCHNORM_OP, y, 3, (Tensor *[]){x, gamma, beta});
+    if (r) {
+        BnSaved *s = arena_alloc(t->arena, sizeof *s);
+        *s = (BnSaved){mean, invstd, t->training};
+        r->saved = s;
+    }
+    return y;
+}

@@ -1,0 +1,287 @@
+/* conv2d.c — reference convolution, im2col+GEMM and 1×1 fast paths, the graph op.
+ *
+ * Legend: N batch, H W input height/width, C input channels, OC output channels, KH KW kernel,
+ * OH OW output height/width, G groups, ICg = C/G, OCg = OC/G, Kc = KH·KW·ICg,
+ * M = N·OH·OW output pixels (rows of the im2col matrix). All tensors channels-last.
+ */
+#include "conv2d.h"
+
+#include <string.h>
+
+#include "error.h"
+#include "gemm.h"
+#include "ops.h"
+#include "threads.h"
+
+ConvGeom conv2d_geom(const Tensor *x, const Tensor *w, const Tensor *b, Conv2dArgs a) {
+    char sx[64], sw[64];
+    if (x->ndim != 4) DQ_FATAL("conv2d: input %s must be (N, H, W, C)", tensor_shape_str(x, sx, sizeof sx));
+    if (w->ndim != 4) DQ_FATAL("conv2d: weight %s must be (KH, KW, C/groups, OC)", tensor_shape_str(w, sw, sizeof sw));
+    if (a.stride < 1 || a.pad < 0 || a.groups < 1)
+        DQ_FATAL("conv2d: stride %d, pad %d, groups %d: need stride >= 1, pad >= 0, groups >= 1",
+                 a.stride, a.pad, a.groups);
+    ConvGeom g = {.N = x->shape[0], .H = x->shape[1], .W = x->shape[2], .C = x->shape[3],
+                  .KH = w->shape[0], .KW = w->shape[1], .OC = w->shape[3],
+                  .stride = a.stride, .pad = a.pad, .groups = a.groups};
+    if (g.C % g.groups || g.OC % g.groups)
+        DQ_FATAL("conv2d: %d groups do not divide %d input and %d output channels", g.groups, g.C, g.OC);
+    g.ICg = g.C / g.groups;
+    g.OCg = g.OC / g.groups;
+    if (w->shape[2] != g.ICg)
+        DQ_FATAL("conv2d: input has %d channels (%d per group), weight %s expects %d per group", g.C,
+                 g.ICg, tensor_shape_str(w, sw, sizeof sw), w->shape[2]);
+    if (g.KH > g.H + 2 * g.pad || g.KW > g.W + 2 * g.pad)
+        DQ_FATAL("conv2d: %dx%d kernel does not fit a %dx%d input with padding %d", g.KH, g.KW, g.H,
+                 g.W, g.pad);
+    if (b && b->numel != (size_t)g.OC)
+        DQ_FATAL("conv2d: bias has %zu elements, weight has %d output channels", b->numel, g.OC);
+    g.OH = (g.H + 2 * g.pad - g.KH) / g.stride + 1;
+    g.OW = (g.W + 2 * g.pad - g.KW) / g.stride + 1;
+    g.Kc = g.KH * g.KW * g.ICg;
+    (void)tensor_numel_of(4, (const int[]){g.N, g.OH, g.OW, g.OC});  // overflow check
+    return g;
+}
+
+/* ------------------------------------------------------------------ reference */
+void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, const ConvGeom *g) {
+    for (int n = 0; n < g->N; n++)
+        for (int oh = 0; oh < g->OH; oh++)
+            for (int ow = 0; ow < g->OW; ow++)
+                for (int oc = 0; oc < g->OC; oc++) {
+                    int grp = oc / g->OCg;
+                    double s = b ? b[oc] : 0;
+                    for (int kh = 0; kh < g->KH; kh++)
+                        for (int kw = 0; kw < g->KW; kw++) {
+                            int ih = oh * g->stride - g->pad + kh, iw = ow * g->stride - g->pad + kw;
+                            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+                            const float *xp = x + (((size_t)n * g->H + ih) * g->W + iw) * g->C + grp * g->ICg;
+                            const float *wp = w + ((size_t)(kh * g->KW + kw) * g->ICg) * g->OC + oc;
+                            for (int i = 0; i < g->ICg; i++) s += (double)xp[i] * wp[(size_t)i * g->OC];
+                        }
+                    y[(((size_t)n * g->OH + oh) * g->OW + ow) * g->OC + oc] = (float)s;
+                }
+}
+
+void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *w, const ConvGeom *g) {
+    // forward: y[n][oh][ow][oc] = b[oc] + Σ x[n][ih][iw][grp·ICg+i] · w[kh][kw][i][oc]
+    for (int n = 0; n < g->N; n++)
+        for (int oh = 0; oh < g->OH; oh++)
+            for (int ow = 0; ow < g->OW; ow++)
+                for (int oc = 0; oc < g->OC; oc++) {
+                    int grp = oc / g->OCg;
+                    float d = dy[(((size_t)n * g->OH + oh) * g->OW + ow) * g->OC + oc];
+                    if (db) db[oc] += d;
+                    for (int kh = 0; kh < g->KH; kh++)
+                        for (int kw = 0; kw < g->KW; kw++) {
+                            int ih = oh * g->stride - g->pad + kh, iw = ow * g->stride - g->pad + kw;
+                            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+                            size_t xo = (((size_t)n * g->H + ih) * g->W + iw) * g->C + grp * g->ICg;
+                            size_t wo = ((size_t)(kh * g->KW + kw) * g->ICg) * g->OC + oc;
+                            for (int i = 0; i < g->ICg; i++) {
+                                if (dx) dx[xo + i] += d * w[wo + (size_t)i * g->OC];
+                                if (dw) dw[wo + (size_t)i * g->OC] += d * x[xo + i];
+                            }
+                        }
+                }
+}
+
+/* ------------------------------------------------------------------ im2col */
+/* col (m1−m0, Kc): rows m0..m1 of the im2col matrix of group grp. */
+static void im2col(float *restrict col, const float *restrict x, const ConvGeom *g, int grp,
+                   int m0, int m1) {
+    int P = g->OH * g->OW;
+    size_t span = (size_t)g->ICg * sizeof(float);
+    for (int m = m0; m < m1; m++) {
+        int n = m / P, r = m % P, oh = r / g->OW, ow = r % g->OW;
+        float *dst = col + (size_t)(m - m0) * g->Kc;
+        for (int kh = 0; kh < g->KH; kh++) {
+            int ih = oh * g->stride - g->pad + kh;
+            for (int kw = 0; kw < g->KW; kw++, dst += g->ICg) {
+                int iw = ow * g->stride - g->pad + kw;
+                if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) memset(dst, 0, span);
+                else memcpy(dst, x + (((size_t)n * g->H + ih) * g->W + iw) * g->C + grp * g->ICg, span);
+            }
+        }
+    }
+}
+
+/* dx += col2im(dcol): the adjoint of im2col for rows m0..m1 of group grp. */
+static void col2im_add(float *restrict dx, const float *restrict dcol, const ConvGeom *g, int grp,
+                       int m0, int m1) {
+    int P = g->OH * g->OW;
+    for (int m = m0; m < m1; m++) {
+        int n = m / P, r = m % P, oh = r / g->OW, ow = r % g->OW;
+        const float *src = dcol + (size_t)(m - m0) * g->Kc;
+        for (int kh = 0; kh < g->KH; kh++) {
+            int ih = oh * g->stride - g->pad + kh;
+            for (int kw = 0; kw < g->KW; kw++, src += g->ICg) {
+                int iw = ow * g->stride - g->pad + kw;
+                if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+                float *d = dx + (((size_t)n * g->H + ih) * g->W + iw) * g->C + grp * g->ICg;
+                for (int i = 0; i < g->ICg; i++) d[i] += src[i];
+            }
+        }
+    }
+}
+
+/* Rows per im2col chunk: about 256 KiB of columns, so a chunk stays in L2 while the GEMM eats it. */
+static int chunk_rows(const ConvGeom *g) {
+    int rows = 65536 / g->Kc;
+    return rows < 16 ? 16 : rows;
+}
+
+static bool is_pointwise(const ConvGeom *g) {
+    return g->KH == 1 && g->KW == 1 && g->stride == 1 && g->pad == 0 && g->groups == 1;
+}
+
+static bool is_depthwise(const ConvGeom *g) { return g->groups == g->C && g->OC == g->C; }
+
+static void add_bias_rows(float *y, const float *b, size_t rows, int OC) {
+    for (size_t m = 0; m < rows; m++)
+        for (int oc = 0; oc < OC; oc++) y[m * OC + oc] += b[oc];
+}
+
+/* ------------------------------------------------------------------ fast forward */
+typedef struct ConvJob {
+    const ConvGeom *g;
+    const float *x, *w, *b, *dy;
+    float *y, *dx;
+    bool want_dw, want_db;
+    int rows;  // rows per chunk
+} ConvJob;
+
+/* Forward over chunks [begin, end) of `rows` output pixels: im2col then GEMM, per group.
+ * Each output element is one GEMM dot product in fixed order: independent of the thread count. */
+static void forward_chunks(void *ctx, int begin, int end, int tid) {
+    const ConvJob *j = ctx;
+    const ConvGeom *g = j->g;
+    int M = g->N * g->OH * g->OW;
+    float *col = threads_scratch(tid, THREADS_SLOT_KERNEL, (size_t)j->rows * g->Kc);
+    for (int c = begin; c < end; c++) {
+        int m0 = c * j->rows, m1 = m0 + j->rows < M ? m0 + j->rows : M;
+        for (int grp = 0; grp < g->groups; grp++) {
+            im2col(col, j->x, g, grp, m0, m1);
+            gemm_serial(false, false, m1 - m0, g->OCg, g->Kc, col, g->Kc, j->w + grp * g->OCg,
+                        g->OC, 0.0f, j->y + (size_t)m0 * g->OC + grp * g->OCg, g->OC);
+        }
+        if (j->b) add_bias_rows(j->y + (size_t)m0 * g->OC, j->b, (size_t)(m1 - m0), g->OC);
+    }
+}
+
+void conv2d_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g) {
+    size_t M = (size_t)g->N * g->OH * g->OW;
+    if (is_pointwise(g)) {  // x is already the (M, C) matrix
+        gemm(false, false, (int)M, g->OC, g->C, x, g->C, w, g->OC, 0.0f, y, g->OC);
+        if (b) add_bias_rows(y, b, M, g->OC);
+        return;
+    }
+    if (is_depthwise(g)) {
+        depthwise_forward_fast(y, x, w, b, g);
+        return;
+    }
+    ConvJob job = {.g = g, .x = x, .w = w, .b = b, .y = y, .rows = chunk_rows(g)};
+    parallel_for((int)((M + (size_t)job.rows - 1) / (size_t)job.rows), forward_chunks, &job);
+}
+
+/* ------------------------------------------------------------------ fast backward */
+/* Per-thread scratch layout for the general backward: col, dcol (rows·Kc each), then the
+ * thread's partial dw (KH·KW·ICg·OC) and db (OC). */
+static size_t backward_scratch_floats(const ConvGeom *g, int rows) {
+    return 2 * (size_t)rows * g->Kc + (size_t)g->Kc * g->OC + (size_t)g->OC;
+}
+
+/* Backward over images [begin, end): images own disjoint slices of dx, so col2im needs no
+ * locking; dw and db go to this thread's partial sums, combined in thread order afterwards. */
+static void backward_images(void *ctx, int begin, int end, int tid) {
+    const ConvJob *j = ctx;
+    const ConvGeom *g = j->g;
+    int P = g->OH * g->OW;
+    float *col = threads_scratch(tid, THREADS_SLOT_KERNEL, backward_scratch_floats(g, j->rows));
+    float *dcol = col + (size_t)j->rows * g->Kc;
+    float *pdw = dcol + (size_t)j->rows * g->Kc, *pdb = pdw + (size_t)g->Kc * g->OC;
+    memset(pdw, 0, ((size_t)g->Kc * g->OC + g->OC) * sizeof(float));
+    for (int n = begin; n < end; n++)
+        for (int r0 = 0; r0 < P; r0 += j->rows) {
+            int m0 = n * P + r0, m1 = m0 + (P - r0 < j->rows ? P - r0 : j->rows);
+            const float *dy = j->dy + (size_t)m0 * g->OC;
+            for (int grp = 0; grp < g->groups; grp++) {
+                const float *dyg = dy + grp * g->OCg;
+                im2col(col, j->x, g, grp, m0, m1);
+                if (j->want_dw)  // dw (Kc, OCg) += colᵀ · dy
+                    gemm_serial(true, false, g->Kc, g->OCg, m1 - m0, col, g->Kc, dyg, g->OC, 1.0f,
+                                pdw + grp * g->OCg, g->OC);
+                if (j->dx) {     // dcol (rows, Kc) = dy · wᵀ, then scatter-add into dx
+                    gemm_serial(false, true, m1 - m0, g->Kc, g->OCg, dyg, g->OC, j->w + grp * g->OCg,
+                                g->OC, 0.0f, dcol, g->Kc);
+                    col2im_add(j->dx, dcol, g, grp, m0, m1);
+                }
+            }
+            if (j->want_db)
+                for (int m = 0; m < m1 - m0; m++)
+                    for (int oc = 0; oc < g->OC; oc++) pdb[oc] += dy[(size_t)m * g->OC + oc];
+        }
+}
+
+void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
+                          const float *w, const ConvGeom *g) {
+    // forward: y = im2col(x) · w + b   =>   dw += im2col(x)ᵀ·dy,  dx += col2im(dy·wᵀ),  db += Σ dy
+    int M = g->N * g->OH * g->OW;
+    if (is_pointwise(g)) {
+        if (dx) gemm(false, true, M, g->C, g->OC, dy, g->OC, w, g->OC, 1.0f, dx, g->C);
+        if (dw) gemm(true, false, g->C, g->OC, M, x, g->C, dy, g->OC, 1.0f, dw, g->OC);
+        if (db)
+            for (size_t m = 0; m < (size_t)M; m++)
+                for (int oc = 0; oc < g->OC; oc++) db[oc] += dy[m * g->OC + oc];
+        return;
+    }
+    if (is_depthwise(g)) {
+        depthwise_backward_fast(dx, dw, db, dy, x, w, g);
+        return;
+    }
+    ConvJob job = {.g = g, .x = x, .w = w, .dy = dy, .dx = dx, .want_dw = dw != NULL,
+                   .want_db = db != NULL, .rows = chunk_rows(g)};
+    if (job.rows > g->OH * g->OW) job.rows = g->OH * g->OW;
+    parallel_for(g->N, backward_images, &job);
+    // Combine the per-thread partial sums in thread order (deterministic for a thread count).
+    size_t nw = (size_t)g->Kc * g->OC;
+    for (int t = 0; t < threads_count(); t++) {
+        if (!parallel_has_work(g->N, t)) continue;
+        float *pdw = threads_scratch(t, THREADS_SLOT_KERNEL, backward_scratch_floats(g, job.rows)) +
+                     2 * (size_t)job.rows * g->Kc;
+        if (dw)
+            for (size_t i = 0; i < nw; i++) dw[i] += pdw[i];
+        if (db)
+            for (int oc = 0; oc < g->OC; oc++) db[oc] += pdw[nw + oc];
+    }
+}
+
+/* ------------------------------------------------------------------ graph op */
+typedef struct ConvSaved {
+    ConvGeom geom;
+} ConvSaved;
+
+static void conv2d_backward_op(Tape *t, TapeRecord *r) {
+    Tensor *x = r->in[0], *w = r->in[1], *b = r->in[2];
+    const ConvGeom *g = &((ConvSaved *)r->saved)->geom;
+    float *dx = tape_grad_of(t, x), *dw = tape_grad_of(t, w), *db = tape_grad_of(t, b);
+    if (ops_use_ref_kernels) conv2d_backward_ref(dx, dw, db, r->out->grad, x->data, w->data, g);
+    else conv2d_backward_fast(dx, dw, db, r->out->grad, x->data, w->data, g);
+}
+
+static const TapeOp CONV2D_OP = {"conv2d", conv2d_backward_op};
+
+Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args) {
+    ConvGeom g = conv2d_geom(x, weight, bias, args);
+    Tensor *y = tensor_new4(t->arena, g.N, g.OH, g.OW, g.OC);
+    const float *b = bias ? bias->data : NULL;
+    if (ops_use_ref_kernels) conv2d_forward_ref(y->data, x->data, weight->data, b, &g);
+    else conv2d_forward_fast(y->data, x->data, weight->data, b, &g);
+    TapeRecord *r = tape_push(t, &CONV2D_OP, y, 3, (Tensor *[]){x, weight, bias});
+    if (r) {
+        ConvSaved *s = arena_alloc(t->arena, sizeof *s);
+        s->geom = g;
+        r->saved = s;
+    }
+    return y;
+}

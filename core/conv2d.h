@@ -1,0 +1,50 @@
+/* conv2d.h — 2-D convolution with stride, zero padding and groups (depthwise included).
+ *
+ * Shapes:   x (N, H, W, C)    weight (KH, KW, C/G, OC)    bias (OC) or NULL    y (N, OH, OW, OC)
+ *     OH = (H + 2·pad − KH) / stride + 1        (likewise OW)
+ *     y[n][oh][ow][oc] = bias[oc] + Σ_{kh,kw,i} x[n][oh·s−p+kh][ow·s−p+kw][g·C/G + i]
+ *                                                · weight[kh][kw][i][oc],   g = oc / (OC/G)
+ * Depthwise is G = C = OC. The fast forward picks: a plain GEMM for 1×1 / stride 1 / pad 0 /
+ * G = 1 (channels-last makes the input already the GEMM's A); a direct channel-vectorised kernel
+ * for depthwise; im2col in cache-sized row chunks + GEMM otherwise (per group when G > 1).
+ */
+#ifndef DQ_CONV2D_H
+#define DQ_CONV2D_H
+
+#include "tape.h"
+
+typedef struct Conv2dArgs {
+    int stride;  // >= 1, same along H and W
+    int pad;     // >= 0 zeros on every side
+    int groups;  // >= 1, divides C and OC
+} Conv2dArgs;
+
+/* Everything a kernel needs, derived once from the shapes and checked. */
+typedef struct ConvGeom {
+    int N, H, W, C;    // input
+    int OC, KH, KW;    // weight
+    int OH, OW;        // output
+    int stride, pad, groups;
+    int ICg, OCg;      // channels per group, in and out
+    int Kc;            // KH·KW·ICg: columns of the im2col matrix
+} ConvGeom;
+
+Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args);
+
+/* Fatal (naming the problem) unless the shapes and args make a valid convolution. */
+ConvGeom conv2d_geom(const Tensor *x, const Tensor *weight, const Tensor *bias, Conv2dArgs args);
+
+/* Kernels. Backward accumulates into dx, dw, db; each may be NULL. */
+void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
+void conv2d_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
+void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *w, const ConvGeom *g);
+void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
+                          const float *w, const ConvGeom *g);
+
+/* Depthwise kernels (G = C = OC), used by the fast paths above (depthwise.c). */
+void depthwise_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
+void depthwise_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
+                             const float *w, const ConvGeom *g);
+
+#endif

@@ -1,0 +1,301 @@
+/* gemm.c — reference and blocked, vectorised, threaded SGEMM.
+ *
+ * Legend: M, N, K as in gemm.h. MR×NR is the register tile of the micro-kernel; a packed A
+ * micro-panel is MR rows × kc (stored k-major: MR floats per k), a packed B micro-panel is
+ * kc × NR (NR floats per k). Loops, outer to inner (BLIS order):
+ *     jc over N by NC  →  pc over K by KC (pack B)  →  ic over M by MC (pack A)
+ *         →  jr over the B micro-panels  →  ir over the A micro-panels  →  micro-kernel
+ * Edge tiles are computed in full on zero-padded panels and only the valid part is written.
+ */
+#include "gemm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "threads.h"
+
+void gemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double sum = 0;
+            for (int k = 0; k < K; k++) {
+                float a = trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                sum += (double)a * b;
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            *c = beta == 0 ? (float)sum : beta * *c + (float)sum;
+        }
+}
+
+/* ------------------------------------------------------------------ micro-kernel geometry */
+#if defined(__AVX512F__)
+#define VL 16
+#define MR 12
+#define ISA "avx512"
+#elif defined(__AVX2__) || defined(__AVX__)
+#define VL 8
+#define MR 6
+#define ISA "avx2"
+#elif defined(__aarch64__)
+#define VL 4
+#define MR 8
+#define ISA "neon"
+#else
+#define VL 4
+#define MR 6
+#define ISA "generic"
+#endif
+#define NR (2 * VL)
+#ifndef KC
+#define KC 256
+#endif
+#ifndef MC
+#define MC (MR * 10)
+#endif
+#ifndef NC
+#define NC 3072
+#endif
+
+typedef float vf __attribute__((vector_size(VL * sizeof(float))));
+typedef float vfu __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(float))));
+
+const char *gemm_kernel_name(void) {
+    static char name[64];
+    snprintf(name, sizeof name, "%s MR=%d NR=%d", ISA, MR, NR);
+    return name;
+}
+
+/* Store an accumulated MR×NR tile into C (ldc): rows [0, mr), columns [0, nr); beta as in gemm.h.
+ * Whole vectors are stored directly; a partial last vector goes through a small buffer. */
+static inline __attribute__((always_inline)) void store_row(float *c, vf acc, int n, float beta) {
+    if (n == VL) {
+        vfu *cv = (vfu *)c;
+        *cv = beta == 0 ? acc : (beta == 1 ? *cv + acc : beta * *cv + acc);
+        return;
+    }
+    float tmp[VL] __attribute__((aligned(64)));
+    *(vf *)tmp = acc;
+    for (int j = 0; j < n; j++) c[j] = beta == 0 ? tmp[j] : beta * c[j] + tmp[j];
+}
+
+/* The micro-kernel: C[mr×nr] = beta·C + Apanel·Bpanel over kc, with NV vectors per row
+ * (NV = 2: the full MR×NR tile; NV = 1: an edge tile at most VL wide, half the work).
+ * a: (kc, MR) packed A micro-panel; b: (kc, NR) packed B micro-panel. */
+static inline __attribute__((always_inline)) void kernel_body(int NV, int kc,
+                                                              const float *restrict a,
+                                                              const float *restrict b, float *c,
+                                                              int ldc, float beta, int mr, int nr) {
+    vf acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = (vf){0};
+    for (int k = 0; k < kc; k++) {
+        vf b0 = *(const vf *)b, b1 = NV == 2 ? *(const vf *)(b + VL) : (vf){0};
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            vf ai = (vf){0} + a[i];
+            acc0[i] += ai * b0;
+            if (NV == 2) acc1[i] += ai * b1;
+        }
+        a += MR;
+        b += NR;
+    }
+    int n0 = nr < VL ? nr : VL;
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
+        store_row(c + (size_t)i * ldc, acc0[i], n0, beta);
+        if (NV == 2 && nr > VL) store_row(c + (size_t)i * ldc + VL, acc1[i], nr - VL, beta);
+    }
+}
+
+static void micro_kernel(int kc, const float *a, const float *b, float *c, int ldc, float beta,
+                         int mr, int nr) {
+    if (nr > VL) kernel_body(2, kc, a, b, c, ldc, beta, mr, nr);
+    else kernel_body(1, kc, a, b, c, ldc, beta, mr, nr);
+}
+
+/* ------------------------------------------------------------------ packing */
+/* A block rows [0, mc) × k [0, kc) of op(A) (already offset) into MR-row micro-panels. */
+static void pack_a(bool trans, int mc, int kc, const float *A, int lda, float *restrict dst) {
+    for (int i0 = 0; i0 < mc; i0 += MR) {
+        int mr = mc - i0 < MR ? mc - i0 : MR;
+        if (!trans && mr == MR) {
+            const float *rows[MR];
+            for (int i = 0; i < MR; i++) rows[i] = A + (size_t)(i0 + i) * lda;
+            for (int k = 0; k < kc; k++)
+#pragma GCC unroll 16
+                for (int i = 0; i < MR; i++) dst[k * MR + i] = rows[i][k];
+        } else if (!trans) {
+            for (int i = 0; i < mr; i++) {
+                const float *src = A + (size_t)(i0 + i) * lda;
+                for (int k = 0; k < kc; k++) dst[k * MR + i] = src[k];
+            }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *src = A + (size_t)k * lda + i0;
+                for (int i = 0; i < mr; i++) dst[k * MR + i] = src[i];
+            }
+        }
+        for (int i = mr; i < MR; i++)
+            for (int k = 0; k < kc; k++) dst[k * MR + i] = 0;
+        dst += (size_t)MR * kc;
+    }
+}
+
+/* B panel k [0, kc) × cols [0, nc) of op(B) (already offset) into NR-column micro-panels. */
+static void pack_b(bool trans, int kc, int nc, const float *B, int ldb, float *restrict dst) {
+    for (int j0 = 0; j0 < nc; j0 += NR) {
+        int nr = nc - j0 < NR ? nc - j0 : NR;
+        if (!trans) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = B + (size_t)k * ldb + j0;
+                float *d = dst + (size_t)k * NR;
+                if (nr == NR) memcpy(d, src, NR * sizeof(float));
+                else {
+                    for (int j = 0; j < nr; j++) d[j] = src[j];
+                    for (int j = nr; j < NR; j++) d[j] = 0;
+                }
+            }
+        } else {
+            for (int j = 0; j < nr; j++) {
+                const float *src = B + (size_t)(j0 + j) * ldb;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = src[k];
+            }
+            for (int j = nr; j < NR; j++)
+                for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = 0;
+        }
+        dst += (size_t)NR * kc;
+    }
+}
+
+/* ------------------------------------------------------------------ serial blocked GEMM */
+static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {  // C = beta·C
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float *c = &C[(size_t)i * ldc + j];
+                *c = beta == 0 ? 0 : beta * *c;
+            }
+        return;
+    }
+    int nc_max = N < NC ? (N + NR - 1) / NR * NR : NC;
+    int kc_max = K < KC ? K : KC;
+    int mc_max = M < MC ? (M + MR - 1) / MR * MR : MC;
+    float *pa = threads_scratch(tid, THREADS_SLOT_PACK_A, (size_t)mc_max * kc_max);
+    float *pb = threads_scratch(tid, THREADS_SLOT_PACK_B, (size_t)nc_max * kc_max);
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        for (int pc = 0; pc < K; pc += KC) {
+            int kc = K - pc < KC ? K - pc : KC;
+            float b_scale = pc == 0 ? beta : 1.0f;  // beta applies once, on the first K block
+            const float *Bp = tb ? B + (size_t)jc * ldb + pc : B + (size_t)pc * ldb + jc;
+            pack_b(tb, kc, nc, Bp, ldb, pb);
+            for (int ic = 0; ic < M; ic += MC) {
+                int mc = M - ic < MC ? M - ic : MC;
+                const float *Ap = ta ? A + (size_t)pc * lda + ic : A + (size_t)ic * lda + pc;
+                pack_a(ta, mc, kc, Ap, lda, pa);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    const float *bpanel = pb + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                        const float *apanel = pa + (size_t)ir * kc;
+                        micro_kernel(kc, apanel, bpanel, c, ldc, b_scale, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_blocked(0, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ------------------------------------------------------------------ threading */
+typedef enum { SPLIT_M, SPLIT_N, SPLIT_K } GemmSplit;
+
+typedef struct GemmJob {
+    bool ta, tb;
+    int M, N, K, lda, ldb, ldc;
+    const float *A, *B;
+    float *C, beta;
+    GemmSplit split;
+    int unit;       // rows (SPLIT_M) or columns (SPLIT_N) per work item; K per item for SPLIT_K
+    float *partial; // SPLIT_K: T partial C blocks of M×N
+} GemmJob;
+
+static void gemm_task(void *ctx, int begin, int end, int tid) {
+    const GemmJob *j = ctx;
+    if (j->split == SPLIT_M) {
+        int m0 = begin * j->unit, m1 = end * j->unit < j->M ? end * j->unit : j->M;
+        const float *A = j->ta ? j->A + m0 : j->A + (size_t)m0 * j->lda;
+        gemm_blocked(tid, j->ta, j->tb, m1 - m0, j->N, j->K, A, j->lda, j->B, j->ldb, j->beta,
+                     j->C + (size_t)m0 * j->ldc, j->ldc);
+    } else if (j->split == SPLIT_N) {
+        int n0 = begin * j->unit, n1 = end * j->unit < j->N ? end * j->unit : j->N;
+        const float *B = j->tb ? j->B + (size_t)n0 * j->ldb : j->B + n0;
+        gemm_blocked(tid, j->ta, j->tb, j->M, n1 - n0, j->K, j->A, j->lda, B, j->ldb, j->beta,
+                     j->C + n0, j->ldc);
+    } else {  // SPLIT_K: item t computes the partial product over its K range
+        int k0 = begin * j->unit, k1 = end * j->unit < j->K ? end * j->unit : j->K;
+        const float *A = j->ta ? j->A + (size_t)k0 * j->lda : j->A + k0;
+        const float *B = j->tb ? j->B + k0 : j->B + (size_t)k0 * j->ldb;
+        gemm_blocked(tid, j->ta, j->tb, j->M, j->N, k1 - k0, A, j->lda, B, j->ldb, 0.0f,
+                     j->partial + (size_t)tid * j->M * j->N, j->N);
+    }
+}
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+          int ldb, float beta, float *C, int ldc) {
+    DQ_CHECK(M >= 0 && N >= 0 && K >= 0);
+    int T = threads_count();
+    double flops = 2.0 * M * N * K;
+    if (T == 1 || flops < 2e5) {
+        gemm_serial(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    GemmJob job = {trans_a, trans_b, M, N, K, lda, ldb, ldc, A, B, C, beta, SPLIT_M, MR, NULL};
+    int m_items = (M + MR - 1) / MR, n_items = (N + NR - 1) / NR;
+    int items;
+    if (m_items >= 4 * T && m_items >= n_items) {
+        job.split = SPLIT_M;
+        items = m_items;
+    } else if (n_items >= 4 * T) {
+        job.split = SPLIT_N;
+        job.unit = NR;
+        items = n_items;
+    } else if (K >= 8 * (M > N ? M : N) && K >= 256 * T) {
+        // Both output dims are small and K is long (weight gradients): T partial products,
+        // summed in thread order below so the result depends only on T.
+        job.split = SPLIT_K;
+        job.unit = (K + T - 1) / T;
+        items = T;
+        float *p0 = threads_scratch(0, THREADS_SLOT_PARTIAL, dq_mul_size((size_t)T, (size_t)M * N));
+        job.partial = p0;
+        parallel_for(items, gemm_task, &job);
+        for (int i = 0; i < M; i++)
+            for (int jj = 0; jj < N; jj++) {
+                float s = 0;
+                for (int t = 0; t < T; t++) s += p0[(size_t)t * M * N + (size_t)i * N + jj];
+                float *c = &C[(size_t)i * ldc + jj];
+                *c = beta == 0 ? s : beta * *c + s;
+            }
+        return;
+    } else if (m_items >= n_items) {
+        job.split = SPLIT_M;
+        items = m_items;
+    } else {
+        job.split = SPLIT_N;
+        job.unit = NR;
+        items = n_items;
+    }
+    parallel_for(items, gemm_task, &job);
+}

@@ -1,0 +1,29 @@
+/* gemm.h — single-precision matrix multiply, the workhorse of linear and conv2d.
+ *
+ *     C = beta·C + op(A)·op(B)        op(X) = X or Xᵀ
+ *     op(A): (M, K)   op(B): (K, N)   C: (M, N)      all row-major with leading dims lda/ldb/ldc
+ *
+ * gemm_ref is the triple loop (the specification; accumulates in double). gemm is the fast path:
+ * BLIS-style blocking (B panels of KC×NC, A blocks of MC×KC, packed into MR/NR micro-panels) with
+ * a register-tiled micro-kernel written with GCC vector extensions, so the same source is
+ * AVX-512, AVX2, SSE or NEON code depending on the build target. It splits M, N or (when both are
+ * small and K is long) K over the thread pool; the split depends only on the shape and the
+ * thread count, so results are reproducible for a given thread count. gemm_serial is the same
+ * kernel on the calling thread only, for use inside a parallel region.
+ * beta is applied exactly: beta = 0 overwrites C (NaNs in old C do not leak), beta = 1 accumulates.
+ */
+#ifndef DQ_GEMM_H
+#define DQ_GEMM_H
+
+#include <stdbool.h>
+
+void gemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+          int ldb, float beta, float *C, int ldc);
+void gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+/* "avx512 MR=12 NR=32" — what the build selected, for benchmarks and logs. */
+const char *gemm_kernel_name(void);
+
+#endif

@@ -1,0 +1,78 @@
+/* tape.c — record keeping and the reverse walk. */
+#include "tape.h"
+
+#include <string.h>
+
+#include "error.h"
+
+void tape_init(Tape *t, Arena *arena) {
+    memset(t, 0, sizeof *t);
+    t->arena = arena;
+    t->training = true;
+}
+
+void tape_reset(Tape *t) {
+    t->last = NULL;
+    t->n_records = 0;
+    arena_reset(t->arena);
+}
+
+bool tape_wants(const Tape *t, int n_in, Tensor *const *in) {
+    if (t->no_grad) return false;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->requires_grad) return true;
+    return false;
+}
+
+TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *const *in) {
+    DQ_CHECK(n_in >= 0 && n_in <= TAPE_MAX_INPUTS);
+    if (!tape_wants(t, n_in, in)) {
+        out->requires_grad = false;
+        return NULL;
+    }
+    TapeRecord *r = arena_calloc(t->arena, 1, sizeof *r);
+    r->op = op;
+    r->n_in = n_in;
+    for (int i = 0; i < n_in; i++) r->in[i] = in[i];
+    r->out = out;
+    r->prev = t->last;
+    t->last = r;
+    t->n_records++;
+    out->requires_grad = true;
+    return r;
+}
+
+static void walk(Tape *t) {
+    for (TapeRecord *r = t->last; r; r = r->prev)
+        if (r->out->grad) r->op->backward(t, r);
+}
+
+void tape_backward(Tape *t, Tensor *loss) {
+    if (loss->numel != 1)
+        DQ_FATAL("tape_backward: loss has %zu elements, expected a scalar", loss->numel);
+    if (!loss->requires_grad)
+        DQ_FATAL_HINT("was the forward run with no_grad set, or do no parameters require grad?",
+                      "tape_backward: the loss does not depend on anything that requires a gradient");
+    tensor_grad(t->arena, loss)[0] += 1.0f;
+    walk(t);
+}
+
+void tape_backward_from(Tape *t, Tensor *out, const float *dout) {
+    if (!out->requires_grad)
+        DQ_FATAL("tape_backward_from: the output does not require a gradient");
+    float *g = tensor_grad(t->arena, out);
+    for (size_t i = 0; i < out->numel; i++) g[i] += dout[i];
+    walk(t);
+}
+
+float *tape_grad_of(Tape *t, Tensor *x) {
+    return x && x->requires_grad ? tensor_grad(t->arena, x) : NULL;
+}
+
+void tape_check_same_shape(const char *op, const Tensor *a, const Tensor *b) {
+    if (!tensor_same_shape(a, b)) {
+        char sa[64], sb[64];
+        DQ_FATAL("%s: shapes %s and %s differ", op, tensor_shape_str(a, sa, sizeof sa),
+                 tensor_shape_str(b, sb, sizeof sb));
+    }
+}

@@ -1,0 +1,77 @@
+/* tape.h — reverse-mode autograd as a tape of op records.
+ *
+ * Every differentiable op (declared in core/ops.h; later also quantizers) builds its output, then calls
+ * tape_push with a pointer to its static TapeOp {name, backward}. Records are allocated from the
+ * step's arena and linked newest-first; tape_backward seeds d(loss) = 1 and walks them in reverse
+ * creation order, which is a valid reverse topological order, so residual branches need no
+ * hand-ordered calls: every consumer of a tensor runs its backward (accumulating into the
+ * tensor's gradient with +=) before the tensor's producer reads that gradient.
+ *
+ * Records are made only when the tape records (not no_grad) and some input requires a gradient;
+ * the output then requires one too. A backward is skipped when nothing flowed into its output.
+ * Gradients of activations are arena buffers allocated zeroed on first use (tensor_grad);
+ * gradients of parameters live in their ParamSlab and are zeroed by the training step.
+ *
+ * `training` is the mode of the current step: BatchNorm uses batch statistics and updates its
+ * running averages, dropout drops. It is independent of `no_grad` (calibration runs forward in
+ * training mode without recording).
+ */
+#ifndef DQ_TAPE_H
+#define DQ_TAPE_H
+
+#include <stdbool.h>
+
+#include "arena.h"
+#include "tensor.h"
+
+#define TAPE_MAX_INPUTS 4
+
+typedef struct Tape Tape;
+typedef struct TapeRecord TapeRecord;
+
+/* An op's identity on the tape: its name (for errors and profiles) and its backward, which reads
+ * r->out->grad and accumulates into the gradients of those r->in[i] that require one. */
+typedef struct TapeOp {
+    const char *name;
+    void (*backward)(Tape *t, TapeRecord *r);
+} TapeOp;
+
+struct TapeRecord {
+    const TapeOp *op;
+    Tensor *in[TAPE_MAX_INPUTS];  // inputs (NULL where unused)
+    int n_in;
+    Tensor *out;                  // output
+    void *saved;                  // op-specific state saved for backward (arena memory)
+    TapeRecord *prev;             // the record made before this one
+};
+
+struct Tape {
+    Arena *arena;         // activations, saved state, records, activation gradients
+    TapeRecord *last;     // newest record
+    int n_records;
+    bool no_grad;         // record nothing (inference, evaluation)
+    bool training;        // BatchNorm batch statistics, dropout on
+};
+
+void tape_init(Tape *t, Arena *arena);
+/* Forget all records and reset the arena (everything of the last step is released). */
+void tape_reset(Tape *t);
+
+/* True if an op with these inputs must be recorded. */
+bool tape_wants(const Tape *t, int n_in, Tensor *const *in);
+/* Record op: out = op(in...). Returns the record (to attach r->saved), or NULL if not recorded.
+ * Sets out->requires_grad. */
+TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *const *in);
+
+/* d(loss)/d(loss) = 1, then every record in reverse. loss must have one element. */
+void tape_backward(Tape *t, Tensor *loss);
+/* Same with a given output gradient (numel floats, copied), for non-scalar outputs. */
+void tape_backward_from(Tape *t, Tensor *out, const float *dout);
+
+/* The gradient buffer of x if x requires one (allocated zeroed on first use), else NULL. */
+float *tape_grad_of(Tape *t, Tensor *x);
+
+/* Fatal unless a and b have the same shape: "<op>: shapes (..) and (..) differ". */
+void tape_check_same_shape(const char *op, const Tensor *a, const Tensor *b);
+
+#endif

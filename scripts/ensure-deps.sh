@@ -1,0 +1,39 @@
+#!/bin/sh
+# ensure-deps.sh — install what a make target needs, or say in one line how to.
+#   scripts/ensure-deps.sh criterion   Criterion headers and library (libcriterion-dev)
+#   scripts/ensure-deps.sh dataset     Fashion-MNIST (dataset-fashion-mnist)
+# Installs with apt-get as root, or with sudo when it needs no password; otherwise prints the
+# command to run and exits 1. Never prompts: CI runs with no standard input.
+set -u
+
+want=${1:?usage: scripts/ensure-deps.sh criterion|dataset}
+case "$want" in
+  criterion) pkg=libcriterion-dev; present() { [ -f /usr/include/criterion/criterion.h ]; } ;;
+  dataset)   pkg=dataset-fashion-mnist
+             present() { [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; } ;;
+  *) echo "ensure-deps.sh: error: unknown dependency '$want'" >&2; exit 2 ;;
+esac
+present && exit 0
+
+if [ "$(id -u)" = 0 ]; then
+  run=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null </dev/null; then
+  run="sudo -n"
+else
+  echo "ensure-deps.sh: error: $pkg is not installed; run: sudo apt-get install -y $pkg" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-deps.sh: error: $pkg is not installed and apt-get is not available; install $pkg by hand" >&2
+  exit 1
+fi
+
+echo "ensure-deps.sh: installing $pkg with apt-get ..." >&2
+export DEBIAN_FRONTEND=noninteractive
+$run apt-get install -y -q "$pkg" </dev/null >/dev/null 2>&1 ||
+  { $run apt-get update -q </dev/null >/dev/null 2>&1 && $run apt-get install -y -q "$pkg" </dev/null >&2; }
+if ! present; then
+  echo "ensure-deps.sh: error: installing $pkg failed; run: sudo apt-get update && sudo apt-get install -y $pkg" >&2
+  exit 1
+fi
+echo "ensure-deps.sh: $pkg installed" >&2
