@@ -22,11 +22,11 @@ void relu6_backward(float *restrict dx, const float *restrict dy, const float *r
 }
 
 static void relu_backward_op(Tape *t, TapeRecord *r) {
-    relu_backward(tensor_grad(t->arena, r->in[0]), r->out->grad, r->in[0]->data, r->out->numel);
+    relu_backward(tape_grad(t, r->in[0]), r->out->grad, r->in[0]->data, r->out->numel);
 }
 
 static void relu6_backward_op(Tape *t, TapeRecord *r) {
-    relu6_backward(tensor_grad(t->arena, r->in[0]), r->out->grad, r->in[0]->data, r->out->numel);
+    relu6_backward(tape_grad(t, r->in[0]), r->out->grad, r->in[0]->data, r->out->numel);
 }
 
 static const TapeOp RELU_OP = {"relu", relu_backward_op};
@@ -49,7 +49,7 @@ Tensor *op_relu6(Tape *t, Tensor *x) {
 static void dropout_backward_op(Tape *t, TapeRecord *r) {
     // forward: y = x·m
     const float *m = r->saved, *dy = r->out->grad;
-    float *dx = tensor_grad(t->arena, r->in[0]);
+    float *dx = tape_grad(t, r->in[0]);
     for (size_t i = 0; i < r->out->numel; i++) dx[i] += dy[i] * m[i];
 }
 

@@ -25,7 +25,7 @@ Tensor *op_add(Tape *t, Tensor *a, Tensor *b) {
 
 static void scale_backward_op(Tape *t, TapeRecord *r) {
     // forward: y = s·x
-    float s = *(const float *)r->saved, *dx = tensor_grad(t->arena, r->in[0]);
+    float s = *(const float *)r->saved, *dx = tape_grad(t, r->in[0]);
     const float *dy = r->out->grad;
     for (size_t i = 0; i < r->out->numel; i++) dx[i] += s * dy[i];
 }

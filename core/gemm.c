@@ -216,7 +216,7 @@ static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const f
 
 void gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_blocked(0, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    gemm_blocked(threads_current_tid(), trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ------------------------------------------------------------------ threading */

@@ -9,7 +9,8 @@
  * AVX-512, AVX2, SSE or NEON code depending on the build target. It splits M, N or (when both are
  * small and K is long) K over the thread pool; the split depends only on the shape and the
  * thread count, so results are reproducible for a given thread count. gemm_serial is the same
- * kernel on the calling thread only, for use inside a parallel region.
+ * kernel on the calling thread only, for use inside a parallel region (it packs into the calling
+ * thread's own scratch buffers).
  * beta is applied exactly: beta = 0 overwrites C (NaNs in old C do not leak), beta = 1 accumulates.
  */
 #ifndef DQ_GEMM_H

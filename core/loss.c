@@ -39,7 +39,7 @@ static void ce_backward_op(Tape *t, TapeRecord *r) {
     const CeSaved *s = r->saved;
     Tensor *z = r->in[0];
     int N = z->shape[0], K = z->shape[1];
-    float g = r->out->grad[0] / (float)N, *dz = tensor_grad(t->arena, z);
+    float g = r->out->grad[0] / (float)N, *dz = tape_grad(t, z);
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) {
             float target = s->smoothing / (float)K + (k == s->labels[n] ? 1.0f - s->smoothing : 0.0f);

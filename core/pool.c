@@ -35,7 +35,7 @@ typedef struct MaxSaved {
 static void maxpool_backward_op(Tape *t, TapeRecord *r) {
     // forward: y[o] = x[argmax[o]]
     const MaxSaved *s = r->saved;
-    float *dx = tensor_grad(t->arena, r->in[0]);
+    float *dx = tape_grad(t, r->in[0]);
     const float *dy = r->out->grad;
     for (size_t o = 0; o < r->out->numel; o++) dx[s->argmax[o]] += dy[o];
 }
@@ -81,7 +81,7 @@ Tensor *op_maxpool2d(Tape *t, Tensor *x, Pool2dArgs a) {
 static void avgpool_backward_op(Tape *t, TapeRecord *r) {
     // forward: y[n][oh][ow][c] = Σ_window x / k²
     const PoolGeom *g = r->saved;
-    float *dx = tensor_grad(t->arena, r->in[0]);
+    float *dx = tape_grad(t, r->in[0]);
     const float *dy = r->out->grad;
     float inv = 1.0f / (float)(g->a.kernel * g->a.kernel);
     for (int n = 0; n < g->N; n++)
@@ -137,7 +137,7 @@ static void global_avgpool_backward_op(Tape *t, TapeRecord *r) {
     // forward: y[n][c] = Σ_{h,w} x[n][h][w][c] / (H·W)
     Tensor *x = r->in[0];
     int N = x->shape[0], P = x->shape[1] * x->shape[2], C = x->shape[3];
-    float *dx = tensor_grad(t->arena, x), inv = 1.0f / (float)P;
+    float *dx = tape_grad(t, x), inv = 1.0f / (float)P;
     const float *dy = r->out->grad;
     for (int n = 0; n < N; n++)
         for (int p = 0; p < P; p++) {

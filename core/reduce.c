@@ -3,7 +3,7 @@
 
 static void reduce_backward_op(Tape *t, TapeRecord *r) {
     // forward: y = scale · Σ x   =>   dx += scale · dy
-    float g = r->out->grad[0] * *(const float *)r->saved, *dx = tensor_grad(t->arena, r->in[0]);
+    float g = r->out->grad[0] * *(const float *)r->saved, *dx = tape_grad(t, r->in[0]);
     for (size_t i = 0; i < r->in[0]->numel; i++) dx[i] += g;
 }
 

@@ -5,7 +5,7 @@
 
 static void reshape_backward_op(Tape *t, TapeRecord *r) {
     // forward: y = x viewed with another shape
-    float *dx = tensor_grad(t->arena, r->in[0]);
+    float *dx = tape_grad(t, r->in[0]);
     const float *dy = r->out->grad;
     for (size_t i = 0; i < r->out->numel; i++) dx[i] += dy[i];
 }

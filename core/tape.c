@@ -11,10 +11,27 @@ void tape_init(Tape *t, Arena *arena) {
     t->training = true;
 }
 
+struct GradLink {
+    Tensor *tensor;
+    GradLink *next;
+};
+
 void tape_reset(Tape *t) {
+    for (GradLink *g = t->grads; g; g = g->next) g->tensor->grad = NULL;
+    t->grads = NULL;
     t->last = NULL;
     t->n_records = 0;
     arena_reset(t->arena);
+}
+
+float *tape_grad(Tape *t, Tensor *x) {
+    if (!x->grad) {
+        x->grad = arena_floats_zero(t->arena, x->numel);
+        GradLink *g = arena_alloc(t->arena, sizeof *g);
+        *g = (GradLink){x, t->grads};
+        t->grads = g;
+    }
+    return x->grad;
 }
 
 bool tape_wants(const Tape *t, int n_in, Tensor *const *in) {
@@ -42,9 +59,13 @@ TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *
     return r;
 }
 
+/* Run every record's backward, newest first, then forget the records: a backward consumes the
+ * graph, so a later backward (before tape_reset) cannot run these records twice. */
 static void walk(Tape *t) {
     for (TapeRecord *r = t->last; r; r = r->prev)
         if (r->out->grad) r->op->backward(t, r);
+    t->last = NULL;
+    t->n_records = 0;
 }
 
 void tape_backward(Tape *t, Tensor *loss) {
@@ -53,20 +74,20 @@ void tape_backward(Tape *t, Tensor *loss) {
     if (!loss->requires_grad)
         DQ_FATAL_HINT("was the forward run with no_grad set, or do no parameters require grad?",
                       "tape_backward: the loss does not depend on anything that requires a gradient");
-    tensor_grad(t->arena, loss)[0] += 1.0f;
+    tape_grad(t, loss)[0] += 1.0f;
     walk(t);
 }
 
 void tape_backward_from(Tape *t, Tensor *out, const float *dout) {
     if (!out->requires_grad)
         DQ_FATAL("tape_backward_from: the output does not require a gradient");
-    float *g = tensor_grad(t->arena, out);
+    float *g = tape_grad(t, out);
     for (size_t i = 0; i < out->numel; i++) g[i] += dout[i];
     walk(t);
 }
 
 float *tape_grad_of(Tape *t, Tensor *x) {
-    return x && x->requires_grad ? tensor_grad(t->arena, x) : NULL;
+    return x && x->requires_grad ? tape_grad(t, x) : NULL;
 }
 
 void tape_check_same_shape(const char *op, const Tensor *a, const Tensor *b) {

@@ -7,9 +7,10 @@
  * hand-ordered calls: every consumer of a tensor runs its backward (accumulating into the
  * tensor's gradient with +=) before the tensor's producer reads that gradient.
  *
+ * A backward consumes the records (a second backward before tape_reset sees only newer ones).
  * Records are made only when the tape records (not no_grad) and some input requires a gradient;
  * the output then requires one too. A backward is skipped when nothing flowed into its output.
- * Gradients of activations are arena buffers allocated zeroed on first use (tensor_grad);
+ * Gradients of activations are arena buffers allocated zeroed on first use (tape_grad);
  * gradients of parameters live in their ParamSlab and are zeroed by the training step.
  *
  * `training` is the mode of the current step: BatchNorm uses batch statistics and updates its
@@ -45,10 +46,13 @@ struct TapeRecord {
     TapeRecord *prev;             // the record made before this one
 };
 
+typedef struct GradLink GradLink;
+
 struct Tape {
     Arena *arena;         // activations, saved state, records, activation gradients
     TapeRecord *last;     // newest record
     int n_records;
+    GradLink *grads;      // tensors given an arena gradient since the last reset
     bool no_grad;         // record nothing (inference, evaluation)
     bool training;        // BatchNorm batch statistics, dropout on
 };
@@ -68,7 +72,11 @@ void tape_backward(Tape *t, Tensor *loss);
 /* Same with a given output gradient (numel floats, copied), for non-scalar outputs. */
 void tape_backward_from(Tape *t, Tensor *out, const float *dout);
 
-/* The gradient buffer of x if x requires one (allocated zeroed on first use), else NULL. */
+/* The gradient buffer of x, allocated zeroed from the arena on first use. Such buffers live until
+ * tape_reset, which sets the `grad` of every tensor it gave one back to NULL (so a leaf tensor
+ * outside the arena is never left pointing into released memory). */
+float *tape_grad(Tape *t, Tensor *x);
+/* tape_grad(t, x) if x is non-NULL and requires a gradient, else NULL. */
 float *tape_grad_of(Tape *t, Tensor *x);
 
 /* Fatal unless a and b have the same shape: "<op>: shapes (..) and (..) differ". */

@@ -44,11 +44,6 @@ Tensor *tensor_new4(Arena *a, int n, int h, int w, int c) {
 
 Tensor *tensor_new2(Arena *a, int n, int c) { return tensor_new(a, 2, (const int[]){n, c}); }
 
-float *tensor_grad(Arena *a, Tensor *t) {
-    if (!t->grad) t->grad = arena_floats_zero(a, t->numel);
-    return t->grad;
-}
-
 bool tensor_same_shape(const Tensor *a, const Tensor *b) {
     if (a->ndim != b->ndim) return false;
     for (int i = 0; i < a->ndim; i++)

@@ -38,8 +38,6 @@ Tensor *tensor_new(Arena *a, int ndim, const int *shape);
 Tensor *tensor_zeros(Arena *a, int ndim, const int *shape);
 Tensor *tensor_new4(Arena *a, int n, int h, int w, int c); /* (N, H, W, C) */
 Tensor *tensor_new2(Arena *a, int n, int c);               /* (N, C) */
-/* Gradient buffer of t, allocated zeroed from the arena on first use. */
-float *tensor_grad(Arena *a, Tensor *t);
 
 bool tensor_same_shape(const Tensor *a, const Tensor *b);
 /* "(64, 32, 32, 3)" into buf; returns buf. */

@@ -121,6 +121,8 @@ void parallel_for(int n, ParallelFn fn, void *ctx) {
     pthread_mutex_unlock(&pool.mu);
 }
 
+int threads_current_tid(void) { return in_region ? region_tid : 0; }
+
 bool parallel_has_work(int n, int t) {
     int T = threads_count();
     return (long long)n * t / T < (long long)n * (t + 1) / T;

@@ -25,6 +25,8 @@ void threads_shutdown(void);
 int threads_count(void);
 int threads_available(void); /* online cores */
 void parallel_for(int n, ParallelFn fn, void *ctx);
+/* The calling thread's tid inside a parallel region, 0 outside (for scratch buffers). */
+int threads_current_tid(void);
 /* Whether thread t gets a nonempty range in parallel_for(n, ...) (for combining partials). */
 bool parallel_has_work(int n, int t);
 enum {

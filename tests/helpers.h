@@ -1,0 +1,49 @@
+/* helpers.h — shared test fixtures and assertions.
+ *
+ * test_setup/test_teardown: a fresh Arena + Tape in `T` (training mode) and a seeded Rng `R`.
+ * assert_close: element-wise |a − b| <= atol + rtol·|b|; on failure names the first mismatching
+ * index, both values, and the worst error. expect_fatal: runs fn and captures the message of the
+ * DQ_FATAL it must raise (via the fatal handler and longjmp), failing the test if none is raised.
+ */
+#ifndef DQ_TEST_HELPERS_H
+#define DQ_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/arena.h"
+#include "core/gradcheck.h"
+#include "core/rng.h"
+#include "core/tape.h"
+#include "core/tensor.h"
+
+extern Arena test_arena;
+extern Tape T;
+extern Rng R;
+
+void test_setup(void);
+/* test_setup, and stderr captured: for death tests, whose message would clutter the log. */
+void test_setup_quiet(void);
+void test_teardown(void);
+
+/* Random tensor from the test arena, uniform in [lo, hi). */
+Tensor *rand_tensor(int ndim, const int *shape, float lo, float hi);
+/* Same, requiring a gradient. */
+Tensor *rand_param(int ndim, const int *shape, float lo, float hi);
+/* A heap copy of n floats (free with dq_free). */
+float *copy_floats(const float *x, size_t n);
+
+void assert_close(const float *got, const float *want, size_t n, double rtol, double atol,
+                  const char *what);
+void assert_bits_equal(const float *a, const float *b, size_t n, const char *what);
+
+/* Run fn(ctx); it must call DQ_FATAL. Returns the message (static buffer). */
+const char *expect_fatal(void (*fn)(void *), void *ctx);
+
+/* gradcheck with the test defaults and a readable failure. */
+void assert_gradcheck(GradcheckFn fn, void *ctx, Tensor **inputs, int n, double tol, bool training,
+                      const char *what);
+
+#endif

@@ -1,0 +1,73 @@
+/* test_activation.c — relu, relu6, dropout. */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "helpers.h"
+
+Test(activation, relu_and_relu6_values, .init = test_setup, .fini = test_teardown) {
+    Tensor *x = tensor_new2(&test_arena, 1, 5);
+    memcpy(x->data, (float[]){-2, -0.0f, 0.5f, 6, 7.5f}, sizeof(float[5]));
+    assert_close(op_relu(&T, x)->data, (float[]){0, 0, 0.5f, 6, 7.5f}, 5, 0, 0, "relu");
+    assert_close(op_relu6(&T, x)->data, (float[]){0, 0, 0.5f, 6, 6}, 5, 0, 0, "relu6");
+}
+
+/* Inputs kept at least 0.1 away from the kinks at 0 and 6. */
+static Tensor *away_from_kinks(int n) {
+    Tensor *x = rand_param(2, (const int[]){n, 7}, 0, 1);
+    for (size_t i = 0; i < x->numel; i++) {
+        float u = x->data[i];
+        x->data[i] = u < 0.33f ? -0.1f - 3 * u : (u < 0.66f ? 0.1f + 15 * (u - 0.33f) : 6.1f + u);
+    }
+    return x;
+}
+
+static Tensor *relu_fn(Tape *t, Tensor **in, void *ctx) { return op_relu(t, in[0]); }
+static Tensor *relu6_fn(Tape *t, Tensor **in, void *ctx) { return op_relu6(t, in[0]); }
+
+Test(activation, gradchecks, .init = test_setup, .fini = test_teardown) {
+    Tensor *x = away_from_kinks(6);
+    assert_gradcheck(relu_fn, NULL, &x, 1, 1e-3, false, "relu");
+    assert_gradcheck(relu6_fn, NULL, &x, 1, 1e-3, false, "relu6");
+}
+
+typedef struct DropCtx {
+    float p;
+    uint64_t seed;
+} DropCtx;
+
+static Tensor *dropout_fn(Tape *t, Tensor **in, void *ctx) {
+    DropCtx *c = ctx;
+    Rng r;
+    rng_seed(&r, c->seed, 3);  // the same mask on every evaluation
+    return op_dropout(t, in[0], c->p, &r);
+}
+
+Test(activation, dropout_gradcheck_and_statistics, .init = test_setup, .fini = test_teardown) {
+    Tensor *x = rand_param(2, (const int[]){4, 8}, -1, 1);
+    DropCtx c = {0.3f, 99};
+    assert_gradcheck(dropout_fn, &c, &x, 1, 1e-3, true, "dropout");
+    Tensor *big = tensor_new2(&test_arena, 200, 500);
+    tensor_fill(big, 1);
+    Tensor *y = op_dropout(&T, big, 0.3f, &R);
+    size_t kept = 0;
+    for (size_t i = 0; i < y->numel; i++) {
+        cr_assert(y->data[i] == 0 || fabsf(y->data[i] - 1 / 0.7f) < 1e-6f);
+        kept += y->data[i] != 0;
+    }
+    double frac = (double)kept / (double)y->numel;
+    cr_assert(fabs(frac - 0.7) < 0.01, "kept fraction %.4f, expected 0.7", frac);
+}
+
+Test(activation, dropout_is_identity_in_eval_mode, .init = test_setup, .fini = test_teardown) {
+    Tensor *x = rand_tensor(2, (const int[]){3, 3}, -1, 1);
+    T.training = false;
+    cr_assert_eq(op_dropout(&T, x, 0.5f, &R), x);
+}
+
+static void bad_dropout(void *ctx) { op_dropout(&T, tensor_new2(&test_arena, 2, 2), 1.0f, &R); }
+
+Test(activation, dropout_rejects_p_one, .init = test_setup, .fini = test_teardown) {
+    cr_assert(strstr(expect_fatal(bad_dropout, NULL), "dropout: probability 1") != NULL);
+}

@@ -1,0 +1,122 @@
+/* test_batchnorm.c — batch statistics, running averages, eval mode, fast vs reference,
+ * gradchecks in both modes. */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/threads.h"
+#include "helpers.h"
+
+Test(batchnorm, hand_computed_training_and_running_stats, .init = test_setup, .fini = test_teardown) {
+    // One channel, values 1..4: mean 2.5, biased var 1.25, unbiased 5/3.
+    Tensor *x = tensor_new2(&test_arena, 4, 1);
+    memcpy(x->data, (float[]){1, 2, 3, 4}, sizeof(float[4]));
+    Tensor *g = tensor_new(&test_arena, 1, (const int[]){1}), *b = tensor_new(&test_arena, 1, (const int[]){1});
+    g->data[0] = 2, b->data[0] = 1;
+    float rm = 0, rv = 1;
+    Tensor *y = op_batchnorm(&T, x, g, b, (BatchNormArgs){&rm, &rv, 0.1f, 1e-5f});
+    float inv = 1.0f / sqrtf(1.25f + 1e-5f);
+    float want[4] = {2 * -1.5f * inv + 1, 2 * -0.5f * inv + 1, 2 * 0.5f * inv + 1, 2 * 1.5f * inv + 1};
+    assert_close(y->data, want, 4, 1e-6, 1e-6, "training output");
+    cr_assert_float_eq(rm, 0.25f, 1e-6);
+    cr_assert_float_eq(rv, 0.9f + 0.1f * (5.0f / 3.0f), 1e-6);
+    // Eval mode uses the running statistics.
+    T.training = false;
+    Tensor *ye = op_batchnorm(&T, x, g, b, (BatchNormArgs){&rm, &rv, 0.1f, 1e-5f});
+    float inv_e = 1.0f / sqrtf(rv + 1e-5f);
+    cr_assert_float_eq(ye->data[0], 2 * (1 - rm) * inv_e + 1, 1e-5);
+    cr_assert_float_eq(rm, 0.25f, 1e-6, "eval mode must not update running stats");
+}
+
+typedef struct BnCase {
+    int R, C, threads;
+    bool batch_stats;
+} BnCase;
+
+ParameterizedTestParameters(batchnorm, fast_matches_reference) {
+    static BnCase cases[] = {{2, 1, 1, true}, {37, 5, 2, true}, {1000, 24, 2, true}, {333, 17, 3, false}, {64, 144, 2, true}};
+    return cr_make_param_array(BnCase, cases, sizeof cases / sizeof *cases);
+}
+
+ParameterizedTest(BnCase *c, batchnorm, fast_matches_reference, .init = test_setup, .fini = test_teardown) {
+    threads_init(c->threads);
+    size_t n = (size_t)c->R * c->C;
+    Tensor *x = rand_tensor(2, (const int[]){c->R, c->C}, -2, 3);
+    Tensor *dy = rand_tensor(2, (const int[]){c->R, c->C}, -1, 1);
+    Tensor *g = rand_tensor(1, (const int[]){c->C}, 0.5f, 2);
+    float *mr = arena_floats(&test_arena, c->C), *vr = arena_floats(&test_arena, c->C);
+    float *mf = arena_floats(&test_arena, c->C), *vf = arena_floats(&test_arena, c->C);
+    batchnorm_stats_ref(mr, vr, x->data, c->R, c->C);
+    batchnorm_stats_fast(mf, vf, x->data, c->R, c->C);
+    assert_close(mf, mr, c->C, 1e-5, 1e-6, "mean");
+    assert_close(vf, vr, c->C, 1e-5, 1e-6, "var");
+    float *inv = arena_floats(&test_arena, c->C);
+    for (int i = 0; i < c->C; i++) inv[i] = 1.0f / sqrtf(vr[i] + 1e-5f);
+    float *dxr = arena_floats_zero(&test_arena, n), *dxf = arena_floats_zero(&test_arena, n);
+    float *dgr = arena_floats_zero(&test_arena, c->C), *dgf = arena_floats_zero(&test_arena, c->C);
+    float *dbr = arena_floats_zero(&test_arena, c->C), *dbf = arena_floats_zero(&test_arena, c->C);
+    batchnorm_backward_ref(dxr, dgr, dbr, dy->data, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats);
+    batchnorm_backward_fast(dxf, dgf, dbf, dy->data, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats);
+    assert_close(dxf, dxr, n, 1e-4, 1e-5, "dx");
+    assert_close(dgf, dgr, c->C, 1e-4, 1e-4, "dgamma");
+    assert_close(dbf, dbr, c->C, 1e-4, 1e-4, "dbeta");
+    threads_shutdown();
+}
+
+typedef struct BnCtx {
+    float *rm, *rv;
+} BnCtx;
+
+static Tensor *bn_fn(Tape *t, Tensor **in, void *ctx) {
+    BnCtx *c = ctx;
+    return op_batchnorm(t, in[0], in[1], in[2], (BatchNormArgs){c->rm, c->rv, 0.1f, 1e-5f});
+}
+
+static void gradcheck_bn(int ndim, const int *shape, bool training) {
+    Tensor *x = rand_param(ndim, shape, -2, 2);
+    int C = shape[ndim - 1];
+    Tensor *g = rand_param(1, &C, 0.5f, 1.5f), *b = rand_param(1, &C, -1, 1);
+    BnCtx ctx = {arena_floats(&test_arena, C), arena_floats(&test_arena, C)};
+    rng_fill_uniform(&R, ctx.rm, C, -0.5f, 0.5f);
+    rng_fill_uniform(&R, ctx.rv, C, 0.5f, 2);
+    assert_gradcheck(bn_fn, &ctx, (Tensor *[]){x, g, b}, 3, 2e-2, training,
+                     training ? "batchnorm training" : "batchnorm eval");
+}
+
+Test(batchnorm, gradcheck_training, .init = test_setup, .fini = test_teardown) {
+    gradcheck_bn(4, (const int[]){2, 3, 3, 4}, true);
+    gradcheck_bn(2, (const int[]){5, 3}, true);
+}
+
+Test(batchnorm, gradcheck_eval, .init = test_setup, .fini = test_teardown) {
+    gradcheck_bn(4, (const int[]){2, 2, 3, 5}, false);
+}
+
+Test(batchnorm, gradcheck_reference_kernels, .init = test_setup, .fini = test_teardown) {
+    ops_use_ref_kernels = true;
+    gradcheck_bn(4, (const int[]){3, 2, 2, 3}, true);
+    ops_use_ref_kernels = false;
+}
+
+static void bn_single_value(void *ctx) {
+    Tensor *x = tensor_new2(&test_arena, 1, 3);
+    Tensor *g = tensor_new(&test_arena, 1, (const int[]){3}), *b = tensor_new(&test_arena, 1, (const int[]){3});
+    op_batchnorm(&T, x, g, b, (BatchNormArgs){NULL, NULL, 0.1f, 1e-5f});
+}
+
+Test(batchnorm, rejects_one_value_per_channel_in_training, .init = test_setup, .fini = test_teardown) {
+    const char *m = expect_fatal(bn_single_value, NULL);
+    cr_assert(strstr(m, "more than one value per channel") != NULL, "got: %s", m);
+    cr_assert(strstr(m, "\nhint: ") != NULL, "a hint line is expected, got: %s", m);
+}
+
+static void bn_wrong_channels(void *ctx) {
+    Tensor *x = tensor_new4(&test_arena, 2, 2, 2, 4);
+    Tensor *g = tensor_new(&test_arena, 1, (const int[]){3}), *b = tensor_new(&test_arena, 1, (const int[]){3});
+    op_batchnorm(&T, x, g, b, (BatchNormArgs){NULL, NULL, 0.1f, 1e-5f});
+}
+
+Test(batchnorm, rejects_channel_mismatch, .init = test_setup, .fini = test_teardown) {
+    cr_assert(strstr(expect_fatal(bn_wrong_channels, NULL), "input has 4 channels") != NULL);
+}

@@ -1,0 +1,189 @@
+/* test_conv2d.c — convolution: fast kernels against the reference on a shape table (stride 1/2,
+ * pad 0/1, depthwise, grouped, 1×1, batch 1, odd sizes), a hand-computed case, gradchecks of the
+ * op, thread-count determinism, and clear errors for impossible shapes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/threads.h"
+#include "helpers.h"
+
+typedef struct ConvCase {
+    int N, H, W, C, OC, K, stride, pad, groups;
+    bool bias;
+    int threads;
+} ConvCase;
+
+static const char *describe(const ConvCase *c, char *buf, size_t n) {
+    snprintf(buf, n, "N=%d H=%d W=%d C=%d OC=%d K=%d s=%d p=%d g=%d bias=%d threads=%d", c->N, c->H,
+             c->W, c->C, c->OC, c->K, c->stride, c->pad, c->groups, c->bias, c->threads);
+    return buf;
+}
+
+ParameterizedTestParameters(conv2d, fast_matches_reference) {
+    static ConvCase cases[] = {
+        {2, 8, 8, 3, 16, 3, 1, 1, 1, false, 1},    // stem-like
+        {1, 7, 5, 4, 6, 3, 2, 1, 1, true, 2},      // batch 1, odd sizes, stride 2
+        {3, 9, 9, 8, 8, 3, 1, 1, 8, true, 2},      // depthwise
+        {2, 10, 7, 12, 12, 3, 2, 1, 12, false, 2}, // depthwise stride 2
+        {2, 6, 6, 5, 5, 3, 1, 0, 5, false, 1},     // depthwise pad 0
+        {4, 5, 5, 24, 144, 1, 1, 0, 1, false, 2},  // 1x1 (GEMM path)
+        {2, 6, 6, 16, 8, 1, 2, 0, 1, true, 2},     // 1x1 stride 2 (im2col path)
+        {2, 6, 6, 8, 12, 3, 1, 1, 4, true, 2},     // grouped
+        {1, 11, 13, 3, 7, 5, 2, 2, 1, true, 3},    // 5x5, three threads
+        {5, 4, 4, 6, 10, 2, 2, 0, 2, false, 2},    // even kernel, groups 2
+        {2, 3, 3, 33, 17, 3, 1, 1, 1, true, 2},    // Kc = 297 > GEMM KC block
+    };
+    return cr_make_param_array(ConvCase, cases, sizeof cases / sizeof *cases);
+}
+
+ParameterizedTest(ConvCase *c, conv2d, fast_matches_reference, .init = test_setup, .fini = test_teardown) {
+    char what[160], msg[200];
+    describe(c, what, sizeof what);
+    threads_init(c->threads);
+    Tensor *x = rand_tensor(4, (const int[]){c->N, c->H, c->W, c->C}, -1, 1);
+    Tensor *w = rand_tensor(4, (const int[]){c->K, c->K, c->C / c->groups, c->OC}, -1, 1);
+    Tensor *b = c->bias ? rand_tensor(1, (const int[]){c->OC}, -1, 1) : NULL;
+    ConvGeom g = conv2d_geom(x, w, b, (Conv2dArgs){c->stride, c->pad, c->groups});
+    size_t ny = (size_t)g.N * g.OH * g.OW * g.OC;
+    float *y_ref = arena_floats(&test_arena, ny), *y_fast = arena_floats(&test_arena, ny);
+    conv2d_forward_ref(y_ref, x->data, w->data, b ? b->data : NULL, &g);
+    conv2d_forward_fast(y_fast, x->data, w->data, b ? b->data : NULL, &g);
+    snprintf(msg, sizeof msg, "forward %s", what);
+    assert_close(y_fast, y_ref, ny, 1e-5, 1e-5, msg);
+
+    Tensor *dy = rand_tensor(4, (const int[]){g.N, g.OH, g.OW, g.OC}, -1, 1);
+    // Backward accumulates: start both from the same nonzero gradients.
+    float *dx_r = copy_floats(x->data, x->numel), *dx_f = copy_floats(x->data, x->numel);
+    float *dw_r = copy_floats(w->data, w->numel), *dw_f = copy_floats(w->data, w->numel);
+    float db_r[256] = {0}, db_f[256] = {0};
+    conv2d_backward_ref(dx_r, dw_r, c->bias ? db_r : NULL, dy->data, x->data, w->data, &g);
+    conv2d_backward_fast(dx_f, dw_f, c->bias ? db_f : NULL, dy->data, x->data, w->data, &g);
+    snprintf(msg, sizeof msg, "dx %s", what);
+    assert_close(dx_f, dx_r, x->numel, 1e-5, 1e-5, msg);
+    snprintf(msg, sizeof msg, "dw %s", what);
+    assert_close(dw_f, dw_r, w->numel, 1e-4, 1e-4, msg);
+    snprintf(msg, sizeof msg, "db %s", what);
+    assert_close(db_f, db_r, (size_t)g.OC, 1e-4, 1e-4, msg);
+    // Only some gradients asked for: the others stay untouched.
+    float *dw_only = copy_floats(w->data, w->numel);
+    conv2d_backward_fast(NULL, dw_only, NULL, dy->data, x->data, w->data, &g);
+    assert_close(dw_only, dw_r, w->numel, 1e-4, 1e-4, "dw alone");
+    dq_free(dx_r);
+    dq_free(dx_f);
+    dq_free(dw_r);
+    dq_free(dw_f);
+    dq_free(dw_only);
+    threads_shutdown();
+}
+
+Test(conv2d, hand_computed, .init = test_setup, .fini = test_teardown) {
+    // One 3x3 single-channel image, 2x2 kernel, stride 1, no padding, bias 10:
+    // x = [1 2 3; 4 5 6; 7 8 9], w = [1 0; 0 -1]  ->  y = x[i][j] - x[i+1][j+1] + 10 = 6 everywhere
+    Tensor *x = tensor_new4(&test_arena, 1, 3, 3, 1), *w = tensor_new4(&test_arena, 2, 2, 1, 1);
+    Tensor *b = tensor_new(&test_arena, 1, (const int[]){1});
+    for (int i = 0; i < 9; i++) x->data[i] = (float)(i + 1);
+    w->data[0] = 1, w->data[1] = 0, w->data[2] = 0, w->data[3] = -1, b->data[0] = 10;
+    Tensor *y = op_conv2d(&T, x, w, b, (Conv2dArgs){1, 0, 1});
+    cr_assert_eq(y->shape[1], 2);
+    cr_assert_eq(y->shape[2], 2);
+    float want[4] = {6, 6, 6, 6};
+    assert_close(y->data, want, 4, 0, 0, "2x2 conv");
+    // Padding 1, stride 2 on the same input with a 3x3 all-ones kernel: corner sums.
+    Tensor *w3 = tensor_new4(&test_arena, 3, 3, 1, 1);
+    tensor_fill(w3, 1);
+    Tensor *y3 = op_conv2d(&T, x, w3, NULL, (Conv2dArgs){2, 1, 1});
+    float want3[4] = {1 + 2 + 4 + 5, 2 + 3 + 5 + 6, 4 + 5 + 7 + 8, 5 + 6 + 8 + 9};
+    assert_close(y3->data, want3, 4, 0, 0, "3x3 ones, stride 2, pad 1");
+}
+
+typedef struct ConvCtx {
+    Conv2dArgs args;
+} ConvCtx;
+
+static Tensor *conv_fn(Tape *t, Tensor **in, void *ctx) {
+    return op_conv2d(t, in[0], in[1], in[2], ((ConvCtx *)ctx)->args);
+}
+
+static void gradcheck_conv(int N, int H, int C, int OC, int K, Conv2dArgs a, bool ref) {
+    ops_use_ref_kernels = ref;
+    Tensor *x = rand_param(4, (const int[]){N, H, H + 1, C}, -1, 1);
+    Tensor *w = rand_param(4, (const int[]){K, K, C / a.groups, OC}, -1, 1);
+    Tensor *b = rand_param(1, (const int[]){OC}, -1, 1);
+    ConvCtx ctx = {a};
+    char what[128];
+    snprintf(what, sizeof what, "conv2d gradcheck C=%d OC=%d K=%d s=%d p=%d g=%d ref=%d", C, OC, K,
+             a.stride, a.pad, a.groups, ref);
+    assert_gradcheck(conv_fn, &ctx, (Tensor *[]){x, w, b}, 3, 2e-2, false, what);
+    ops_use_ref_kernels = false;
+}
+
+Test(conv2d, gradcheck_dense, .init = test_setup, .fini = test_teardown) {
+    gradcheck_conv(2, 5, 3, 4, 3, (Conv2dArgs){1, 1, 1}, false);
+    gradcheck_conv(1, 6, 2, 3, 3, (Conv2dArgs){2, 1, 1}, false);
+    gradcheck_conv(2, 4, 4, 6, 1, (Conv2dArgs){1, 0, 1}, false);
+}
+
+Test(conv2d, gradcheck_depthwise_and_groups, .init = test_setup, .fini = test_teardown) {
+    gradcheck_conv(2, 5, 4, 4, 3, (Conv2dArgs){1, 1, 4}, false);
+    gradcheck_conv(2, 6, 3, 3, 3, (Conv2dArgs){2, 1, 3}, false);
+    gradcheck_conv(1, 5, 4, 6, 3, (Conv2dArgs){1, 1, 2}, false);
+}
+
+Test(conv2d, gradcheck_reference_kernels, .init = test_setup, .fini = test_teardown) {
+    gradcheck_conv(2, 5, 3, 4, 3, (Conv2dArgs){2, 1, 1}, true);
+    gradcheck_conv(1, 5, 4, 4, 3, (Conv2dArgs){1, 1, 4}, true);
+}
+
+Test(conv2d, same_bits_for_same_thread_count, .init = test_setup, .fini = test_teardown) {
+    threads_init(2);
+    Tensor *x = rand_tensor(4, (const int[]){4, 8, 8, 6}, -1, 1);
+    Tensor *w = rand_tensor(4, (const int[]){3, 3, 6, 10}, -1, 1);
+    ConvGeom g = conv2d_geom(x, w, NULL, (Conv2dArgs){1, 1, 1});
+    Tensor *dy = rand_tensor(4, (const int[]){4, 8, 8, 10}, -1, 1);
+    float *dw1 = arena_floats_zero(&test_arena, w->numel), *dw2 = arena_floats_zero(&test_arena, w->numel);
+    conv2d_backward_fast(NULL, dw1, NULL, dy->data, x->data, w->data, &g);
+    conv2d_backward_fast(NULL, dw2, NULL, dy->data, x->data, w->data, &g);
+    assert_bits_equal(dw1, dw2, w->numel, "dw, two runs, 2 threads");
+    threads_shutdown();
+}
+
+/* ------------------------------------------------------------------ errors */
+typedef struct BadConv {
+    int xshape[4], wshape[4];
+    Conv2dArgs args;
+} BadConv;
+
+static void make_bad_conv(void *ctx) {
+    BadConv *b = ctx;
+    Tensor *x = tensor_new(&test_arena, 4, b->xshape), *w = tensor_new(&test_arena, 4, b->wshape);
+    op_conv2d(&T, x, w, NULL, b->args);
+}
+
+Test(conv2d, rejects_channel_mismatch, .init = test_setup, .fini = test_teardown) {
+    BadConv b = {{2, 8, 8, 16}, {3, 3, 32, 8}, {1, 1, 1}};
+    const char *m = expect_fatal(make_bad_conv, &b);
+    cr_assert(strstr(m, "error: conv2d: input has 16 channels") != NULL, "message was: %s", m);
+}
+
+Test(conv2d, rejects_bad_groups_and_stride, .init = test_setup, .fini = test_teardown) {
+    BadConv g = {{2, 8, 8, 6}, {3, 3, 2, 8}, {1, 1, 4}};
+    cr_assert(strstr(expect_fatal(make_bad_conv, &g), "groups do not divide") != NULL);
+    BadConv s = {{2, 8, 8, 6}, {3, 3, 6, 8}, {0, 1, 1}};
+    cr_assert(strstr(expect_fatal(make_bad_conv, &s), "stride >= 1") != NULL);
+}
+
+Test(conv2d, rejects_kernel_larger_than_input, .init = test_setup, .fini = test_teardown) {
+    BadConv k = {{1, 2, 2, 1}, {5, 5, 1, 1}, {1, 0, 1}};
+    cr_assert(strstr(expect_fatal(make_bad_conv, &k), "does not fit") != NULL);
+}
+
+static void conv_mismatch_exit(void) {
+    BadConv b = {{2, 8, 8, 16}, {3, 3, 32, 8}, {1, 1, 1}};
+    make_bad_conv(&b);
+}
+
+Test(conv2d, mismatch_exits_with_status_1, .init = test_setup_quiet, .fini = test_teardown, .exit_code = 1) {
+    conv_mismatch_exit();
+}

@@ -1,0 +1,84 @@
+/* test_threads.c — the pool's parallel-for: every item exactly once, ranges fixed by (n, T),
+ * nested calls serial, scratch buffers per thread and slot. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "core/threads.h"
+#include "helpers.h"
+
+typedef struct Visit {
+    atomic_int count[1000];
+    int owner[1000];
+    int n;
+} Visit;
+
+static void visit(void *ctx, int begin, int end, int tid) {
+    Visit *v = ctx;
+    for (int i = begin; i < end; i++) {
+        atomic_fetch_add(&v->count[i], 1);
+        v->owner[i] = tid;
+    }
+}
+
+Test(threads, every_item_once_with_fixed_ranges) {
+    int ns[] = {0, 1, 2, 3, 7, 100, 1000}, counts[] = {1, 2, 3, 5};
+    static Visit v;
+    for (size_t a = 0; a < sizeof counts / sizeof *counts; a++) {
+        threads_init(counts[a]);
+        cr_assert_eq(threads_count(), counts[a]);
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++) {
+            int n = ns[b], nt = counts[a];
+            memset(&v, 0, sizeof v);
+            parallel_for(n, visit, &v);
+            for (int i = 0; i < n; i++) {
+                cr_assert_eq(atomic_load(&v.count[i]), 1, "n=%d T=%d item %d", n, nt, i);
+                int t = v.owner[i];  // thread t owns [n·t/T, n·(t+1)/T)
+                cr_assert((long long)n * t / nt <= i && i < (long long)n * (t + 1) / nt,
+                          "n=%d T=%d item %d ran on thread %d", n, nt, i, t);
+                cr_assert(parallel_has_work(n, t));
+            }
+        }
+        threads_shutdown();
+    }
+}
+
+static void nested_inner(void *ctx, int begin, int end, int tid) { visit(ctx, begin, end, tid); }
+
+typedef struct Nest {
+    Visit inner[2];
+} Nest;
+
+static void nested_outer(void *ctx, int begin, int end, int tid) {
+    Nest *n = ctx;
+    for (int i = begin; i < end; i++) parallel_for(50, nested_inner, &n->inner[i]);
+}
+
+Test(threads, nested_parallel_for_runs_serially) {
+    threads_init(2);
+    static Nest n;
+    memset(&n, 0, sizeof n);
+    parallel_for(2, nested_outer, &n);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 50; i++) {
+            cr_assert_eq(atomic_load(&n.inner[k].count[i]), 1);
+            cr_assert_eq(n.inner[k].owner[i], k, "nested work stays on the calling thread");
+        }
+    threads_shutdown();
+}
+
+Test(threads, scratch_is_aligned_and_kept) {
+    float *a = threads_scratch(0, THREADS_SLOT_KERNEL, 100);
+    cr_assert_eq((uintptr_t)a % 64, 0);
+    a[99] = 7;
+    cr_assert_eq(threads_scratch(0, THREADS_SLOT_KERNEL, 50), a, "a smaller request reuses the buffer");
+    cr_assert_eq(a[99], 7);
+    cr_assert_neq(threads_scratch(0, THREADS_SLOT_PACK_A, 100), a, "slots are separate");
+    cr_assert_neq(threads_scratch(1, THREADS_SLOT_KERNEL, 100), a, "threads are separate");
+}
+
+Test(threads, default_is_all_cores) {
+    threads_init(0);
+    cr_assert_eq(threads_count(), threads_available());
+    threads_shutdown();
+    cr_assert_eq(threads_count(), 1, "no pool: the caller alone");
+}
