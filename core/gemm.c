@@ -61,6 +61,8 @@ void gemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, i
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 typedef float vfu __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(float))));
+typedef float vh __attribute__((vector_size(VL / 2 * sizeof(float))));  // half vector
+typedef float vhu __attribute__((vector_size(VL / 2 * sizeof(float)), aligned(sizeof(float))));
 
 const char *gemm_kernel_name(void) {
     static char name[64];
@@ -95,25 +97,65 @@ static inline __attribute__((always_inline)) void kernel_body(int NV, int kc,
         vf b0 = *(const vf *)b, b1 = NV == 2 ? *(const vf *)(b + VL) : (vf){0};
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            vf ai = (vf){0} + a[i];
+            vf ai = a[i] - (vf){0};  // broadcast; x − 0 is exact, so it compiles to vbroadcastss
             acc0[i] += ai * b0;
             if (NV == 2) acc1[i] += ai * b1;
         }
         a += MR;
         b += NR;
     }
-    int n0 = nr < VL ? nr : VL;
+    if (mr == MR && nr == NV * VL) {  // full tile: straight stores, no per-row tests
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        if (i >= mr) break;
+        for (int i = 0; i < MR; i++) {
+            store_row(c + (size_t)i * ldc, acc0[i], VL, beta);
+            if (NV == 2) store_row(c + (size_t)i * ldc + VL, acc1[i], VL, beta);
+        }
+        return;
+    }
+    int n0 = nr < VL ? nr : VL;
+    for (int i = 0; i < mr; i++) {
         store_row(c + (size_t)i * ldc, acc0[i], n0, beta);
         if (NV == 2 && nr > VL) store_row(c + (size_t)i * ldc + VL, acc1[i], nr - VL, beta);
     }
 }
 
+/* Edge tile VL < nr <= 1.5·VL (N = 24 on AVX-512): one full and one half vector per row, so
+ * the unused quarter of the tile costs nothing (a half-width FMA is half the work). */
+static void kernel_one_and_half(int kc, const float *restrict a, const float *restrict b, float *c,
+                                int ldc, float beta, int mr, int nr) {
+    vf acc0[MR];
+    vh acc1[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) acc0[i] = (vf){0}, acc1[i] = (vh){0};
+    for (int k = 0; k < kc; k++) {
+        vf b0 = *(const vf *)b;
+        vh b1 = *(const vh *)(b + VL);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            acc0[i] += (a[i] - (vf){0}) * b0;
+            acc1[i] += (a[i] - (vh){0}) * b1;
+        }
+        a += MR;
+        b += NR;
+    }
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        store_row(ci, acc0[i], VL, beta);
+        if (nr == VL + VL / 2) {
+            vhu *cv = (vhu *)(ci + VL);
+            *cv = beta == 0 ? acc1[i] : (beta == 1 ? *cv + acc1[i] : beta * *cv + acc1[i]);
+        } else {
+            float tmp[VL / 2];
+            memcpy(tmp, &acc1[i], sizeof tmp);
+            for (int j = 0; j < nr - VL; j++) ci[VL + j] = beta == 0 ? tmp[j] : beta * ci[VL + j] + tmp[j];
+        }
+    }
+}
+
 static void micro_kernel(int kc, const float *a, const float *b, float *c, int ldc, float beta,
                          int mr, int nr) {
-    if (nr > VL) kernel_body(2, kc, a, b, c, ldc, beta, mr, nr);
+    if (nr > VL + VL / 2) kernel_body(2, kc, a, b, c, ldc, beta, mr, nr);
+    else if (nr > VL) kernel_one_and_half(kc, a, b, c, ldc, beta, mr, nr);
     else kernel_body(1, kc, a, b, c, ldc, beta, mr, nr);
 }
 
@@ -199,14 +241,15 @@ static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const f
                 int mc = M - ic < MC ? M - ic : MC;
                 const float *Ap = ta ? A + (size_t)pc * lda + ic : A + (size_t)ic * lda + pc;
                 pack_a(ta, mc, kc, Ap, lda, pa);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
-                    const float *bpanel = pb + (size_t)jr * kc;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = mc - ir < MR ? mc - ir : MR;
+                // Row-panel outer: each MR-row strip of C is finished left to right, so C is
+                // written as a stream (this matters when K is short and C traffic dominates).
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int mr = mc - ir < MR ? mc - ir : MR;
+                    const float *apanel = pa + (size_t)ir * kc;
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int nr = nc - jr < NR ? nc - jr : NR;
                         float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
-                        const float *apanel = pa + (size_t)ir * kc;
-                        micro_kernel(kc, apanel, bpanel, c, ldc, b_scale, mr, nr);
+                        micro_kernel(kc, apanel, pb + (size_t)jr * kc, c, ldc, b_scale, mr, nr);
                     }
                 }
             }
