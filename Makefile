@@ -76,7 +76,7 @@ $(LIB): $(OBJ)
 # ------------------------------------------------------------------ experiments
 exp_%: experiments/exp_%.c $(LIB)
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/$@.d $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
 
 # ------------------------------------------------------------------ tests
 deps-test:
@@ -111,4 +111,4 @@ check-layers:
 clean:
 	rm -rf build exp_*[!.c]
 
--include $(OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELP:.o=.d)
+-include $(OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELP:.o=.d) $(EXPS:%=$(BUILD)/%.d)
