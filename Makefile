@@ -32,7 +32,7 @@ endif
 BUILD   := build/$(VARIANT)
 Q       := $(if $(V),,@)   # make V=1 shows full commands
 WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
-           -Wvla -Wformat=2 -Wundef -Wcast-qual -Wno-unused-parameter
+           -Wvla -Wformat=2 -Wundef -Wcast-qual -Wno-unused-parameter -Wno-missing-field-initializers
 ifeq ($(WERROR),1)
   WARN    += -Werror
 endif
@@ -51,7 +51,7 @@ TEST_HELP := $(BUILD)/tests/helpers.o
 EXP_SRC   := $(wildcard experiments/exp_*.c)
 EXPS      := $(EXP_SRC:experiments/%.c=%)
 
-.PHONY: all lib test bench check-layers deps-test clean help
+.PHONY: all lib test bench check-layers deps-test deps-data clean help
 .DEFAULT_GOAL := all
 
 all: lib $(EXPS)
@@ -74,7 +74,7 @@ $(LIB): $(OBJ)
 	$(Q)ar rcs $@ $^
 
 # ------------------------------------------------------------------ experiments
-exp_%: experiments/exp_%.c $(LIB)
+exp_%: experiments/exp_%.c $(LIB) | deps-data
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/$@.d $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
 
@@ -88,6 +88,10 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELP) $(LIB) | deps-test
 	$(Q)$(CC) $(CFLAGS) $< $(TEST_HELP) $(LIB) $(LDFLAGS) -lcriterion $(LDLIBS) -o $@
 
 $(TEST_HELP): | deps-test
+
+# The experiments' default dataset (Fashion-MNIST from Debian's dataset-fashion-mnist).
+deps-data:
+	@scripts/ensure-deps.sh dataset
 
 test: deps-test check-layers $(TEST_BIN)
 	@scripts/run-tests.sh $(TEST_BIN)

@@ -28,6 +28,16 @@ void dq_fatal(const char *file, int line, const char *hint, const char *fmt, ...
     finish(msg, 1);
 }
 
+void dq_fatal_file(const char *path, const char *fmt, ...) {
+    char msg[2048];
+    int n = snprintf(msg, sizeof msg, "%s: error: ", path);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < sizeof msg) vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    finish(msg, 1);
+}
+
 void dq_check_failed(const char *file, int line, const char *expr) {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s:%d: error: internal check failed: %s", file, line, expr);

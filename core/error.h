@@ -1,9 +1,11 @@
 /* error.h — the two error tiers and the one checked allocator.
  *
- * Bad input (a flag, a file, a shape given by a caller) is reported with DQ_FATAL:
+ * Bad input (a flag, a shape given by a caller) is reported with DQ_FATAL:
  *     core/conv2d.c:88: error: conv2d: input has 16 channels, weight expects 32
  *     hint: ...                                   (only with DQ_FATAL_HINT)
- * and the process exits with status 1. Broken internal invariants use DQ_CHECK, which stays on
+ * and the process exits with status 1. A malformed input file is reported against the file:
+ *     /data/train-images-idx3-ubyte.gz: error: truncated: 47040016 image bytes expected, 1000 found
+ * with DQ_FATAL_FILE. Broken internal invariants use DQ_CHECK, which stays on
  * in release builds (it does not depend on NDEBUG) and exits with status 2.
  *
  * Every heap allocation in the project goes through dq_malloc / dq_calloc / dq_realloc, which
@@ -27,6 +29,8 @@
 
 #define DQ_FATAL(...) dq_fatal(__FILE__, __LINE__, NULL, __VA_ARGS__)
 #define DQ_FATAL_HINT(hint, ...) dq_fatal(__FILE__, __LINE__, (hint), __VA_ARGS__)
+/* Bad content in a named input file: "<path>: error: <message>", exit 1. */
+#define DQ_FATAL_FILE(path, ...) dq_fatal_file((path), __VA_ARGS__)
 #define DQ_CHECK(cond)                                                                             \
     do {                                                                                           \
         if (!(cond)) dq_check_failed(__FILE__, __LINE__, #cond);                                   \
@@ -38,6 +42,7 @@ typedef void (*DQFatalHandler)(const char *message, int exit_code);
 
 DQ_NORETURN void dq_fatal(const char *file, int line, const char *hint, const char *fmt, ...)
     DQ_PRINTF(4, 5);
+DQ_NORETURN void dq_fatal_file(const char *path, const char *fmt, ...) DQ_PRINTF(2, 3);
 DQ_NORETURN void dq_check_failed(const char *file, int line, const char *expr);
 void dq_set_fatal_handler(DQFatalHandler handler);
 

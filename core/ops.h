@@ -23,6 +23,7 @@
 #include "pool.h"
 #include "reduce.h"
 #include "reshape.h"
+#include "shortcut.h"
 
 extern bool ops_use_ref_kernels;
 void ops_init_from_env(void);

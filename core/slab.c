@@ -29,7 +29,7 @@ Tensor *slab_add(ParamSlab *s, const char *name, int ndim, const int *shape, uns
     strcpy(p->name, name);
     p->tensor = dq_malloc(sizeof *p->tensor);
     *p->tensor = tensor_view(NULL, ndim, shape);
-    p->tensor->requires_grad = true;
+    p->tensor->requires_grad = !(flags & PARAM_BUFFER);
     p->offset = s->numel;
     p->flags = flags;
     s->numel += p->tensor->numel;

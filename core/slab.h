@@ -17,6 +17,8 @@
 enum {
     PARAM_NO_DECAY = 1u << 0,  // exclude from weight decay when the optimizer is asked to (BN, bias)
     PARAM_FROZEN = 1u << 1,    // the optimizer leaves it unchanged
+    PARAM_BUFFER = 1u << 2,    // state, not a parameter (BN running statistics): no gradient,
+                               // never updated by the optimizer, saved in checkpoints
 };
 
 typedef struct Param {

@@ -1,0 +1,118 @@
+/* basic.c — batch norm, activations, pooling, dropout, flatten and shortcut layers. */
+#include "basic.h"
+
+#include <stdio.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+
+/* ------------------------------------------------------------------ batch norm */
+typedef struct BnLayer {
+    Layer base;
+    Tensor *gamma, *beta;       // (C) parameters
+    Tensor *mean, *var;         // (C) running statistics (PARAM_BUFFER)
+    float momentum, eps;
+} BnLayer;
+
+static Tensor *bn_forward(Layer *l, Tape *t, Tensor *x) {
+    BnLayer *b = (BnLayer *)l;
+    return op_batchnorm(t, x, b->gamma, b->beta, (BatchNormArgs){b->mean->data, b->var->data, b->momentum, b->eps});
+}
+
+static void bn_init(Layer *l, Rng *rng) {
+    BnLayer *b = (BnLayer *)l;
+    tensor_fill(b->gamma, 1);
+    tensor_fill(b->beta, 0);
+    tensor_fill(b->mean, 0);
+    tensor_fill(b->var, 1);
+}
+
+static const LayerOps BN_OPS = {"batchnorm", bn_forward, bn_init, NULL, NULL};
+
+Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int C, float momentum, float eps) {
+    BnLayer *b = dq_calloc(1, sizeof *b);
+    b->base.ops = &BN_OPS;
+    layer_set_name(&b->base, name);
+    b->momentum = momentum;
+    b->eps = eps;
+    char pname[96];
+    const char *suffix[4] = {"gamma", "beta", "running_mean", "running_var"};
+    Tensor **slot[4] = {&b->gamma, &b->beta, &b->mean, &b->var};
+    for (int i = 0; i < 4; i++) {
+        snprintf(pname, sizeof pname, "%s.%s", name, suffix[i]);
+        *slot[i] = slab_add(slab, pname, 1, &C, i < 2 ? PARAM_NO_DECAY : PARAM_BUFFER);
+    }
+    return &b->base;
+}
+
+/* ------------------------------------------------------------------ stateless wrappers */
+typedef struct SimpleLayer {
+    Layer base;
+    Pool2dArgs pool;  // pooling layers
+    float p;          // dropout probability
+    Rng *rng;         // dropout
+    int stride, out;  // shortcut
+} SimpleLayer;
+
+static Tensor *relu_fwd(Layer *l, Tape *t, Tensor *x) { return op_relu(t, x); }
+static Tensor *relu6_fwd(Layer *l, Tape *t, Tensor *x) { return op_relu6(t, x); }
+static Tensor *maxpool_fwd(Layer *l, Tape *t, Tensor *x) { return op_maxpool2d(t, x, ((SimpleLayer *)l)->pool); }
+static Tensor *avgpool_fwd(Layer *l, Tape *t, Tensor *x) { return op_avgpool2d(t, x, ((SimpleLayer *)l)->pool); }
+static Tensor *gap_fwd(Layer *l, Tape *t, Tensor *x) { return op_global_avgpool(t, x); }
+static Tensor *flatten_fwd(Layer *l, Tape *t, Tensor *x) { return op_flatten(t, x); }
+static Tensor *dropout_fwd(Layer *l, Tape *t, Tensor *x) {
+    SimpleLayer *s = (SimpleLayer *)l;
+    return op_dropout(t, x, s->p, s->rng);
+}
+static Tensor *shortcut_fwd(Layer *l, Tape *t, Tensor *x) {
+    SimpleLayer *s = (SimpleLayer *)l;
+    return op_shortcut_pad(t, x, s->stride, s->out);
+}
+
+static const LayerOps RELU_OPS = {"relu", relu_fwd, NULL, NULL, NULL};
+static const LayerOps RELU6_OPS = {"relu6", relu6_fwd, NULL, NULL, NULL};
+static const LayerOps MAXPOOL_OPS = {"maxpool2d", maxpool_fwd, NULL, NULL, NULL};
+static const LayerOps AVGPOOL_OPS = {"avgpool2d", avgpool_fwd, NULL, NULL, NULL};
+static const LayerOps GAP_OPS = {"global_avgpool", gap_fwd, NULL, NULL, NULL};
+static const LayerOps FLATTEN_OPS = {"flatten", flatten_fwd, NULL, NULL, NULL};
+static const LayerOps DROPOUT_OPS = {"dropout", dropout_fwd, NULL, NULL, NULL};
+static const LayerOps SHORTCUT_OPS = {"shortcut_pad", shortcut_fwd, NULL, NULL, NULL};
+
+static SimpleLayer *simple_new(const LayerOps *ops) {
+    SimpleLayer *s = dq_calloc(1, sizeof *s);
+    s->base.ops = ops;
+    layer_set_name(&s->base, ops->kind);
+    return s;
+}
+
+Layer *relu_layer_new(void) { return &simple_new(&RELU_OPS)->base; }
+Layer *relu6_layer_new(void) { return &simple_new(&RELU6_OPS)->base; }
+Layer *global_avgpool_layer_new(void) { return &simple_new(&GAP_OPS)->base; }
+Layer *flatten_layer_new(void) { return &simple_new(&FLATTEN_OPS)->base; }
+
+Layer *maxpool_layer_new(Pool2dArgs args) {
+    SimpleLayer *s = simple_new(&MAXPOOL_OPS);
+    s->pool = args;
+    return &s->base;
+}
+
+Layer *avgpool_layer_new(Pool2dArgs args) {
+    SimpleLayer *s = simple_new(&AVGPOOL_OPS);
+    s->pool = args;
+    return &s->base;
+}
+
+Layer *dropout_layer_new(float p, Rng *rng) {
+    if (!(p >= 0 && p < 1)) DQ_FATAL("dropout: probability %g must be in [0, 1)", p);
+    SimpleLayer *s = simple_new(&DROPOUT_OPS);
+    s->p = p;
+    s->rng = rng;
+    return &s->base;
+}
+
+Layer *shortcut_pad_layer_new(int stride, int out_channels) {
+    SimpleLayer *s = simple_new(&SHORTCUT_OPS);
+    s->stride = stride;
+    s->out = out_channels;
+    return &s->base;
+}

@@ -1,0 +1,22 @@
+/* basic.h — parameter-light layers: batch norm, activations, pooling, dropout, flatten,
+ * the option-A shortcut. Each wraps one core op (see core/ops.h for the equations). */
+#ifndef DQ_BASIC_H
+#define DQ_BASIC_H
+
+#include "core/pool.h"
+#include "layer.h"
+
+/* BatchNorm over channels: gamma/beta parameters (no weight decay), running mean/var buffers.
+ * Initialised to gamma 1, beta 0, mean 0, var 1. */
+Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int channels, float momentum, float eps);
+Layer *relu_layer_new(void);
+Layer *relu6_layer_new(void);
+Layer *maxpool_layer_new(Pool2dArgs args);
+Layer *avgpool_layer_new(Pool2dArgs args);
+Layer *global_avgpool_layer_new(void);
+Layer *flatten_layer_new(void);
+/* Dropout with probability p drawing from *rng (owned by the model, reseeded per epoch). */
+Layer *dropout_layer_new(float p, Rng *rng);
+Layer *shortcut_pad_layer_new(int stride, int out_channels);
+
+#endif

@@ -1,0 +1,85 @@
+/* container.c — sequential and residual containers. */
+#include "container.h"
+
+#include "core/error.h"
+#include "core/ops.h"
+
+typedef struct Sequential {
+    Layer base;
+    Layer **items;
+    int n, cap;
+} Sequential;
+
+static Tensor *seq_forward(Layer *l, Tape *t, Tensor *x) {
+    Sequential *s = (Sequential *)l;
+    for (int i = 0; i < s->n; i++) x = layer_forward(s->items[i], t, x);
+    return x;
+}
+
+static int seq_children(Layer *l, Layer ***out) {
+    Sequential *s = (Sequential *)l;
+    *out = s->items;
+    return s->n;
+}
+
+static void seq_free(Layer *l) {
+    dq_free(((Sequential *)l)->items);
+    dq_free(l);
+}
+
+static const LayerOps SEQ_OPS = {"sequential", seq_forward, NULL, seq_free, seq_children};
+
+Layer *sequential_new(const char *name) {
+    Sequential *s = dq_calloc(1, sizeof *s);
+    s->base.ops = &SEQ_OPS;
+    layer_set_name(&s->base, name);
+    return &s->base;
+}
+
+Layer *sequential_add(Layer *seq, Layer *item) {
+    DQ_CHECK(seq->ops == &SEQ_OPS);
+    Sequential *s = (Sequential *)seq;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 8;
+        s->items = dq_realloc(s->items, (size_t)s->cap * sizeof *s->items);
+    }
+    s->items[s->n++] = item;
+    return item;
+}
+
+int sequential_len(Layer *seq) {
+    DQ_CHECK(seq->ops == &SEQ_OPS);
+    return ((Sequential *)seq)->n;
+}
+
+typedef struct Residual {
+    Layer base;
+    Layer *kids[2];   // body, shortcut (NULL = identity)
+    bool relu_after;
+} Residual;
+
+static Tensor *res_forward(Layer *l, Tape *t, Tensor *x) {
+    Residual *r = (Residual *)l;
+    Tensor *y = layer_forward(r->kids[0], t, x);
+    Tensor *s = r->kids[1] ? layer_forward(r->kids[1], t, x) : x;
+    y = op_add(t, y, s);
+    return r->relu_after ? op_relu(t, y) : y;
+}
+
+static int res_children(Layer *l, Layer ***out) {
+    Residual *r = (Residual *)l;
+    *out = r->kids;
+    return r->kids[1] ? 2 : 1;
+}
+
+static const LayerOps RES_OPS = {"residual", res_forward, NULL, NULL, res_children};
+
+Layer *residual_new(const char *name, Layer *body, Layer *shortcut, bool relu_after) {
+    Residual *r = dq_calloc(1, sizeof *r);
+    r->base.ops = &RES_OPS;
+    layer_set_name(&r->base, name);
+    r->kids[0] = body;
+    r->kids[1] = shortcut;
+    r->relu_after = relu_after;
+    return &r->base;
+}

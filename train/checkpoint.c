@@ -1,0 +1,189 @@
+/* checkpoint.c — section container, slab table, validation. */
+#include "checkpoint.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/fileio.h"
+
+static const char MAGIC[8] = {'D', 'D', 'Q', 'C', 'K', 'P', 'T', 0};
+
+void ckpt_init(Checkpoint *c) { memset(c, 0, sizeof *c); }
+
+void ckpt_free(Checkpoint *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n; i++) dq_free(c->sections[i].owned);
+    dq_free(c->file);
+    memset(c, 0, sizeof *c);
+}
+
+void ckpt_add(Checkpoint *c, const char *tag, const void *data, size_t size) {
+    DQ_CHECK(strlen(tag) == 4);
+    if (c->n == CHECKPOINT_MAX_SECTIONS) DQ_FATAL("checkpoint: more than %d sections", CHECKPOINT_MAX_SECTIONS);
+    CkptSection *s = &c->sections[c->n++];
+    memcpy(s->tag, tag, 5);
+    s->owned = dq_malloc(size ? size : 1);
+    if (size) memcpy(s->owned, data, size);
+    s->data = s->owned;
+    s->size = size;
+}
+
+/* ------------------------------------------------------------------ little byte writer/reader */
+typedef struct Bytes {
+    uint8_t *p;
+    size_t len, cap;
+} Bytes;
+
+static void put(Bytes *b, const void *src, size_t n) {
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->p = dq_realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u32(Bytes *b, uint32_t v) { put(b, &v, 4); }
+static void put_u64(Bytes *b, uint64_t v) { put(b, &v, 8); }
+
+typedef struct Reader {
+    const uint8_t *p;
+    size_t len, pos;
+    const char *path, *what;
+} Reader;
+
+static void take(Reader *r, void *dst, size_t n) {
+    if (r->len - r->pos < n) DQ_FATAL_FILE(r->path, "section %s is truncated", r->what);
+    memcpy(dst, r->p + r->pos, n);
+    r->pos += n;
+}
+
+static uint32_t take_u32(Reader *r) {
+    uint32_t v;
+    take(r, &v, 4);
+    return v;
+}
+
+static uint64_t take_u64(Reader *r) {
+    uint64_t v;
+    take(r, &v, 8);
+    return v;
+}
+
+/* ------------------------------------------------------------------ slab table */
+void ckpt_add_slab(Checkpoint *c, const ParamSlab *s) {
+    DQ_CHECK(s->finalized);
+    Bytes b = {0};
+    put_u32(&b, (uint32_t)s->n_params);
+    for (int i = 0; i < s->n_params; i++) {
+        const Param *p = &s->params[i];
+        uint32_t len = (uint32_t)strlen(p->name);
+        put_u32(&b, len);
+        put(&b, p->name, len);
+        put_u32(&b, (uint32_t)p->tensor->ndim);
+        for (int d = 0; d < p->tensor->ndim; d++) put_u32(&b, (uint32_t)p->tensor->shape[d]);
+        put_u32(&b, p->flags);
+    }
+    put_u64(&b, s->numel);
+    put(&b, s->data, s->numel * sizeof(float));
+    ckpt_add(c, "PARM", b.p, b.len);
+    dq_free(b.p);
+}
+
+void ckpt_read_slab(const Checkpoint *c, ParamSlab *s) {
+    const CkptSection *sec = ckpt_require(c, "PARM", 0);
+    Reader r = {sec->data, sec->size, 0, c->path, "PARM"};
+    uint32_t n = take_u32(&r);
+    if (n != (uint32_t)s->n_params)
+        DQ_FATAL_FILE(c->path, "%u parameters in the file, %d in the model", n, s->n_params);
+    for (int i = 0; i < s->n_params; i++) {
+        const Param *p = &s->params[i];
+        char name[256] = {0};
+        uint32_t len = take_u32(&r);
+        if (len >= sizeof name) DQ_FATAL_FILE(c->path, "parameter %d has a %u-byte name", i, len);
+        take(&r, name, len);
+        uint32_t ndim = take_u32(&r);
+        if (ndim < 1 || ndim > TENSOR_MAX_DIMS) DQ_FATAL_FILE(c->path, "parameter '%s' has %u dims", name, ndim);
+        int shape[TENSOR_MAX_DIMS] = {1, 1, 1, 1};
+        for (uint32_t d = 0; d < ndim; d++) shape[d] = (int)take_u32(&r);
+        (void)take_u32(&r);  // flags: informational
+        Tensor want = tensor_view(NULL, (int)ndim, shape);
+        if (strcmp(name, p->name) != 0 || !tensor_same_shape(&want, p->tensor)) {
+            char a[64], b[64];
+            DQ_FATAL_FILE(c->path, "parameter %d is '%s' %s in the file but '%s' %s in the model", i,
+                          name, tensor_shape_str(&want, a, sizeof a), p->name,
+                          tensor_shape_str(p->tensor, b, sizeof b));
+        }
+    }
+    uint64_t numel = take_u64(&r);
+    if (numel != s->numel) DQ_FATAL_FILE(c->path, "%llu values in the file, %zu in the model", (unsigned long long)numel, s->numel);
+    take(&r, s->data, s->numel * sizeof(float));
+    if (r.pos != r.len) DQ_FATAL_FILE(c->path, "section PARM has %zu unexpected trailing bytes", r.len - r.pos);
+}
+
+/* ------------------------------------------------------------------ file */
+void ckpt_save(const Checkpoint *c, const char *path) {
+    Bytes b = {0};
+    put(&b, MAGIC, 8);
+    put_u32(&b, CHECKPOINT_VERSION);
+    put_u32(&b, (uint32_t)c->n);
+    for (int i = 0; i < c->n; i++) {
+        put(&b, c->sections[i].tag, 4);
+        put_u64(&b, c->sections[i].size);
+        put(&b, c->sections[i].data, c->sections[i].size);
+    }
+    put_u32(&b, crc32_update(0, b.p, b.len));
+    char err[512];
+    const void *parts[1] = {b.p};
+    size_t sizes[1] = {b.len};
+    bool ok = fileio_write_atomic(path, parts, sizes, 1, err, sizeof err);
+    dq_free(b.p);
+    if (!ok) DQ_FATAL_FILE(path, "cannot write checkpoint: %s", err);
+}
+
+bool ckpt_load(Checkpoint *c, const char *path) {
+    ckpt_init(c);
+    if (!fileio_exists(path)) return false;
+    char err[256];
+    size_t n;
+    uint8_t *f = fileio_read_all(path, &n, err, sizeof err);
+    if (!f) DQ_FATAL_FILE(path, "%s", err);
+    c->file = f;
+    snprintf(c->path, sizeof c->path, "%s", path);
+    if (n < 20 || memcmp(f, MAGIC, 8) != 0) DQ_FATAL_FILE(path, "not a checkpoint (bad magic or too short: %zu bytes)", n);
+    uint32_t crc;
+    memcpy(&crc, f + n - 4, 4);
+    if (crc != crc32_update(0, f, n - 4))
+        DQ_FATAL_FILE(path, "checksum mismatch: the file is corrupt or truncated");
+    Reader r = {f, n - 4, 8, path, "header"};
+    uint32_t version = take_u32(&r), count = take_u32(&r);
+    if (version != CHECKPOINT_VERSION) DQ_FATAL_FILE(path, "checkpoint version %u, this build reads %d", version, CHECKPOINT_VERSION);
+    if (count > CHECKPOINT_MAX_SECTIONS) DQ_FATAL_FILE(path, "%u sections, at most %d", count, CHECKPOINT_MAX_SECTIONS);
+    for (uint32_t i = 0; i < count; i++) {
+        CkptSection *s = &c->sections[c->n++];
+        take(&r, s->tag, 4);
+        s->tag[4] = 0;
+        uint64_t size = take_u64(&r);
+        if (size > r.len - r.pos) DQ_FATAL_FILE(path, "section '%s' claims %llu bytes, %zu remain", s->tag, (unsigned long long)size, r.len - r.pos);
+        s->data = f + r.pos;
+        s->size = (size_t)size;
+        r.pos += (size_t)size;
+    }
+    if (r.pos != r.len) DQ_FATAL_FILE(path, "%zu bytes after the last section", r.len - r.pos);
+    return true;
+}
+
+const CkptSection *ckpt_find(const Checkpoint *c, const char *tag) {
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->sections[i].tag, tag)) return &c->sections[i];
+    return NULL;
+}
+
+const CkptSection *ckpt_require(const Checkpoint *c, const char *tag, size_t size) {
+    const CkptSection *s = ckpt_find(c, tag);
+    if (!s) DQ_FATAL_FILE(c->path, "no section '%s' in the checkpoint", tag);
+    if (size && s->size != size) DQ_FATAL_FILE(c->path, "section '%s' has %zu bytes, expected %zu", tag, s->size, size);
+    return s;
+}

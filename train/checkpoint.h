@@ -1,0 +1,58 @@
+/* checkpoint.h — binary checkpoints made of tagged sections, written atomically.
+ *
+ * Layout (little-endian):
+ *     "DDQCKPT\0"  u32 version  u32 n_sections
+ *     n_sections × { char tag[4]  u64 size  payload[size] }
+ *     u32 CRC-32 of every byte before it
+ * A file is checked whole (magic, version, sizes, CRC) before anything is used; each problem
+ * is a fatal "<path>: error: …". Writers add sections; readers look them up by tag, so later
+ * issues add sections (quantizer state) without breaking old files.
+ *
+ * The parameter section stores the slab with its table of names, shapes and flags; loading
+ * it into a model checks that every name and shape matches and names the first that does not.
+ */
+#ifndef DQ_CHECKPOINT_H
+#define DQ_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/slab.h"
+
+#define CHECKPOINT_VERSION 1
+#define CHECKPOINT_MAX_SECTIONS 16
+
+typedef struct CkptSection {
+    char tag[5];          // 4 characters + NUL
+    const uint8_t *data;  // payload (owned by the writer, or pointing into a loaded file)
+    size_t size;
+    uint8_t *owned;       // writer: a buffer to free with the checkpoint
+} CkptSection;
+
+typedef struct Checkpoint {
+    CkptSection sections[CHECKPOINT_MAX_SECTIONS];
+    int n;
+    uint8_t *file;        // reader: the whole file
+    char path[4096];      // reader: for error messages
+} Checkpoint;
+
+void ckpt_init(Checkpoint *c);
+void ckpt_free(Checkpoint *c);
+/* Writer: copy a payload in. */
+void ckpt_add(Checkpoint *c, const char *tag, const void *data, size_t size);
+/* Writer: the slab's table and values as section "PARM". */
+void ckpt_add_slab(Checkpoint *c, const ParamSlab *slab);
+/* Atomic write; fatal "<path>: error: …" on failure. */
+void ckpt_save(const Checkpoint *c, const char *path);
+
+/* Reader: false if the file does not exist; fatal if it exists but is malformed. */
+bool ckpt_load(Checkpoint *c, const char *path);
+/* Section by tag, or NULL. */
+const CkptSection *ckpt_find(const Checkpoint *c, const char *tag);
+/* Section by tag; fatal if missing or not exactly `size` bytes (size 0: any size). */
+const CkptSection *ckpt_require(const Checkpoint *c, const char *tag, size_t size);
+/* Copy "PARM" into a finalized slab after checking names and shapes. */
+void ckpt_read_slab(const Checkpoint *c, ParamSlab *slab);
+
+#endif

@@ -1,0 +1,45 @@
+/* config.h — the training options every experiment shares, as one struct and one option table.
+ * An experiment keeps a `static const TrainConfig` of defaults, copies it, appends its own
+ * model options to the table from train_config_options, and parses. */
+#ifndef DQ_CONFIG_H
+#define DQ_CONFIG_H
+
+#include <stdbool.h>
+
+#include "options.h"
+
+typedef struct TrainConfig {
+    char dataset[OPT_STRLEN];     // fashion-mnist | mnist | cifar10
+    char data_dir[OPT_STRLEN];    // where its files are
+    char out_dir[OPT_STRLEN];     // log.csv, curves.svg, checkpoint.bin, summary.json
+    int epochs;
+    int batch_size;
+    float lr, lr_min;             // peak and final (cosine) learning rate
+    char schedule[OPT_STRLEN];    // const | step | cosine
+    float warmup;                 // linear warm-up, epochs
+    float step_epochs, step_gamma;
+    float momentum;
+    bool nesterov;
+    float weight_decay;
+    bool decay_all;               // decay BN parameters and biases too
+    float label_smoothing;
+    int crop_pad;                 // random-crop padding (0: off)
+    bool hflip;
+    int subset;                   // train on the first N examples (0: all)
+    int test_subset;              // evaluate on the first N test examples (0: all)
+    int eval_batch;
+    int seed;
+    int threads;                  // 0: all cores
+    bool resume;                  // continue from out_dir/checkpoint.bin if it exists
+    bool prefetch;                // load batches on a background thread
+    bool progress;                // progress bar / periodic lines during an epoch
+} TrainConfig;
+
+#define TRAIN_MAX_OPTIONS 64
+
+/* Writes the shared options (pointing into c) to out; returns how many. */
+int train_config_options(TrainConfig *c, Option *out);
+/* Checks the combination; fatal with the program name on a bad one. */
+void train_config_check(const TrainConfig *c, const char *prog);
+
+#endif
