@@ -65,6 +65,14 @@ GradcheckResult gradcheck(GradcheckFn fn, void *ctx, Tensor **inputs, int n_inpu
             x->data[i] = xm;
             double lm = eval_loss(fn, ctx, inputs, &tape, r);
             x->data[i] = x0;
+            if (o.skip_kinks) {
+                double l0 = eval_loss(fn, ctx, inputs, &tape, r);
+                double right = (lp - l0) / ((double)xp - x0), left = (l0 - lm) / (x0 - (double)xm);
+                if (fabs(right - left) > 0.2 * fmax(fmax(fabs(right), fabs(left)), o.floor)) {
+                    res.skipped++;
+                    continue;
+                }
+            }
             double num = (lp - lm) / ((double)xp - (double)xm), ana = grad[k][i];
             double scale = fmax(fmax(fabs(num), fabs(ana)), o.floor);
             double err = fabs(num - ana) / scale;

@@ -25,6 +25,8 @@ typedef struct GradcheckOptions {
     int probes;       // positions per input; all of them when the input is smaller (default 24)
     uint64_t seed;    // positions and output weights (default 1)
     bool training;    // tape->training during the check (default false = eval mode)
+    bool skip_kinks;  // skip positions where the one-sided differences disagree by more than
+                      // 20% (the probe straddles a ReLU/max kink): whole networks have many
 } GradcheckOptions;
 
 typedef struct GradcheckResult {
@@ -34,6 +36,7 @@ typedef struct GradcheckResult {
     double analytic;  //               backward's value
     double numeric;   //               central difference
     int checked;      // positions compared
+    int skipped;      // positions skipped as kinks (skip_kinks)
 } GradcheckResult;
 
 /* opts may be NULL (defaults). Fields of *opts left 0 take their defaults. */

@@ -102,15 +102,14 @@ Loader *loader_new(const Dataset *d, const LoaderConfig *cfg) {
         DQ_FATAL("loader: crop padding %d must be in 0..%d", cfg->crop_pad, d->h / 2);
     if (cfg->subset < 0) DQ_FATAL("loader: subset %d must be >= 0", cfg->subset);
     if (d->c > 3) DQ_FATAL("loader: %d channels, at most 3 supported", d->c);
+    int examples = cfg->subset > 0 && cfg->subset < d->n ? cfg->subset : d->n;
+    int batches = cfg->drop_last ? examples / cfg->batch_size : (examples + cfg->batch_size - 1) / cfg->batch_size;
+    if (batches == 0) DQ_FATAL("loader: %d examples make no full batch of %d", examples, cfg->batch_size);
     Loader *l = dq_calloc(1, sizeof *l);
     l->d = d;
     l->cfg = *cfg;
-    l->examples = cfg->subset > 0 && cfg->subset < d->n ? cfg->subset : d->n;
-    l->batches = cfg->drop_last ? l->examples / cfg->batch_size
-                                : (l->examples + cfg->batch_size - 1) / cfg->batch_size;
-    if (l->batches == 0)
-        DQ_FATAL("loader: %d examples make no full batch of %d", l->examples, cfg->batch_size);
-    if (cfg->drop_last) l->examples = l->batches * cfg->batch_size;
+    l->examples = cfg->drop_last ? batches * cfg->batch_size : examples;
+    l->batches = batches;
     l->order = dq_malloc((size_t)(cfg->subset > 0 && cfg->subset < d->n ? cfg->subset : d->n) * sizeof(int));
     size_t img = (size_t)cfg->batch_size * d->h * d->w * d->c;
     for (int i = 0; i < 2; i++) {

@@ -32,6 +32,7 @@ int train_config_options(TrainConfig *c, Option *o) {
     o[n++] = (Option){"seed", OPT_INT, &c->seed, "seed of initialisation, shuffling, augmentation, dropout", 0, 2147483647};
     o[n++] = (Option){"threads", OPT_INT, &c->threads, "worker threads (0: all cores)", 0, 256};
     o[n++] = (Option){"resume", OPT_BOOL, &c->resume, "continue from out_dir/checkpoint.bin if present"};
+    o[n++] = (Option){"stop_after", OPT_INT, &c->stop_after, "stop after N epochs of this run; --resume continues (0: no stop)", 0, 100000};
     o[n++] = (Option){"prefetch", OPT_BOOL, &c->prefetch, "prepare batches on a background thread"};
     o[n++] = (Option){"progress", OPT_BOOL, &c->progress, "show progress during epochs"};
     return n;

@@ -31,6 +31,7 @@ typedef struct TrainConfig {
     int seed;
     int threads;                  // 0: all cores
     bool resume;                  // continue from out_dir/checkpoint.bin if it exists
+    int stop_after;               // stop after this many epochs in this run (0: run them all)
     bool prefetch;                // load batches on a background thread
     bool progress;                // progress bar / periodic lines during an epoch
 } TrainConfig;

@@ -273,7 +273,8 @@ void train_model(Model *m, const TrainConfig *c, const Dataset *train, const Dat
     tape_init(&t, &arena);
     int nb = loader_batches(ld);
     Progress p = {.tty = isatty(2), .on = c->progress, .epochs = c->epochs, .batches = nb};
-    for (int e = start; e < c->epochs; e++) {
+    int end = c->stop_after > 0 && start + c->stop_after < c->epochs ? start + c->stop_after : c->epochs;
+    for (int e = start; e < end; e++) {
         if (hooks && hooks->epoch_begin) hooks->epoch_begin(hooks->ctx, e);
         rng_seed(&m->dropout_rng, (uint64_t)c->seed, 1000 + (uint64_t)e);
         loader_start_epoch(ld, e);
@@ -318,15 +319,16 @@ void train_model(Model *m, const TrainConfig *c, const Dataset *train, const Dat
         write_svg(c, m->name, out->history, e + 1);
         save_checkpoint(c, m, &opt, out->history, e + 1, hooks);
     }
-    out->n_epochs = c->epochs;
-    for (int i = 0; i < c->epochs; i++) out->best_acc = fmax(out->best_acc, out->history[i].test_acc);
-    if (c->epochs > 0) {
-        out->final_acc = out->history[c->epochs - 1].test_acc;
-        out->final_loss = out->history[c->epochs - 1].test_loss;
-        double *rates = dq_malloc((size_t)c->epochs * sizeof(double));
-        for (int i = 0; i < c->epochs; i++) rates[i] = out->history[i].img_per_s;
-        qsort(rates, (size_t)c->epochs, sizeof *rates, cmp_double);
-        out->img_per_s = rates[c->epochs / 2];
+    if (end < c->epochs) printf("stopped after epoch %d of %d (--stop_after); continue with --resume\n", end, c->epochs);
+    out->n_epochs = end;
+    for (int i = 0; i < end; i++) out->best_acc = fmax(out->best_acc, out->history[i].test_acc);
+    if (end > 0) {
+        out->final_acc = out->history[end - 1].test_acc;
+        out->final_loss = out->history[end - 1].test_loss;
+        double *rates = dq_malloc((size_t)end * sizeof(double));
+        for (int i = 0; i < end; i++) rates[i] = out->history[i].img_per_s;
+        qsort(rates, (size_t)end, sizeof *rates, cmp_double);
+        out->img_per_s = rates[end / 2];
         dq_free(rates);
     }
     out->max_rss_mb = train_max_rss_mb();

@@ -1,0 +1,159 @@
+/* test_models.c — the model builders against the PyTorch reference (parameter and MAC counts
+ * from ../shared/bench/torch_reference.py), forward shapes, layer and model gradchecks. */
+#include <string.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "helpers.h"
+#include "nn/basic.h"
+#include "nn/builder.h"
+#include "nn/container.h"
+#include "nn/lenet.h"
+#include "nn/mobilenetv2.h"
+#include "nn/resnet.h"
+#include "nn/weighted.h"
+
+typedef struct RefCount {
+    float width;
+    Mnv2Variant variant;
+    int in_c, size;
+    long long params, macs;  // torch_reference.py: count_macs and sum(p.numel())
+} RefCount;
+
+Test(models, mobilenetv2_matches_reference_counts) {
+    RefCount ref[] = {
+        {1.0f, MNV2_S1X3, 3, 32, 2236682, 296473088}, {1.0f, MNV2_S1X3, 1, 28, 2236106, 226538624},
+        {1.0f, MNV2_S1X2, 3, 32, 2236682, 87976448},  {1.0f, MNV2_S1X2, 1, 28, 2236106, 72938624},
+        {0.5f, MNV2_S1X3, 3, 32, 700490, 87998976},   {0.5f, MNV2_S1X3, 1, 28, 700202, 67151424},
+        {0.5f, MNV2_S1X2, 3, 32, 700490, 27969024},   {0.5f, MNV2_S1X2, 1, 28, 700202, 23111712},
+    };
+    for (size_t i = 0; i < sizeof ref / sizeof *ref; i++) {
+        MobileNetV2Config c = {ref[i].width, ref[i].variant, ref[i].in_c, ref[i].size, 10, 0.2f};
+        Model *m = mobilenetv2_new(&c, &nn_float_factory, 1);
+        cr_assert_eq((long long)m->n_params, ref[i].params, "%s %dx%dx%d params", m->name, ref[i].size, ref[i].size, ref[i].in_c);
+        cr_assert_eq(m->macs, ref[i].macs, "%s %dx%dx%d MACs", m->name, ref[i].size, ref[i].size, ref[i].in_c);
+        model_free(m);
+    }
+}
+
+Test(models, resnet20_matches_reference_counts) {
+    long long ref[2][4] = {{3, 32, 269722, 40551040}, {1, 28, 269434, 30821248}};
+    for (int i = 0; i < 2; i++) {
+        ResNetConfig c = {20, (int)ref[i][0], (int)ref[i][1], 10};
+        Model *m = resnet_new(&c, &nn_float_factory, 1);
+        cr_assert_eq((long long)m->n_params, ref[i][2]);
+        cr_assert_eq(m->macs, ref[i][3]);
+        model_free(m);
+    }
+}
+
+Test(models, forward_shapes_and_divisible, .init = test_setup, .fini = test_teardown) {
+    cr_assert_eq(mobilenetv2_divisible(32 * 0.5f), 16);
+    cr_assert_eq(mobilenetv2_divisible(24 * 0.35f), 8);
+    cr_assert_eq(mobilenetv2_divisible(1280 * 1.0f), 1280);
+    LeNetConfig lc = {1, 28, 10, 0.25f};
+    Model *m = lenet_new(&lc, &nn_float_factory, 1);
+    Tensor *x = rand_tensor(4, (const int[]){3, 28, 28, 1}, -1, 1);
+    Tensor *y = model_forward(m, &T, x);
+    cr_assert(y->ndim == 2 && y->shape[0] == 3 && y->shape[1] == 10);
+    model_free(m);
+}
+
+static void wrong_input(void *ctx) {
+    Model *m = ctx;
+    model_forward(m, &T, rand_tensor(4, (const int[]){2, 32, 32, 3}, 0, 1));
+}
+
+Test(models, rejects_wrong_input_shape, .init = test_setup_quiet, .fini = test_teardown) {
+    LeNetConfig lc = {1, 28, 10, 0};
+    Model *m = lenet_new(&lc, &nn_float_factory, 1);
+    const char *msg = expect_fatal(wrong_input, m);
+    cr_assert(strstr(msg, "model lenet: input (2, 32, 32, 3), expected (N, 28, 28, 1)") != NULL, "got: %s", msg);
+    model_free(m);
+}
+
+/* Gradcheck of a whole model: the model's parameters are the inputs of the check. */
+typedef struct ModelCtx {
+    Model *m;
+    Tensor *x;
+} ModelCtx;
+
+static Tensor *model_fn(Tape *t, Tensor **in, void *ctx) {
+    ModelCtx *c = ctx;
+    return model_forward(c->m, t, c->x);
+}
+
+/* Parameters to check: `names` (NULL-terminated) or, when NULL, every eighth parameter. */
+static void gradcheck_model(Model *m, int batch, const char *const *names, const char *what) {
+    Tensor *x = rand_tensor(4, (const int[]){batch, m->in_h, m->in_w, m->in_c}, -1, 1);
+    ModelCtx ctx = {m, x};
+    Tensor *ins[8];
+    int n = 0;
+    for (int i = 0; names && names[i]; i++) {
+        const Param *p = slab_find(&m->slab, names[i]);
+        cr_assert_not_null(p, "no parameter %s", names[i]);
+        ins[n++] = p->tensor;
+    }
+    for (int i = 0; !names && i < m->slab.n_params && n < 8; i += m->slab.n_params / 8 + 1)
+        if (!(m->slab.params[i].flags & PARAM_BUFFER)) ins[n++] = m->slab.params[i].tensor;
+    GradcheckOptions o = {.training = true, .probes = 8, .eps = 5e-4, .floor = 1e-2, .skip_kinks = true};
+    GradcheckResult r = gradcheck(model_fn, &ctx, ins, n, &o);
+    cr_assert(r.checked >= 2 * r.skipped, "%s: %d probes on kinks, %d checked", what, r.skipped, r.checked);
+    cr_assert(r.max_err < 5e-2, "%s: error %.3g at input %d [%zu]: %g vs %g (%d checked, %d kinks skipped)",
+              what, r.max_err, r.input, r.index, r.analytic, r.numeric, r.checked, r.skipped);
+}
+
+/* Finite differences through a deep ReLU6 network cross many kinks at once (each perturbation
+ * moves thousands of units downstream), so the whole-network check covers the layers near the
+ * output; the earlier layers are covered by the op and block checks, and by
+ * tests/test_determinism.c (fast vs reference kernels on a whole network). */
+Test(models, gradcheck_tiny_models, .init = test_setup, .fini = test_teardown) {
+    MobileNetV2Config mc = {0.25f, MNV2_S1X3, 1, 8, 4, 0};
+    Model *m = mobilenetv2_new(&mc, &nn_float_factory, 2);
+    const char *tail[] = {"classifier.weight", "classifier.bias", "features.18.weight",
+                          "features.18.bn.gamma", "features.17.project.weight", "features.17.dw.bn.beta", NULL};
+    gradcheck_model(m, 4, tail, "mobilenetv2 w0.25 8x8, last layers");
+    model_free(m);
+    ResNetConfig rc = {8, 2, 8, 3};
+    m = resnet_new(&rc, &nn_float_factory, 3);
+    gradcheck_model(m, 3, NULL, "resnet8 8x8");
+    model_free(m);
+    LeNetConfig lc = {1, 8, 3, 0};
+    m = lenet_new(&lc, &nn_float_factory, 4);
+    gradcheck_model(m, 3, NULL, "lenet 8x8");
+    model_free(m);
+}
+
+/* One inverted residual block (expand, depthwise, project, identity) between a stem and a head:
+ * the MobileNetV2 unit, every parameter checked. */
+Test(models, gradcheck_inverted_residual_block, .init = test_setup, .fini = test_teardown) {
+    Model *m = model_new("block", 1, 6, 6, 3);
+    Layer *net = m->net = sequential_new("block");
+    builder_conv_bn_act(m, net, &nn_float_factory, &(ConvDesc){"stem", 1, 4, 3, 1, 1, ACT_RELU6});
+    Layer *body = sequential_new("b");
+    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){"b.expand", 4, 12, 1, 1, 1, ACT_RELU6});
+    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){"b.dw", 12, 12, 3, 1, 12, ACT_RELU6});
+    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){"b.project", 12, 4, 1, 1, 1, ACT_NONE});
+    sequential_add(net, residual_new("b", body, NULL, false));
+    builder_conv_bn_act(m, net, &nn_float_factory, &(ConvDesc){"down", 4, 8, 3, 2, 4, ACT_RELU6});
+    sequential_add(net, global_avgpool_layer_new());
+    sequential_add(net, builder_weighted(m, &nn_float_factory, &(LayerSpec){.kind = SPEC_LINEAR, .name = "fc", .in = 8, .out = 3, .bias = true}));
+    model_finish(m, 5);
+    const char *all[] = {"stem.weight", "b.expand.weight", "b.dw.weight", "b.dw.bn.gamma",
+                         "b.project.weight", "b.project.bn.beta", "down.weight", "fc.weight", NULL};
+    gradcheck_model(m, 4, all, "inverted residual block");
+    model_free(m);
+}
+
+Test(models, seeded_initialisation, .init = test_setup, .fini = test_teardown) {
+    LeNetConfig lc = {1, 28, 10, 0};
+    Model *a = lenet_new(&lc, &nn_float_factory, 7), *b = lenet_new(&lc, &nn_float_factory, 7);
+    Model *c = lenet_new(&lc, &nn_float_factory, 8);
+    assert_bits_equal(a->slab.data, b->slab.data, a->slab.numel, "same seed");
+    cr_assert(memcmp(a->slab.data, c->slab.data, a->slab.numel * sizeof(float)) != 0, "other seed");
+    const Param *g = slab_find(&a->slab, "conv1.bn.gamma"), *v = slab_find(&a->slab, "conv1.bn.running_var");
+    cr_assert(g && v && g->tensor->data[0] == 1 && v->tensor->data[3] == 1 && (v->flags & PARAM_BUFFER));
+    model_free(a);
+    model_free(b);
+    model_free(c);
+}
