@@ -10,6 +10,20 @@
 #include "rng.h"
 #include "tape.h"
 
+/* Activations that other ops can fuse (BatchNorm), and their derivative from the OUTPUT y:
+ *     none: 1     relu: y > 0     relu6: 0 < y < 6     (the same sets as for the input) */
+typedef enum { ACT_NONE, ACT_RELU, ACT_RELU6 } ActKind;
+
+static inline float act_apply(ActKind a, float v) {
+    if (a == ACT_NONE) return v;
+    v = v > 0 ? v : 0;
+    return a == ACT_RELU6 && v > 6 ? 6 : v;
+}
+
+static inline float act_grad_mask(ActKind a, float y) {
+    return a == ACT_NONE ? 1.0f : (y > 0 && (a == ACT_RELU || y < 6)) ? 1.0f : 0.0f;
+}
+
 Tensor *op_relu(Tape *t, Tensor *x);
 Tensor *op_relu6(Tape *t, Tensor *x);
 Tensor *op_dropout(Tape *t, Tensor *x, float p, Rng *rng);

@@ -82,7 +82,7 @@ float *arena_floats_zero(Arena *a, size_t count) { return arena_calloc(a, count,
 
 void arena_reset(Arena *a) {
     if (a->head && a->head->next) {  // spilled: replace all chunks by one big enough for the peak
-        size_t size = a->peak > a->capacity ? a->peak : a->capacity;
+        size_t size = a->peak + a->peak / 16;  // a little room for steps that vary slightly
         chunks_free(a->head);
         a->capacity = 0;
         a->head = chunk_new(a, size, NULL);

@@ -24,35 +24,68 @@ void batchnorm_stats_ref(float *mean, float *var, const float *x, size_t R, int 
     }
 }
 
-void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd,
-                     const float *gamma, const float *beta, size_t R, int C) {
-    for (size_t r = 0; r < R; r++) {
-        const float *restrict xr = x + r * C;
-        float *restrict yr = y + r * C;
-        for (int c = 0; c < C; c++) yr[c] = gamma[c] * (xr[c] - mean[c]) * invstd[c] + beta[c];
+typedef struct ApplyJob {
+    float *y;
+    const float *x, *scale, *shift;
+    size_t R;
+    int C, chunks;
+    ActKind act;
+} ApplyJob;
+
+static void apply_task(void *ctx, int begin, int end, int tid) {
+    const ApplyJob *j = ctx;
+    int C = j->C;
+    size_t r0 = j->R * (size_t)begin / (size_t)j->chunks, r1 = j->R * (size_t)end / (size_t)j->chunks;
+    for (size_t r = r0; r < r1; r++) {
+        const float *restrict xr = j->x + r * C;
+        float *restrict yr = j->y + r * C;
+        const float *restrict sc = j->scale, *restrict sh = j->shift;
+        if (j->act == ACT_NONE)
+            for (int c = 0; c < C; c++) yr[c] = xr[c] * sc[c] + sh[c];
+        else {
+            float hi = j->act == ACT_RELU6 ? 6.0f : INFINITY;
+            for (int c = 0; c < C; c++) {
+                float v = xr[c] * sc[c] + sh[c];
+                v = v > 0 ? v : 0;
+                yr[c] = v < hi ? v : hi;
+            }
+        }
     }
 }
 
-void batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
-                            const float *x, const float *mean, const float *invstd,
-                            const float *gamma, size_t R, int C, bool batch_stats) {
-    // forward: y = γ·x̂ + β, x̂ = (x − μ)·invstd; with batch statistics μ and invstd depend on x:
-    //   dx = γ·invstd/R · (R·dy − Σdy − x̂·Σ(dy·x̂))
+void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd,
+                     const float *gamma, const float *beta, size_t R, int C, ActKind act) {
+    // y = act(γ·(x − μ)·invstd + β) = act(x·scale + shift)
+    float *scale = threads_scratch(threads_current_tid(), THREADS_SLOT_PARTIAL, 2 * (size_t)C), *shift = scale + C;
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] * invstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+    ApplyJob job = {y, x, scale, shift, R, C, threads_count(), act};
+    parallel_for(job.chunks, apply_task, &job);
+}
+
+void batchnorm_backward_ref(const BnGrad *g) {
+    // forward: y = act(γ·x̂ + β), x̂ = (x − μ)·invstd; with g = dy·act'(y), and batch statistics
+    // (μ, invstd depend on x):  dx = γ·invstd/R · (R·g − Σg − x̂·Σ(g·x̂))
+    size_t R = g->R;
+    int C = g->C;
     for (int c = 0; c < C; c++) {
         double sd = 0, sdx = 0;
         for (size_t r = 0; r < R; r++) {
-            double xh = (x[r * C + c] - mean[c]) * invstd[c];
-            sd += dy[r * C + c];
-            sdx += dy[r * C + c] * xh;
+            size_t i = r * C + c;
+            double xh = (g->x[i] - g->mean[c]) * g->invstd[c], d = g->dy[i] * act_grad_mask(g->act, g->y[i]);
+            sd += d;
+            sdx += d * xh;
         }
-        if (dgamma) dgamma[c] += (float)sdx;
-        if (dbeta) dbeta[c] += (float)sd;
-        if (!dx) continue;
+        if (g->dgamma) g->dgamma[c] += (float)sdx;
+        if (g->dbeta) g->dbeta[c] += (float)sd;
+        if (!g->dx) continue;
         for (size_t r = 0; r < R; r++) {
-            double xh = (x[r * C + c] - mean[c]) * invstd[c];
-            double g = dy[r * C + c];
-            if (batch_stats) g = g - sd / (double)R - xh * sdx / (double)R;
-            dx[r * C + c] += (float)(gamma[c] * invstd[c] * g);
+            size_t i = r * C + c;
+            double xh = (g->x[i] - g->mean[c]) * g->invstd[c], d = g->dy[i] * act_grad_mask(g->act, g->y[i]);
+            if (g->batch_stats) d = d - sd / (double)R - xh * sdx / (double)R;
+            g->dx[i] += (float)(g->gamma[c] * g->invstd[c] * d);
         }
     }
 }
@@ -64,12 +97,11 @@ void batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, const float 
  *   [4C, 7C)  dx coefficients k, a, b (backward)
  *   [8C, 12C) thread 0 only: the combined sums (2·C doubles) */
 typedef struct BnJob {
-    const float *x, *dy, *mean, *invstd, *gamma;
-    float *dx;
+    const float *x;       // stats: the input
+    const BnGrad *g;      // backward
     size_t R;
     int C, chunks;
-    const double *sums;   // backward pass 2: Σdy, Σdy·x̂ (2·C)
-    bool batch_stats;
+    const double *sums;   // backward pass 2: Σg, Σg·x̂ (2·C)
 } BnJob;
 
 static size_t rows_of(const BnJob *j, int chunk) { return j->R * (size_t)chunk / (size_t)j->chunks; }
@@ -112,46 +144,46 @@ void batchnorm_stats_fast(float *mean, float *var, const float *x, size_t R, int
 
 static void grad_sums_task(void *ctx, int begin, int end, int tid) {
     const BnJob *j = ctx;
+    const BnGrad *g = j->g;
     int C = j->C;
     double *sd = partials(tid, C), *sdx = sd + C;
     memset(sd, 0, 2 * (size_t)C * sizeof(double));
     for (size_t r = rows_of(j, begin); r < rows_of(j, end); r++) {
-        const float *restrict xr = j->x + r * C, *restrict dyr = j->dy + r * C;
+        const float *restrict xr = g->x + r * C, *restrict dyr = g->dy + r * C, *restrict yr = g->y + r * C;
         for (int c = 0; c < C; c++) {
-            float xh = (xr[c] - j->mean[c]) * j->invstd[c];
-            sd[c] += dyr[c];
-            sdx[c] += (double)(dyr[c] * xh);
+            float xh = (xr[c] - g->mean[c]) * g->invstd[c], d = dyr[c] * act_grad_mask(g->act, yr[c]);
+            sd[c] += d;
+            sdx[c] += (double)(d * xh);
         }
     }
 }
 
 static void dx_task(void *ctx, int begin, int end, int tid) {
     const BnJob *j = ctx;
+    const BnGrad *g = j->g;
     int C = j->C;
     const double *sums = j->sums;
-    // dx = k·(dy − a − x̂·b) with k = γ·invstd, a = Σdy/R, b = Σ(dy·x̂)/R (zero in eval mode)
+    // dx = k·(d − a − x̂·b), d = dy·act'(y), k = γ·invstd, a = Σd/R, b = Σ(d·x̂)/R (0 in eval mode)
     float *k = (float *)(void *)(partials(tid, C) + 2 * (size_t)C), *a = k + C, *b = a + C;
     for (int c = 0; c < C; c++) {
-        k[c] = j->gamma[c] * j->invstd[c];
-        a[c] = j->batch_stats ? (float)(sums[c] / (double)j->R) : 0.0f;
-        b[c] = j->batch_stats ? (float)(sums[C + c] / (double)j->R) : 0.0f;
+        k[c] = g->gamma[c] * g->invstd[c];
+        a[c] = g->batch_stats ? (float)(sums[c] / (double)j->R) : 0.0f;
+        b[c] = g->batch_stats ? (float)(sums[C + c] / (double)j->R) : 0.0f;
     }
     for (size_t r = rows_of(j, begin); r < rows_of(j, end); r++) {
-        const float *restrict xr = j->x + r * C, *restrict dyr = j->dy + r * C;
-        float *restrict dxr = j->dx + r * C;
+        const float *restrict xr = g->x + r * C, *restrict dyr = g->dy + r * C, *restrict yr = g->y + r * C;
+        float *restrict dxr = g->dx + r * C;
         for (int c = 0; c < C; c++) {
-            float xh = (xr[c] - j->mean[c]) * j->invstd[c];
-            dxr[c] += k[c] * (dyr[c] - a[c] - xh * b[c]);
+            float xh = (xr[c] - g->mean[c]) * g->invstd[c], d = dyr[c] * act_grad_mask(g->act, yr[c]);
+            dxr[c] += k[c] * (d - a[c] - xh * b[c]);
         }
     }
 }
 
-void batchnorm_backward_fast(float *dx, float *dgamma, float *dbeta, const float *dy,
-                             const float *x, const float *mean, const float *invstd,
-                             const float *gamma, size_t R, int C, bool batch_stats) {
-    // forward: y = γ·x̂ + β, x̂ = (x − μ)·invstd   (see batchnorm_backward_ref)
-    BnJob job = {.x = x, .dy = dy, .mean = mean, .invstd = invstd, .gamma = gamma, .dx = dx,
-                 .R = R, .C = C, .chunks = threads_count(), .batch_stats = batch_stats};
+void batchnorm_backward_fast(const BnGrad *g) {
+    // forward: y = act(γ·x̂ + β), x̂ = (x − μ)·invstd   (see batchnorm_backward_ref)
+    int C = g->C;
+    BnJob job = {.g = g, .R = g->R, .C = C, .chunks = threads_count()};
     parallel_for(job.chunks, grad_sums_task, &job);
     double *sums = partials(0, C) + 4 * (size_t)C;
     memset(sums, 0, 2 * (size_t)C * sizeof(double));
@@ -161,10 +193,10 @@ void batchnorm_backward_fast(float *dx, float *dgamma, float *dbeta, const float
         for (int c = 0; c < 2 * C; c++) sums[c] += p[c];
     }
     for (int c = 0; c < C; c++) {
-        if (dgamma) dgamma[c] += (float)sums[C + c];
-        if (dbeta) dbeta[c] += (float)sums[c];
+        if (g->dgamma) g->dgamma[c] += (float)sums[C + c];
+        if (g->dbeta) g->dbeta[c] += (float)sums[c];
     }
-    if (dx) {
+    if (g->dx) {
         job.sums = sums;
         parallel_for(job.chunks, dx_task, &job);
     }
@@ -174,18 +206,18 @@ void batchnorm_backward_fast(float *dx, float *dgamma, float *dbeta, const float
 typedef struct BnSaved {
     float *mean, *invstd;  // (C) statistics used by the forward
     bool batch_stats;
+    ActKind act;
 } BnSaved;
 
 static void batchnorm_backward_op(Tape *t, TapeRecord *r) {
     Tensor *x = r->in[0], *gamma = r->in[1], *beta = r->in[2];
     const BnSaved *s = r->saved;
     int C = x->shape[x->ndim - 1];
-    size_t R = x->numel / (size_t)C;
-    float *dx = tape_grad_of(t, x), *dg = tape_grad_of(t, gamma), *db = tape_grad_of(t, beta);
-    if (ops_use_ref_kernels)
-        batchnorm_backward_ref(dx, dg, db, r->out->grad, x->data, s->mean, s->invstd, gamma->data, R, C, s->batch_stats);
-    else
-        batchnorm_backward_fast(dx, dg, db, r->out->grad, x->data, s->mean, s->invstd, gamma->data, R, C, s->batch_stats);
+    BnGrad g = {tape_grad_of(t, x), tape_grad_of(t, gamma), tape_grad_of(t, beta), r->out->grad,
+                r->out->data, s->act, x->data, s->mean, s->invstd, gamma->data,
+                x->numel / (size_t)C, C, s->batch_stats};
+    if (ops_use_ref_kernels) batchnorm_backward_ref(&g);
+    else batchnorm_backward_fast(&g);
 }
 
 static const TapeOp BATCHNORM_OP = {"batchnorm", batchnorm_backward_op};
@@ -223,11 +255,11 @@ Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormA
         }
     }
     Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
-    batchnorm_apply(y->data, x->data, mean, invstd, gamma->data, beta->data, R, C);
+    batchnorm_apply(y->data, x->data, mean, invstd, gamma->data, beta->data, R, C, a.act);
     TapeRecord *r = tape_push(t, &BATCHNORM_OP, y, 3, (Tensor *[]){x, gamma, beta});
     if (r) {
         BnSaved *s = arena_alloc(t->arena, sizeof *s);
-        *s = (BnSaved){mean, invstd, t->training};
+        *s = (BnSaved){mean, invstd, t->training, a.act};
         r->saved = s;
     }
     return y;

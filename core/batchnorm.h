@@ -1,16 +1,20 @@
-/* batchnorm.h — batch normalisation over every dim but the last (channels).
+/* batchnorm.h — batch normalisation over every dim but the last (channels), with an optional
+ * fused activation (none, ReLU, ReLU6) applied to its output.
  *
  * Shapes: x (N, H, W, C) or (N, C); gamma, beta (C); y like x. R = numel / C rows per channel.
  *   training:  μ = mean_R(x),  σ² = mean_R((x − μ)²)            (biased, used to normalise)
- *              y = γ·(x − μ)/sqrt(σ² + eps) + β
+ *              y = act(γ·(x − μ)/sqrt(σ² + eps) + β)
  *              running_mean ← (1 − m)·running_mean + m·μ
  *              running_var  ← (1 − m)·running_var  + m·σ²·R/(R − 1)   (unbiased, as PyTorch)
  *   eval:      the same with μ, σ² replaced by the running averages.
- * The mode comes from tape->training. Statistics accumulate in double.
+ * The mode comes from tape->training. Statistics accumulate in double. Fusing the activation
+ * keeps one tensor (and its gradient) per layer instead of two: the activation's derivative is
+ * read off the output y (see act_grad_mask).
  */
 #ifndef DQ_BATCHNORM_H
 #define DQ_BATCHNORM_H
 
+#include "activation.h"
 #include "tape.h"
 
 typedef struct BatchNormArgs {
@@ -18,23 +22,32 @@ typedef struct BatchNormArgs {
     float *running_var;   // (C)
     float momentum;       // m above; 0.1 is PyTorch's default
     float eps;            // 1e-5 is PyTorch's default
+    ActKind act;          // fused activation (ACT_NONE by default)
 } BatchNormArgs;
 
 Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormArgs args);
 
-/* Kernels. Training forward writes the batch mean and 1/sqrt(var + eps) to mean/invstd (C).
- * The eval forward takes mean/invstd precomputed from the running averages. */
+/* What the backward kernels read and write. */
+typedef struct BnGrad {
+    float *dx, *dgamma, *dbeta;   // accumulated into; each may be NULL
+    const float *dy;              // (R, C) gradient of the output
+    const float *y;               // (R, C) the output, for the activation's mask
+    ActKind act;
+    const float *x;               // (R, C) the input
+    const float *mean, *invstd;   // (C) statistics the forward used
+    const float *gamma;           // (C)
+    size_t R;
+    int C;
+    bool batch_stats;             // mean/invstd came from this batch (training): adds the
+                                  // terms through μ and σ²
+} BnGrad;
+
+/* Kernels. The training forward gets the batch mean and variance from batchnorm_stats_*. */
 void batchnorm_stats_ref(float *mean, float *var, const float *x, size_t R, int C);
 void batchnorm_stats_fast(float *mean, float *var, const float *x, size_t R, int C);
 void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd,
-                     const float *gamma, const float *beta, size_t R, int C);
-/* Backward accumulates; dx/dgamma/dbeta may be NULL. `batch_stats` is true when mean/invstd came
- * from this batch (training), which adds the terms through μ and σ². */
-void batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
-                            const float *x, const float *mean, const float *invstd,
-                            const float *gamma, size_t R, int C, bool batch_stats);
-void batchnorm_backward_fast(float *dx, float *dgamma, float *dbeta, const float *dy,
-                             const float *x, const float *mean, const float *invstd,
-                             const float *gamma, size_t R, int C, bool batch_stats);
+                     const float *gamma, const float *beta, size_t R, int C, ActKind act);
+void batchnorm_backward_ref(const BnGrad *g);
+void batchnorm_backward_fast(const BnGrad *g);
 
 #endif

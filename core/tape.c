@@ -16,17 +16,37 @@ struct GradLink {
     GradLink *next;
 };
 
+struct FreeGrad {
+    float *data;
+    size_t numel;
+    FreeGrad *next;
+};
+
 void tape_reset(Tape *t) {
     for (GradLink *g = t->grads; g; g = g->next) g->tensor->grad = NULL;
     t->grads = NULL;
+    t->free_grads = NULL;
     t->last = NULL;
     t->n_records = 0;
     arena_reset(t->arena);
 }
 
+/* The smallest released buffer that fits, unlinked from the free list; NULL if none. */
+static float *reuse(Tape *t, size_t numel) {
+    FreeGrad **best = NULL;
+    for (FreeGrad **f = &t->free_grads; *f; f = &(*f)->next)
+        if ((*f)->numel >= numel && (!best || (*f)->numel < (*best)->numel)) best = f;
+    if (!best) return NULL;
+    float *data = (*best)->data;
+    *best = (*best)->next;
+    return data;
+}
+
 float *tape_grad(Tape *t, Tensor *x) {
     if (!x->grad) {
-        x->grad = arena_floats_zero(t->arena, x->numel);
+        float *data = reuse(t, x->numel);
+        if (data) memset(data, 0, x->numel * sizeof(float));
+        x->grad = data ? data : arena_floats_zero(t->arena, x->numel);
         GradLink *g = arena_alloc(t->arena, sizeof *g);
         *g = (GradLink){x, t->grads};
         t->grads = g;
@@ -62,8 +82,16 @@ TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *
 /* Run every record's backward, newest first, then forget the records: a backward consumes the
  * graph, so a later backward (before tape_reset) cannot run these records twice. */
 static void walk(Tape *t) {
-    for (TapeRecord *r = t->last; r; r = r->prev)
-        if (r->out->grad) r->op->backward(t, r);
+    for (TapeRecord *r = t->last; r; r = r->prev) {
+        if (!r->out->grad) continue;
+        r->op->backward(t, r);
+        if (!t->keep_grads) {  // the producer has consumed its output's gradient
+            FreeGrad *f = arena_alloc(t->arena, sizeof *f);
+            *f = (FreeGrad){r->out->grad, r->out->numel, t->free_grads};
+            t->free_grads = f;
+            r->out->grad = NULL;
+        }
+    }
     t->last = NULL;
     t->n_records = 0;
 }

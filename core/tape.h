@@ -8,6 +8,10 @@
  * tensor's gradient with +=) before the tensor's producer reads that gradient.
  *
  * A backward consumes the records (a second backward before tape_reset sees only newer ones).
+ * Once a record's backward has run, nothing reads its output's gradient again: the buffer goes
+ * to a free list that later gradients reuse (and the tensor's `grad` becomes NULL), so
+ * activation gradients cost the width of the backward frontier, not the depth of the network.
+ * Set keep_grads to keep them all.
  * Records are made only when the tape records (not no_grad) and some input requires a gradient;
  * the output then requires one too. A backward is skipped when nothing flowed into its output.
  * Gradients of activations are arena buffers allocated zeroed on first use (tape_grad);
@@ -47,12 +51,15 @@ struct TapeRecord {
 };
 
 typedef struct GradLink GradLink;
+typedef struct FreeGrad FreeGrad;
 
 struct Tape {
     Arena *arena;         // activations, saved state, records, activation gradients
     TapeRecord *last;     // newest record
     int n_records;
     GradLink *grads;      // tensors given an arena gradient since the last reset
+    FreeGrad *free_grads; // gradient buffers released during backward, for reuse
+    bool keep_grads;      // keep every activation gradient after backward (debugging)
     bool no_grad;         // record nothing (inference, evaluation)
     bool training;        // BatchNorm batch statistics, dropout on
 };

@@ -12,11 +12,13 @@ typedef struct BnLayer {
     Tensor *gamma, *beta;       // (C) parameters
     Tensor *mean, *var;         // (C) running statistics (PARAM_BUFFER)
     float momentum, eps;
+    ActKind act;                // fused activation
 } BnLayer;
 
 static Tensor *bn_forward(Layer *l, Tape *t, Tensor *x) {
     BnLayer *b = (BnLayer *)l;
-    return op_batchnorm(t, x, b->gamma, b->beta, (BatchNormArgs){b->mean->data, b->var->data, b->momentum, b->eps});
+    return op_batchnorm(t, x, b->gamma, b->beta,
+                        (BatchNormArgs){b->mean->data, b->var->data, b->momentum, b->eps, b->act});
 }
 
 static void bn_init(Layer *l, Rng *rng) {
@@ -27,11 +29,14 @@ static void bn_init(Layer *l, Rng *rng) {
     tensor_fill(b->var, 1);
 }
 
-static const LayerOps BN_OPS = {"batchnorm", bn_forward, bn_init, NULL, NULL};
+static const LayerOps BN_OPS[3] = {{"batchnorm", bn_forward, bn_init, NULL, NULL},
+                                   {"batchnorm+relu", bn_forward, bn_init, NULL, NULL},
+                                   {"batchnorm+relu6", bn_forward, bn_init, NULL, NULL}};
 
-Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int C, float momentum, float eps) {
+Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int C, float momentum, float eps, ActKind act) {
     BnLayer *b = dq_calloc(1, sizeof *b);
-    b->base.ops = &BN_OPS;
+    b->base.ops = &BN_OPS[act];
+    b->act = act;
     layer_set_name(&b->base, name);
     b->momentum = momentum;
     b->eps = eps;

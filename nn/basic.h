@@ -3,12 +3,14 @@
 #ifndef DQ_BASIC_H
 #define DQ_BASIC_H
 
+#include "core/activation.h"
 #include "core/pool.h"
 #include "layer.h"
 
-/* BatchNorm over channels: gamma/beta parameters (no weight decay), running mean/var buffers.
- * Initialised to gamma 1, beta 0, mean 0, var 1. */
-Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int channels, float momentum, float eps);
+/* BatchNorm over channels, followed by a fused activation (ACT_NONE for none): gamma/beta
+ * parameters (no weight decay), running mean/var buffers; initialised to 1, 0, 0, 1. */
+Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int channels, float momentum, float eps,
+                           ActKind act);
 Layer *relu_layer_new(void);
 Layer *relu6_layer_new(void);
 Layer *maxpool_layer_new(Pool2dArgs args);

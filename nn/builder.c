@@ -23,7 +23,5 @@ void builder_conv_bn_act(Model *m, Layer *seq, const LayerFactory *f, const Conv
     sequential_add(seq, builder_weighted(m, f, &spec));
     char bn[96];
     snprintf(bn, sizeof bn, "%s.bn", d->name);
-    sequential_add(seq, batchnorm_layer_new(&m->slab, bn, d->out, BN_MOMENTUM, BN_EPS));
-    if (d->act == ACT_RELU) sequential_add(seq, relu_layer_new());
-    if (d->act == ACT_RELU6) sequential_add(seq, relu6_layer_new());
+    sequential_add(seq, batchnorm_layer_new(&m->slab, bn, d->out, BN_MOMENTUM, BN_EPS, d->act));
 }

@@ -3,18 +3,17 @@
 #ifndef DQ_BUILDER_H
 #define DQ_BUILDER_H
 
+#include "core/activation.h"
 #include "model.h"
-
-typedef enum { ACT_NONE, ACT_RELU, ACT_RELU6 } Activation;
 
 typedef struct ConvDesc {
     const char *name;
     int in, out, kernel, stride, groups;
-    Activation act;
+    ActKind act;     // fused into the BatchNorm
     bool first, last, signed_input;
 } ConvDesc;
 
-/* conv (pad = kernel/2, no bias) + BN + act appended to seq. */
+/* conv (pad = kernel/2, no bias) + BN with the activation fused, appended to seq. */
 void builder_conv_bn_act(Model *m, Layer *seq, const LayerFactory *f, const ConvDesc *d);
 /* A weighted layer straight from the factory. */
 Layer *builder_weighted(Model *m, const LayerFactory *f, const LayerSpec *spec);

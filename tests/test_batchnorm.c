@@ -32,10 +32,13 @@ Test(batchnorm, hand_computed_training_and_running_stats, .init = test_setup, .f
 typedef struct BnCase {
     int R, C, threads;
     bool batch_stats;
+    ActKind act;
 } BnCase;
 
 ParameterizedTestParameters(batchnorm, fast_matches_reference) {
-    static BnCase cases[] = {{2, 1, 1, true}, {37, 5, 2, true}, {1000, 24, 2, true}, {333, 17, 3, false}, {64, 144, 2, true}};
+    static BnCase cases[] = {{2, 1, 1, true, ACT_NONE},     {37, 5, 2, true, ACT_RELU},
+                             {1000, 24, 2, true, ACT_RELU6}, {333, 17, 3, false, ACT_RELU6},
+                             {64, 144, 2, true, ACT_NONE},   {50, 8, 2, false, ACT_RELU}};
     return cr_make_param_array(BnCase, cases, sizeof cases / sizeof *cases);
 }
 
@@ -56,8 +59,19 @@ ParameterizedTest(BnCase *c, batchnorm, fast_matches_reference, .init = test_set
     float *dxr = arena_floats_zero(&test_arena, n), *dxf = arena_floats_zero(&test_arena, n);
     float *dgr = arena_floats_zero(&test_arena, c->C), *dgf = arena_floats_zero(&test_arena, c->C);
     float *dbr = arena_floats_zero(&test_arena, c->C), *dbf = arena_floats_zero(&test_arena, c->C);
-    batchnorm_backward_ref(dxr, dgr, dbr, dy->data, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats);
-    batchnorm_backward_fast(dxf, dgf, dbf, dy->data, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats);
+    // The forward output (with the activation) supplies the activation's mask.
+    Tensor *b = rand_tensor(1, (const int[]){c->C}, -1, 1);
+    float *y = arena_floats(&test_arena, n);
+    batchnorm_apply(y, x->data, mr, inv, g->data, b->data, c->R, c->C, c->act);
+    for (size_t i = 0; i < n; i++) {
+        int ch = (int)(i % (size_t)c->C);
+        float want = act_apply(c->act, g->data[ch] * (x->data[i] - mr[ch]) * inv[ch] + b->data[ch]);
+        cr_assert_float_eq(y[i], want, 1e-5, "forward at %zu", i);
+    }
+    BnGrad gr = {dxr, dgr, dbr, dy->data, y, c->act, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats};
+    BnGrad gf = {dxf, dgf, dbf, dy->data, y, c->act, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats};
+    batchnorm_backward_ref(&gr);
+    batchnorm_backward_fast(&gf);
     assert_close(dxf, dxr, n, 1e-4, 1e-5, "dx");
     assert_close(dgf, dgr, c->C, 1e-4, 1e-4, "dgamma");
     assert_close(dbf, dbr, c->C, 1e-4, 1e-4, "dbeta");
@@ -66,22 +80,38 @@ ParameterizedTest(BnCase *c, batchnorm, fast_matches_reference, .init = test_set
 
 typedef struct BnCtx {
     float *rm, *rv;
+    ActKind act;
 } BnCtx;
 
 static Tensor *bn_fn(Tape *t, Tensor **in, void *ctx) {
     BnCtx *c = ctx;
-    return op_batchnorm(t, in[0], in[1], in[2], (BatchNormArgs){c->rm, c->rv, 0.1f, 1e-5f});
+    return op_batchnorm(t, in[0], in[1], in[2], (BatchNormArgs){c->rm, c->rv, 0.1f, 1e-5f, c->act});
 }
 
-static void gradcheck_bn(int ndim, const int *shape, bool training) {
+static void gradcheck_bn_act(int ndim, const int *shape, bool training, ActKind act) {
     Tensor *x = rand_param(ndim, shape, -2, 2);
     int C = shape[ndim - 1];
     Tensor *g = rand_param(1, &C, 0.5f, 1.5f), *b = rand_param(1, &C, -1, 1);
-    BnCtx ctx = {arena_floats(&test_arena, C), arena_floats(&test_arena, C)};
+    BnCtx ctx = {arena_floats(&test_arena, C), arena_floats(&test_arena, C), act};
     rng_fill_uniform(&R, ctx.rm, C, -0.5f, 0.5f);
     rng_fill_uniform(&R, ctx.rv, C, 0.5f, 2);
-    assert_gradcheck(bn_fn, &ctx, (Tensor *[]){x, g, b}, 3, 2e-2, training,
-                     training ? "batchnorm training" : "batchnorm eval");
+    GradcheckOptions o = {.training = training, .probes = 30, .skip_kinks = act != ACT_NONE,
+                          .eps = act != ACT_NONE ? 1e-3 : 1e-2, .floor = 1e-2};
+    GradcheckResult r = gradcheck(bn_fn, &ctx, (Tensor *[]){x, g, b}, 3, &o);
+    cr_assert(r.max_err < 2e-2 && r.checked > 3 * r.skipped,
+              "batchnorm %s act %d: error %.3g at input %d [%zu]: %g vs %g (%d checked, %d kinks)",
+              training ? "training" : "eval", act, r.max_err, r.input, r.index, r.analytic, r.numeric,
+              r.checked, r.skipped);
+}
+
+static void gradcheck_bn(int ndim, const int *shape, bool training) {
+    gradcheck_bn_act(ndim, shape, training, ACT_NONE);
+}
+
+Test(batchnorm, gradcheck_fused_activations, .init = test_setup, .fini = test_teardown) {
+    gradcheck_bn_act(4, (const int[]){2, 3, 3, 4}, true, ACT_RELU);
+    gradcheck_bn_act(4, (const int[]){2, 3, 3, 4}, true, ACT_RELU6);
+    gradcheck_bn_act(2, (const int[]){6, 5}, false, ACT_RELU6);
 }
 
 Test(batchnorm, gradcheck_training, .init = test_setup, .fini = test_teardown) {

@@ -1,0 +1,163 @@
+/* bench_train.c — training and evaluation throughput of the model builders on random data,
+ * the same protocol as ../shared/bench/torch_reference.py: a training step is forward +
+ * backward + SGD momentum step; evaluation is an eval-mode forward. Each timing is the median
+ * step time over at least --min_iters steps and --budget seconds, after 2 warm-up steps.
+ *
+ *   build/release/bench/bench_train [--model=all|mnv2|resnet20] [--width=1.0] [--variant=s1x3]
+ *       [--batch=0 (64 and 128)] [--threads=0 (1 and 2)] [--budget=8] [--input=cifar|fmnist]
+ * Prints a Markdown table and one RESULT line per configuration (on stderr).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/threads.h"
+#include "nn/mobilenetv2.h"
+#include "nn/resnet.h"
+#include "nn/weighted.h"
+#include "train/options.h"
+#include "train/sgd.h"
+#include "train/trainer.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct Bench {
+    Model *m;
+    Tape *t;
+    Tensor *x;
+    int *labels;
+    Sgd *opt;
+} Bench;
+
+static void train_step(Bench *b) {
+    tape_reset(b->t);
+    b->t->training = true;
+    b->t->no_grad = false;
+    slab_zero_grad(&b->m->slab);
+    Tensor *L = op_softmax_cross_entropy(b->t, model_forward(b->m, b->t, b->x), b->labels, 0);
+    tape_backward(b->t, L);
+    sgd_step(b->opt, &b->m->slab, 0.01f);
+}
+
+static void eval_step(Bench *b) {
+    tape_reset(b->t);
+    b->t->training = false;
+    b->t->no_grad = true;
+    model_forward(b->m, b->t, b->x);
+}
+
+static double median_time(void (*step)(Bench *), Bench *b, int min_iters, double budget, int *iters) {
+    for (int i = 0; i < 2; i++) step(b);
+    double ts[400], start = now();
+    int n = 0;
+    while (n < 400 && (n < min_iters || now() - start < budget)) {
+        double t0 = now();
+        step(b);
+        ts[n++] = now() - t0;
+    }
+    qsort(ts, (size_t)n, sizeof *ts, cmp_double);
+    *iters = n;
+    return ts[n / 2];
+}
+
+typedef struct Config {
+    const char *model;
+    float width;
+    Mnv2Variant variant;
+} Config;
+
+int main(int argc, char **argv) {
+    char model[OPT_STRLEN] = "all", variant[OPT_STRLEN] = "s1x3", input[OPT_STRLEN] = "cifar";
+    float width = 0, budget = 8;
+    int batch = 0, threads = 0, min_iters = 5;
+    Option opts[] = {
+        {"model", OPT_CHOICE, model, "models to time", 0, 0, "all|mnv2|resnet20"},
+        {"width", OPT_FLOAT, &width, "MobileNetV2 width (0: 1.0 and 0.5)", 0, 4},
+        {"variant", OPT_CHOICE, variant, "MobileNetV2 CIFAR variant", 0, 0, "s1x3|s1x2|both"},
+        {"input", OPT_CHOICE, input, "32x32x3 or 28x28x1", 0, 0, "cifar|fmnist"},
+        {"batch", OPT_INT, &batch, "batch size (0: 64 and 128)", 0, 4096},
+        {"threads", OPT_INT, &threads, "threads (0: 1 and 2)", 0, 256},
+        {"budget", OPT_FLOAT, &budget, "seconds of timed steps per measurement", 0, 600},
+        {"min_iters", OPT_INT, &min_iters, "at least this many timed steps", 1, 400},
+    };
+    options_parse(opts, sizeof opts / sizeof *opts, argc, argv, "Training/eval throughput of the models.");
+    ops_init_from_env();
+    Config cfgs[8];
+    int nc = 0;
+    bool all = !strcmp(model, "all");
+    if (all || !strcmp(model, "mnv2")) {
+        float widths[2] = {1.0f, 0.5f};
+        for (int w = 0; w < 2; w++) {
+            if (width > 0 && w > 0) break;
+            float wv = width > 0 ? width : widths[w];
+            if (!strcmp(variant, "both") || !strcmp(variant, "s1x3")) cfgs[nc++] = (Config){"mnv2", wv, MNV2_S1X3};
+            if (!strcmp(variant, "both") || !strcmp(variant, "s1x2")) cfgs[nc++] = (Config){"mnv2", wv, MNV2_S1X2};
+        }
+    }
+    if (all || !strcmp(model, "resnet20")) cfgs[nc++] = (Config){"resnet20", 0, 0};
+    int batches[2] = {batch ? batch : 64, 128}, nb = batch ? 1 : 2;
+    int thr[2] = {threads ? threads : 1, 2}, nt = threads ? 1 : 2;
+    bool cifar = !strcmp(input, "cifar");
+    printf("| model | MMAC/img | batch | threads | train img/s | train GFLOP/s | eval img/s | max RSS MB |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    for (int c = 0; c < nc; c++) {
+        Model *m;
+        if (!strcmp(cfgs[c].model, "mnv2")) {
+            MobileNetV2Config mc = {cfgs[c].width, cfgs[c].variant, cifar ? 3 : 1, cifar ? 32 : 28, 10, 0.2f};
+            m = mobilenetv2_new(&mc, &nn_float_factory, 1);
+        } else {
+            ResNetConfig rc = {20, cifar ? 3 : 1, cifar ? 32 : 28, 10};
+            m = resnet_new(&rc, &nn_float_factory, 1);
+        }
+        for (int bi = 0; bi < nb; bi++)
+            for (int ti = 0; ti < nt; ti++) {
+                int B = batches[bi];
+                threads_init(thr[ti]);
+                Arena a;
+                arena_init(&a, 1 << 26, 0);
+                Tape t;
+                tape_init(&t, &a);
+                Arena in;
+                arena_init(&in, 1 << 20, 0);
+                Rng r;
+                rng_seed(&r, 1, 0);
+                Tensor *x = tensor_new4(&in, B, m->in_h, m->in_w, m->in_c);
+                rng_fill_normal(&r, x->data, x->numel, 0, 1);
+                int *labels = arena_alloc(&in, (size_t)B * sizeof(int));
+                for (int i = 0; i < B; i++) labels[i] = (int)rng_below(&r, 10);
+                Sgd opt;
+                sgd_init(&opt, &(SgdConfig){.momentum = 0.9f, .weight_decay = 5e-4f}, &m->slab);
+                Bench b = {m, &t, x, labels, &opt};
+                int it_train, it_eval;
+                double tt = median_time(train_step, &b, min_iters, budget, &it_train);
+                double te = median_time(eval_step, &b, min_iters, budget / 2, &it_eval);
+                double tr_ips = B / tt, ev_ips = B / te;
+                double gflops = 3.0 * 2.0 * (double)m->macs * B / tt / 1e9;
+                long rss = train_max_rss_mb();
+                printf("| %s | %.1f | %d | %d | %.1f | %.1f | %.1f | %ld |\n", m->name, (double)m->macs / 1e6,
+                       B, thr[ti], tr_ips, gflops, ev_ips, rss);
+                fflush(stdout);
+                fprintf(stderr, "RESULT bench=train model=%s mmacs=%.2f batch=%d threads=%d train_img_s=%.2f "
+                                "train_ms_step=%.1f train_iters=%d train_gflops=%.2f eval_img_s=%.2f eval_iters=%d rss_mb=%ld\n",
+                        m->name, (double)m->macs / 1e6, B, thr[ti], tr_ips, 1e3 * tt, it_train, gflops, ev_ips, it_eval, rss);
+                sgd_free(&opt);
+                arena_free(&a);
+                arena_free(&in);
+            }
+        model_free(m);
+    }
+    threads_shutdown();
+    return 0;
+}
