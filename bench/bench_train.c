@@ -82,6 +82,7 @@ int main(int argc, char **argv) {
     char model[OPT_STRLEN] = "all", variant[OPT_STRLEN] = "s1x3", input[OPT_STRLEN] = "cifar";
     float width = 0, budget = 8;
     int batch = 0, threads = 0, min_iters = 5;
+    bool profile = false;
     Option opts[] = {
         {"model", OPT_CHOICE, model, "models to time", 0, 0, "all|mnv2|resnet20"},
         {"width", OPT_FLOAT, &width, "MobileNetV2 width (0: 1.0 and 0.5)", 0, 4},
@@ -91,6 +92,7 @@ int main(int argc, char **argv) {
         {"threads", OPT_INT, &threads, "threads (0: 1 and 2)", 0, 256},
         {"budget", OPT_FLOAT, &budget, "seconds of timed steps per measurement", 0, 600},
         {"min_iters", OPT_INT, &min_iters, "at least this many timed steps", 1, 400},
+        {"profile", OPT_BOOL, &profile, "print the time per op kind of the training steps"},
     };
     options_parse(opts, sizeof opts / sizeof *opts, argc, argv, "Training/eval throughput of the models.");
     ops_init_from_env();
@@ -141,6 +143,16 @@ int main(int argc, char **argv) {
                 sgd_init(&opt, &(SgdConfig){.momentum = 0.9f, .weight_decay = 5e-4f}, &m->slab);
                 Bench b = {m, &t, x, labels, &opt};
                 int it_train, it_eval;
+                TapeProfile prof = {0};
+                if (profile) {  // a separate pass: timing every op perturbs the step time a little
+                    for (int i = 0; i < 2; i++) train_step(&b);
+                    t.profile = &prof;
+                    for (int i = 0; i < min_iters; i++) train_step(&b);
+                    t.profile = NULL;
+                    printf("\nprofile of %s, batch %d, %d threads (ms per training step):\n\n", m->name, B, thr[ti]);
+                    tape_profile_print(&prof, min_iters);
+                    printf("\n");
+                }
                 double tt = median_time(train_step, &b, min_iters, budget, &it_train);
                 double te = median_time(eval_step, &b, min_iters, budget / 2, &it_eval);
                 double tr_ips = B / tt, ev_ips = B / te;

@@ -175,7 +175,8 @@ static void dx_task(void *ctx, int begin, int end, int tid) {
         float *restrict dxr = g->dx + r * C;
         for (int c = 0; c < C; c++) {
             float xh = (xr[c] - g->mean[c]) * g->invstd[c], d = dyr[c] * act_grad_mask(g->act, yr[c]);
-            dxr[c] += k[c] * (d - a[c] - xh * b[c]);
+            float v = k[c] * (d - a[c] - xh * b[c]);
+            dxr[c] = g->dx_overwrite ? v : dxr[c] + v;
         }
     }
 }
@@ -213,7 +214,9 @@ static void batchnorm_backward_op(Tape *t, TapeRecord *r) {
     Tensor *x = r->in[0], *gamma = r->in[1], *beta = r->in[2];
     const BnSaved *s = r->saved;
     int C = x->shape[x->ndim - 1];
-    BnGrad g = {tape_grad_of(t, x), tape_grad_of(t, gamma), tape_grad_of(t, beta), r->out->grad,
+    bool overwrite = false;
+    float *dx = ops_use_ref_kernels ? tape_grad_of(t, x) : tape_grad_overwrite(t, x, &overwrite);
+    BnGrad g = {dx, tape_grad_of(t, gamma), tape_grad_of(t, beta), overwrite, r->out->grad,
                 r->out->data, s->act, x->data, s->mean, s->invstd, gamma->data,
                 x->numel / (size_t)C, C, s->batch_stats};
     if (ops_use_ref_kernels) batchnorm_backward_ref(&g);

@@ -30,6 +30,7 @@ Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormA
 /* What the backward kernels read and write. */
 typedef struct BnGrad {
     float *dx, *dgamma, *dbeta;   // accumulated into; each may be NULL
+    bool dx_overwrite;            // fast kernel: store into dx instead (see tape_grad_overwrite)
     const float *dy;              // (R, C) gradient of the output
     const float *y;               // (R, C) the output, for the activation's mask
     ActKind act;

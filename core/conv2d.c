@@ -224,11 +224,11 @@ static void backward_images(void *ctx, int begin, int end, int tid) {
 }
 
 void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
-                          const float *w, const ConvGeom *g) {
+                          const float *w, const ConvGeom *g, bool dx_overwrite) {
     // forward: y = im2col(x) · w + b   =>   dw += im2col(x)ᵀ·dy,  dx += col2im(dy·wᵀ),  db += Σ dy
     int M = g->N * g->OH * g->OW;
     if (is_pointwise(g)) {
-        if (dx) gemm(false, true, M, g->C, g->OC, dy, g->OC, w, g->OC, 1.0f, dx, g->C);
+        if (dx) gemm(false, true, M, g->C, g->OC, dy, g->OC, w, g->OC, dx_overwrite ? 0.0f : 1.0f, dx, g->C);
         if (dw) gemm(true, false, g->C, g->OC, M, x, g->C, dy, g->OC, 1.0f, dw, g->OC);
         if (db)
             for (size_t m = 0; m < (size_t)M; m++)
@@ -236,9 +236,10 @@ void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, cons
         return;
     }
     if (is_depthwise(g)) {
-        depthwise_backward_fast(dx, dw, db, dy, x, w, g);
+        depthwise_backward_fast(dx, dw, db, dy, x, w, g, dx_overwrite);
         return;
     }
+    if (dx && dx_overwrite) memset(dx, 0, (size_t)g->N * g->H * g->W * g->C * sizeof(float));
     ConvJob job = {.g = g, .x = x, .w = w, .dy = dy, .dx = dx, .want_dw = dw != NULL,
                    .want_db = db != NULL, .rows = chunk_rows(g)};
     if (job.rows > g->OH * g->OW) job.rows = g->OH * g->OW;
@@ -264,12 +265,19 @@ typedef struct ConvSaved {
 static void conv2d_backward_op(Tape *t, TapeRecord *r) {
     Tensor *x = r->in[0], *w = r->in[1], *b = r->in[2];
     const ConvGeom *g = &((ConvSaved *)r->saved)->geom;
-    float *dx = tape_grad_of(t, x), *dw = tape_grad_of(t, w), *db = tape_grad_of(t, b);
-    if (ops_use_ref_kernels) conv2d_backward_ref(dx, dw, db, r->out->grad, x->data, w->data, g);
-    else conv2d_backward_fast(dx, dw, db, r->out->grad, x->data, w->data, g);
+    float *dw = tape_grad_of(t, w), *db = tape_grad_of(t, b);
+    if (ops_use_ref_kernels) {
+        conv2d_backward_ref(tape_grad_of(t, x), dw, db, r->out->grad, x->data, w->data, g);
+        return;
+    }
+    bool overwrite;
+    float *dx = tape_grad_overwrite(t, x, &overwrite);
+    conv2d_backward_fast(dx, dw, db, r->out->grad, x->data, w->data, g, overwrite);
 }
 
 static const TapeOp CONV2D_OP = {"conv2d", conv2d_backward_op};
+static const TapeOp POINTWISE_OP = {"conv2d 1x1", conv2d_backward_op};
+static const TapeOp DEPTHWISE_OP = {"conv2d depthwise", conv2d_backward_op};
 
 Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args) {
     ConvGeom g = conv2d_geom(x, weight, bias, args);
@@ -277,7 +285,8 @@ Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs a
     const float *b = bias ? bias->data : NULL;
     if (ops_use_ref_kernels) conv2d_forward_ref(y->data, x->data, weight->data, b, &g);
     else conv2d_forward_fast(y->data, x->data, weight->data, b, &g);
-    TapeRecord *r = tape_push(t, &CONV2D_OP, y, 3, (Tensor *[]){x, weight, bias});
+    const TapeOp *op = is_pointwise(&g) ? &POINTWISE_OP : is_depthwise(&g) ? &DEPTHWISE_OP : &CONV2D_OP;
+    TapeRecord *r = tape_push(t, op, y, 3, (Tensor *[]){x, weight, bias});
     if (r) {
         ConvSaved *s = arena_alloc(t->arena, sizeof *s);
         s->geom = g;

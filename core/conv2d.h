@@ -34,17 +34,18 @@ Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs a
 /* Fatal (naming the problem) unless the shapes and args make a valid convolution. */
 ConvGeom conv2d_geom(const Tensor *x, const Tensor *weight, const Tensor *bias, Conv2dArgs args);
 
-/* Kernels. Backward accumulates into dx, dw, db; each may be NULL. */
+/* Kernels. Backward accumulates into dx, dw, db; each may be NULL. The fast backward
+ * overwrites dx instead when dx_overwrite is set (dx holds garbage: see tape_grad_overwrite). */
 void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
 void conv2d_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
 void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
                          const float *w, const ConvGeom *g);
 void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
-                          const float *w, const ConvGeom *g);
+                          const float *w, const ConvGeom *g, bool dx_overwrite);
 
 /* Depthwise kernels (G = C = OC), used by the fast paths above (depthwise.c). */
 void depthwise_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
 void depthwise_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
-                             const float *w, const ConvGeom *g);
+                             const float *w, const ConvGeom *g, bool dx_overwrite);
 
 #endif

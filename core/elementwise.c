@@ -1,12 +1,16 @@
 /* elementwise.c — add and scale. */
 #include "elementwise.h"
 
+#include <string.h>
+
 static void add_backward_op(Tape *t, TapeRecord *r) {
     // forward: y = a + b
     const float *dy = r->out->grad;
     for (int k = 0; k < 2; k++) {
-        float *d = tape_grad_of(t, r->in[k]);
-        if (d)
+        bool overwrite;
+        float *d = tape_grad_overwrite(t, r->in[k], &overwrite);
+        if (d && overwrite) memcpy(d, dy, r->out->numel * sizeof(float));
+        else if (d)
             for (size_t i = 0; i < r->out->numel; i++) d[i] += dy[i];
     }
 }

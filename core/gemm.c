@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "simd.h"
 #include "threads.h"
 
 void gemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
@@ -32,21 +33,13 @@ void gemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, i
 
 /* ------------------------------------------------------------------ micro-kernel geometry */
 #if defined(__AVX512F__)
-#define VL 16
 #define MR 12
-#define ISA "avx512"
 #elif defined(__AVX2__) || defined(__AVX__)
-#define VL 8
 #define MR 6
-#define ISA "avx2"
 #elif defined(__aarch64__)
-#define VL 4
 #define MR 8
-#define ISA "neon"
 #else
-#define VL 4
 #define MR 6
-#define ISA "generic"
 #endif
 #define NR (2 * VL)
 #ifndef KC
@@ -58,15 +51,16 @@ void gemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, i
 #ifndef NC
 #define NC 3072
 #endif
+#ifndef DIRECT_A_MAX_N
+#define DIRECT_A_MAX_N 160  // read A in place (no packing) when C has at most this many columns
+#endif
 
-typedef float vf __attribute__((vector_size(VL * sizeof(float))));
-typedef float vfu __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(float))));
 typedef float vh __attribute__((vector_size(VL / 2 * sizeof(float))));  // half vector
 typedef float vhu __attribute__((vector_size(VL / 2 * sizeof(float)), aligned(sizeof(float))));
 
 const char *gemm_kernel_name(void) {
     static char name[64];
-    snprintf(name, sizeof name, "%s MR=%d NR=%d", ISA, MR, NR);
+    snprintf(name, sizeof name, "%s MR=%d NR=%d", SIMD_ISA, MR, NR);
     return name;
 }
 
@@ -86,10 +80,11 @@ static inline __attribute__((always_inline)) void store_row(float *c, vf acc, in
 /* The micro-kernel: C[mr×nr] = beta·C + Apanel·Bpanel over kc, with NV vectors per row
  * (NV = 2: the full MR×NR tile; NV = 1: an edge tile at most VL wide, half the work).
  * a: (kc, MR) packed A micro-panel; b: (kc, NR) packed B micro-panel. */
-static inline __attribute__((always_inline)) void kernel_body(int NV, int kc,
-                                                              const float *restrict a,
+static inline __attribute__((always_inline)) void kernel_body(int NV, bool PACKED, int kc,
+                                                              const float *restrict a, int lda,
                                                               const float *restrict b, float *c,
                                                               int ldc, float beta, int mr, int nr) {
+    // PACKED: a is an (kc, MR) micro-panel; otherwise a is MR rows of a row-major A (lda).
     vf acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = (vf){0};
@@ -97,11 +92,12 @@ static inline __attribute__((always_inline)) void kernel_body(int NV, int kc,
         vf b0 = *(const vf *)b, b1 = NV == 2 ? *(const vf *)(b + VL) : (vf){0};
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            vf ai = a[i] - (vf){0};  // broadcast; x − 0 is exact, so it compiles to vbroadcastss
+            float av = PACKED ? a[i] : a[(size_t)i * lda];
+            vf ai = av - (vf){0};  // broadcast; x − 0 is exact, so it compiles to vbroadcastss
             acc0[i] += ai * b0;
             if (NV == 2) acc1[i] += ai * b1;
         }
-        a += MR;
+        a += PACKED ? MR : 1;
         b += NR;
     }
     if (mr == MR && nr == NV * VL) {  // full tile: straight stores, no per-row tests
@@ -154,9 +150,16 @@ static void kernel_one_and_half(int kc, const float *restrict a, const float *re
 
 static void micro_kernel(int kc, const float *a, const float *b, float *c, int ldc, float beta,
                          int mr, int nr) {
-    if (nr > VL + VL / 2) kernel_body(2, kc, a, b, c, ldc, beta, mr, nr);
+    if (nr > VL + VL / 2) kernel_body(2, true, kc, a, 0, b, c, ldc, beta, mr, nr);
     else if (nr > VL) kernel_one_and_half(kc, a, b, c, ldc, beta, mr, nr);
-    else kernel_body(1, kc, a, b, c, ldc, beta, mr, nr);
+    else kernel_body(1, true, kc, a, 0, b, c, ldc, beta, mr, nr);
+}
+
+/* The same on MR full rows of a row-major A, read in place (no packing). */
+static void micro_kernel_direct(int kc, const float *a, int lda, const float *b, float *c, int ldc,
+                                float beta, int nr) {
+    if (nr > VL) kernel_body(2, false, kc, a, lda, b, c, ldc, beta, MR, nr);
+    else kernel_body(1, false, kc, a, lda, b, c, ldc, beta, MR, nr);
 }
 
 /* ------------------------------------------------------------------ packing */
@@ -240,16 +243,21 @@ static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const f
             for (int ic = 0; ic < M; ic += MC) {
                 int mc = M - ic < MC ? M - ic : MC;
                 const float *Ap = ta ? A + (size_t)pc * lda + ic : A + (size_t)ic * lda + pc;
-                pack_a(ta, mc, kc, Ap, lda, pa);
+                // With few columns the GEMM does little work per element of A, and packing A
+                // would cost more than it saves: full MR-row strips read A in place.
+                int direct = (!ta && nc <= DIRECT_A_MAX_N) ? mc / MR * MR : 0;
+                if (direct < mc) pack_a(ta, mc - direct, kc, ta ? Ap + direct : Ap + (size_t)direct * lda, lda, pa);
                 // Row-panel outer: each MR-row strip of C is finished left to right, so C is
                 // written as a stream (this matters when K is short and C traffic dominates).
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
-                    const float *apanel = pa + (size_t)ir * kc;
+                    const float *apanel = pa + (size_t)(ir - direct) * kc;
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
                         float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
-                        micro_kernel(kc, apanel, pb + (size_t)jr * kc, c, ldc, b_scale, mr, nr);
+                        if (ir < direct)
+                            micro_kernel_direct(kc, Ap + (size_t)ir * lda, lda, pb + (size_t)jr * kc, c, ldc, b_scale, nr);
+                        else micro_kernel(kc, apanel, pb + (size_t)jr * kc, c, ldc, b_scale, mr, nr);
                     }
                 }
             }

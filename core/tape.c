@@ -1,9 +1,26 @@
 /* tape.c — record keeping and the reverse walk. */
 #include "tape.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int profile_slot(TapeProfile *p, const TapeOp *op) {
+    for (int i = 0; i < p->n; i++)
+        if (p->op[i] == op) return i;
+    if (p->n == TAPE_PROFILE_SLOTS) return -1;
+    p->op[p->n] = op;
+    return p->n++;
+}
 
 void tape_init(Tape *t, Arena *arena) {
     memset(t, 0, sizeof *t);
@@ -29,6 +46,7 @@ void tape_reset(Tape *t) {
     t->last = NULL;
     t->n_records = 0;
     arena_reset(t->arena);
+    if (t->profile) t->profile->stamp = now();
 }
 
 /* The smallest released buffer that fits, unlinked from the free list; NULL if none. */
@@ -42,16 +60,26 @@ static float *reuse(Tape *t, size_t numel) {
     return data;
 }
 
-float *tape_grad(Tape *t, Tensor *x) {
-    if (!x->grad) {
-        float *data = reuse(t, x->numel);
-        if (data) memset(data, 0, x->numel * sizeof(float));
-        x->grad = data ? data : arena_floats_zero(t->arena, x->numel);
-        GradLink *g = arena_alloc(t->arena, sizeof *g);
-        *g = (GradLink){x, t->grads};
-        t->grads = g;
-    }
-    return x->grad;
+/* A gradient buffer for x (reused or new), registered for tape_reset; zeroed if asked. */
+static float *new_grad(Tape *t, Tensor *x, bool zero) {
+    float *data = reuse(t, x->numel);
+    if (!data) data = arena_floats(t->arena, x->numel);
+    if (zero) memset(data, 0, x->numel * sizeof(float));
+    x->grad = data;
+    GradLink *g = arena_alloc(t->arena, sizeof *g);
+    *g = (GradLink){x, t->grads};
+    t->grads = g;
+    return data;
+}
+
+float *tape_grad(Tape *t, Tensor *x) { return x->grad ? x->grad : new_grad(t, x, true); }
+
+float *tape_grad_overwrite(Tape *t, Tensor *x, bool *overwrite) {
+    *overwrite = false;
+    if (!x || !x->requires_grad) return NULL;
+    if (x->grad) return x->grad;
+    *overwrite = true;
+    return new_grad(t, x, false);
 }
 
 bool tape_wants(const Tape *t, int n_in, Tensor *const *in) {
@@ -63,6 +91,12 @@ bool tape_wants(const Tape *t, int n_in, Tensor *const *in) {
 
 TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *const *in) {
     DQ_CHECK(n_in >= 0 && n_in <= TAPE_MAX_INPUTS);
+    if (t->profile) {
+        double s = now();
+        int k = profile_slot(t->profile, op);
+        if (k >= 0) t->profile->forward_s[k] += s - t->profile->stamp, t->profile->calls[k]++;
+        t->profile->stamp = s;
+    }
     if (!tape_wants(t, n_in, in)) {
         out->requires_grad = false;
         return NULL;
@@ -84,7 +118,12 @@ TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *
 static void walk(Tape *t) {
     for (TapeRecord *r = t->last; r; r = r->prev) {
         if (!r->out->grad) continue;
+        double s = t->profile ? now() : 0;
         r->op->backward(t, r);
+        if (t->profile) {
+            int k = profile_slot(t->profile, r->op);
+            if (k >= 0) t->profile->backward_s[k] += now() - s;
+        }
         if (!t->keep_grads) {  // the producer has consumed its output's gradient
             FreeGrad *f = arena_alloc(t->arena, sizeof *f);
             *f = (FreeGrad){r->out->grad, r->out->numel, t->free_grads};
@@ -116,6 +155,29 @@ void tape_backward_from(Tape *t, Tensor *out, const float *dout) {
 
 float *tape_grad_of(Tape *t, Tensor *x) {
     return x && x->requires_grad ? tape_grad(t, x) : NULL;
+}
+
+static const TapeProfile *sort_profile;
+static int by_total(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    double ti = sort_profile->forward_s[i] + sort_profile->backward_s[i];
+    double tj = sort_profile->forward_s[j] + sort_profile->backward_s[j];
+    return (ti < tj) - (ti > tj);
+}
+
+void tape_profile_print(const TapeProfile *p, int steps) {
+    int idx[TAPE_PROFILE_SLOTS];
+    double total = 0;
+    for (int i = 0; i < p->n; i++) idx[i] = i, total += p->forward_s[i] + p->backward_s[i];
+    sort_profile = p;
+    qsort(idx, (size_t)p->n, sizeof *idx, by_total);
+    printf("| op | calls/step | forward ms/step | backward ms/step | share |\n|---|---|---|---|---|\n");
+    for (int k = 0; k < p->n; k++) {
+        int i = idx[k];
+        printf("| %s | %.0f | %.1f | %.1f | %.1f%% |\n", p->op[i]->name, (double)p->calls[i] / steps,
+               1e3 * p->forward_s[i] / steps, 1e3 * p->backward_s[i] / steps,
+               100 * (p->forward_s[i] + p->backward_s[i]) / total);
+    }
 }
 
 void tape_check_same_shape(const char *op, const Tensor *a, const Tensor *b) {

@@ -53,6 +53,18 @@ struct TapeRecord {
 typedef struct GradLink GradLink;
 typedef struct FreeGrad FreeGrad;
 
+#define TAPE_PROFILE_SLOTS 32
+
+/* Time per op kind when tape->profile is set: forward time is the time between an op's record
+ * and the previous one (so it includes a little glue), backward is timed exactly. */
+typedef struct TapeProfile {
+    const TapeOp *op[TAPE_PROFILE_SLOTS];
+    double forward_s[TAPE_PROFILE_SLOTS], backward_s[TAPE_PROFILE_SLOTS];
+    long calls[TAPE_PROFILE_SLOTS];
+    int n;
+    double stamp;         // end of the last recorded op
+} TapeProfile;
+
 struct Tape {
     Arena *arena;         // activations, saved state, records, activation gradients
     TapeRecord *last;     // newest record
@@ -60,6 +72,7 @@ struct Tape {
     GradLink *grads;      // tensors given an arena gradient since the last reset
     FreeGrad *free_grads; // gradient buffers released during backward, for reuse
     bool keep_grads;      // keep every activation gradient after backward (debugging)
+    TapeProfile *profile; // non-NULL: accumulate time per op kind
     bool no_grad;         // record nothing (inference, evaluation)
     bool training;        // BatchNorm batch statistics, dropout on
 };
@@ -85,6 +98,13 @@ void tape_backward_from(Tape *t, Tensor *out, const float *dout);
 float *tape_grad(Tape *t, Tensor *x);
 /* tape_grad(t, x) if x is non-NULL and requires a gradient, else NULL. */
 float *tape_grad_of(Tape *t, Tensor *x);
+/* Like tape_grad_of, but when x has no gradient yet the buffer is NOT zeroed and *overwrite is
+ * set: the caller is the first writer and must store (=) every element instead of adding. This
+ * saves a memset and a read pass for the many gradients that have a single producer. */
+float *tape_grad_overwrite(Tape *t, Tensor *x, bool *overwrite);
+
+/* Print the profile as a table, slowest first; `steps` divides the times. */
+void tape_profile_print(const TapeProfile *p, int steps);
 
 /* Fatal unless a and b have the same shape: "<op>: shapes (..) and (..) differ". */
 void tape_check_same_shape(const char *op, const Tensor *a, const Tensor *b);

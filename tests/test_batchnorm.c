@@ -68,10 +68,17 @@ ParameterizedTest(BnCase *c, batchnorm, fast_matches_reference, .init = test_set
         float want = act_apply(c->act, g->data[ch] * (x->data[i] - mr[ch]) * inv[ch] + b->data[ch]);
         cr_assert_float_eq(y[i], want, 1e-5, "forward at %zu", i);
     }
-    BnGrad gr = {dxr, dgr, dbr, dy->data, y, c->act, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats};
-    BnGrad gf = {dxf, dgf, dbf, dy->data, y, c->act, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats};
+    BnGrad gr = {dxr, dgr, dbr, false, dy->data, y, c->act, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats};
+    BnGrad gf = {dxf, dgf, dbf, false, dy->data, y, c->act, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats};
     batchnorm_backward_ref(&gr);
     batchnorm_backward_fast(&gf);
+    // Overwrite mode: garbage in, the reference's values (from zero) out.
+    float *dxo = arena_floats(&test_arena, n);
+    for (size_t i = 0; i < n; i++) dxo[i] = NAN;
+    BnGrad go = gf;
+    go.dx = dxo, go.dgamma = go.dbeta = NULL, go.dx_overwrite = true;
+    batchnorm_backward_fast(&go);
+    assert_close(dxo, dxr, n, 1e-4, 1e-5, "dx overwrite");
     assert_close(dxf, dxr, n, 1e-4, 1e-5, "dx");
     assert_close(dgf, dgr, c->C, 1e-4, 1e-4, "dgamma");
     assert_close(dbf, dbr, c->C, 1e-4, 1e-4, "dbeta");

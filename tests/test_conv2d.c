@@ -1,6 +1,7 @@
 /* test_conv2d.c — convolution: fast kernels against the reference on a shape table (stride 1/2,
  * pad 0/1, depthwise, grouped, 1×1, batch 1, odd sizes), a hand-computed case, gradchecks of the
  * op, thread-count determinism, and clear errors for impossible shapes. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,8 @@ ParameterizedTestParameters(conv2d, fast_matches_reference) {
         {1, 11, 13, 3, 7, 5, 2, 2, 1, true, 3},    // 5x5, three threads
         {5, 4, 4, 6, 10, 2, 2, 0, 2, false, 2},    // even kernel, groups 2
         {2, 3, 3, 33, 17, 3, 1, 1, 1, true, 2},    // Kc = 297 > GEMM KC block
+        {1, 10, 10, 4, 4, 9, 1, 4, 4, true, 2},    // depthwise 9x9: beyond the fast path's taps
+        {2, 9, 9, 70, 70, 5, 2, 2, 70, false, 2},  // depthwise 5x5 s2, channels not a vector multiple
     };
     return cr_make_param_array(ConvCase, cases, sizeof cases / sizeof *cases);
 }
@@ -59,16 +62,24 @@ ParameterizedTest(ConvCase *c, conv2d, fast_matches_reference, .init = test_setu
     float *dw_r = copy_floats(w->data, w->numel), *dw_f = copy_floats(w->data, w->numel);
     float db_r[256] = {0}, db_f[256] = {0};
     conv2d_backward_ref(dx_r, dw_r, c->bias ? db_r : NULL, dy->data, x->data, w->data, &g);
-    conv2d_backward_fast(dx_f, dw_f, c->bias ? db_f : NULL, dy->data, x->data, w->data, &g);
+    conv2d_backward_fast(dx_f, dw_f, c->bias ? db_f : NULL, dy->data, x->data, w->data, &g, false);
     snprintf(msg, sizeof msg, "dx %s", what);
     assert_close(dx_f, dx_r, x->numel, 1e-5, 1e-5, msg);
     snprintf(msg, sizeof msg, "dw %s", what);
     assert_close(dw_f, dw_r, w->numel, 1e-4, 1e-4, msg);
     snprintf(msg, sizeof msg, "db %s", what);
     assert_close(db_f, db_r, (size_t)g.OC, 1e-4, 1e-4, msg);
+    // Overwrite mode: dx starts as garbage and must come out equal to the reference from zero.
+    float *dx_o = copy_floats(x->data, x->numel), *dx_z = arena_floats_zero(&test_arena, x->numel);
+    for (size_t i = 0; i < x->numel; i++) dx_o[i] = NAN;
+    conv2d_backward_fast(dx_o, NULL, NULL, dy->data, x->data, w->data, &g, true);
+    conv2d_backward_ref(dx_z, NULL, NULL, dy->data, x->data, w->data, &g);
+    snprintf(msg, sizeof msg, "dx overwrite %s", what);
+    assert_close(dx_o, dx_z, x->numel, 1e-5, 1e-5, msg);
+    dq_free(dx_o);
     // Only some gradients asked for: the others stay untouched.
     float *dw_only = copy_floats(w->data, w->numel);
-    conv2d_backward_fast(NULL, dw_only, NULL, dy->data, x->data, w->data, &g);
+    conv2d_backward_fast(NULL, dw_only, NULL, dy->data, x->data, w->data, &g, false);
     assert_close(dw_only, dw_r, w->numel, 1e-4, 1e-4, "dw alone");
     dq_free(dx_r);
     dq_free(dx_f);
@@ -143,8 +154,8 @@ Test(conv2d, same_bits_for_same_thread_count, .init = test_setup, .fini = test_t
     ConvGeom g = conv2d_geom(x, w, NULL, (Conv2dArgs){1, 1, 1});
     Tensor *dy = rand_tensor(4, (const int[]){4, 8, 8, 10}, -1, 1);
     float *dw1 = arena_floats_zero(&test_arena, w->numel), *dw2 = arena_floats_zero(&test_arena, w->numel);
-    conv2d_backward_fast(NULL, dw1, NULL, dy->data, x->data, w->data, &g);
-    conv2d_backward_fast(NULL, dw2, NULL, dy->data, x->data, w->data, &g);
+    conv2d_backward_fast(NULL, dw1, NULL, dy->data, x->data, w->data, &g, false);
+    conv2d_backward_fast(NULL, dw2, NULL, dy->data, x->data, w->data, &g, false);
     assert_bits_equal(dw1, dw2, w->numel, "dw, two runs, 2 threads");
     threads_shutdown();
 }
