@@ -147,9 +147,13 @@ typedef struct ConvJob {
     const ConvGeom *g;
     const float *x, *w, *b, *dy;
     float *y, *dx;
+    float beta;       // forward: y = beta·y + conv(x)
     bool want_dw, want_db;
-    int rows;  // rows per chunk
+    int rows;         // rows per chunk
 } ConvJob;
+
+static void conv_im2col_forward(float *y, const float *x, const float *w, const float *b,
+                                const ConvGeom *g, float beta);
 
 /* Forward over chunks [begin, end) of `rows` output pixels: im2col then GEMM, per group.
  * Each output element is one GEMM dot product in fixed order: independent of the thread count. */
@@ -163,10 +167,18 @@ static void forward_chunks(void *ctx, int begin, int end, int tid) {
         for (int grp = 0; grp < g->groups; grp++) {
             im2col(col, j->x, g, grp, m0, m1);
             gemm_serial(false, false, m1 - m0, g->OCg, g->Kc, col, g->Kc, j->w + grp * g->OCg,
-                        g->OC, 0.0f, j->y + (size_t)m0 * g->OC + grp * g->OCg, g->OC);
+                        g->OC, j->beta, j->y + (size_t)m0 * g->OC + grp * g->OCg, g->OC);
         }
         if (j->b) add_bias_rows(j->y + (size_t)m0 * g->OC, j->b, (size_t)(m1 - m0), g->OC);
     }
+}
+
+/* y = beta·y + conv(x, w) + b by im2col chunks, in parallel over chunks. */
+static void conv_im2col_forward(float *y, const float *x, const float *w, const float *b,
+                                const ConvGeom *g, float beta) {
+    size_t M = (size_t)g->N * g->OH * g->OW;
+    ConvJob job = {.g = g, .x = x, .w = w, .b = b, .y = y, .beta = beta, .rows = chunk_rows(g)};
+    parallel_for((int)((M + (size_t)job.rows - 1) / (size_t)job.rows), forward_chunks, &job);
 }
 
 void conv2d_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g) {
@@ -180,13 +192,12 @@ void conv2d_forward_fast(float *y, const float *x, const float *w, const float *
         depthwise_forward_fast(y, x, w, b, g);
         return;
     }
-    ConvJob job = {.g = g, .x = x, .w = w, .b = b, .y = y, .rows = chunk_rows(g)};
-    parallel_for((int)((M + (size_t)job.rows - 1) / (size_t)job.rows), forward_chunks, &job);
+    conv_im2col_forward(y, x, w, b, g, 0.0f);
 }
 
 /* ------------------------------------------------------------------ fast backward */
 /* Per-thread scratch layout for the general backward: col, dcol (rows·Kc each), then the
- * thread's partial dw (KH·KW·ICg·OC) and db (OC). */
+ * thread's partial dwᵀ (OC·Kc: output channel major, so the GEMM's wide side is Kc) and db (OC). */
 static size_t backward_scratch_floats(const ConvGeom *g, int rows) {
     return 2 * (size_t)rows * g->Kc + (size_t)g->Kc * g->OC + (size_t)g->OC;
 }
@@ -208,9 +219,9 @@ static void backward_images(void *ctx, int begin, int end, int tid) {
             for (int grp = 0; grp < g->groups; grp++) {
                 const float *dyg = dy + grp * g->OCg;
                 im2col(col, j->x, g, grp, m0, m1);
-                if (j->want_dw)  // dw (Kc, OCg) += colᵀ · dy
-                    gemm_serial(true, false, g->Kc, g->OCg, m1 - m0, col, g->Kc, dyg, g->OC, 1.0f,
-                                pdw + grp * g->OCg, g->OC);
+                if (j->want_dw)  // dwᵀ (OCg, Kc) += dyᵀ · col
+                    gemm_serial(true, false, g->OCg, g->Kc, m1 - m0, dyg, g->OC, col, g->Kc, 1.0f,
+                                pdw + (size_t)grp * g->OCg * g->Kc, g->Kc);
                 if (j->dx) {     // dcol (rows, Kc) = dy · wᵀ, then scatter-add into dx
                     gemm_serial(false, true, m1 - m0, g->Kc, g->OCg, dyg, g->OC, j->w + grp * g->OCg,
                                 g->OC, 0.0f, dcol, g->Kc);
@@ -221,6 +232,29 @@ static void backward_images(void *ctx, int begin, int end, int tid) {
                 for (int m = 0; m < m1 - m0; m++)
                     for (int oc = 0; oc < g->OC; oc++) pdb[oc] += dy[(size_t)m * g->OC + oc];
         }
+}
+
+/* Stride 1, one group, square kernel: dx is the "full" correlation of dy with the kernel turned
+ * by 180° and its channel axes swapped, i.e. a forward convolution
+ *     dx = conv(dy, w'),  w'[kh][kw][oc][c] = w[KH−1−kh][KW−1−kw][c][oc],  pad' = K − 1 − pad
+ * which writes each dx element once instead of scattering KH·KW columns into it. */
+static bool dx_as_convolution(const ConvGeom *g) {
+    return g->stride == 1 && g->groups == 1 && g->KH == g->KW && g->pad <= g->KH - 1;
+}
+
+static void dx_by_convolution(float *dx, const float *dy, const float *w, const ConvGeom *g, bool overwrite) {
+    float *wf = threads_scratch(0, THREADS_SLOT_PARTIAL, (size_t)g->KH * g->KW * g->C * g->OC);
+    for (int kh = 0; kh < g->KH; kh++)
+        for (int kw = 0; kw < g->KW; kw++)
+            for (int c = 0; c < g->C; c++)
+                for (int oc = 0; oc < g->OC; oc++)
+                    wf[(((size_t)kh * g->KW + kw) * g->OC + oc) * g->C + c] =
+                        w[(((size_t)(g->KH - 1 - kh) * g->KW + (g->KW - 1 - kw)) * g->C + c) * g->OC + oc];
+    ConvGeom t = *g;  // input dy (N, OH, OW, OC) -> output dx (N, H, W, C)
+    t.H = g->OH, t.W = g->OW, t.C = g->OC, t.OC = g->C, t.OH = g->H, t.OW = g->W;
+    t.pad = g->KH - 1 - g->pad;
+    t.ICg = t.C, t.OCg = t.OC, t.Kc = g->KH * g->KW * t.C;
+    conv_im2col_forward(dx, dy, wf, NULL, &t, overwrite ? 0.0f : 1.0f);
 }
 
 void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -239,9 +273,15 @@ void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, cons
         depthwise_backward_fast(dx, dw, db, dy, x, w, g, dx_overwrite);
         return;
     }
-    if (dx && dx_overwrite) memset(dx, 0, (size_t)g->N * g->H * g->W * g->C * sizeof(float));
     ConvJob job = {.g = g, .x = x, .w = w, .dy = dy, .dx = dx, .want_dw = dw != NULL,
                    .want_db = db != NULL, .rows = chunk_rows(g)};
+    if (dx && dx_as_convolution(g)) {
+        dx_by_convolution(dx, dy, w, g, dx_overwrite);
+        job.dx = NULL;
+    } else if (dx && dx_overwrite) {
+        memset(dx, 0, (size_t)g->N * g->H * g->W * g->C * sizeof(float));
+    }
+    if (!job.dx && !dw && !db) return;
     if (job.rows > g->OH * g->OW) job.rows = g->OH * g->OW;
     parallel_for(g->N, backward_images, &job);
     // Combine the per-thread partial sums in thread order (deterministic for a thread count).
@@ -250,8 +290,11 @@ void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, cons
         if (!parallel_has_work(g->N, t)) continue;
         float *pdw = threads_scratch(t, THREADS_SLOT_KERNEL, backward_scratch_floats(g, job.rows)) +
                      2 * (size_t)job.rows * g->Kc;
-        if (dw)
-            for (size_t i = 0; i < nw; i++) dw[i] += pdw[i];
+        if (dw)  // pdw is (OC, Kc) with group blocks; dw is (Kc, OC)
+            for (int grp = 0; grp < g->groups; grp++)
+                for (int o = 0; o < g->OCg; o++)
+                    for (int k = 0; k < g->Kc; k++)
+                        dw[(size_t)k * g->OC + grp * g->OCg + o] += pdw[((size_t)grp * g->OCg + o) * g->Kc + k];
         if (db)
             for (int oc = 0; oc < g->OC; oc++) db[oc] += pdw[nw + oc];
     }
