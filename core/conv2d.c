@@ -173,9 +173,89 @@ static void forward_chunks(void *ctx, int begin, int end, int tid) {
     }
 }
 
-/* y = beta·y + conv(x, w) + b by im2col chunks, in parallel over chunks. */
+/* ------------------------------------------------------------------ implicit GEMM */
+/* Thin layers spend more time building im2col rows (KH·KW short copies per pixel) than in the
+ * GEMM. Instead the input is zero-padded once and each run of output pixels along a row is a
+ * GEMM whose A rows are the padded input itself, read at stride·C with one offset per tap:
+ *     y[n][oh][ow0 + r][oc] = Σ_{kh,kw,c} xp[n][oh·s + kh][(ow0 + r)·s + kw][c] · w[kh][kw][c][oc]
+ * (gemm_conv_rows). Used for dense convolutions with few channels and rows of a tile or more. */
+#define IMPLICIT_MAX_TAPS 49
+#define IMPLICIT_MAX_C 32
+
+typedef struct ImplicitJob {
+    const ConvGeom *g;
+    const float *x, *b;
+    float *xp;                      // (N, Hp, Wp, C) zero-padded input, plus slack
+    const float *wp;                // packed weights
+    float *y, beta;
+    int Hp, Wp;
+    size_t off[IMPLICIT_MAX_TAPS];  // tap (kh, kw) -> (kh·Wp + kw)·C
+} ImplicitJob;
+
+static bool implicit_ok(const ConvGeom *g) {  // rows of two tiles or more waste little
+    return g->groups == 1 && g->C <= IMPLICIT_MAX_C && g->KH * g->KW <= IMPLICIT_MAX_TAPS &&
+           g->OW >= 2 * gemm_tile_rows();
+}
+
+static void pad_rows(void *ctx, int begin, int end, int tid) {
+    const ImplicitJob *j = ctx;
+    const ConvGeom *g = j->g;
+    size_t rowlen = (size_t)j->Wp * g->C;
+    for (int r = begin; r < end; r++) {  // r = n·Hp + hp
+        int n = r / j->Hp, h = r % j->Hp - g->pad;
+        float *dst = j->xp + (size_t)r * rowlen;
+        if (h < 0 || h >= g->H) {
+            memset(dst, 0, rowlen * sizeof(float));
+            continue;
+        }
+        size_t side = (size_t)g->pad * g->C;
+        memset(dst, 0, side * sizeof(float));
+        memcpy(dst + side, j->x + ((size_t)n * g->H + h) * g->W * g->C, (size_t)g->W * g->C * sizeof(float));
+        memset(dst + side + (size_t)g->W * g->C, 0, side * sizeof(float));
+    }
+}
+
+static void implicit_rows(void *ctx, int begin, int end, int tid) {
+    const ImplicitJob *j = ctx;
+    const ConvGeom *g = j->g;
+    int tile = gemm_tile_rows(), s = g->stride;
+    for (int row = begin; row < end; row++) {  // row = n·OH + oh
+        int n = row / g->OH, oh = row % g->OH;
+        const float *a = j->xp + ((size_t)n * j->Hp + (size_t)oh * s) * j->Wp * g->C;
+        float *y = j->y + (size_t)row * g->OW * g->OC;
+        for (int ow0 = 0; ow0 < g->OW; ow0 += tile) {
+            int rows = g->OW - ow0 < tile ? g->OW - ow0 : tile;
+            gemm_conv_rows(rows, g->OC, g->KH * g->KW, j->off, g->C, a + (size_t)ow0 * s * g->C, s * g->C,
+                           j->wp, j->beta, y + (size_t)ow0 * g->OC, g->OC);
+        }
+        if (j->b) add_bias_rows(y, j->b, (size_t)g->OW, g->OC);
+    }
+}
+
+static void conv_implicit_forward(float *y, const float *x, const float *w, const float *b,
+                                  const ConvGeom *g, float beta) {
+    ImplicitJob job = {.g = g, .x = x, .b = b, .y = y, .beta = beta, .Hp = g->H + 2 * g->pad,
+                       .Wp = g->W + 2 * g->pad};
+    size_t body = (size_t)g->N * job.Hp * job.Wp * g->C;
+    size_t slack = (size_t)gemm_tile_rows() * g->stride * g->C + (size_t)g->C;  // garbage rows of the last tile
+    job.xp = threads_scratch(0, THREADS_SLOT_CONV_IN, body + slack);
+    memset(job.xp + body, 0, slack * sizeof(float));
+    float *wp = threads_scratch(0, THREADS_SLOT_CONV_W, gemm_packed_b_floats(g->Kc, g->OC));
+    gemm_pack_b(g->Kc, g->OC, w, g->OC, wp);
+    job.wp = wp;
+    for (int kh = 0; kh < g->KH; kh++)
+        for (int kw = 0; kw < g->KW; kw++) job.off[kh * g->KW + kw] = ((size_t)kh * job.Wp + kw) * g->C;
+    parallel_for(g->N * job.Hp, pad_rows, &job);
+    parallel_for(g->N * g->OH, implicit_rows, &job);
+}
+
+/* y = beta·y + conv(x, w) + b by im2col chunks, in parallel over chunks (or implicitly). */
 static void conv_im2col_forward(float *y, const float *x, const float *w, const float *b,
                                 const ConvGeom *g, float beta) {
+    if (implicit_ok(g)) {
+        conv_implicit_forward(y, x, w, b, g, beta);
+        return;
+    }
     size_t M = (size_t)g->N * g->OH * g->OW;
     ConvJob job = {.g = g, .x = x, .w = w, .b = b, .y = y, .beta = beta, .rows = chunk_rows(g)};
     parallel_for((int)((M + (size_t)job.rows - 1) / (size_t)job.rows), forward_chunks, &job);

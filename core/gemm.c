@@ -77,28 +77,33 @@ static inline __attribute__((always_inline)) void store_row(float *c, vf acc, in
     for (int j = 0; j < n; j++) c[j] = beta == 0 ? tmp[j] : beta * c[j] + tmp[j];
 }
 
-/* The micro-kernel: C[mr×nr] = beta·C + Apanel·Bpanel over kc, with NV vectors per row
- * (NV = 2: the full MR×NR tile; NV = 1: an edge tile at most VL wide, half the work).
- * a: (kc, MR) packed A micro-panel; b: (kc, NR) packed B micro-panel. */
-static inline __attribute__((always_inline)) void kernel_body(int NV, bool PACKED, int kc,
+/* The micro-kernel: C[mr×nr] = beta·C + A·Bpanel, with NV vectors per row (NV = 2: the full
+ * MR×NR tile; NV = 1: an edge tile at most VL wide, half the work). The k loop runs over
+ * `taps` runs of kc steps; run t reads A from a + off[t] (plain GEMMs: one run at offset 0;
+ * implicit-GEMM convolutions: one run per kernel tap).
+ * PACKED: A is an (kc, MR) micro-panel; otherwise A is MR rows of a row-major matrix (lda).
+ * b: the packed (taps·kc, NR) micro-panel. */
+static inline __attribute__((always_inline)) void kernel_body(int NV, bool PACKED, int taps,
+                                                              const size_t *off, int kc,
                                                               const float *restrict a, int lda,
                                                               const float *restrict b, float *c,
                                                               int ldc, float beta, int mr, int nr) {
-    // PACKED: a is an (kc, MR) micro-panel; otherwise a is MR rows of a row-major A (lda).
     vf acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = (vf){0};
-    for (int k = 0; k < kc; k++) {
-        vf b0 = *(const vf *)b, b1 = NV == 2 ? *(const vf *)(b + VL) : (vf){0};
+    for (int t = 0; t < taps; t++) {
+        const float *at = a + off[t];
+        for (int k = 0; k < kc; k++) {
+            vf b0 = *(const vf *)b, b1 = NV == 2 ? *(const vf *)(b + VL) : (vf){0};
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            float av = PACKED ? a[i] : a[(size_t)i * lda];
-            vf ai = av - (vf){0};  // broadcast; x − 0 is exact, so it compiles to vbroadcastss
-            acc0[i] += ai * b0;
-            if (NV == 2) acc1[i] += ai * b1;
+            for (int i = 0; i < MR; i++) {
+                vf ai = vf_set1(PACKED ? at[i] : at[(size_t)i * lda]);
+                acc0[i] += ai * b0;
+                if (NV == 2) acc1[i] += ai * b1;
+            }
+            at += PACKED ? MR : 1;
+            b += NR;
         }
-        a += PACKED ? MR : 1;
-        b += NR;
     }
     if (mr == MR && nr == NV * VL) {  // full tile: straight stores, no per-row tests
 #pragma GCC unroll 16
@@ -148,18 +153,20 @@ static void kernel_one_and_half(int kc, const float *restrict a, const float *re
     }
 }
 
+static const size_t NO_OFFSET[1] = {0};
+
 static void micro_kernel(int kc, const float *a, const float *b, float *c, int ldc, float beta,
                          int mr, int nr) {
-    if (nr > VL + VL / 2) kernel_body(2, true, kc, a, 0, b, c, ldc, beta, mr, nr);
+    if (nr > VL + VL / 2) kernel_body(2, true, 1, NO_OFFSET, kc, a, 0, b, c, ldc, beta, mr, nr);
     else if (nr > VL) kernel_one_and_half(kc, a, b, c, ldc, beta, mr, nr);
-    else kernel_body(1, true, kc, a, 0, b, c, ldc, beta, mr, nr);
+    else kernel_body(1, true, 1, NO_OFFSET, kc, a, 0, b, c, ldc, beta, mr, nr);
 }
 
-/* The same on MR full rows of a row-major A, read in place (no packing). */
-static void micro_kernel_direct(int kc, const float *a, int lda, const float *b, float *c, int ldc,
-                                float beta, int nr) {
-    if (nr > VL) kernel_body(2, false, kc, a, lda, b, c, ldc, beta, MR, nr);
-    else kernel_body(1, false, kc, a, lda, b, c, ldc, beta, MR, nr);
+/* The same on MR rows of a row-major A read in place (no packing), in `taps` runs. */
+static void micro_kernel_direct(int taps, const size_t *off, int kc, const float *a, int lda,
+                                const float *b, float *c, int ldc, float beta, int mr, int nr) {
+    if (nr > VL) kernel_body(2, false, taps, off, kc, a, lda, b, c, ldc, beta, mr, nr);
+    else kernel_body(1, false, taps, off, kc, a, lda, b, c, ldc, beta, mr, nr);
 }
 
 /* ------------------------------------------------------------------ packing */
@@ -256,13 +263,32 @@ static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const f
                         int nr = nc - jr < NR ? nc - jr : NR;
                         float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
                         if (ir < direct)
-                            micro_kernel_direct(kc, Ap + (size_t)ir * lda, lda, pb + (size_t)jr * kc, c, ldc, b_scale, nr);
+                            micro_kernel_direct(1, NO_OFFSET, kc, Ap + (size_t)ir * lda, lda,
+                                                pb + (size_t)jr * kc, c, ldc, b_scale, MR, nr);
                         else micro_kernel(kc, apanel, pb + (size_t)jr * kc, c, ldc, b_scale, mr, nr);
                     }
                 }
             }
         }
     }
+}
+
+/* ------------------------------------------------------------------ implicit-GEMM convolution */
+int gemm_tile_rows(void) { return MR; }
+
+size_t gemm_packed_b_floats(int K, int N) { return (size_t)K * ((N + NR - 1) / NR * NR); }
+
+void gemm_pack_b(int K, int N, const float *B, int ldb, float *packed) {
+    pack_b(false, K, N, B, ldb, packed);
+}
+
+void gemm_conv_rows(int rows, int N, int taps, const size_t *off, int cin, const float *A, int lda,
+                    const float *Bpacked, float beta, float *C, int ldc) {
+    DQ_CHECK(rows >= 1 && rows <= MR);
+    int K = taps * cin;
+    for (int jr = 0; jr < N; jr += NR)
+        micro_kernel_direct(taps, off, cin, A, lda, Bpacked + (size_t)jr * K, C + jr, ldc, beta, rows,
+                            N - jr < NR ? N - jr : NR);
 }
 
 void gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,

@@ -17,6 +17,7 @@
 #define DQ_GEMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 void gemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
@@ -24,6 +25,16 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int l
           int ldb, float beta, float *C, int ldc);
 void gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
+/* Implicit-GEMM convolution rows (the convolution's fast path without im2col):
+ *     C[r][j] = beta·C[r][j] + Σ_{t < taps} Σ_{c < cin} A[off[t] + r·lda + c] · B[t·cin + c][j]
+ * for r < rows <= gemm_tile_rows(), j < N. B (taps·cin, N) comes packed by gemm_pack_b. A must
+ * be readable for gemm_tile_rows() rows: the rows past `rows` are computed and dropped. */
+int gemm_tile_rows(void);
+size_t gemm_packed_b_floats(int K, int N);
+void gemm_pack_b(int K, int N, const float *B, int ldb, float *packed);
+void gemm_conv_rows(int rows, int N, int taps, const size_t *off, int cin, const float *A, int lda,
+                    const float *Bpacked, float beta, float *C, int ldc);
+
 /* "avx512 MR=12 NR=32" — what the build selected, for benchmarks and logs. */
 const char *gemm_kernel_name(void);
 

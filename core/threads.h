@@ -34,6 +34,8 @@ enum {
     THREADS_SLOT_PACK_B,    // GEMM: packed B panel
     THREADS_SLOT_PARTIAL,   // GEMM: per-thread partial C when K is split
     THREADS_SLOT_KERNEL,    // free for the kernel that calls the GEMM
+    THREADS_SLOT_CONV_IN,   // convolution: zero-padded input (thread 0's, shared by all)
+    THREADS_SLOT_CONV_W,    // convolution: packed weights (thread 0's, shared by all)
     THREADS_SCRATCH_SLOTS
 };
 

@@ -37,6 +37,9 @@ ParameterizedTestParameters(conv2d, fast_matches_reference) {
         {2, 3, 3, 33, 17, 3, 1, 1, 1, true, 2},    // Kc = 297 > GEMM KC block
         {1, 10, 10, 4, 4, 9, 1, 4, 4, true, 2},    // depthwise 9x9: beyond the fast path's taps
         {2, 9, 9, 70, 70, 5, 2, 2, 70, false, 2},  // depthwise 5x5 s2, channels not a vector multiple
+        {2, 5, 30, 8, 12, 3, 1, 1, 1, true, 2},    // implicit GEMM (wide rows, few channels)
+        {1, 7, 61, 5, 40, 5, 2, 2, 1, false, 3},   // implicit GEMM, stride 2, 5x5, partial tile
+        {3, 4, 50, 3, 16, 3, 1, 0, 1, true, 2},    // implicit GEMM, no padding
     };
     return cr_make_param_array(ConvCase, cases, sizeof cases / sizeof *cases);
 }
