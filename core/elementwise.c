@@ -4,28 +4,45 @@
 #include <string.h>
 
 static void add_backward_op(Tape *t, TapeRecord *r) {
-    // forward: y = a + b
-    const float *dy = r->out->grad;
+    // forward: y = act(a + b)   =>   da += dy·act'(y), db likewise
+    ActKind act = *(const ActKind *)r->saved;
+    const float *dy = r->out->grad, *y = r->out->data;
     for (int k = 0; k < 2; k++) {
         bool overwrite;
         float *d = tape_grad_overwrite(t, r->in[k], &overwrite);
-        if (d && overwrite) memcpy(d, dy, r->out->numel * sizeof(float));
-        else if (d)
-            for (size_t i = 0; i < r->out->numel; i++) d[i] += dy[i];
+        if (!d) continue;
+        size_t n = r->out->numel;
+        if (act == ACT_NONE && overwrite) memcpy(d, dy, n * sizeof(float));
+        else if (act == ACT_NONE)
+            for (size_t i = 0; i < n; i++) d[i] += dy[i];
+        else if (overwrite)
+            for (size_t i = 0; i < n; i++) d[i] = dy[i] * act_grad_mask(act, y[i]);
+        else
+            for (size_t i = 0; i < n; i++) d[i] += dy[i] * act_grad_mask(act, y[i]);
     }
 }
 
-static const TapeOp ADD_OP = {"add", add_backward_op};
+static const TapeOp ADD_OP[3] = {{"add", add_backward_op}, {"add+relu", add_backward_op}, {"add+relu6", add_backward_op}};
 
-Tensor *op_add(Tape *t, Tensor *a, Tensor *b) {
+Tensor *op_add_act(Tape *t, Tensor *a, Tensor *b, ActKind act) {
     tape_check_same_shape("add", a, b);
     Tensor *y = tensor_new(t->arena, a->ndim, a->shape);
     const float *restrict pa = a->data, *restrict pb = b->data;
     float *restrict py = y->data;
-    for (size_t i = 0; i < a->numel; i++) py[i] = pa[i] + pb[i];
-    tape_push(t, &ADD_OP, y, 2, (Tensor *[]){a, b});
+    if (act == ACT_NONE)
+        for (size_t i = 0; i < a->numel; i++) py[i] = pa[i] + pb[i];
+    else
+        for (size_t i = 0; i < a->numel; i++) py[i] = act_apply(act, pa[i] + pb[i]);
+    TapeRecord *r = tape_push(t, &ADD_OP[act], y, 2, (Tensor *[]){a, b});
+    if (r) {
+        ActKind *k = arena_alloc(t->arena, sizeof *k);
+        *k = act;
+        r->saved = k;
+    }
     return y;
 }
+
+Tensor *op_add(Tape *t, Tensor *a, Tensor *b) { return op_add_act(t, a, b, ACT_NONE); }
 
 static void scale_backward_op(Tape *t, TapeRecord *r) {
     // forward: y = s·x

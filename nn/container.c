@@ -62,8 +62,7 @@ static Tensor *res_forward(Layer *l, Tape *t, Tensor *x) {
     Residual *r = (Residual *)l;
     Tensor *y = layer_forward(r->kids[0], t, x);
     Tensor *s = r->kids[1] ? layer_forward(r->kids[1], t, x) : x;
-    y = op_add(t, y, s);
-    return r->relu_after ? op_relu(t, y) : y;
+    return op_add_act(t, y, s, r->relu_after ? ACT_RELU : ACT_NONE);
 }
 
 static int res_children(Layer *l, Layer ***out) {

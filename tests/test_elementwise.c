@@ -1,4 +1,5 @@
 /* test_elementwise.c — add, scale, sum, mean, reshape, flatten. */
+#include <math.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -21,6 +22,8 @@ Test(elementwise, values, .init = test_setup, .fini = test_teardown) {
 }
 
 static Tensor *add_fn(Tape *t, Tensor **in, void *ctx) { return op_add(t, in[0], in[1]); }
+static Tensor *add_relu_fn(Tape *t, Tensor **in, void *ctx) { return op_add_act(t, in[0], in[1], ACT_RELU); }
+static Tensor *add_relu6_fn(Tape *t, Tensor **in, void *ctx) { return op_add_act(t, in[0], in[1], ACT_RELU6); }
 static Tensor *scale_fn(Tape *t, Tensor **in, void *ctx) { return op_scale(t, in[0], 0.7f); }
 static Tensor *sum_fn(Tape *t, Tensor **in, void *ctx) { return op_sum(t, in[0]); }
 static Tensor *mean_fn(Tape *t, Tensor **in, void *ctx) { return op_mean(t, in[0]); }
@@ -32,6 +35,18 @@ Test(elementwise, gradchecks, .init = test_setup, .fini = test_teardown) {
     Tensor *a = rand_param(4, (const int[]){2, 3, 2, 2}, -1, 1), *b = rand_param(4, (const int[]){2, 3, 2, 2}, -1, 1);
     assert_gradcheck(add_fn, NULL, (Tensor *[]){a, b}, 2, 1e-3, false, "add");
     assert_gradcheck(scale_fn, NULL, &a, 1, 1e-3, false, "scale");
+    // a + b kept at least 0.1 away from the kinks at 0 and 6
+    for (size_t i = 0; i < a->numel; i++) {
+        float s = a->data[i] + b->data[i];
+        if (fabsf(s) < 0.1f || fabsf(s - 6) < 0.1f) a->data[i] += 0.3f;
+    }
+    assert_gradcheck(add_relu_fn, NULL, (Tensor *[]){a, b}, 2, 1e-3, false, "add+relu");
+    for (size_t i = 0; i < a->numel; i++) a->data[i] *= 5;  // reach past 6 too
+    for (size_t i = 0; i < a->numel; i++) {
+        float s = a->data[i] + b->data[i];
+        if (fabsf(s) < 0.1f || fabsf(s - 6) < 0.1f) a->data[i] += 0.3f;
+    }
+    assert_gradcheck(add_relu6_fn, NULL, (Tensor *[]){a, b}, 2, 1e-3, false, "add+relu6");
     assert_gradcheck(sum_fn, NULL, &a, 1, 1e-3, false, "sum");
     assert_gradcheck(mean_fn, NULL, &a, 1, 1e-3, false, "mean");
     assert_gradcheck(reshape_fn, NULL, &a, 1, 1e-3, false, "reshape");
