@@ -18,7 +18,7 @@
 #include "nn/mobilenetv2.h"
 #include "nn/resnet.h"
 #include "nn/weighted.h"
-#include "train/options.h"
+#include "core/options.h"
 #include "train/sgd.h"
 #include "train/trainer.h"
 

@@ -19,6 +19,8 @@ enum {
     PARAM_FROZEN = 1u << 1,    // the optimizer leaves it unchanged
     PARAM_BUFFER = 1u << 2,    // state, not a parameter (BN running statistics): no gradient,
                                // never updated by the optimizer, saved in checkpoints
+    PARAM_EXTERNAL = 1u << 3,  // has a gradient, but its owner updates it with its own rule
+                               // (DDQ levels); the optimizer skips it
 };
 
 typedef struct Param {

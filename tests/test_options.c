@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "helpers.h"
-#include "train/options.h"
+#include "core/options.h"
 
 #include <criterion/redirect.h>
 

@@ -6,7 +6,7 @@
 
 #include <stdbool.h>
 
-#include "options.h"
+#include "core/options.h"
 
 typedef struct TrainConfig {
     char dataset[OPT_STRLEN];     // fashion-mnist | mnist | cifar10

@@ -24,7 +24,7 @@ void sgd_step(Sgd *s, ParamSlab *slab, float lr) {
     float mu = s->cfg.momentum;
     for (int p = 0; p < slab->n_params; p++) {
         const Param *pr = &slab->params[p];
-        if (pr->flags & (PARAM_FROZEN | PARAM_BUFFER)) continue;
+        if (pr->flags & (PARAM_FROZEN | PARAM_BUFFER | PARAM_EXTERNAL)) continue;
         float wd = (pr->flags & PARAM_NO_DECAY) && !s->cfg.decay_all ? 0.0f : s->cfg.weight_decay;
         float *restrict w = slab->data + pr->offset, *restrict v = s->velocity + pr->offset;
         const float *restrict g = slab->grad + pr->offset;

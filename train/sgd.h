@@ -3,7 +3,7 @@
  *     g = grad + wd·w            (wd = 0 for PARAM_NO_DECAY parameters unless decay_all)
  *     v = μ·v + g
  *     w = w − lr·(g + μ·v)       Nesterov      w = w − lr·v   otherwise
- * PARAM_FROZEN and PARAM_BUFFER entries are left alone. The velocity is one block parallel to
+ * PARAM_FROZEN, PARAM_BUFFER and PARAM_EXTERNAL entries are left alone. The velocity is one block parallel to
  * the slab (saved in checkpoints).
  *
  * Schedules are functions of training progress t = epoch + batch / batches_per_epoch:

@@ -296,7 +296,7 @@ void train_model(Model *m, const TrainConfig *c, const Dataset *train, const Dat
                               loss, e + 1, b.index + 1, lr, e, e > 0 ? ckpath : "(none yet)");
             tape_backward(&t, L);
             sgd_step(&opt, &m->slab, lr);
-            if (hooks && hooks->after_step) hooks->after_step(hooks->ctx, e, b.index);
+            if (hooks && hooks->after_step) hooks->after_step(hooks->ctx, e, b.index, lr);
             loss_sum += (double)loss * b.n;
             correct += count_correct(logits, b.labels);
             seen += b.n;

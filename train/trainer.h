@@ -33,8 +33,8 @@ typedef struct EpochLog {
 typedef struct TrainHooks {
     void *ctx;
     void (*epoch_begin)(void *ctx, int epoch);            // 0-based epoch about to run
-    void (*after_step)(void *ctx, int epoch, int batch);  // after the optimizer step
-    void (*epoch_end)(void *ctx, int epoch);
+    void (*after_step)(void *ctx, int epoch, int batch, float lr);  // after the optimizer step
+    void (*epoch_end)(void *ctx, int epoch);              // before the evaluation
     void (*save)(void *ctx, Checkpoint *c);               // add sections
     void (*load)(void *ctx, const Checkpoint *c);         // read them back
 } TrainHooks;

@@ -1,0 +1,326 @@
+/* baselines.c — min/max, DoReFa, PACT and LSQ(+) quantizers (see baselines.h). */
+#include "baselines.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/threads.h"
+
+typedef struct Base {
+    Quantizer base;
+    BaselineKind kind;
+    const BaselineConfig *cfg;
+    int bits, channels;       // channels: 1 per tensor, OC per channel
+    Tensor *p0, *p1;          // lsq: step, offset (LSQ+); pact: α
+    float lo, hi;             // minmax activations: running range
+    float w0;                 // dorefa: max|w| at initialisation
+    float *samples;           // activation calibration
+    size_t n_samples, cap_samples;
+} Base;
+
+static const QuantizerOps BASE_OPS;
+
+bool baseline_is(const Quantizer *q) { return q->ops == &BASE_OPS; }
+
+Tensor *baseline_param(const Quantizer *q, int which) {
+    const Base *b = (const Base *)q;
+    return which == 0 ? b->p0 : b->p1;
+}
+
+static float qn(const Base *b) { return b->base.is_signed ? (float)(1 << (b->bits - 1)) : 0.0f; }
+static float qp(const Base *b) { return b->base.is_signed ? (float)((1 << (b->bits - 1)) - 1) : (float)((1 << b->bits) - 1); }
+
+/* ------------------------------------------------------------------ calibration */
+static void observe(Quantizer *q, const Tensor *x) {
+    Base *b = (Base *)q;
+    size_t stride = x->numel / 65536 + 1;
+    for (size_t i = 0; i < x->numel; i += stride) {
+        if (b->n_samples == b->cap_samples) {
+            b->cap_samples = b->cap_samples ? 2 * b->cap_samples : 65536;
+            b->samples = dq_realloc(b->samples, b->cap_samples * sizeof(float));
+        }
+        b->samples[b->n_samples++] = x->data[i];
+    }
+}
+
+static void finish_calibration(Quantizer *q) {
+    Base *b = (Base *)q;
+    if (b->n_samples == 0) return;
+    float p = b->cfg->percentile, lo = quant_percentile(b->samples, b->n_samples, 100 - p);
+    float hi = quant_percentile(b->samples, b->n_samples, p);
+    if (!q->is_signed || lo > 0) lo = 0;
+    if (hi <= lo) hi = lo + 1e-3f;
+    double mean_abs = 0;
+    for (size_t i = 0; i < b->n_samples; i++) mean_abs += fabs(b->samples[i]);
+    mean_abs /= (double)b->n_samples;
+    b->lo = lo, b->hi = hi;
+    if (b->kind == BASE_PACT) b->p0->data[0] = hi;
+    if (b->kind == BASE_LSQ) b->p0->data[0] = (float)(2 * mean_abs / sqrt(qp(b)));
+    dq_free(b->samples);
+    b->samples = NULL;
+    b->n_samples = b->cap_samples = 0;
+    q->calibrated = true;
+}
+
+/* Weights initialise from their first forward. */
+static void init_weights(Base *b, const Tensor *w) {
+    int C = b->channels;
+    for (int c = 0; c < C; c++) {
+        double sa = 0, mx = 0;
+        size_t n = 0;
+        for (size_t i = (size_t)c; i < w->numel; i += (size_t)C) sa += fabs(w->data[i]), mx = fmax(mx, fabs(w->data[i])), n++;
+        if (b->kind == BASE_LSQ) b->p0->data[c] = (float)(2 * sa / (double)n / sqrt(qp(b)));
+        if (c == 0 || mx > b->w0) b->w0 = (float)mx;
+    }
+    if (b->w0 == 0) b->w0 = 1;
+    for (int c = 0; c < (b->p0 ? (int)b->p0->numel : 0); c++)
+        if (b->p0->data[c] <= 0) b->p0->data[c] = 1e-4f;
+    b->base.calibrated = true;
+}
+
+/* ------------------------------------------------------------------ elementwise kernels */
+typedef struct BaseJob {
+    Base *b;
+    const float *x, *dy;
+    float *y, *dx;
+    float *range;    // minmax weights: max|w| per channel (C); others NULL
+    size_t n;
+    int chunks;
+    double *sums;    // backward: per-thread partial parameter gradients (2·C doubles each)
+} BaseJob;
+
+static size_t at(const BaseJob *j, int c) { return j->n * (size_t)c / (size_t)j->chunks; }
+
+/* The quantized value of x for channel c, and what backward needs: whether x is inside the
+ * range, and the partial derivatives with respect to the method's parameters. */
+typedef struct QVal {
+    float y;
+    bool inside;
+    float d0, d1;  // ∂y/∂p0, ∂y/∂p1 (lsq: step, offset; pact: α)
+    float dx;      // ∂y/∂x (STE mask, DoReFa's chain)
+} QVal;
+
+static inline QVal quantize_one(const Base *b, const float *range, float x, int c) {
+    QVal r = {0, true, 0, 0, 1};
+    float levels = (float)((1 << b->bits) - 1);
+    switch (b->kind) {
+    case BASE_MINMAX: {
+        float lo, hi;
+        if (b->base.role == QROLE_WEIGHT) hi = range[c], lo = -hi;
+        else lo = b->lo, hi = b->hi;
+        float s, zero;
+        if (b->base.role == QROLE_WEIGHT) {  // symmetric: 2^(b−1) − 1 steps each side
+            s = hi / qp(b);
+            zero = 0;
+            if (s <= 0) s = 1e-12f;
+            float v = fminf(fmaxf(x / s, -qp(b)), qp(b));
+            r.y = rintf(v) * s;
+        } else {  // asymmetric with an exact zero: zero point on the integer grid
+            s = (hi - lo) / levels;
+            if (s <= 0) s = 1e-12f;
+            zero = rintf(-lo / s);
+            float v = fminf(fmaxf(rintf(x / s) + zero, 0), levels);
+            r.y = (v - zero) * s;
+        }
+        r.inside = x >= lo && x <= hi;
+        r.dx = r.inside;
+        break;
+    }
+    case BASE_DOREFA: {
+        float t = tanhf(x), M = range[c] > 0 ? range[c] : 1;  // range: max|tanh w|
+        float u = t / (2 * M) + 0.5f;
+        r.y = (2 * rintf(levels * u) / levels - 1) * b->w0;
+        r.dx = (1 - t * t) / M * b->w0;
+        break;
+    }
+    case BASE_PACT: {
+        float alpha = b->p0->data[0], s = alpha / levels;
+        float v = fminf(fmaxf(x, 0), alpha);
+        r.y = s > 0 ? rintf(v / s) * s : 0;
+        r.inside = x >= 0 && x < alpha;
+        r.dx = r.inside;
+        r.d0 = x >= alpha ? 1.0f : 0.0f;
+        break;
+    }
+    case BASE_LSQ: {
+        float s = b->p0->data[c], beta = b->p1 ? b->p1->data[0] : 0, v = (x - beta) / s;
+        float QN = qn(b), QP = qp(b);
+        if (v < -QN) r.y = -QN * s + beta, r.inside = false, r.d0 = -QN, r.d1 = 1;
+        else if (v > QP) r.y = QP * s + beta, r.inside = false, r.d0 = QP, r.d1 = 1;
+        else r.y = rintf(v) * s + beta, r.d0 = rintf(v) - v, r.d1 = 0;
+        r.dx = r.inside;
+        break;
+    }
+    }
+    return r;
+}
+
+static void forward_task(void *ctx, int begin, int end, int tid) {
+    const BaseJob *j = ctx;
+    int C = j->b->channels;
+    for (size_t e = at(j, begin); e < at(j, end); e++) j->y[e] = quantize_one(j->b, j->range, j->x[e], (int)(e % (size_t)C)).y;
+}
+
+static void backward_task(void *ctx, int begin, int end, int tid) {
+    const BaseJob *j = ctx;
+    int C = j->b->channels;
+    double *s = j->sums + (size_t)tid * 2 * C;
+    memset(s, 0, 2 * (size_t)C * sizeof(double));
+    for (size_t e = at(j, begin); e < at(j, end); e++) {
+        int c = (int)(e % (size_t)C);
+        QVal r = quantize_one(j->b, j->range, j->x[e], c);
+        float g = j->dy[e];
+        if (j->dx) j->dx[e] += g * r.dx;
+        s[c] += (double)g * r.d0;
+        s[C + c] += (double)g * r.d1;
+    }
+}
+
+typedef struct BaseSaved {
+    Base *b;
+    float *range;
+} BaseSaved;
+
+static void base_backward_op(Tape *t, TapeRecord *r) {
+    const BaseSaved *sv = r->saved;
+    Base *b = sv->b;
+    Tensor *x = r->in[0];
+    int C = b->channels, T = threads_count();
+    double *sums = arena_calloc(t->arena, (size_t)T * 2 * C, sizeof(double));
+    BaseJob job = {b, x->data, r->out->grad, NULL, tape_grad_of(t, x), sv->range, x->numel, T, sums};
+    parallel_for(T, backward_task, &job);
+    double scale = b->kind == BASE_LSQ ? 1.0 / sqrt((double)b->base.elems / C * qp(b)) : 1.0;
+    for (int k = 0; k < 2; k++) {
+        Tensor *p = k == 0 ? b->p0 : b->p1;
+        if (!p || !p->grad) continue;
+        for (int c = 0; c < (int)p->numel; c++) {
+            double g = 0;
+            for (int tt = 0; tt < T; tt++) g += sums[(size_t)tt * 2 * C + (size_t)k * C + c];
+            if (p->numel == 1 && C > 1)  // one parameter shared by all channels
+                for (int cc = 1; cc < C; cc++)
+                    for (int tt = 0; tt < T; tt++) g += sums[(size_t)tt * 2 * C + (size_t)k * C + cc];
+            p->grad[c] += (float)(g * scale);
+        }
+    }
+}
+
+static const TapeOp BASE_OP = {"baseline_quantize", base_backward_op};
+
+static Tensor *base_forward(Quantizer *q, Tape *t, Tensor *x) {
+    Base *b = (Base *)q;
+    if (!q->calibrated) {
+        if (q->role != QROLE_WEIGHT)
+            DQ_FATAL_HINT("run the calibration batches before training (quant_calibrate)",
+                          "%s: activation quantizer used before calibration", q->name);
+        init_weights(b, x);
+    }
+    int C = b->channels;
+    float *range = NULL;
+    if (b->kind == BASE_MINMAX && q->role == QROLE_WEIGHT) {  // ±max|w| per channel, now
+        range = arena_calloc(t->arena, (size_t)C, sizeof(float));
+        for (size_t i = 0; i < x->numel; i++) range[i % (size_t)C] = fmaxf(range[i % (size_t)C], fabsf(x->data[i]));
+    }
+    if (b->kind == BASE_DOREFA) {  // max|tanh w| per channel, now
+        range = arena_calloc(t->arena, (size_t)C, sizeof(float));
+        for (size_t i = 0; i < x->numel; i++) range[i % (size_t)C] = fmaxf(range[i % (size_t)C], fabsf(tanhf(x->data[i])));
+    }
+    if (b->kind == BASE_MINMAX && q->role == QROLE_ACTIVATION && t->training && !t->no_grad) {
+        float lo = x->data[0], hi = x->data[0];  // running range, momentum 0.9
+        for (size_t i = 1; i < x->numel; i++) lo = fminf(lo, x->data[i]), hi = fmaxf(hi, x->data[i]);
+        if (!q->is_signed) lo = 0;
+        b->lo = 0.9f * b->lo + 0.1f * lo, b->hi = 0.9f * b->hi + 0.1f * hi;
+    }
+    Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
+    BaseJob job = {b, x->data, NULL, y->data, NULL, range, x->numel, threads_count(), NULL};
+    parallel_for(job.chunks, forward_task, &job);
+    TapeRecord *r = tape_push(t, &BASE_OP, y, 3, (Tensor *[]){x, b->p0, b->p1});
+    if (r) {
+        BaseSaved *s = arena_alloc(t->arena, sizeof *s);
+        *s = (BaseSaved){b, range};
+        r->saved = s;
+    }
+    return y;
+}
+
+static void base_step(Quantizer *q, float lr) {
+    Base *b = (Base *)q;
+    if (b->kind == BASE_LSQ)  // a step must stay positive
+        for (size_t c = 0; c < b->p0->numel; c++) b->p0->data[c] = fmaxf(b->p0->data[c], 1e-8f);
+    if (b->kind == BASE_PACT) b->p0->data[0] = fmaxf(b->p0->data[0], 1e-3f);
+}
+
+static int base_bits(const Quantizer *q) { return ((const Base *)q)->bits; }
+
+static int base_levels(const Quantizer *q, float *out) {
+    const Base *b = (const Base *)q;
+    int n = 1 << b->bits;  // representative table for channel 0
+    float s = 0, off = 0;
+    switch (b->kind) {
+    case BASE_LSQ: s = b->p0->data[0], off = b->p1 ? b->p1->data[0] : 0; break;
+    case BASE_PACT: s = b->p0->data[0] / (float)(n - 1); break;
+    case BASE_MINMAX: s = (b->base.role == QROLE_WEIGHT ? 2 * b->w0 : b->hi - b->lo) / (float)(n - 1); off = b->base.role == QROLE_WEIGHT ? -b->w0 : b->lo; break;
+    case BASE_DOREFA: s = 2 * b->w0 / (float)(n - 1), off = -b->w0; break;
+    }
+    for (int k = 0; k < n; k++) out[k] = b->kind == BASE_LSQ ? (k - qn(b)) * s + off : off + k * s;
+    return n;
+}
+
+static const char *KIND_NAMES[] = {"minmax", "dorefa", "pact", "lsq"};
+
+static void base_describe(const Quantizer *q, char *buf, size_t size) {
+    const Base *b = (const Base *)q;
+    snprintf(buf, size, "%s %d bits%s", KIND_NAMES[b->kind], b->bits, b->channels > 1 ? " per channel" : "");
+}
+
+static void base_save(const Quantizer *q, QBytes *bytes) {
+    const Base *b = (const Base *)q;
+    float f[3] = {b->lo, b->hi, b->w0};
+    int cal = q->calibrated;
+    qbytes_put(bytes, f, sizeof f);
+    qbytes_put(bytes, &cal, sizeof cal);
+}
+
+static void base_load(Quantizer *q, QBytes *bytes) {
+    Base *b = (Base *)q;
+    float f[3];
+    int cal;
+    qbytes_get(bytes, f, sizeof f);
+    qbytes_get(bytes, &cal, sizeof cal);
+    b->lo = f[0], b->hi = f[1], b->w0 = f[2], q->calibrated = cal != 0;
+}
+
+static void base_free(Quantizer *q) {
+    dq_free(((Base *)q)->samples);
+    dq_free(q);
+}
+
+static const QuantizerOps BASE_OPS = {"baseline", base_forward, observe, finish_calibration, base_step, base_bits,
+                                      base_levels, base_describe, base_save, base_load, base_free};
+
+Quantizer *baseline_new(BaselineKind kind, ParamSlab *slab, const char *name, QuantRole role,
+                        bool is_signed, bool pinned, int bits, long long elems, int channels,
+                        const BaselineConfig *cfg) {
+    if (bits < 1 || bits > 16) DQ_FATAL("%s: %d bits, must be in 1..16", name, bits);
+    if (kind == BASE_DOREFA && role != QROLE_WEIGHT) DQ_FATAL("%s: DoReFa quantizes weights only", name);
+    if (kind == BASE_PACT && role != QROLE_ACTIVATION) DQ_FATAL("%s: PACT quantizes activations only", name);
+    Base *b = dq_calloc(1, sizeof *b);
+    quantizer_init_base(&b->base, &BASE_OPS, name, role, is_signed || role == QROLE_WEIGHT, pinned, elems);
+    b->kind = kind, b->cfg = cfg, b->bits = bits;
+    b->channels = role == QROLE_WEIGHT && cfg->per_channel ? channels : 1;
+    char pname[96];
+    if (kind == BASE_LSQ) {
+        snprintf(pname, sizeof pname, "%s.step", name);
+        b->p0 = slab_add(slab, pname, 1, &b->channels, PARAM_NO_DECAY);
+        if (role == QROLE_ACTIVATION && is_signed) {  // LSQ+ offset
+            snprintf(pname, sizeof pname, "%s.offset", name);
+            b->p1 = slab_add(slab, pname, 1, (const int[]){1}, PARAM_NO_DECAY);
+        }
+    }
+    if (kind == BASE_PACT) {
+        snprintf(pname, sizeof pname, "%s.alpha", name);
+        b->p0 = slab_add(slab, pname, 1, (const int[]){1}, 0);  // PACT decays α
+    }
+    return &b->base;
+}

@@ -1,0 +1,39 @@
+/* baselines.h — the fixed-bit quantizers DDQ is compared against (../shared/docs/baselines.md).
+ * All share the Quantizer interface; each names its gradient estimator:
+ *
+ *   minmax  uniform round-to-nearest over the range [min, max] (weights: ±max|w| of the current
+ *           weights; activations: running min/max, momentum 0.9, unsigned data from 0), zero
+ *           exact; straight-through estimator inside the range, zero outside.
+ *   dorefa  weights only: w_q = 2·quant_b(tanh(w)/(2·max|tanh(w)|) + ½) − 1, times max|w| at
+ *           initialisation (ours: keeps a fine-tuned layer's scale); STE through the rounding,
+ *           max|tanh(w)| treated as a constant: dw = dy·(1 − tanh²w)/max|tanh w|·max|w|₀.
+ *   pact    activations only: y = clip(x, 0, α) rounded to 2^b − 1 steps of α/(2^b − 1); STE
+ *           for 0 <= x < α, dα = dy where x >= α; α learned with weight decay. Unsigned only —
+ *           signed inputs lose their negative half, which the comparison is meant to show.
+ *   lsq     v̂ = round(clip(v/s, −Q_N, Q_P))·s (Esser et al. 2020); dv = dy inside, ds = dy·
+ *           (round(v/s) − v/s) inside, −Q_N below, Q_P above, scaled by 1/sqrt(N·Q_P); s starts
+ *           at 2·mean|v|/sqrt(Q_P). Signed activations get the LSQ+ offset β: v̂ = q(v − β) + β,
+ *           dβ = dy where clipped.
+ * per_channel: weights get one range / step per output channel (the last weight dim).
+ */
+#ifndef DQ_BASELINES_H
+#define DQ_BASELINES_H
+
+#include "quantizer.h"
+
+typedef enum { BASE_MINMAX, BASE_DOREFA, BASE_PACT, BASE_LSQ } BaselineKind;
+
+typedef struct BaselineConfig {
+    float percentile;   // calibration percentile for activation ranges (99.9)
+    bool per_channel;   // weights: one parameter per output channel
+} BaselineConfig;
+
+/* channels = the weight's output channels (last dim) for per-channel weights, else ignored. */
+Quantizer *baseline_new(BaselineKind kind, ParamSlab *slab, const char *name, QuantRole role,
+                        bool is_signed, bool pinned, int bits, long long elems, int channels,
+                        const BaselineConfig *cfg);
+bool baseline_is(const Quantizer *q);
+/* Learnable parameters for tests: LSQ step (and offset), PACT α. NULL when absent. */
+Tensor *baseline_param(const Quantizer *q, int which);
+
+#endif

@@ -1,0 +1,246 @@
+/* control.c — per-step driver of quantized fine-tuning and DDQ's budget (see control.h). */
+#include "control.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+
+static bool is_ddq(const QuantContext *qc) { return !strcmp(qc->cfg.method, "ddq"); }
+static bool bitops(const QuantContext *qc) { return !strcmp(qc->cfg.budget, "bitops"); }
+
+QuantBudget quant_budget(const QuantContext *qc) {
+    QuantBudget b = {0};
+    for (int i = 0; i < qc->n_layers; i++) {
+        const QuantLayer *l = qc->layers[i];
+        if (l->wq->pinned) continue;
+        int bw = l->wq->ops->bits(l->wq), ba = l->aq->ops->bits(l->aq);
+        b.mem_w += (double)l->wq->elems * bw, b.n_w += (double)l->wq->elems;
+        b.mem_a += (double)l->aq->elems * ba, b.n_a += (double)l->aq->elems;
+        b.bitops += (double)l->base.macs * bw * ba, b.macs += (double)l->base.macs;
+    }
+    b.mean_w = b.n_w > 0 ? b.mem_w / b.n_w : 0;
+    b.mean_a = b.n_a > 0 ? b.mem_a / b.n_a : 0;
+    return b;
+}
+
+void quant_run_init(QuantRun *r, QuantContext *qc, long long total_steps, float lr_peak) {
+    memset(r, 0, sizeof *r);
+    r->qc = qc;
+    r->total_steps = total_steps > 0 ? total_steps : 1;
+    r->lr_peak = lr_peak > 0 ? lr_peak : 1;
+    qc->cfg.ddq.levels_frozen = qc->cfg.ddq.gates_frozen = true;  // warm-up first
+}
+
+/* Budget targets in effect (variant ramp: from 8 bits to the target over half the joint phase). */
+static void targets(const QuantRun *r, double *tw, double *ta) {
+    const QuantConfig *c = &r->qc->cfg;
+    *tw = c->w_bits, *ta = c->a_bits;
+    if (!c->ramp) return;
+    double t = (double)r->step / r->total_steps, u = (t - c->phase_warmup) / (0.5 * c->phase_joint);
+    u = u < 0 ? 0 : u > 1 ? 1 : u;
+    *tw = 8 - (8 - *tw) * u, *ta = 8 - (8 - *ta) * u;
+}
+
+static double update_lambda(const QuantConfig *c, double lambda, double mem, double zeta) {
+    if (!strcmp(c->lambda, "hinge")) return mem > zeta ? c->hinge : 0;
+    lambda += c->eta * (mem / zeta - 1);
+    return lambda > 0 ? lambda : 0;
+}
+
+static void set_prices(QuantRun *r, const QuantBudget *b, double tw, double ta) {
+    QuantContext *qc = r->qc;
+    double zeta_w = tw * b->n_w, zeta_a = ta * b->n_a, zeta_ops = tw * ta * b->macs;
+    for (int i = 0; i < qc->n_layers; i++) {
+        QuantLayer *l = qc->layers[i];
+        if (l->wq->pinned) continue;
+        double pw, pa;
+        if (bitops(qc)) {
+            pw = r->lambda_w * (double)l->base.macs * l->aq->ops->bits(l->aq) / zeta_ops;
+            pa = r->lambda_w * (double)l->base.macs * l->wq->ops->bits(l->wq) / zeta_ops;
+        } else {
+            pw = r->lambda_w * (double)l->wq->elems / zeta_w;
+            pa = r->lambda_a * (double)l->aq->elems / zeta_a;
+        }
+        ddq_set_price(l->wq, (float)pw);
+        ddq_set_price(l->aq, (float)pa);
+    }
+}
+
+/* ------------------------------------------------------------------ final guarantee */
+typedef struct Candidate {
+    Quantizer *q;
+    double cost;       // what one bit of this quantizer adds to the budget's sum
+} Candidate;
+
+static double bit_cost(const QuantContext *qc, const QuantLayer *l, const Quantizer *q) {
+    if (bitops(qc)) {
+        const Quantizer *other = q == l->wq ? l->aq : l->wq;
+        return (double)l->base.macs * other->ops->bits(other);
+    }
+    return (double)q->elems;
+}
+
+/* One pass of the guarantee over the quantizers of one sum (role, or both for bitops). */
+static double guarantee(QuantRun *r, int role, double zeta, double *mem_out) {
+    QuantContext *qc = r->qc;
+    int m_max = DDQ_K - qc->cfg.ddq.b_min;
+    double moved = 0, norm = 0;
+    for (int i = 0; i < qc->n_layers; i++) {
+        QuantLayer *l = qc->layers[i];
+        if (l->wq->pinned) continue;
+        if (role != QROLE_ACTIVATION) norm += (double)l->wq->elems;
+        if (role != QROLE_WEIGHT) norm += (double)l->aq->elems;
+    }
+    for (int direction = 0; direction < 2; direction++) {  // 0: merge while over, 1: un-merge while it fits
+        for (;;) {
+            QuantBudget b = quant_budget(qc);
+            double mem = bitops(qc) ? b.bitops : role == QROLE_WEIGHT ? b.mem_w : b.mem_a;
+            if (direction == 0 && mem <= zeta) break;
+            Quantizer *best = NULL;
+            double best_score = 0, best_cost = 0;
+            for (int i = 0; i < qc->n_layers; i++) {
+                QuantLayer *l = qc->layers[i];
+                if (l->wq->pinned) continue;
+                for (int k = 0; k < 2; k++) {
+                    Quantizer *q = k ? l->aq : l->wq;
+                    if (!bitops(qc) && (int)q->role != role) continue;
+                    DdqState s = ddq_state(q);
+                    double cost = bit_cost(qc, l, q);
+                    if (direction == 0 && s.merged >= m_max) continue;
+                    if (direction == 1 && (s.merged == 0 || mem + cost > zeta)) continue;
+                    // merge where a bit costs least accuracy per unit of budget; un-merge where
+                    // it buys most
+                    double score = direction == 0 ? s.ema_down_pos / cost : s.ema_up_neg / cost;
+                    bool better = !best || (direction == 0 ? score < best_score : score > best_score);
+                    if (better) best = q, best_score = score, best_cost = cost;
+                }
+            }
+            if (!best) break;  // nothing can move: the budget is as close as it gets
+            DdqState s = ddq_state(best);
+            ddq_set_merged(best, s.merged + (direction == 0 ? 1 : -1));
+            moved += (direction == 0 ? -1 : 1) * best_cost;
+        }
+    }
+    QuantBudget b = quant_budget(qc);
+    *mem_out = bitops(qc) ? b.bitops : role == QROLE_WEIGHT ? b.mem_w : b.mem_a;
+    return norm > 0 ? moved / norm : 0;
+}
+
+void quant_run_guarantee(QuantRun *r) {
+    if (!is_ddq(r->qc)) return;
+    QuantBudget b = quant_budget(r->qc);
+    double mem;
+    if (bitops(r->qc)) {
+        r->moved_w = guarantee(r, -1, r->qc->cfg.w_bits * r->qc->cfg.a_bits * b.macs, &mem);
+    } else {
+        r->moved_w = guarantee(r, QROLE_WEIGHT, r->qc->cfg.w_bits * b.n_w, &mem);
+        r->moved_a = guarantee(r, QROLE_ACTIVATION, r->qc->cfg.a_bits * b.n_a, &mem);
+    }
+}
+
+/* ------------------------------------------------------------------ the step */
+static void step_one(Quantizer *q, void *ctx) {
+    if (q->ops->step) q->ops->step(q, *(float *)ctx);
+}
+
+void quant_run_step(QuantRun *r, float lr) {
+    QuantContext *qc = r->qc;
+    r->step++;
+    if (is_ddq(qc)) {
+        const QuantConfig *c = &qc->cfg;
+        double t = (double)r->step / r->total_steps;
+        int phase = t < c->phase_warmup ? 0 : t < c->phase_warmup + c->phase_joint ? 1 : 2;
+        qc->cfg.ddq.levels_frozen = phase == 0;
+        qc->cfg.ddq.gates_frozen = phase != 1;
+        if (phase == 2 && r->phase != 2) quant_run_guarantee(r);
+        r->phase = phase;
+        double tw, ta;
+        targets(r, &tw, &ta);
+        QuantBudget b = quant_budget(qc);
+        if (phase == 1) {
+            if (bitops(qc)) r->lambda_w = update_lambda(c, r->lambda_w, b.bitops, tw * ta * b.macs);
+            else {
+                r->lambda_w = update_lambda(c, r->lambda_w, b.mem_w, tw * b.n_w);
+                r->lambda_a = update_lambda(c, r->lambda_a, b.mem_a, ta * b.n_a);
+            }
+        }
+        set_prices(r, &b, tw, ta);
+        if (r->trace)
+            fprintf(r->trace, "%lld,%d,%.6g,%.6g,%.4f,%.4f,%.3f,%.3f\n", r->step, phase, r->lambda_w,
+                    r->lambda_a, b.mean_w, b.mean_a, tw, ta);
+    }
+    float rel = lr / r->lr_peak;  // level learning rates follow the schedule
+    quant_each(qc, step_one, &rel);
+}
+
+/* ------------------------------------------------------------------ calibration */
+static void begin_one(Quantizer *q, void *ctx) {
+    q->bypass = false;
+    q->calibrating = q->role == QROLE_ACTIVATION;
+}
+
+static void end_one(Quantizer *q, void *ctx) {
+    q->calibrating = false;
+    if (q->role == QROLE_ACTIVATION && q->ops->finish_calibration) q->ops->finish_calibration(q);
+}
+
+void quant_calibrate_begin(QuantContext *qc) { quant_each(qc, begin_one, NULL); }
+void quant_calibrate_end(QuantContext *qc) { quant_each(qc, end_one, NULL); }
+
+/* ------------------------------------------------------------------ state */
+#define RUN_STATE_VERSION 1
+
+static void save_one(Quantizer *q, void *ctx) {
+    QBytes *b = ctx;
+    uint32_t len = (uint32_t)strlen(q->name);
+    qbytes_put(b, &len, sizeof len);
+    qbytes_put(b, q->name, len);
+    long long e[2] = {q->elems, q->macs};
+    qbytes_put(b, e, sizeof e);
+    q->ops->save(q, b);
+}
+
+static void load_one(Quantizer *q, void *ctx) {
+    QBytes *b = ctx;
+    uint32_t len;
+    char name[sizeof q->name] = {0};
+    qbytes_get(b, &len, sizeof len);
+    if (len >= sizeof name) DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "bad quantizer name length %u", len);
+    qbytes_get(b, name, len);
+    if (strcmp(name, q->name) != 0)
+        DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "quantizer '%s' in the file, '%s' in the model", name, q->name);
+    long long e[2];
+    qbytes_get(b, e, sizeof e);
+    q->elems = e[0], q->macs = e[1];
+    q->ops->load(q, b);
+    q->bypass = false;
+}
+
+void quant_run_save(const QuantRun *r, QBytes *b) {
+    int head[3] = {RUN_STATE_VERSION, r->phase, r->qc->n_layers};
+    qbytes_put(b, head, sizeof head);
+    long long steps[2] = {r->step, r->total_steps};
+    qbytes_put(b, steps, sizeof steps);
+    double d[4] = {r->lambda_w, r->lambda_a, r->moved_w, r->moved_a};
+    qbytes_put(b, d, sizeof d);
+    quant_each(r->qc, save_one, b);
+}
+
+void quant_run_load(QuantRun *r, QBytes *b) {
+    int head[3];
+    qbytes_get(b, head, sizeof head);
+    if (head[0] != RUN_STATE_VERSION || head[2] != r->qc->n_layers)
+        DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "quantization state version %d for %d layers; expected version %d, %d layers",
+                      head[0], head[2], RUN_STATE_VERSION, r->qc->n_layers);
+    r->phase = head[1];
+    long long steps[2];
+    qbytes_get(b, steps, sizeof steps);
+    r->step = steps[0];
+    double d[4];
+    qbytes_get(b, d, sizeof d);
+    r->lambda_w = d[0], r->lambda_a = d[1], r->moved_w = d[2], r->moved_a = d[3];
+    quant_each(r->qc, load_one, b);
+    r->qc->cfg.ddq.levels_frozen = r->phase == 0;
+    r->qc->cfg.ddq.gates_frozen = r->phase != 1;
+}

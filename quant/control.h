@@ -1,0 +1,59 @@
+/* control.h — what a quantized fine-tuning run does around the optimizer, for every method,
+ * and DDQ's budget controller.
+ *
+ * Per step (quant_run_step, after the optimizer): every quantizer's step() (DDQ: levels,
+ * projections, gates; LSQ/PACT: keep steps positive). For DDQ additionally, in order:
+ *   phase   by progress t of the run: warm-up (gates and levels frozen) for t < warmup,
+ *           joint until warmup + joint, then frozen gates;
+ *   λ       dual ascent λ ← max(0, λ + η·(Mem/ζ − 1)), one λ for weights and one for
+ *           activations (variant hinge: λ = hinge while Mem > ζ, else 0; variant bitops: one λ on
+ *           Σ MACs·b_w·b_a); variant ramp: ζ from 8 bits down to the target over the first half of
+ *           the joint phase;
+ *   prices  λ·N_l/ζ per quantizer (bitops: λ·MACs·b_other/ζ), given to the gates;
+ *   freeze  entering the frozen phase, the final guarantee: merge (over budget) or un-merge
+ *           (under budget) one bit at a time in the layer whose bit is cheapest / most useful by
+ *           its smoothed signal per element, until the budget holds and is used; the bits moved
+ *           are logged.
+ * Pinned quantizers (first, last layer) are outside every sum.
+ */
+#ifndef DQ_CONTROL_H
+#define DQ_CONTROL_H
+
+#include <stdio.h>
+
+#include "qlayer.h"
+
+typedef struct QuantBudget {
+    double mem_w, mem_a;           // Σ N·b over unpinned weight / activation quantizers
+    double n_w, n_a;               // Σ N
+    double bitops, macs;           // Σ MACs·b_w·b_a, Σ MACs (unpinned layers)
+    double mean_w, mean_a;         // mem / n: mean bits
+} QuantBudget;
+
+typedef struct QuantRun {
+    QuantContext *qc;
+    long long step, total_steps;   // optimizer steps so far / in the run
+    float lr_peak;                 // the schedule's peak (level learning rates are relative to it)
+    int phase;                     // 0 warm-up, 1 joint, 2 frozen
+    double lambda_w, lambda_a;     // bit prices (bitops: lambda_w only)
+    double moved_w, moved_a;       // mean bits moved by the final guarantee (signed)
+    FILE *trace;                   // optional per-step CSV (DDQ): step, phase, λ, mean bits, ζ
+} QuantRun;
+
+void quant_run_init(QuantRun *r, QuantContext *qc, long long total_steps, float lr_peak);
+/* After every optimizer step; lr is the current learning rate. */
+void quant_run_step(QuantRun *r, float lr);
+QuantBudget quant_budget(const QuantContext *qc);
+/* Apply the DDQ final guarantee now (also called when the frozen phase starts). */
+void quant_run_guarantee(QuantRun *r);
+
+/* Calibration: begin puts activation quantizers in observing mode (data passes unchanged),
+ * end computes their ranges and activates every quantizer. Run forwards in between. */
+void quant_calibrate_begin(QuantContext *qc);
+void quant_calibrate_end(QuantContext *qc);
+
+/* All quantizer state and the run's state as one blob (a checkpoint section). */
+void quant_run_save(const QuantRun *r, QBytes *b);
+void quant_run_load(QuantRun *r, QBytes *b);
+
+#endif

@@ -1,0 +1,515 @@
+/* ddq.c — the DDQ quantizer: fine grid, merged bits, nearest-coarse forward, level gradients,
+ * frontier (or product-rule) gate signals, gate updates. See ddq.h and docs/ddq.md.
+ *
+ * Legend: K = 8 bits of fine index, m merged bits, B = 2^m fine levels per block, b = K − m
+ * bits, nc = 2^b coarse values, j a block (bin) index, i a fine index, e an element.
+ */
+#include "ddq.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/threads.h"
+
+typedef struct Ddq {
+    Quantizer base;
+    const DdqConfig *cfg;
+    Tensor *fine;                 // (256) fine levels, slab parameter (PARAM_EXTERNAL)
+    float vel[DDQ_FINE];          // momentum (or Adam first moment) of the fine levels
+    float vel2[DDQ_FINE];         // Adam second moment
+    long long adam_t;
+    int m;                        // merged bits
+    int zero_index;               // fine index pinned at 0, or −1
+    float coarse[DDQ_FINE];       // v_j, nc of them
+    float thresh[DDQ_FINE];       // nc − 1 decision thresholds
+    float child_mid[DDQ_FINE];    // per block: threshold between its two half-blocks (m > 0)
+    float child_lo[DDQ_FINE], child_hi[DDQ_FINE];  // their values (v at m − 1)
+    float pair[DDQ_FINE];         // per block: the value of its pair at m + 1 bits merged
+    int nc;
+    float gate_merge, gate_unmerge;
+    double ema_down, ema_up, ema_down_pos, ema_up_neg;
+    double sig_down, sig_up;
+    float gate[DDQ_K];            // product-rule variant: one gate per bit (positive = merged)
+    double ema_gate[DDQ_K], sig_gate[DDQ_K];
+    int flips;
+    float price;
+    float step;                   // fine step d at initialisation (the gap's unit)
+    float *samples;               // calibration samples (activations)
+    size_t n_samples, cap_samples;
+} Ddq;
+
+static const QuantizerOps DDQ_OPS;
+
+bool ddq_is(const Quantizer *q) { return q->ops == &DDQ_OPS; }
+
+/* ------------------------------------------------------------------ tables */
+/* Coarse values at m merged bits: block means, the block holding zero_index exactly 0. */
+static int table_at(const Ddq *d, int m, float *out) {
+    int B = 1 << m, nc = DDQ_FINE >> m;
+    const float *q = d->fine->data;
+    for (int j = 0; j < nc; j++) {
+        double s = 0;
+        for (int i = j * B; i < (j + 1) * B; i++) s += q[i];
+        out[j] = (float)(s / B);
+    }
+    if (d->cfg->pin_zero && d->zero_index >= 0) out[d->zero_index >> m] = 0;
+    return nc;
+}
+
+int ddq_coarse_at(const Quantizer *q, int m, float *out) { return table_at((const Ddq *)q, m, out); }
+
+static void rebuild(Ddq *d) {
+    d->nc = table_at(d, d->m, d->coarse);
+    int B = 1 << d->m;
+    const float *q = d->fine->data;
+    for (int j = 0; j + 1 < d->nc; j++)
+        d->thresh[j] = d->cfg->fine_forward ? 0.5f * (q[(j + 1) * B - 1] + q[(j + 1) * B])
+                                            : 0.5f * (d->coarse[j] + d->coarse[j + 1]);
+    if (d->m > 0) {
+        float lower[DDQ_FINE];
+        table_at(d, d->m - 1, lower);
+        int H = B / 2;  // half a block: the children's boundary
+        for (int j = 0; j < d->nc; j++) {
+            d->child_lo[j] = lower[2 * j], d->child_hi[j] = lower[2 * j + 1];
+            d->child_mid[j] = d->cfg->fine_forward ? 0.5f * (q[j * B + H - 1] + q[j * B + H])
+                                                   : 0.5f * (lower[2 * j] + lower[2 * j + 1]);
+        }
+    }
+    if (d->m < DDQ_K) {
+        float upper[DDQ_FINE];
+        table_at(d, d->m + 1, upper);
+        for (int j = 0; j < d->nc; j++) d->pair[j] = upper[j / 2];
+    }
+}
+
+/* Bin of x: the number of thresholds below x (binary search over nc − 1 sorted thresholds). */
+static inline int bin_of(const float *thresh, int nc, float x) {
+    int lo = 0, hi = nc - 1;  // answer in [lo, hi]
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        if (x >= thresh[mid]) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Keep coarse values at least gap apart, moving whole blocks away from the pinned one. */
+static void project(Ddq *d) {
+    int B = 1 << d->m, nc = DDQ_FINE >> d->m;
+    float v[DDQ_FINE], gap = d->cfg->gap * d->step, *q = d->fine->data;
+    table_at(d, d->m, v);
+    int anchor = d->cfg->pin_zero && d->zero_index >= 0 ? d->zero_index >> d->m : 0;
+    for (int j = anchor + 1; j < nc; j++)
+        if (v[j] < v[j - 1] + gap) {
+            float shift = v[j - 1] + gap - v[j];
+            for (int i = j * B; i < (j + 1) * B; i++) q[i] += shift;
+            v[j] += shift;
+        }
+    for (int j = anchor - 1; j >= 0; j--)
+        if (v[j] > v[j + 1] - gap) {
+            float shift = v[j + 1] - gap - v[j];
+            for (int i = j * B; i < (j + 1) * B; i++) q[i] += shift;
+            v[j] += shift;
+        }
+}
+
+/* ------------------------------------------------------------------ initialisation */
+/* Uniform fine grid from lo to hi with one level exactly 0 (when lo < 0 < hi, or lo = 0). */
+static void init_grid(Ddq *d, float lo, float hi) {
+    if (!(hi > lo)) hi = lo + 1e-3f;
+    float *q = d->fine->data;
+    if (d->base.is_signed) {
+        float step = (hi - lo) / (DDQ_FINE - 1);
+        int i0 = (int)lroundf(-lo / step);
+        if (i0 < 0) i0 = 0;
+        if (i0 > DDQ_FINE - 1) i0 = DDQ_FINE - 1;
+        for (int i = 0; i < DDQ_FINE; i++) q[i] = step * (float)(i - i0);
+        d->zero_index = i0, d->step = step;
+    } else {
+        float step = hi / (DDQ_FINE - 1);
+        for (int i = 0; i < DDQ_FINE; i++) q[i] = step * (float)i;
+        d->zero_index = 0, d->step = step;
+    }
+    if (!d->cfg->pin_zero) d->zero_index = -1;
+    memset(d->vel, 0, sizeof d->vel);
+    memset(d->vel2, 0, sizeof d->vel2);
+    d->base.calibrated = true;
+    rebuild(d);
+}
+
+static void init_from_weights(Ddq *d, const Tensor *w) {
+    float mx = 0;
+    for (size_t i = 0; i < w->numel; i++) mx = fmaxf(mx, fabsf(w->data[i]));
+    if (mx == 0) mx = 1e-3f;
+    // d·(i − 128): 128 steps below zero, 127 above, the largest |w| on the short side
+    init_grid(d, -mx * 128.0f / 127.0f, mx);
+}
+
+static void ddq_observe(Quantizer *q, const Tensor *x) {
+    Ddq *d = (Ddq *)q;
+    size_t stride = x->numel / 65536 + 1;  // up to 64 Ki samples per batch
+    for (size_t i = 0; i < x->numel; i += stride) {
+        if (d->n_samples == d->cap_samples) {
+            d->cap_samples = d->cap_samples ? 2 * d->cap_samples : 65536;
+            d->samples = dq_realloc(d->samples, d->cap_samples * sizeof(float));
+        }
+        d->samples[d->n_samples++] = x->data[i];
+    }
+}
+
+static void ddq_finish_calibration(Quantizer *q) {
+    Ddq *d = (Ddq *)q;
+    if (d->n_samples == 0) return;  // weights initialise on their first forward
+    float p = d->cfg->percentile, lo = quant_percentile(d->samples, d->n_samples, 100 - p);
+    float hi = quant_percentile(d->samples, d->n_samples, p);
+    if (!q->is_signed) lo = 0;
+    else if (lo >= 0) lo = -(hi - lo) / 255.0f;  // signed data that happened to be >= 0: keep 0 inside
+    init_grid(d, lo, hi);
+    dq_free(d->samples);
+    d->samples = NULL;
+    d->n_samples = d->cap_samples = 0;
+}
+
+/* ------------------------------------------------------------------ forward / backward */
+typedef struct DdqSaved {
+    Ddq *d;
+    uint8_t *bins;  // (numel) bin of each element
+} DdqSaved;
+
+typedef struct Toggled Toggled;
+
+typedef struct DdqJob {
+    Ddq *d;
+    const float *x, *dy;
+    float *y, *dx;
+    uint8_t *bins;
+    size_t n;
+    int chunks;
+    const Toggled *toggled;  // product-rule variant: outputs with one gate flipped
+} DdqJob;
+
+static size_t chunk_begin(const DdqJob *j, int c) { return j->n * (size_t)c / (size_t)j->chunks; }
+
+static void forward_task(void *ctx, int begin, int end, int tid) {
+    const DdqJob *j = ctx;
+    const Ddq *d = j->d;
+    for (size_t e = chunk_begin(j, begin); e < chunk_begin(j, end); e++) {
+        int b = bin_of(d->thresh, d->nc, j->x[e]);
+        j->bins[e] = (uint8_t)b;
+        j->y[e] = d->coarse[b];
+    }
+}
+
+/* Per-thread accumulators: h, h_lo, h_hi, Σx, count (nc each), product-rule signals (K). */
+enum { ACC_H, ACC_LO, ACC_HI, ACC_SX, ACC_N, ACC_TABLES };
+#define ACC_DOUBLES (ACC_TABLES * DDQ_FINE + DDQ_K)
+
+static double *accumulators(int tid) {
+    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_KERNEL, 2 * ACC_DOUBLES);
+}
+
+/* Product rule: v[k][i] = output for fine index i with gate k flipped (K tables). */
+struct Toggled {
+    float v[DDQ_K][DDQ_FINE];
+};
+
+static void backward_task(void *ctx, int begin, int end, int tid) {
+    const DdqJob *j = ctx;
+    const Ddq *d = j->d;
+    double *acc = accumulators(tid);
+    memset(acc, 0, ACC_DOUBLES * sizeof(double));
+    double *h = acc, *hlo = acc + DDQ_FINE, *hhi = acc + 2 * DDQ_FINE, *sx = acc + 3 * DDQ_FINE,
+           *cnt = acc + 4 * DDQ_FINE, *ck = acc + ACC_TABLES * DDQ_FINE;
+    float lo = d->coarse[0], hi = d->coarse[d->nc - 1];
+    const Toggled *tg = j->toggled;
+    for (size_t e = chunk_begin(j, begin); e < chunk_begin(j, end); e++) {
+        float x = j->x[e], g = j->dy[e];
+        int b = j->bins[e];
+        if (j->dx) j->dx[e] += (x >= lo && x <= hi) ? g : 0.0f;  // clipped straight-through
+        h[b] += g;
+        if (d->m > 0) {
+            if (x >= d->child_mid[b]) hhi[b] += g;
+            else hlo[b] += g;
+        }
+        if (d->cfg->alpha != 0) sx[b] += x, cnt[b] += 1;
+        if (tg) {  // the full 8-bit index: nearest fine level
+            const float *q = d->fine->data;
+            int l = 0, r = DDQ_FINE - 1;
+            while (l < r) {
+                int mid = (l + r) >> 1;
+                if (x >= 0.5f * (q[mid] + q[mid + 1])) l = mid + 1;
+                else r = mid;
+            }
+            for (int k = 0; k < DDQ_K; k++) ck[k] += (double)g * (tg->v[k][l] - d->coarse[b]);
+        }
+    }
+}
+
+/* Output for fine index i under an arbitrary merged-bit set `mask` (bit k set = merged):
+ * the mean of the fine levels that agree with i on every kept bit (pinned block: 0). */
+static float value_under(const Ddq *d, int mask, int i) {
+    const float *q = d->fine->data;
+    if (d->cfg->pin_zero && d->zero_index >= 0 && ((i ^ d->zero_index) & ~mask & (DDQ_FINE - 1)) == 0) return 0;
+    double s = 0;
+    int n = 0;
+    for (int k = 0; k < DDQ_FINE; k++)
+        if (((k ^ i) & ~mask & (DDQ_FINE - 1)) == 0) s += q[k], n++;
+    return (float)(s / n);
+}
+
+static void ddq_backward_op(Tape *t, TapeRecord *r) {
+    const DdqSaved *s = r->saved;
+    Ddq *d = s->d;
+    Tensor *x = r->in[0], *fine = r->in[1];
+    DdqJob job = {d, x->data, r->out->grad, NULL, tape_grad_of(t, x), s->bins, x->numel, threads_count(), NULL};
+    if (d->cfg->product_rule) {  // tables of the K single-gate toggles around the current set
+        Toggled *tg = arena_alloc(t->arena, sizeof *tg);
+        int mask = (1 << d->m) - 1;
+        for (int k = 0; k < DDQ_K; k++)
+            for (int i = 0; i < DDQ_FINE; i++) tg->v[k][i] = value_under(d, mask ^ (1 << k), i);
+        job.toggled = tg;
+    }
+    parallel_for(job.chunks, backward_task, &job);
+    double tot[ACC_DOUBLES] = {0};
+    for (int c = 0; c < job.chunks; c++) {  // combine in thread order
+        if (!parallel_has_work(job.chunks, c)) continue;
+        const double *a = accumulators(c);
+        for (int k = 0; k < ACC_DOUBLES; k++) tot[k] += a[k];
+    }
+    const double *h = tot, *hlo = tot + DDQ_FINE, *hhi = tot + 2 * DDQ_FINE, *sx = tot + 3 * DDQ_FINE,
+                 *cnt = tot + 4 * DDQ_FINE, *ck = tot + ACC_TABLES * DDQ_FINE;
+    // Gate signals: first-order changes of L from merging one more / un-merging the last bit.
+    for (int j = 0; j < d->nc; j++) {
+        if (d->m < DDQ_K) d->sig_down += h[j] * (d->pair[j] - d->coarse[j]);
+        if (d->m > 0) d->sig_up += hlo[j] * (d->child_lo[j] - d->coarse[j]) + hhi[j] * (d->child_hi[j] - d->coarse[j]);
+    }
+    for (int k = 0; k < DDQ_K; k++) d->sig_gate[k] += ck[k];
+    // Level gradients: h_j scaled per quantizer (+ α·∂mean((x_q − x)²)/∂v_j), given to every fine
+    // level of block j so the block moves rigidly; the pinned block gets none.
+    if (!fine->requires_grad || !fine->grad) return;
+    double scale = 1.0 / sqrt((double)d->base.elems * (double)(d->nc - 1 > 0 ? d->nc - 1 : 1));
+    int B = 1 << d->m, pinned = d->cfg->pin_zero && d->zero_index >= 0 ? d->zero_index >> d->m : -1;
+    double n = (double)x->numel;
+    for (int j = 0; j < d->nc; j++) {
+        if (j == pinned) continue;
+        double g = h[j] * scale;
+        if (d->cfg->alpha != 0) g += d->cfg->alpha * 2.0 / n * (cnt[j] * d->coarse[j] - sx[j]);
+        for (int i = j * B; i < (j + 1) * B; i++) fine->grad[i] += (float)g;
+    }
+}
+
+static const TapeOp DDQ_OP = {"ddq_quantize", ddq_backward_op};
+
+static Tensor *ddq_forward(Quantizer *q, Tape *t, Tensor *x) {
+    Ddq *d = (Ddq *)q;
+    if (!q->calibrated) {
+        if (q->role != QROLE_WEIGHT)
+            DQ_FATAL_HINT("run the calibration batches before training (quant_calibrate)",
+                          "%s: activation quantizer used before calibration", q->name);
+        init_from_weights(d, x);
+    }
+    Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
+    uint8_t *bins = arena_alloc(t->arena, x->numel);
+    DdqJob job = {d, x->data, NULL, y->data, NULL, bins, x->numel, threads_count(), NULL};
+    parallel_for(job.chunks, forward_task, &job);
+    TapeRecord *r = tape_push(t, &DDQ_OP, y, 2, (Tensor *[]){x, d->fine});
+    if (r) {
+        DdqSaved *s = arena_alloc(t->arena, sizeof *s);
+        *s = (DdqSaved){d, bins};
+        r->saved = s;
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------------ per-step updates */
+static void update_levels(Ddq *d, float lr) {
+    float rate = (d->base.role == QROLE_WEIGHT ? d->cfg->lr_levels_w : d->cfg->lr_levels_a) * lr;
+    float *q = d->fine->data, *g = d->fine->grad;
+    if (d->cfg->adam) {  // Adam (β 0.9, 0.999), no weight decay
+        d->adam_t++;
+        double c1 = 1 - pow(0.9, (double)d->adam_t), c2 = 1 - pow(0.999, (double)d->adam_t);
+        for (int i = 0; i < DDQ_FINE; i++) {
+            d->vel[i] = 0.9f * d->vel[i] + 0.1f * g[i];
+            d->vel2[i] = 0.999f * d->vel2[i] + 0.001f * g[i] * g[i];
+            q[i] -= rate * (float)(d->vel[i] / c1 / (sqrt(d->vel2[i] / c2) + 1e-8));
+        }
+    } else {
+        for (int i = 0; i < DDQ_FINE; i++) {
+            d->vel[i] = d->cfg->momentum * d->vel[i] + g[i];
+            q[i] -= rate * d->vel[i];
+        }
+    }
+    if (d->zero_index >= 0) q[d->zero_index] = 0;  // the pin is exact
+    project(d);
+}
+
+static void set_merged(Ddq *d, int m) {
+    d->m = m;
+    project(d);  // the new blocks must be ordered too
+    rebuild(d);
+}
+
+static void frontier_gates(Ddq *d) {
+    double a = d->cfg->ema;
+    int m_max = DDQ_K - d->cfg->b_min;
+    d->ema_down = a * d->ema_down + (1 - a) * d->sig_down;
+    d->ema_up = a * d->ema_up + (1 - a) * d->sig_up;
+    d->ema_down_pos = a * d->ema_down_pos + (1 - a) * fmax(d->sig_down, 0);
+    d->ema_up_neg = a * d->ema_up_neg + (1 - a) * fmax(-d->sig_up, 0);
+    // Positive gate = merged. Merge when the price of a bit outweighs the smoothed cost of
+    // merging; un-merge when the smoothed gain of un-merging outweighs the price.
+    if (d->m < m_max) d->gate_merge -= d->cfg->lr_gate * (float)(d->ema_down - d->price);
+    if (d->m > 0) d->gate_unmerge += d->cfg->lr_gate * (float)(d->ema_up + d->price);
+    d->gate_merge = fminf(1, fmaxf(-1, d->gate_merge));
+    d->gate_unmerge = fminf(1, fmaxf(-1, d->gate_unmerge));
+    if (d->m < m_max && d->gate_merge > 0) {
+        set_merged(d, d->m + 1);
+        d->ema_up = -d->ema_down, d->ema_down = 0;  // the bit just merged is now the one to un-merge
+        d->gate_merge = -0.5f, d->gate_unmerge = 0.5f, d->flips++;
+    } else if (d->m > 0 && d->gate_unmerge < 0) {
+        set_merged(d, d->m - 1);
+        d->ema_down = -d->ema_up, d->ema_up = 0;
+        d->gate_merge = -0.5f, d->gate_unmerge = 0.5f, d->flips++;
+    }
+}
+
+/* Variant: every gate gets its own signal and update; the quantizer uses the leading run of
+ * merged gates from the least significant bit (nested, so monotone), which can jump bits. */
+static void product_rule_gates(Ddq *d) {
+    double a = d->cfg->ema;
+    for (int k = 0; k < DDQ_K; k++) {
+        d->ema_gate[k] = a * d->ema_gate[k] + (1 - a) * d->sig_gate[k];
+        bool merged = k < d->m;
+        // toggling a merged gate un-merges it: its signal is the change from un-merging
+        d->gate[k] += merged ? d->cfg->lr_gate * (float)(d->ema_gate[k] + d->price)
+                             : -d->cfg->lr_gate * (float)(d->ema_gate[k] - d->price);
+        d->gate[k] = fminf(1, fmaxf(-1, d->gate[k]));
+        d->sig_gate[k] = 0;
+    }
+    int m = 0;
+    while (m < DDQ_K - d->cfg->b_min && d->gate[m] > 0) m++;
+    if (m != d->m) {
+        d->flips++;
+        set_merged(d, m);
+    }
+}
+
+static void ddq_step(Quantizer *q, float lr) {
+    Ddq *d = (Ddq *)q;
+    if (!q->calibrated) return;
+    if (!d->cfg->levels_frozen && d->fine->grad) update_levels(d, lr);
+    if (!d->cfg->gates_frozen && !q->pinned) {
+        if (d->cfg->product_rule) product_rule_gates(d);
+        else frontier_gates(d);
+    }
+    d->sig_down = d->sig_up = 0;
+    rebuild(d);
+}
+
+/* ------------------------------------------------------------------ read-outs and state */
+static int ddq_bits(const Quantizer *q) { return DDQ_K - ((const Ddq *)q)->m; }
+
+static int ddq_levels(const Quantizer *q, float *out) {
+    const Ddq *d = (const Ddq *)q;
+    memcpy(out, d->coarse, (size_t)d->nc * sizeof(float));
+    return d->nc;
+}
+
+static void ddq_describe(const Quantizer *q, char *buf, size_t size) {
+    const Ddq *d = (const Ddq *)q;
+    snprintf(buf, size, "ddq %d bits, levels [%.4g, %.4g], %d bit changes", DDQ_K - d->m, d->coarse[0],
+             d->coarse[d->nc - 1], d->flips);
+}
+
+#define DDQ_STATE_VERSION 1
+
+static void ddq_save(const Quantizer *q, QBytes *b) {
+    const Ddq *d = (const Ddq *)q;
+    int head[5] = {DDQ_STATE_VERSION, d->m, d->zero_index, d->flips, q->calibrated};
+    qbytes_put(b, head, sizeof head);
+    float f[4] = {d->gate_merge, d->gate_unmerge, d->price, d->step};
+    qbytes_put(b, f, sizeof f);
+    double e[4] = {d->ema_down, d->ema_up, d->ema_down_pos, d->ema_up_neg};
+    qbytes_put(b, e, sizeof e);
+    qbytes_put(b, d->vel, sizeof d->vel);
+    qbytes_put(b, d->vel2, sizeof d->vel2);
+    qbytes_put(b, &d->adam_t, sizeof d->adam_t);
+    qbytes_put(b, d->gate, sizeof d->gate);
+    qbytes_put(b, d->ema_gate, sizeof d->ema_gate);
+}
+
+static void ddq_load(Quantizer *q, QBytes *b) {
+    Ddq *d = (Ddq *)q;
+    int head[5];
+    qbytes_get(b, head, sizeof head);
+    if (head[0] != DDQ_STATE_VERSION || head[1] < 0 || head[1] > DDQ_K || head[2] < -1 || head[2] >= DDQ_FINE)
+        DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "%s: bad DDQ state (version %d, m %d)", q->name, head[0], head[1]);
+    d->m = head[1], d->zero_index = head[2], d->flips = head[3], q->calibrated = head[4] != 0;
+    float f[4];
+    qbytes_get(b, f, sizeof f);
+    d->gate_merge = f[0], d->gate_unmerge = f[1], d->price = f[2], d->step = f[3];
+    double e[4];
+    qbytes_get(b, e, sizeof e);
+    d->ema_down = e[0], d->ema_up = e[1], d->ema_down_pos = e[2], d->ema_up_neg = e[3];
+    qbytes_get(b, d->vel, sizeof d->vel);
+    qbytes_get(b, d->vel2, sizeof d->vel2);
+    qbytes_get(b, &d->adam_t, sizeof d->adam_t);
+    qbytes_get(b, d->gate, sizeof d->gate);
+    qbytes_get(b, d->ema_gate, sizeof d->ema_gate);
+    if (q->calibrated) rebuild(d);
+}
+
+static void ddq_free(Quantizer *q) {
+    dq_free(((Ddq *)q)->samples);
+    dq_free(q);
+}
+
+static const QuantizerOps DDQ_OPS = {"ddq", ddq_forward, ddq_observe, ddq_finish_calibration, ddq_step,
+                                     ddq_bits, ddq_levels, ddq_describe, ddq_save, ddq_load, ddq_free};
+
+Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_signed, bool pinned,
+                   long long elems, const DdqConfig *cfg) {
+    if (cfg->b_min < 1 || cfg->b_min > DDQ_K) DQ_FATAL("ddq: minimum bits %d must be in 1..%d", cfg->b_min, DDQ_K);
+    if (cfg->init_bits < cfg->b_min || cfg->init_bits > DDQ_K)
+        DQ_FATAL("ddq: initial bits %d must be in %d..%d", cfg->init_bits, cfg->b_min, DDQ_K);
+    Ddq *d = dq_calloc(1, sizeof *d);
+    quantizer_init_base(&d->base, &DDQ_OPS, name, role, is_signed, pinned, elems);
+    d->cfg = cfg;
+    char pname[96];
+    snprintf(pname, sizeof pname, "%s.levels", name);
+    d->fine = slab_add(slab, pname, 1, (const int[]){DDQ_FINE}, PARAM_EXTERNAL | PARAM_NO_DECAY);
+    d->m = pinned ? 0 : DDQ_K - cfg->init_bits;
+    d->gate_merge = -0.5f, d->gate_unmerge = 0.5f;
+    for (int k = 0; k < DDQ_K; k++) d->gate[k] = k < d->m ? 0.5f : -0.5f;
+    d->zero_index = -1;
+    return &d->base;
+}
+
+/* ------------------------------------------------------------------ controls */
+DdqState ddq_state(const Quantizer *q) {
+    const Ddq *d = (const Ddq *)q;
+    DQ_CHECK(ddq_is(q));
+    return (DdqState){DDQ_K - d->m, d->m, d->nc, d->coarse, d->fine->data, d->ema_down, d->ema_up,
+                      d->ema_down_pos, d->ema_up_neg, d->sig_down, d->sig_up, d->gate_merge,
+                      d->gate_unmerge, d->flips, d->price};
+}
+
+void ddq_set_price(Quantizer *q, float price) { ((Ddq *)q)->price = price; }
+
+void ddq_set_merged(Quantizer *q, int m) {
+    Ddq *d = (Ddq *)q;
+    DQ_CHECK(m >= 0 && m <= DDQ_K);
+    if (d->base.calibrated) set_merged(d, m);
+    else d->m = m;
+}
+
+void ddq_set_fine(Quantizer *q, const float *fine, int zero_index) {
+    Ddq *d = (Ddq *)q;
+    memcpy(d->fine->data, fine, sizeof(float) * DDQ_FINE);
+    d->zero_index = d->cfg->pin_zero ? zero_index : -1;
+    d->step = fabsf(fine[1] - fine[0]);
+    d->base.calibrated = true;
+    rebuild(d);
+}

@@ -1,0 +1,79 @@
+/* ddq.h — Differentiable Dynamic Quantization (Zhang et al., ICML 2021), our formulation
+ * (docs/ddq.md has the method and every choice in words).
+ *
+ * A DDQ quantizer keeps a fine grid of 2^K = 256 levels q[0..255] (a slab parameter) and m
+ * merged bits: the fine grid falls into 2^b blocks of 2^m consecutive levels (b = K − m bits),
+ * and block j has the coarse value v_j = mean of its fine levels — or exactly 0 for the block
+ * holding the fine level pinned at real 0. Forward: x -> the nearest coarse value, thresholds at
+ * the midpoints of adjacent v_j, values outside [v_0, v_last] clamped (the learned range); only
+ * the 2^b − 1 thresholds are searched.
+ *
+ * Gradient estimators (named, as the tests check them):
+ *   input:   clipped straight-through — dx = dy inside [v_0, v_last], 0 outside;
+ *   levels:  dL/dv_j = h_j = Σ dy over the elements in bin j, scaled per quantizer by
+ *            1/sqrt(N·(2^b − 1)); a block moves rigidly (every fine level gets its block's
+ *            gradient), the pinned block not at all; after each update the coarse values are
+ *            projected to v_{j+1} − v_j >= gap, shifting whole blocks outward from the pin;
+ *   gates:   frontier finite differences of the forward, c_down = Σ_j h_j·(v^(b−1)(j) − v_j) for
+ *            merging one more bit and c_up = Σ_e dy_e·(child(e) − v_bin(e)) for un-merging the
+ *            last, smoothed by an EMA; gate updates and λ live in step() and ddq_control.h.
+ * Variants (DdqConfig): fine-level forward, unpinned zero, product-rule gates, Adam on levels,
+ * gradient correction α, init bits.
+ */
+#ifndef DQ_DDQ_H
+#define DQ_DDQ_H
+
+#include "quantizer.h"
+
+#define DDQ_K 8
+#define DDQ_FINE (1 << DDQ_K)
+
+typedef struct DdqConfig {
+    int b_min;              // fewest bits a quantizer may reach (2)
+    int init_bits;          // bits at the start (8: all gates keep)
+    float gap;              // minimum distance between coarse values, in fine steps (0.5)
+    float ema;              // EMA factor of the gate signals (0.98: ~50 steps)
+    float lr_gate;          // gate step size per unit of (signal − price)
+    float lr_levels_w;      // level learning rates at the peak of the schedule, weights …
+    float lr_levels_a;      // … and activations (their raw gradients are ~25x smaller)
+    float momentum;         // SGD momentum for the levels
+    float percentile;       // activation calibration: [100 − p, p] percentiles (99.9)
+    bool pin_zero;          // the block holding 0 is exactly 0 (default) …
+    bool fine_forward;      // variant: decision points at fine-level midpoints on block edges
+    bool product_rule;      // variant: signals for all K gates; bits = leading merged gates
+    bool adam;              // variant: Adam on the levels
+    float alpha;            // variant: gradient correction α·∂mean((x_q − x)²)/∂v (0: off)
+    // phase switches (set by the controller)
+    bool levels_frozen, gates_frozen;
+} DdqConfig;
+
+/* A new quantizer; its fine grid "name.levels" is registered in slab. elems = N of the data.
+ * Pinned quantizers stay at 8 bits. */
+Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_signed, bool pinned,
+                   long long elems, const DdqConfig *cfg);
+bool ddq_is(const Quantizer *q);
+
+/* Read-outs and controls used by the controller, the reports and the tests. */
+typedef struct DdqState {
+    int bits, merged;           // b, m
+    int n_coarse;               // 2^b
+    const float *coarse;        // v_0..v_{2^b−1}
+    const float *fine;          // q_0..q_255
+    double ema_down, ema_up;    // smoothed frontier signals
+    double ema_down_pos, ema_up_neg;  // EMA(max(c_down, 0)), EMA(max(−c_up, 0))
+    double sig_down, sig_up;    // the signals accumulated since the last step
+    float gate_merge, gate_unmerge;
+    int flips;                  // bit changes so far
+    float price;                // λ·N/ζ in effect
+} DdqState;
+
+DdqState ddq_state(const Quantizer *q);
+void ddq_set_price(Quantizer *q, float price);
+/* Force m merged bits (final budget guarantee, tests); rebuilds the coarse values. */
+void ddq_set_merged(Quantizer *q, int m);
+/* Replace the fine grid (tests). */
+void ddq_set_fine(Quantizer *q, const float *fine, int zero_index);
+/* The coarse value table at m merged bits for the current fine grid (tests, signals). */
+int ddq_coarse_at(const Quantizer *q, int m, float *out);
+
+#endif

@@ -1,0 +1,35 @@
+/* qconfig.h — every quantization option of an experiment in one struct, and its option table
+ * (the same --key=value parser as the training options). Defaults follow docs/ddq.md. */
+#ifndef DQ_QCONFIG_H
+#define DQ_QCONFIG_H
+
+#include "baselines.h"
+#include "ddq.h"
+#include "core/options.h"
+
+typedef struct QuantConfig {
+    char method[OPT_STRLEN];    // ddq | lsq | pact | minmax | none
+    float w_bits, a_bits;       // fixed-bit methods: bits; DDQ: the budget in mean bits
+    int pin_bits;               // first and last layer: fixed bits (8), outside the budget
+    bool per_channel;           // per-output-channel weight quantizers
+    DdqConfig ddq;              // DDQ's own options (ddq.h)
+    BaselineConfig base;        // the baselines' options (baselines.h)
+    char budget[OPT_STRLEN];    // elements (Σ N·b per kind) | bitops (Σ MACs·b_w·b_a)
+    char lambda[OPT_STRLEN];    // dual (dual ascent) | hinge (fixed weight while over budget)
+    float eta;                  // dual ascent step
+    float hinge;                // hinge variant: λ while over budget
+    bool ramp;                  // ramp the target from 8 bits over the first half of the joint phase
+    float phase_warmup;         // fraction of fine-tuning with gates and levels frozen
+    float phase_joint;          // fraction with gates, levels and weights learned; then frozen
+    int calib_batches;          // activation calibration batches
+} QuantConfig;
+
+extern const QuantConfig quant_config_defaults;
+
+/* Writes the options (keys prefixed "q_" for the shared ones, "ddq_" for DDQ's) into out;
+ * returns how many. */
+int quant_config_options(QuantConfig *c, Option *out);
+/* Checks the combination; fatal "<prog>: error: …" on a bad one. */
+void quant_config_check(const QuantConfig *c, const char *prog);
+
+#endif

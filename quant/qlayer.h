@@ -1,0 +1,45 @@
+/* qlayer.h — quantized convolution / linear layers, the factory that makes them, and the
+ * context that owns their quantizers.
+ *
+ * A quantized layer is the float layer's spec and parameters plus two quantizers:
+ *     y = conv(aq(x), wq(weight)) + bias        (or linear)
+ * The model builders receive quant_factory(ctx) instead of nn_float_factory; nn never learns
+ * that quantization exists. The first and last weighted layers (spec.first / spec.last) are
+ * pinned at cfg.pin_bits and kept out of every budget.
+ *
+ * The QuantContext lists every quantized layer in model order and drives what happens around
+ * training: calibration, the per-step updates (DDQ's gates, levels and λ: control.h), state in
+ * checkpoints.
+ */
+#ifndef DQ_QLAYER_H
+#define DQ_QLAYER_H
+
+#include "nn/layer.h"
+#include "qconfig.h"
+#include "quantizer.h"
+
+typedef struct QuantLayer {
+    Layer base;
+    LayerSpec spec;       // copy; spec.name points at base.name
+    Tensor *weight, *bias;
+    Quantizer *wq, *aq;   // weight and input-activation quantizers
+} QuantLayer;
+
+typedef struct QuantContext {
+    QuantConfig cfg;      // owned copy: quantizers point at cfg.ddq / cfg.base
+    QuantLayer **layers;  // in model order
+    int n_layers, cap_layers;
+    struct DdqControl *ddq;  // DDQ's budget controller (control.h), NULL for other methods
+} QuantContext;
+
+QuantContext *quant_context_new(const QuantConfig *cfg);
+void quant_context_free(QuantContext *qc); /* accepts NULL; the layers belong to the model */
+LayerFactory quant_factory(QuantContext *qc);
+bool quant_layer_is(const Layer *l);
+
+/* Every quantizer: pass-through (bypass = true) or active. */
+void quant_set_bypass(QuantContext *qc, bool bypass);
+/* Call fn for every quantizer (weights then activations, layer by layer). */
+void quant_each(QuantContext *qc, void (*fn)(Quantizer *q, void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,284 @@
+/* test_ddq.c — the DDQ quantizer against its identities and documented estimators:
+ * uniform levels with m merged bits are exactly uniform (K−m)-bit rounding; zero stays exact;
+ * gate signals equal finite differences of the forward; level gradients equal numeric
+ * derivatives of rigid block shifts; the straight-through mask ends at the range; levels stay
+ * monotone under any updates; state survives a save/load round trip. */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "helpers.h"
+#include "quant/ddq.h"
+
+static DdqConfig cfg;
+static ParamSlab slab;
+
+static void setup(void) {
+    test_setup();
+    cfg = (DdqConfig){.b_min = 2, .init_bits = 8, .gap = 0.5f, .ema = 0.9f, .lr_gate = 1, .lr_levels_w = 0.01f,
+                      .lr_levels_a = 0.01f, .momentum = 0.9f, .percentile = 99.9f, .pin_zero = true};
+    slab_init(&slab);
+}
+
+static void teardown(void) {
+    slab_free(&slab);
+    test_teardown();
+}
+
+/* A weight quantizer over [−128d, 127d] with fine levels d·(i − 128), N = n. */
+static Quantizer *make(bool pin, long long n) {
+    cfg.pin_zero = pin;
+    Quantizer *q = ddq_new(&slab, "q", QROLE_WEIGHT, true, false, n, &cfg);
+    slab_finalize(&slab);
+    float fine[DDQ_FINE];
+    for (int i = 0; i < DDQ_FINE; i++) fine[i] = 0.01f * (float)(i - 128);
+    ddq_set_fine(q, fine, 128);
+    q->bypass = false;
+    return q;
+}
+
+static Tensor *data(int n, float lo, float hi, bool grad) {
+    Tensor *x = grad ? rand_param(1, &n, lo, hi) : rand_tensor(1, &n, lo, hi);
+    return x;
+}
+
+Test(ddq, uniform_levels_are_uniform_rounding, .init = setup, .fini = teardown) {
+    Quantizer *q = make(false, 1000);
+    Tensor *x = data(1000, -1.5f, 1.5f, false);
+    for (int m = 0; m <= 6; m++) {
+        ddq_set_merged(q, m);
+        T.no_grad = true;
+        Tensor *y = quantizer_forward(q, &T, x);
+        float step = 0.01f * (float)(1 << m), v0 = 0.01f * (-128 + ((1 << m) - 1) / 2.0f);
+        int levels = DDQ_FINE >> m;
+        for (size_t i = 0; i < x->numel; i++) {
+            float k = rintf((x->data[i] - v0) / step);
+            k = fminf(fmaxf(k, 0), (float)(levels - 1));
+            cr_assert_float_eq(y->data[i], v0 + k * step, 1e-5, "m=%d x=%g: got %g, want %g", m, x->data[i],
+                               y->data[i], v0 + k * step);
+        }
+        cr_assert_eq(q->ops->bits(q), 8 - m);
+    }
+}
+
+Test(ddq, zero_stays_exact, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 100);
+    Tensor *x = data(100, -1, 1, true);
+    x->data[17] = 0;
+    for (int m = 0; m <= 6; m++) {
+        ddq_set_merged(q, m);
+        tape_reset(&T);
+        x = data(100, -1, 1, true);
+        x->data[17] = 0;
+        Tensor *y = quantizer_forward(q, &T, x);
+        cr_assert_eq(y->data[17], 0.0f, "m=%d: 0 maps to %g", m, y->data[17]);
+        // random level updates must keep the pin
+        tape_backward_from(&T, y, rand_tensor(1, (const int[]){100}, -50, 50)->data);
+        q->ops->step(q, 1.0f);
+        float lv[256];
+        int n = q->ops->levels(q, lv);
+        bool has_zero = false;
+        for (int i = 0; i < n; i++) has_zero |= lv[i] == 0.0f;
+        cr_assert(has_zero, "m=%d: no level is exactly zero after an update", m);
+        slab_zero_grad(&slab);
+    }
+}
+
+/* L = Σ r·y for the current bits, with fine-level semantics (bins follow fine indices). */
+static double loss_at(Quantizer *q, int m, Tensor *x, const float *r) {
+    int keep = ddq_state(q).merged;
+    ddq_set_merged(q, m);
+    tape_reset(&T);
+    T.no_grad = true;
+    Tensor *y = quantizer_forward(q, &T, x);
+    T.no_grad = false;
+    double L = 0;
+    for (size_t i = 0; i < x->numel; i++) L += (double)r[i] * y->data[i];
+    ddq_set_merged(q, keep);
+    return L;
+}
+
+static void check_signals(bool fine_forward, bool pin, double tol) {
+    cfg.fine_forward = fine_forward;
+    Quantizer *q = make(pin, 500);
+    Arena keep;
+    arena_init(&keep, 1 << 16, 0);
+    int n = 500;
+    Tensor *x = tensor_new(&keep, 1, &n);
+    rng_fill_uniform(&R, x->data, 500, -1.2f, 1.2f);
+    float *r = arena_floats(&keep, 500);
+    rng_fill_uniform(&R, r, 500, -1, 1);
+    for (int m = 1; m <= 5; m++) {
+        ddq_set_merged(q, m);
+        double L0 = loss_at(q, m, x, r), Ldown = loss_at(q, m + 1, x, r), Lup = loss_at(q, m - 1, x, r);
+        tape_reset(&T);
+        x->requires_grad = true;
+        Tensor *y = quantizer_forward(q, &T, x);
+        tape_backward_from(&T, y, r);
+        DdqState s = ddq_state(q);
+        double scale = fmax(fabs(Ldown - L0), 1e-3);
+        cr_assert(fabs(s.sig_down - (Ldown - L0)) <= tol * scale, "m=%d: c_down %g, finite difference %g", m,
+                  s.sig_down, Ldown - L0);
+        scale = fmax(fabs(Lup - L0), 1e-3);
+        cr_assert(fabs(s.sig_up - (Lup - L0)) <= tol * scale, "m=%d: c_up %g, finite difference %g", m, s.sig_up,
+                  Lup - L0);
+        q->ops->step(q, 0);  // clears the accumulated signals (levels and gates are frozen)
+        x->grad = NULL;
+        slab_zero_grad(&slab);
+    }
+    arena_free(&keep);
+}
+
+/* With fine-level semantics the bins follow the fine index, so the frontier signals are exactly
+ * the finite differences of the forward (the derivative of the Kronecker relaxation at the two
+ * frontier gates), pinned zero included. */
+Test(ddq, gate_signals_equal_finite_differences_fine_semantics, .init = setup, .fini = teardown) {
+    cfg.levels_frozen = cfg.gates_frozen = true;
+    check_signals(true, true, 1e-4);
+}
+
+/* With the nearest-value forward and evenly spaced levels the new nearest value of every
+ * element is its block's pair (or child), so the identity holds too. (With the pinned zero
+ * block the spacing near 0 is uneven and the signal is a first-order approximation.) */
+Test(ddq, gate_signals_equal_finite_differences_nearest_value, .init = setup, .fini = teardown) {
+    cfg.levels_frozen = cfg.gates_frozen = true;
+    check_signals(false, false, 1e-4);
+}
+
+Test(ddq, level_gradients_match_rigid_block_shifts, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 300);
+    ddq_set_merged(q, 4);
+    Arena keep;
+    arena_init(&keep, 1 << 16, 0);
+    int n = 300;
+    Tensor *x = tensor_new(&keep, 1, &n);
+    rng_fill_uniform(&R, x->data, 300, -1.3f, 1.3f);
+    float *r = arena_floats(&keep, 300);
+    rng_fill_uniform(&R, r, 300, -1, 1);
+    tape_reset(&T);
+    tape_backward_from(&T, quantizer_forward(q, &T, x), r);
+    Tensor *fine = slab_find(&slab, "q.levels")->tensor;
+    float g[DDQ_FINE];
+    memcpy(g, fine->grad, sizeof g);
+    double scale = 1.0 / sqrt(300.0 * 15);  // 1/sqrt(N·(2^b − 1)), b = 4
+    int B = 16;
+    for (int j = 0; j < 16; j++) {
+        if (j == 128 / B) {  // the pinned block does not learn
+            for (int i = j * B; i < (j + 1) * B; i++) cr_assert_eq(g[i], 0.0f);
+            continue;
+        }
+        // d L / d v_j by moving block j rigidly by ±eps (thresholds move too: eps tiny)
+        float eps = 1e-4f, saved[DDQ_FINE];
+        memcpy(saved, fine->data, sizeof saved);
+        for (int i = j * B; i < (j + 1) * B; i++) fine->data[i] = saved[i] + eps;
+        ddq_set_fine(q, fine->data, 128);
+        ddq_set_merged(q, 4);
+        double Lp = loss_at(q, 4, x, r);
+        for (int i = j * B; i < (j + 1) * B; i++) fine->data[i] = saved[i] - eps;
+        ddq_set_fine(q, fine->data, 128);
+        ddq_set_merged(q, 4);
+        double Lm = loss_at(q, 4, x, r);
+        memcpy(fine->data, saved, sizeof saved);
+        ddq_set_fine(q, fine->data, 128);
+        ddq_set_merged(q, 4);
+        double numeric = (Lp - Lm) / (2 * eps) * scale;
+        for (int i = j * B; i < (j + 1) * B; i++)
+            cr_assert(fabs(g[i] - numeric) <= 2e-3 * fmax(1, fabs(numeric)), "block %d level %d: %g vs numeric %g", j, i, g[i], numeric);
+    }
+    arena_free(&keep);
+}
+
+Test(ddq, straight_through_mask_ends_at_the_range, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 6);
+    ddq_set_merged(q, 3);
+    DdqState s = ddq_state(q);
+    float lo = s.coarse[0], hi = s.coarse[s.n_coarse - 1];
+    Tensor *x = tensor_new(&test_arena, 1, (const int[]){6});
+    float xs[6] = {lo - 0.1f, lo, 0.5f * lo, 0.5f * hi, hi, hi + 0.1f};
+    memcpy(x->data, xs, sizeof xs);
+    x->requires_grad = true;
+    tape_backward_from(&T, quantizer_forward(q, &T, x), (const float[]){1, 1, 1, 1, 1, 1});
+    float want[6] = {0, 1, 1, 1, 1, 0};
+    assert_close(x->grad, want, 6, 0, 0, "clipped STE");
+}
+
+Test(ddq, levels_stay_monotone_under_any_update, .init = setup, .fini = teardown) {
+    cfg.lr_levels_w = 0.5f;  // steps far larger than the level spacing: the projection must hold
+    Quantizer *q = make(true, 200);
+    for (int it = 0; it < 40; it++) {
+        ddq_set_merged(q, it % 6);
+        tape_reset(&T);
+        Tensor *x = data(200, -2, 2, false);
+        x->data[0] = 0;
+        Tensor *y = quantizer_forward(q, &T, x);
+        tape_backward_from(&T, y, rand_tensor(1, (const int[]){200}, -10, 10)->data);
+        q->ops->step(q, 1.0f);
+        DdqState s = ddq_state(q);
+        for (int j = 0; j + 1 < s.n_coarse; j++)
+            cr_assert(s.coarse[j + 1] - s.coarse[j] >= 0.5f * 0.01f * 0.99f, "iteration %d: v[%d] = %g, v[%d] = %g",
+                      it, j, s.coarse[j], j + 1, s.coarse[j + 1]);
+        cr_assert_eq(y->data[0], 0.0f);
+        slab_zero_grad(&slab);
+    }
+}
+
+Test(ddq, gates_follow_the_price, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 100);
+    Tensor *x = data(100, -1, 1, false);
+    // A high price and no task signal: the next bit merges; a negative price (a bit is worth
+    // having) with no signal un-merges it again.
+    for (int it = 0; it < 20 && ddq_state(q).merged == 0; it++) {
+        ddq_set_price(q, 1.0f);
+        tape_reset(&T);
+        quantizer_forward(q, &T, x);
+        q->ops->step(q, 0);
+    }
+    cr_assert_eq(ddq_state(q).merged, 1, "merged after the gate crossed 0");
+    for (int it = 0; it < 20 && ddq_state(q).merged == 1; it++) {
+        ddq_set_price(q, -1.0f);
+        q->ops->step(q, 0);
+    }
+    cr_assert_eq(ddq_state(q).merged, 0, "un-merged");
+    cr_assert_eq(ddq_state(q).flips, 2);
+}
+
+Test(ddq, state_round_trip, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 100);
+    ddq_set_merged(q, 3);
+    ddq_set_price(q, 0.25f);
+    QBytes b = {0};
+    q->ops->save(q, &b);
+    int m0 = ddq_state(q).merged;
+    ddq_set_merged(q, 5);
+    ddq_set_price(q, 0);
+    b.pos = 0;
+    q->ops->load(q, &b);
+    cr_assert_eq(ddq_state(q).merged, m0);
+    cr_assert_float_eq(ddq_state(q).price, 0.25f, 0);
+    quantizer_free(q);
+    dq_free(b.p);
+}
+
+static void truncated_state(void *ctx) {
+    Quantizer *q = ctx;
+    QBytes b = {0};
+    q->ops->save(q, &b);
+    b.len = 10, b.path = "ckpt.bin";
+    q->ops->load(q, &b);
+}
+
+Test(ddq, truncated_state_is_an_error, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 10);
+    cr_assert(strstr(expect_fatal(truncated_state, q), "ckpt.bin: error: quantizer state is truncated") != NULL);
+}
+
+static void bad_bits(void *ctx) {
+    DdqConfig c = cfg;
+    c.b_min = 9;
+    ddq_new(&slab, "bad", QROLE_WEIGHT, true, false, 10, &c);
+}
+
+Test(ddq, rejects_bad_configs, .init = setup, .fini = teardown) {
+    cr_assert(strstr(expect_fatal(bad_bits, NULL), "minimum bits 9 must be in 1..8") != NULL);
+}
