@@ -41,7 +41,8 @@ CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=fast -pthread $(OPT)
 LDFLAGS := -pthread $(LDSAN)
 LDLIBS  := -lm
 
-SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+# experiments/*.c that are not exp_*.c are shared experiment code (library, top layer)
+SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c)) $(filter-out experiments/exp_%.c,$(wildcard experiments/*.c))
 OBJ  := $(SRC:%.c=$(BUILD)/%.o)
 LIB  := $(BUILD)/libddqc.a
 
@@ -76,7 +77,7 @@ $(LIB): $(OBJ)
 # ------------------------------------------------------------------ experiments
 exp_%: experiments/exp_%.c $(LIB) | deps-data
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/$@.d $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/$@.d $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@.tmp && mv -f $@.tmp $@
 
 # ------------------------------------------------------------------ tests
 deps-test:

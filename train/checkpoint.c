@@ -123,6 +123,49 @@ void ckpt_read_slab(const Checkpoint *c, ParamSlab *s) {
     if (r.pos != r.len) DQ_FATAL_FILE(c->path, "section PARM has %zu unexpected trailing bytes", r.len - r.pos);
 }
 
+int ckpt_read_slab_by_name(const Checkpoint *c, ParamSlab *s) {
+    const CkptSection *sec = ckpt_require(c, "PARM", 0);
+    Reader r = {sec->data, sec->size, 0, c->path, "PARM"};
+    uint32_t n = take_u32(&r);
+    if (n > (1u << 20)) DQ_FATAL_FILE(c->path, "%u parameters", n);
+    const Param **dst = dq_calloc(n ? n : 1, sizeof *dst);
+    for (uint32_t i = 0; i < n; i++) {
+        char name[256] = {0};
+        uint32_t len = take_u32(&r);
+        if (len >= sizeof name) DQ_FATAL_FILE(c->path, "parameter %u has a %u-byte name", i, len);
+        take(&r, name, len);
+        uint32_t ndim = take_u32(&r);
+        if (ndim < 1 || ndim > TENSOR_MAX_DIMS) DQ_FATAL_FILE(c->path, "parameter '%s' has %u dims", name, ndim);
+        int shape[TENSOR_MAX_DIMS] = {1, 1, 1, 1};
+        for (uint32_t d = 0; d < ndim; d++) shape[d] = (int)take_u32(&r);
+        (void)take_u32(&r);
+        const Param *p = slab_find(s, name);
+        Tensor want = tensor_view(NULL, (int)ndim, shape);
+        if (!p) DQ_FATAL_FILE(c->path, "parameter '%s' of the file is not in the model", name);
+        if (!tensor_same_shape(&want, p->tensor)) {
+            char a[64], b[64];
+            DQ_FATAL_FILE(c->path, "parameter '%s' is %s in the file, %s in the model", name,
+                          tensor_shape_str(&want, a, sizeof a), tensor_shape_str(p->tensor, b, sizeof b));
+        }
+        dst[i] = p;
+    }
+    uint64_t numel = take_u64(&r);
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++) total += dst[i]->tensor->numel;
+    if (numel != total) DQ_FATAL_FILE(c->path, "%llu values for parameters of %zu", (unsigned long long)numel, total);
+    for (uint32_t i = 0; i < n; i++) take(&r, dst[i]->tensor->data, dst[i]->tensor->numel * sizeof(float));
+    dq_free(dst);
+    return (int)n;
+}
+
+int ckpt_epochs(const Checkpoint *c) {
+    const CkptSection *m = ckpt_find(c, "META");
+    if (!m || m->size < sizeof(uint64_t)) return 0;
+    uint64_t e;
+    memcpy(&e, m->data, sizeof e);
+    return (int)e;
+}
+
 /* ------------------------------------------------------------------ file */
 void ckpt_save(const Checkpoint *c, const char *path) {
     Bytes b = {0};

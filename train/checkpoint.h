@@ -54,5 +54,11 @@ const CkptSection *ckpt_find(const Checkpoint *c, const char *tag);
 const CkptSection *ckpt_require(const Checkpoint *c, const char *tag, size_t size);
 /* Copy "PARM" into a finalized slab after checking names and shapes. */
 void ckpt_read_slab(const Checkpoint *c, ParamSlab *slab);
+/* Copy every parameter of "PARM" into the slab entry of the same name (a larger model, e.g. the
+ * quantized one, may have more); fatal if a saved parameter is missing or has another shape.
+ * Returns how many were copied. */
+int ckpt_read_slab_by_name(const Checkpoint *c, ParamSlab *slab);
+/* Epochs recorded in "META" (0 when absent). */
+int ckpt_epochs(const Checkpoint *c);
 
 #endif

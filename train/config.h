@@ -36,7 +36,7 @@ typedef struct TrainConfig {
     bool progress;                // progress bar / periodic lines during an epoch
 } TrainConfig;
 
-#define TRAIN_MAX_OPTIONS 64
+#define TRAIN_MAX_OPTIONS 96
 
 /* Writes the shared options (pointing into c) to out; returns how many. */
 int train_config_options(TrainConfig *c, Option *out);

@@ -1,0 +1,47 @@
+/* qpipeline.h — the quantization experiment, shared by the exp_* files that quantize:
+ *
+ *   1. FP32: train the model, or reuse <fp32_dir>/checkpoint.bin when it holds the finished run
+ *      (same model, seed and epochs: it is the trainer's own --resume);
+ *   2. build the same architecture with the quantized layer factory and copy the FP32
+ *      parameters and BatchNorm statistics into it by name;
+ *   3. calibrate the activation quantizers on a few training batches (evaluation mode);
+ *   4. fine-tune with the quantizers (QuantRun drives DDQ's gates, levels and λ per step; its
+ *      state goes into the checkpoint);
+ *   5. report: FP32 vs quantized accuracy, mean bits, weight KB; the per-layer table (printed,
+ *      layers.csv), bits.svg (per-layer bits) and levels.svg (each layer's weight histogram with
+ *      its levels drawn over it), ddq_trace.csv (λ and mean bits per step).
+ * The experiment file supplies the model builder and its defaults.
+ */
+#ifndef DQ_QPIPELINE_H
+#define DQ_QPIPELINE_H
+
+#include "quant/qconfig.h"
+#include "quant/report.h"
+#include "train/experiment.h"
+
+typedef Model *(*QBuildFn)(void *ctx, const LayerFactory *factory, uint64_t seed, const Dataset *train);
+
+typedef struct QPipelineConfig {
+    int fp32_epochs;                 // FP32 training epochs (the fine-tune uses cfg->epochs)
+    float fp32_lr;                   // FP32 peak learning rate (the fine-tune uses cfg->lr)
+    float fp32_warmup;               // FP32 warm-up epochs (the fine-tune uses cfg->warmup)
+    char fp32_dir[OPT_STRLEN];       // where the FP32 run lives ("" = derived from the model)
+} QPipelineConfig;
+
+typedef struct QPipelineResult {
+    double fp32_acc, q_acc;          // final test accuracies
+    double fp32_img_s, q_img_s;      // median training throughput of each phase
+    double fp32_epoch_s, q_epoch_s;  // median training seconds per epoch
+    QuantSummary summary;
+    double moved_w, moved_a;         // mean bits moved by DDQ's final guarantee
+    char model[64];
+} QPipelineResult;
+
+/* Options of the pipeline (fp32_*) and of quantization (q_*, ddq_*), appended to out. */
+int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *out);
+void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *q,
+                   QBuildFn build, void *build_ctx, QPipelineResult *out);
+/* RESULT exp=… method=… fp32_acc=… q_acc=… w_bits=… a_bits=… weight_kb=… … */
+void qpipeline_result_line(const Experiment *x, const QuantConfig *q, const QPipelineResult *r);
+
+#endif

@@ -1,0 +1,34 @@
+/* report.h — what a quantized model looks like, layer by layer: kind, size, bits, level range,
+ * distinct weight values in use, weight memory. The experiments print it, write it as CSV and
+ * draw it (per-layer bits, weight histograms with the learned levels over them). */
+#ifndef DQ_REPORT_H
+#define DQ_REPORT_H
+
+#include <stdio.h>
+
+#include "qlayer.h"
+
+typedef struct QuantLayerInfo {
+    const QuantLayer *layer;
+    const char *name, *kind;   // layer name; conv / depthwise / pointwise / grouped / linear
+    long long params, macs;    // weights (+ bias) and MACs per image
+    int w_bits, a_bits;
+    bool pinned;               // first / last layer
+    float w_lo, w_hi;          // smallest and largest weight level
+    int w_levels;              // distinct quantized weight values actually used
+    double w_bytes;            // weights·w_bits/8 (+ 4 bytes per bias)
+} QuantLayerInfo;
+
+typedef struct QuantSummary {
+    double mean_w_bits, mean_a_bits;   // over unpinned layers, weighted by elements
+    double weight_kb;                  // all quantized layers, at their bits
+    double fp32_weight_kb;             // the same weights at 32 bits
+    int layers;
+} QuantSummary;
+
+/* Fills out[0..n) (n = qc->n_layers, at most max); returns n. Quantizes the weights once. */
+int quant_report(const QuantContext *qc, QuantLayerInfo *out, int max);
+QuantSummary quant_summary(const QuantLayerInfo *rows, int n, const QuantContext *qc);
+void quant_report_print(FILE *f, const QuantLayerInfo *rows, int n);
+
+#endif
