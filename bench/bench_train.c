@@ -21,6 +21,7 @@
 #include "core/options.h"
 #include "train/sgd.h"
 #include "train/trainer.h"
+#include "quant/control.h"
 
 static double now(void) {
     struct timespec ts;
@@ -39,6 +40,7 @@ typedef struct Bench {
     Tensor *x;
     int *labels;
     Sgd *opt;
+    QuantRun *run;  // quantized models: the per-step quantizer updates belong to the step
 } Bench;
 
 static void train_step(Bench *b) {
@@ -49,6 +51,7 @@ static void train_step(Bench *b) {
     Tensor *L = op_softmax_cross_entropy(b->t, model_forward(b->m, b->t, b->x), b->labels, 0);
     tape_backward(b->t, L);
     sgd_step(b->opt, &b->m->slab, 0.01f);
+    if (b->run) quant_run_step(b->run, 0.01f);
 }
 
 static void eval_step(Bench *b) {
@@ -83,6 +86,7 @@ int main(int argc, char **argv) {
     float width = 0, budget = 8;
     int batch = 0, threads = 0, min_iters = 5;
     bool profile = false;
+    char quant[OPT_STRLEN] = "none", phase[OPT_STRLEN] = "joint";
     Option opts[] = {
         {"model", OPT_CHOICE, model, "models to time", 0, 0, "all|mnv2|resnet20"},
         {"width", OPT_FLOAT, &width, "MobileNetV2 width (0: 1.0 and 0.5)", 0, 4},
@@ -93,6 +97,8 @@ int main(int argc, char **argv) {
         {"budget", OPT_FLOAT, &budget, "seconds of timed steps per measurement", 0, 600},
         {"min_iters", OPT_INT, &min_iters, "at least this many timed steps", 1, 400},
         {"profile", OPT_BOOL, &profile, "print the time per op kind of the training steps"},
+        {"quant", OPT_CHOICE, quant, "quantize the model (W4A4) with this method", 0, 0, "none|ddq|lsq|pact|minmax"},
+        {"phase", OPT_CHOICE, phase, "DDQ phase to time", 0, 0, "joint|frozen"},
     };
     options_parse(opts, sizeof opts / sizeof *opts, argc, argv, "Training/eval throughput of the models.");
     ops_init_from_env();
@@ -116,12 +122,17 @@ int main(int argc, char **argv) {
     printf("|---|---|---|---|---|---|---|---|\n");
     for (int c = 0; c < nc; c++) {
         Model *m;
+        QuantConfig qcfg = quant_config_defaults;
+        snprintf(qcfg.method, sizeof qcfg.method, "%s", quant);
+        QuantContext *qc = quant_context_new(&qcfg);
+        LayerFactory qf = quant_factory(qc);
+        const LayerFactory *f = strcmp(quant, "none") ? &qf : &nn_float_factory;
         if (!strcmp(cfgs[c].model, "mnv2")) {
             MobileNetV2Config mc = {cfgs[c].width, cfgs[c].variant, cifar ? 3 : 1, cifar ? 32 : 28, 10, 0.2f};
-            m = mobilenetv2_new(&mc, &nn_float_factory, 1);
+            m = mobilenetv2_new(&mc, f, 1);
         } else {
             ResNetConfig rc = {20, cifar ? 3 : 1, cifar ? 32 : 28, 10};
-            m = resnet_new(&rc, &nn_float_factory, 1);
+            m = resnet_new(&rc, f, 1);
         }
         for (int bi = 0; bi < nb; bi++)
             for (int ti = 0; ti < nt; ti++) {
@@ -141,7 +152,17 @@ int main(int argc, char **argv) {
                 for (int i = 0; i < B; i++) labels[i] = (int)rng_below(&r, 10);
                 Sgd opt;
                 sgd_init(&opt, &(SgdConfig){.momentum = 0.9f, .weight_decay = 5e-4f}, &m->slab);
-                Bench b = {m, &t, x, labels, &opt};
+                QuantRun run;
+                Bench b = {m, &t, x, labels, &opt, NULL};
+                if (strcmp(quant, "none")) {  // calibrate on the batch, then sit in the chosen phase
+                    quant_calibrate_begin(qc);
+                    t.no_grad = true, t.training = false;
+                    model_forward(m, &t, x);
+                    quant_calibrate_end(qc);
+                    quant_run_init(&run, qc, 1000000, 0.01f);
+                    run.step = !strcmp(phase, "joint") ? 300000 : 900000;
+                    b.run = &run;
+                }
                 int it_train, it_eval;
                 TapeProfile prof = {0};
                 if (profile) {  // a separate pass: timing every op perturbs the step time a little
@@ -158,17 +179,18 @@ int main(int argc, char **argv) {
                 double tr_ips = B / tt, ev_ips = B / te;
                 double gflops = 3.0 * 2.0 * (double)m->macs * B / tt / 1e9;
                 long rss = train_max_rss_mb();
-                printf("| %s | %.1f | %d | %d | %.1f | %.1f | %.1f | %ld |\n", m->name, (double)m->macs / 1e6,
-                       B, thr[ti], tr_ips, gflops, ev_ips, rss);
+                printf("| %s%s%s | %.1f | %d | %d | %.1f | %.1f | %.1f | %ld |\n", m->name, strcmp(quant, "none") ? " " : "",
+                       strcmp(quant, "none") ? quant : "", (double)m->macs / 1e6, B, thr[ti], tr_ips, gflops, ev_ips, rss);
                 fflush(stdout);
-                fprintf(stderr, "RESULT bench=train model=%s mmacs=%.2f batch=%d threads=%d train_img_s=%.2f "
+                fprintf(stderr, "RESULT bench=train model=%s quant=%s phase=%s mmacs=%.2f batch=%d threads=%d train_img_s=%.2f "
                                 "train_ms_step=%.1f train_iters=%d train_gflops=%.2f eval_img_s=%.2f eval_iters=%d rss_mb=%ld\n",
-                        m->name, (double)m->macs / 1e6, B, thr[ti], tr_ips, 1e3 * tt, it_train, gflops, ev_ips, it_eval, rss);
+                        m->name, quant, phase, (double)m->macs / 1e6, B, thr[ti], tr_ips, 1e3 * tt, it_train, gflops, ev_ips, it_eval, rss);
                 sgd_free(&opt);
                 arena_free(&a);
                 arena_free(&in);
             }
         model_free(m);
+        quant_context_free(qc);
     }
     threads_shutdown();
     return 0;

@@ -13,6 +13,11 @@
 #include "core/error.h"
 #include "core/threads.h"
 
+/* The forward's bin search goes through a table over [v_0, v_last]: x falls in one of
+ * DDQ_BUCKETS equal buckets, which gives the bin of the bucket's lower edge; at most the few
+ * thresholds inside the bucket are compared (the gap between levels bounds how many). */
+#define DDQ_BUCKETS 4096
+
 typedef struct Ddq {
     Quantizer base;
     const DdqConfig *cfg;
@@ -23,11 +28,14 @@ typedef struct Ddq {
     int m;                        // merged bits
     int zero_index;               // fine index pinned at 0, or −1
     float coarse[DDQ_FINE];       // v_j, nc of them
-    float thresh[DDQ_FINE];       // nc − 1 decision thresholds
+    float thresh[DDQ_FINE + 1];   // nc − 1 decision thresholds, then +inf twice
     float child_mid[DDQ_FINE];    // per block: threshold between its two half-blocks (m > 0)
     float child_lo[DDQ_FINE], child_hi[DDQ_FINE];  // their values (v at m − 1)
     float pair[DDQ_FINE];         // per block: the value of its pair at m + 1 bits merged
     int nc;
+    uint8_t bucket[DDQ_BUCKETS];  // bin of each bucket's lower edge (see bin_fast)
+    float bucket_lo, bucket_scale;
+    bool bucket_ok;               // no bucket holds more than two thresholds
     float gate_merge, gate_unmerge;
     double ema_down, ema_up, ema_down_pos, ema_up_neg;
     double sig_down, sig_up;
@@ -60,6 +68,19 @@ static int table_at(const Ddq *d, int m, float *out) {
 
 int ddq_coarse_at(const Quantizer *q, int m, float *out) { return table_at((const Ddq *)q, m, out); }
 
+/* Bin of x: the number of thresholds below x (binary search over nc − 1 sorted thresholds). */
+static inline int bin_of(const float *thresh, int nc, float x) {
+    int lo = 0, hi = nc - 1;  // answer in [lo, hi]
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        if (x >= thresh[mid]) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static void build_buckets(Ddq *d);
+
 static void rebuild(Ddq *d) {
     d->nc = table_at(d, d->m, d->coarse);
     int B = 1 << d->m;
@@ -67,6 +88,7 @@ static void rebuild(Ddq *d) {
     for (int j = 0; j + 1 < d->nc; j++)
         d->thresh[j] = d->cfg->fine_forward ? 0.5f * (q[(j + 1) * B - 1] + q[(j + 1) * B])
                                             : 0.5f * (d->coarse[j] + d->coarse[j + 1]);
+    d->thresh[d->nc - 1] = d->thresh[d->nc] = INFINITY;  // sentinels for bin_fast
     if (d->m > 0) {
         float lower[DDQ_FINE];
         table_at(d, d->m - 1, lower);
@@ -82,17 +104,29 @@ static void rebuild(Ddq *d) {
         table_at(d, d->m + 1, upper);
         for (int j = 0; j < d->nc; j++) d->pair[j] = upper[j / 2];
     }
+    build_buckets(d);
 }
 
-/* Bin of x: the number of thresholds below x (binary search over nc − 1 sorted thresholds). */
-static inline int bin_of(const float *thresh, int nc, float x) {
-    int lo = 0, hi = nc - 1;  // answer in [lo, hi]
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (x >= thresh[mid]) lo = mid + 1;
-        else hi = mid;
+static void build_buckets(Ddq *d) {
+    float lo = d->coarse[0], hi = d->coarse[d->nc - 1];
+    if (!(hi > lo)) hi = lo + 1e-6f;
+    d->bucket_lo = lo, d->bucket_scale = DDQ_BUCKETS / (hi - lo);
+    d->bucket_ok = true;
+    for (int k = 0; k < DDQ_BUCKETS; k++) {
+        int b0 = bin_of(d->thresh, d->nc, lo + (float)k / d->bucket_scale);
+        int b1 = bin_of(d->thresh, d->nc, lo + (float)(k + 1) / d->bucket_scale);
+        d->bucket[k] = (uint8_t)b0;
+        if (b1 - b0 > 2) d->bucket_ok = false;  // then bin_fast would be wrong: binary search
     }
-    return lo;
+}
+
+/* thresh[nc − 1] and thresh[nc] are +inf, so b never passes the last bin; the two compares are
+ * independent (thresholds are sorted), which keeps the loop free of branches. */
+static inline int bin_fast(const Ddq *d, float x) {
+    float u = (x - d->bucket_lo) * d->bucket_scale;
+    int k = u > 0 ? (u < DDQ_BUCKETS - 1 ? (int)u : DDQ_BUCKETS - 1) : 0;  // NaN -> 0
+    int b = d->bucket[k];
+    return b + (x >= d->thresh[b]) + (x >= d->thresh[b + 1]);
 }
 
 /* Keep coarse values at least gap apart, moving whole blocks away from the pinned one. */
@@ -188,6 +222,8 @@ typedef struct DdqJob {
     size_t n;
     int chunks;
     const Toggled *toggled;  // product-rule variant: outputs with one gate flipped
+    bool signals;            // gate signals wanted (joint phase)
+    bool dx_overwrite;       // dx is fresh: store instead of add
 } DdqJob;
 
 static size_t chunk_begin(const DdqJob *j, int c) { return j->n * (size_t)c / (size_t)j->chunks; }
@@ -195,19 +231,33 @@ static size_t chunk_begin(const DdqJob *j, int c) { return j->n * (size_t)c / (s
 static void forward_task(void *ctx, int begin, int end, int tid) {
     const DdqJob *j = ctx;
     const Ddq *d = j->d;
-    for (size_t e = chunk_begin(j, begin); e < chunk_begin(j, end); e++) {
-        int b = bin_of(d->thresh, d->nc, j->x[e]);
-        j->bins[e] = (uint8_t)b;
-        j->y[e] = d->coarse[b];
-    }
+    size_t e0 = chunk_begin(j, begin), e1 = chunk_begin(j, end);
+    const float *restrict x = j->x;
+    float *restrict y = j->y;
+    uint8_t *restrict bins = j->bins;
+    if (d->bucket_ok)
+        for (size_t e = e0; e < e1; e++) {
+            int b = bin_fast(d, x[e]);
+            bins[e] = (uint8_t)b;
+            y[e] = d->coarse[b];
+        }
+    else
+        for (size_t e = e0; e < e1; e++) {
+            int b = bin_of(d->thresh, d->nc, x[e]);
+            bins[e] = (uint8_t)b;
+            y[e] = d->coarse[b];
+        }
 }
 
-/* Per-thread accumulators: h, h_lo, h_hi, Σx, count (nc each), product-rule signals (K). */
+/* Per-thread accumulators: h, h_lo, h_hi, Σx, count (nc each), product-rule signals (K).
+ * The histograms are kept in COPIES interleaved copies (element e adds to copy e % COPIES), so
+ * runs of elements in the same bin do not wait on each other's read-modify-write. */
 enum { ACC_H, ACC_LO, ACC_HI, ACC_SX, ACC_N, ACC_TABLES };
+#define COPIES 4
 #define ACC_DOUBLES (ACC_TABLES * DDQ_FINE + DDQ_K)
 
 static double *accumulators(int tid) {
-    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_KERNEL, 2 * ACC_DOUBLES);
+    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_KERNEL, 2 * COPIES * ACC_DOUBLES);
 }
 
 /* Product rule: v[k][i] = output for fine index i with gate k flipped (K tables). */
@@ -218,22 +268,21 @@ struct Toggled {
 static void backward_task(void *ctx, int begin, int end, int tid) {
     const DdqJob *j = ctx;
     const Ddq *d = j->d;
-    double *acc = accumulators(tid);
-    memset(acc, 0, ACC_DOUBLES * sizeof(double));
-    double *h = acc, *hlo = acc + DDQ_FINE, *hhi = acc + 2 * DDQ_FINE, *sx = acc + 3 * DDQ_FINE,
-           *cnt = acc + 4 * DDQ_FINE, *ck = acc + ACC_TABLES * DDQ_FINE;
+    double *all = accumulators(tid);
+    memset(all, 0, COPIES * ACC_DOUBLES * sizeof(double));
     float lo = d->coarse[0], hi = d->coarse[d->nc - 1];
     const Toggled *tg = j->toggled;
+    // The half-block split is only needed for c_up while the gates learn.
+    bool split = d->m > 0 && j->signals, alpha = d->cfg->alpha != 0;
     for (size_t e = chunk_begin(j, begin); e < chunk_begin(j, end); e++) {
+        double *acc = all + (e % COPIES) * ACC_DOUBLES;
         float x = j->x[e], g = j->dy[e];
         int b = j->bins[e];
-        if (j->dx) j->dx[e] += (x >= lo && x <= hi) ? g : 0.0f;  // clipped straight-through
-        h[b] += g;
-        if (d->m > 0) {
-            if (x >= d->child_mid[b]) hhi[b] += g;
-            else hlo[b] += g;
-        }
-        if (d->cfg->alpha != 0) sx[b] += x, cnt[b] += 1;
+        float pass = (x >= lo && x <= hi) ? g : 0.0f;  // clipped straight-through
+        if (j->dx) j->dx[e] = j->dx_overwrite ? pass : j->dx[e] + pass;
+        if (split) acc[(x >= d->child_mid[b] ? ACC_HI : ACC_LO) * DDQ_FINE + b] += g;  // h = h_lo + h_hi
+        else acc[ACC_H * DDQ_FINE + b] += g;
+        if (alpha) acc[ACC_SX * DDQ_FINE + b] += x, acc[ACC_N * DDQ_FINE + b] += 1;
         if (tg) {  // the full 8-bit index: nearest fine level
             const float *q = d->fine->data;
             int l = 0, r = DDQ_FINE - 1;
@@ -242,9 +291,14 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
                 if (x >= 0.5f * (q[mid] + q[mid + 1])) l = mid + 1;
                 else r = mid;
             }
+            double *ck = acc + ACC_TABLES * DDQ_FINE;
             for (int k = 0; k < DDQ_K; k++) ck[k] += (double)g * (tg->v[k][l] - d->coarse[b]);
         }
     }
+    for (int c = 1; c < COPIES; c++)  // fold the copies into the first, in order
+        for (int k = 0; k < ACC_DOUBLES; k++) all[k] += all[c * ACC_DOUBLES + k];
+    if (split)
+        for (int k = 0; k < DDQ_FINE; k++) all[ACC_H * DDQ_FINE + k] = all[ACC_LO * DDQ_FINE + k] + all[ACC_HI * DDQ_FINE + k];
 }
 
 /* Output for fine index i under an arbitrary merged-bit set `mask` (bit k set = merged):
@@ -263,8 +317,11 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
     const DdqSaved *s = r->saved;
     Ddq *d = s->d;
     Tensor *x = r->in[0], *fine = r->in[1];
-    DdqJob job = {d, x->data, r->out->grad, NULL, tape_grad_of(t, x), s->bins, x->numel, threads_count(), NULL};
-    if (d->cfg->product_rule) {  // tables of the K single-gate toggles around the current set
+    bool overwrite;
+    float *dx = tape_grad_overwrite(t, x, &overwrite);
+    bool signals = !d->cfg->gates_frozen && !d->base.pinned;
+    DdqJob job = {d, x->data, r->out->grad, NULL, dx, s->bins, x->numel, threads_count(), NULL, signals, overwrite};
+    if (d->cfg->product_rule && signals) {  // tables of the K single-gate toggles around the current set
         Toggled *tg = arena_alloc(t->arena, sizeof *tg);
         int mask = (1 << d->m) - 1;
         for (int k = 0; k < DDQ_K; k++)
@@ -281,7 +338,7 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
     const double *h = tot, *hlo = tot + DDQ_FINE, *hhi = tot + 2 * DDQ_FINE, *sx = tot + 3 * DDQ_FINE,
                  *cnt = tot + 4 * DDQ_FINE, *ck = tot + ACC_TABLES * DDQ_FINE;
     // Gate signals: first-order changes of L from merging one more / un-merging the last bit.
-    for (int j = 0; j < d->nc; j++) {
+    for (int j = 0; j < d->nc && signals; j++) {
         if (d->m < DDQ_K) d->sig_down += h[j] * (d->pair[j] - d->coarse[j]);
         if (d->m > 0) d->sig_up += hlo[j] * (d->child_lo[j] - d->coarse[j]) + hhi[j] * (d->child_hi[j] - d->coarse[j]);
     }
@@ -312,7 +369,7 @@ static Tensor *ddq_forward(Quantizer *q, Tape *t, Tensor *x) {
     }
     Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
     uint8_t *bins = arena_alloc(t->arena, x->numel);
-    DdqJob job = {d, x->data, NULL, y->data, NULL, bins, x->numel, threads_count(), NULL};
+    DdqJob job = {d, x->data, NULL, y->data, NULL, bins, x->numel, threads_count(), NULL, false, false};
     parallel_for(job.chunks, forward_task, &job);
     TapeRecord *r = tape_push(t, &DDQ_OP, y, 2, (Tensor *[]){x, d->fine});
     if (r) {
