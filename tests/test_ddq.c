@@ -13,6 +13,7 @@
 
 static DdqConfig cfg;
 static ParamSlab slab;
+static Quantizer *made;  // freed by teardown
 
 static void setup(void) {
     test_setup();
@@ -22,6 +23,8 @@ static void setup(void) {
 }
 
 static void teardown(void) {
+    quantizer_free(made);
+    made = NULL;
     slab_free(&slab);
     test_teardown();
 }
@@ -29,7 +32,7 @@ static void teardown(void) {
 /* A weight quantizer over [−128d, 127d] with fine levels d·(i − 128), N = n. */
 static Quantizer *make(bool pin, long long n) {
     cfg.pin_zero = pin;
-    Quantizer *q = ddq_new(&slab, "q", QROLE_WEIGHT, true, false, n, &cfg);
+    Quantizer *q = made = ddq_new(&slab, "q", QROLE_WEIGHT, true, false, n, &cfg);
     slab_finalize(&slab);
     float fine[DDQ_FINE];
     for (int i = 0; i < DDQ_FINE; i++) fine[i] = 0.01f * (float)(i - 128);
@@ -256,21 +259,22 @@ Test(ddq, state_round_trip, .init = setup, .fini = teardown) {
     q->ops->load(q, &b);
     cr_assert_eq(ddq_state(q).merged, m0);
     cr_assert_float_eq(ddq_state(q).price, 0.25f, 0);
-    quantizer_free(q);
     dq_free(b.p);
 }
 
+static QBytes saved;
+
 static void truncated_state(void *ctx) {
     Quantizer *q = ctx;
-    QBytes b = {0};
-    q->ops->save(q, &b);
-    b.len = 10, b.path = "ckpt.bin";
-    q->ops->load(q, &b);
+    saved.len = 10, saved.pos = 0, saved.path = "ckpt.bin";
+    q->ops->load(q, &saved);
 }
 
 Test(ddq, truncated_state_is_an_error, .init = setup, .fini = teardown) {
     Quantizer *q = make(true, 10);
+    q->ops->save(q, &saved);
     cr_assert(strstr(expect_fatal(truncated_state, q), "ckpt.bin: error: quantizer state is truncated") != NULL);
+    dq_free(saved.p);
 }
 
 static void bad_bits(void *ctx) {

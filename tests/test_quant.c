@@ -1,0 +1,296 @@
+/* test_quant.c — the baselines against their formulas, the quantized layer factory, DDQ's budget
+ * controller (dual ascent, final guarantee), quantizer state in checkpoints, bad options. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "helpers.h"
+#include "nn/lenet.h"
+#include "nn/mobilenetv2.h"
+#include "quant/control.h"
+#include "quant/report.h"
+#include "train/checkpoint.h"
+
+static ParamSlab slab;
+static BaselineConfig bcfg = {.percentile = 100};
+static Quantizer *made[2];  // freed by teardown
+
+static void setup(void) {
+    test_setup_quiet();
+    slab_init(&slab);
+}
+
+static void teardown(void) {
+    for (int i = 0; i < 2; i++) quantizer_free(made[i]), made[i] = NULL;
+    slab_free(&slab);
+    test_teardown();
+}
+
+static Quantizer *baseline(BaselineKind k, QuantRole role, bool is_signed, int bits, Tensor *calib, long long elems) {
+    Quantizer *q = baseline_new(k, &slab, "b", role, is_signed, false, bits, elems, 1, &bcfg);
+    made[made[0] ? 1 : 0] = q;
+    slab_finalize(&slab);
+    q->bypass = false;
+    if (role == QROLE_ACTIVATION) {
+        q->calibrating = true;
+        quantizer_forward(q, &T, calib);
+        q->calibrating = false;
+        q->ops->finish_calibration(q);
+    }
+    return q;
+}
+
+Test(baselines, lsq_matches_its_formulas, .init = setup, .fini = teardown) {
+    Tensor *x = rand_param(1, (const int[]){50}, -1, 1);
+    Quantizer *q = baseline(BASE_LSQ, QROLE_WEIGHT, true, 3, NULL, 50);
+    Tensor *y = quantizer_forward(q, &T, x);
+    Tensor *s = baseline_param(q, 0);
+    float step = s->data[0], QN = 4, QP = 3;
+    double mean_abs = 0;
+    for (int i = 0; i < 50; i++) mean_abs += fabs(x->data[i]) / 50;
+    cr_assert_float_eq(step, 2 * mean_abs / sqrt(QP), 1e-5, "LSQ initial step 2·mean|v|/sqrt(Q_P)");
+    float dy[50];
+    for (int i = 0; i < 50; i++) dy[i] = 0.1f * (float)(i % 7) - 0.3f;
+    tape_backward_from(&T, y, dy);
+    double ds = 0;
+    for (int i = 0; i < 50; i++) {
+        float v = x->data[i] / step, want = fminf(fmaxf(rintf(v), -QN), QP) * step;
+        cr_assert_float_eq(y->data[i], want, 1e-6, "forward at %d", i);
+        bool inside = v >= -QN && v <= QP;
+        cr_assert_float_eq(x->grad[i], inside ? dy[i] : 0, 1e-7, "STE at %d", i);
+        ds += dy[i] * (v < -QN ? -QN : v > QP ? QP : rintf(v) - v);
+    }
+    ds /= sqrt(50.0 * QP);  // gradient scale 1/sqrt(N·Q_P)
+    cr_assert_float_eq(s->grad[0], (float)ds, 1e-5, "step gradient");
+}
+
+Test(baselines, lsq_plus_offset_for_signed_activations, .init = setup, .fini = teardown) {
+    Tensor *calib = rand_tensor(1, (const int[]){200}, -2, 2);
+    Quantizer *q = baseline(BASE_LSQ, QROLE_ACTIVATION, true, 2, calib, 30);
+    Tensor *beta = baseline_param(q, 1);
+    cr_assert_not_null(beta, "signed activations get an offset");
+    beta->data[0] = 0.25f;
+    Tensor *x = rand_param(1, (const int[]){30}, -3, 3);
+    tape_backward_from(&T, quantizer_forward(q, &T, x), (const float[30]){[0 ... 29] = 1});
+    float s = baseline_param(q, 0)->data[0];
+    int clipped = 0;
+    for (int i = 0; i < 30; i++) {
+        float v = (x->data[i] - 0.25f) / s;
+        clipped += v < -2 || v > 1;
+    }
+    // dβ = Σ dy over clipped elements, with LSQ's gradient scale 1/sqrt(N·Q_P) (LSQ+ scales both)
+    cr_assert_float_eq(beta->grad[0], (float)(clipped / sqrt(30.0 * 1)), 1e-5, "offset gradient");
+}
+
+Test(baselines, pact_matches_its_formulas, .init = setup, .fini = teardown) {
+    Tensor *calib = rand_tensor(1, (const int[]){100}, 0, 4);
+    Quantizer *q = baseline(BASE_PACT, QROLE_ACTIVATION, false, 2, calib, 6);
+    Tensor *alpha = baseline_param(q, 0);
+    alpha->data[0] = 3;
+    Tensor *x = tensor_new(&test_arena, 1, (const int[]){6});
+    memcpy(x->data, (float[]){-1, 0.4f, 1.1f, 2.9f, 3, 5}, sizeof(float[6]));
+    x->requires_grad = true;
+    Tensor *y = quantizer_forward(q, &T, x);
+    // 2 bits over [0, 3]: step 1; clip then round
+    assert_close(y->data, (float[]){0, 0, 1, 3, 3, 3}, 6, 0, 1e-6, "PACT forward");
+    tape_backward_from(&T, y, (const float[]){1, 1, 1, 1, 1, 1});
+    assert_close(x->grad, (float[]){0, 1, 1, 1, 0, 0}, 6, 0, 0, "STE for 0 <= x < α");
+    cr_assert_float_eq(alpha->grad[0], 2, 1e-6, "dα = Σ dy over x >= α");
+}
+
+Test(baselines, minmax_and_dorefa_keep_zero_and_range, .init = setup, .fini = teardown) {
+    Tensor *w = rand_param(1, (const int[]){40}, -0.5f, 0.5f);
+    w->data[3] = 0;
+    Quantizer *q = baseline(BASE_MINMAX, QROLE_WEIGHT, true, 4, NULL, 40);
+    Tensor *y = quantizer_forward(q, &T, w);
+    cr_assert_eq(y->data[3], 0.0f);
+    float mx = 0;
+    for (int i = 0; i < 40; i++) mx = fmaxf(mx, fabsf(w->data[i]));
+    for (int i = 0; i < 40; i++) {
+        float k = y->data[i] / (mx / 7);  // 4 bits: ±7 steps
+        cr_assert(fabsf(k - rintf(k)) < 1e-4f && fabsf(y->data[i] - w->data[i]) <= mx / 14 + 1e-6f);
+    }
+    slab_free(&slab);
+    slab_init(&slab);
+    Quantizer *d = baseline(BASE_DOREFA, QROLE_WEIGHT, true, 2, NULL, 40);
+    Tensor *yd = quantizer_forward(d, &T, w);
+    for (int i = 0; i < 40; i++) {  // 2 bits: values in {−1, −1/3, 1/3, 1}·max|w|
+        float k = yd->data[i] / mx * 1.5f + 1.5f;
+        cr_assert(fabsf(k - rintf(k)) < 1e-4f && k > -0.01f && k < 3.01f, "DoReFa level %g", yd->data[i]);
+    }
+}
+
+static void bad_bits(void *ctx) { baseline_new(BASE_LSQ, &slab, "x", QROLE_WEIGHT, true, false, 0, 10, 1, &bcfg); }
+static void pact_weights(void *ctx) { baseline_new(BASE_PACT, &slab, "x", QROLE_WEIGHT, true, false, 4, 10, 1, &bcfg); }
+
+Test(baselines, reject_bad_settings, .init = setup, .fini = teardown) {
+    cr_assert(strstr(expect_fatal(bad_bits, NULL), "0 bits, must be in 1..16") != NULL);
+    cr_assert(strstr(expect_fatal(pact_weights, NULL), "PACT quantizes activations only") != NULL);
+}
+
+/* ------------------------------------------------------------------ quantized models */
+static Model *tiny_mnv2(QuantContext *qc) {
+    LayerFactory f = quant_factory(qc);
+    MobileNetV2Config mc = {0.25f, MNV2_S1X3, 1, 8, 4, 0};
+    return mobilenetv2_new(&mc, &f, 3);
+}
+
+static void calibrate(Model *m, QuantContext *qc, Tensor *x) {
+    quant_calibrate_begin(qc);
+    T.no_grad = true, T.training = false;
+    model_forward(m, &T, x);
+    quant_calibrate_end(qc);
+    T.no_grad = false, T.training = true;
+}
+
+Test(qmodel, factory_quantizes_every_weighted_layer, .init = setup, .fini = teardown) {
+    QuantConfig c = quant_config_defaults;
+    QuantContext *qc = quant_context_new(&c);
+    Model *m = tiny_mnv2(qc);
+    int weighted = 0;
+    for (int i = 0; i < qc->n_layers; i++) weighted++;
+    cr_assert_eq(weighted, 53, "every conv (depthwise included) and the classifier");
+    cr_assert(qc->layers[0]->wq->pinned && qc->layers[qc->n_layers - 1]->wq->pinned, "first and last pinned");
+    cr_assert(!qc->layers[1]->wq->pinned);
+    cr_assert_not_null(slab_find(&m->slab, "features.1.dw.wq.levels"));
+    Tensor *x = rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1);
+    calibrate(m, qc, x);
+    Tensor *y = model_forward(m, &T, x);
+    cr_assert(y->shape[1] == 4 && isfinite(y->data[0]));
+    model_free(m);
+    quant_context_free(qc);
+}
+
+/* Runs quant_run_step with the bits fixed by hand and returns λ_w after `steps` joint steps. */
+Test(qcontrol, dual_ascent_rises_over_budget_and_falls_back, .init = setup, .fini = teardown) {
+    QuantConfig c = quant_config_defaults;
+    c.ddq.lr_gate = 0;  // gates stay where they are: only λ moves
+    QuantContext *qc = quant_context_new(&c);
+    Model *m = tiny_mnv2(qc);
+    calibrate(m, qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+    QuantRun r;
+    quant_run_init(&r, qc, 1000, 0.1f);
+    r.step = 200;  // inside the joint phase
+    for (int i = 0; i < 50; i++) quant_run_step(&r, 0.1f);  // 8 bits against a budget of 4
+    cr_assert(r.lambda_w > 0.1 && r.lambda_a > 0.1, "λ rose while over budget: %g %g", r.lambda_w, r.lambda_a);
+    double peak = r.lambda_w;
+    for (int i = 0; i < qc->n_layers; i++)
+        if (!qc->layers[i]->wq->pinned) ddq_set_merged(qc->layers[i]->wq, 6), ddq_set_merged(qc->layers[i]->aq, 6);
+    for (int i = 0; i < 50; i++) quant_run_step(&r, 0.1f);  // 2 bits: under budget
+    cr_assert(r.lambda_w < peak, "λ falls back under budget: %g after %g", r.lambda_w, peak);
+    for (int i = 0; i < 200; i++) quant_run_step(&r, 0.1f);
+    cr_assert_eq(r.lambda_w, 0, "and stays at 0");
+    model_free(m);
+    quant_context_free(qc);
+}
+
+Test(qcontrol, final_guarantee_meets_and_uses_the_budget, .init = setup, .fini = teardown) {
+    QuantConfig c = quant_config_defaults;
+    QuantContext *qc = quant_context_new(&c);
+    Model *m = tiny_mnv2(qc);
+    calibrate(m, qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+    QuantRun r;
+    quant_run_init(&r, qc, 1000, 0.1f);
+    for (int case_ = 0; case_ < 2; case_++) {  // start over budget (8 bits), then under (2 bits)
+        for (int i = 0; i < qc->n_layers; i++)
+            if (!qc->layers[i]->wq->pinned) {
+                ddq_set_merged(qc->layers[i]->wq, case_ ? 6 : (i % 3));
+                ddq_set_merged(qc->layers[i]->aq, case_ ? 6 : (i % 4));
+            }
+        quant_run_guarantee(&r);
+        QuantBudget b = quant_budget(qc);
+        cr_assert(b.mem_w <= 4 * b.n_w && b.mem_a <= 4 * b.n_a, "case %d: over budget after the guarantee: %g %g", case_, b.mean_w, b.mean_a);
+        // used: no single un-merge still fits
+        for (int i = 0; i < qc->n_layers; i++) {
+            QuantLayer *l = qc->layers[i];
+            if (l->wq->pinned) continue;
+            if (ddq_state(l->wq).merged > 0) cr_assert(b.mem_w + l->wq->elems > 4 * b.n_w, "case %d: a weight bit still fits in %s", case_, l->base.name);
+            if (ddq_state(l->aq).merged > 0) cr_assert(b.mem_a + l->aq->elems > 4 * b.n_a, "case %d: an activation bit still fits in %s", case_, l->base.name);
+        }
+        cr_assert(case_ == 0 ? r.moved_w < 0 : r.moved_w > 0, "case %d: bits moved %g", case_, r.moved_w);
+    }
+    model_free(m);
+    quant_context_free(qc);
+}
+
+Test(qcontrol, state_survives_a_checkpoint_and_evaluates_the_same, .init = setup, .fini = teardown) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/ddqc_qckpt_%d.bin", (int)getpid());
+    QuantConfig c = quant_config_defaults;
+    QuantContext *qc = quant_context_new(&c);
+    Model *m = tiny_mnv2(qc);
+    Tensor *x = rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1);
+    calibrate(m, qc, x);
+    for (int i = 1; i + 1 < qc->n_layers; i++) ddq_set_merged(qc->layers[i]->wq, i % 5), ddq_set_merged(qc->layers[i]->aq, (i + 2) % 5);
+    QuantRun r;
+    quant_run_init(&r, qc, 100, 0.1f);
+    r.lambda_w = 0.3, r.step = 42;
+    T.training = false, T.no_grad = true;
+    Tensor *y1 = model_forward(m, &T, x);
+    float *before = copy_floats(y1->data, y1->numel);
+    Checkpoint ck;
+    ckpt_init(&ck);
+    ckpt_add_slab(&ck, &m->slab);
+    QBytes b = {0};
+    quant_run_save(&r, &b);
+    ckpt_add(&ck, "QUNT", b.p, b.len);
+    ckpt_save(&ck, path);
+    ckpt_free(&ck);
+    dq_free(b.p);
+    // a fresh model and context from the same builder: load and evaluate
+    QuantContext *qc2 = quant_context_new(&c);
+    Model *m2 = tiny_mnv2(qc2);
+    QuantRun r2;
+    quant_run_init(&r2, qc2, 100, 0.1f);
+    cr_assert(ckpt_load(&ck, path));
+    ckpt_read_slab(&ck, &m2->slab);
+    const CkptSection *sec = ckpt_require(&ck, "QUNT", 0);
+    QBytes in = {(uint8_t *)(uintptr_t)sec->data, sec->size, sec->size, 0, path};
+    quant_run_load(&r2, &in);
+    ckpt_free(&ck);
+    cr_assert_float_eq(r2.lambda_w, 0.3, 0);
+    cr_assert_eq(r2.step, 42);
+    for (int i = 0; i < qc->n_layers; i++)
+        cr_assert_eq(qc2->layers[i]->aq->ops->bits(qc2->layers[i]->aq), qc->layers[i]->aq->ops->bits(qc->layers[i]->aq));
+    Tensor *y2 = model_forward(m2, &T, x);
+    assert_bits_equal(y2->data, before, y2->numel, "logits after reload");
+    dq_free(before);
+    unlink(path);
+    model_free(m);
+    model_free(m2);
+    quant_context_free(qc);
+    quant_context_free(qc2);
+}
+
+static void parse_q(const char *a) {
+    QuantConfig c = quant_config_defaults;
+    Option o[64];
+    int n = quant_config_options(&c, o);
+    char prog[] = "exp", arg[128];
+    snprintf(arg, sizeof arg, "%s", a);
+    char *argv[] = {prog, arg, NULL};
+    options_parse(o, n, 2, argv, NULL);
+    quant_config_check(&c, "exp");
+}
+
+static void q_bits9(void *ctx) { parse_q("--q_wbits=9"); }
+static void q_negative(void *ctx) { parse_q("--q_abits=-1"); }
+static void q_variant(void *ctx) { parse_q("--ddq_budget=energy"); }
+static void q_method(void *ctx) { parse_q("--q_method=hawq"); }
+static void q_frac(void *ctx) {
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "lsq");
+    c.w_bits = 2.5f;
+    quant_config_check(&c, "exp");
+}
+
+Test(qoptions, reject_bad_options, .init = setup, .fini = teardown) {
+    cr_assert(strstr(expect_fatal(q_bits9, NULL), "--q_wbits=9: must be in [1, 8]") != NULL);
+    cr_assert(strstr(expect_fatal(q_negative, NULL), "--q_abits=-1: must be in [1, 8]") != NULL);
+    cr_assert(strstr(expect_fatal(q_variant, NULL), "--ddq_budget=energy: must be one of elements|bitops") != NULL);
+    cr_assert(strstr(expect_fatal(q_method, NULL), "--q_method=hawq: must be one of") != NULL);
+    cr_assert(strstr(expect_fatal(q_frac, NULL), "needs whole bits") != NULL);
+}
