@@ -1,0 +1,37 @@
+#!/bin/sh
+# sweep_ablations.sh — Which of DDQ's choices matter? (docs/ddq.md, ../shared/docs/ddq.md §7.3)
+# Question: top-1 at a W4A4 budget (BITS to change) when one choice is switched:
+#   mixed vs fixed bits at the same budget (fixed: --ddq_init_bits=B --ddq_lr_gate=0);
+#   learned vs frozen-uniform levels (--ddq_lr_levels_w=0 --ddq_lr_levels_a=0);
+#   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
+#   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
+#   plus ramped target and Adam on levels.
+# Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed.
+# Compute: ≈ 7 min per run with the default preset (11 variants × 3 seeds ≈ 4 h on 2 cores).
+# Output: runs/sweeps/ablations-MODEL.csv and .md (mean ± std over seeds).
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/sweep_lib.sh
+MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"}; B=${BITS:-4}
+make -s "exp_$MODEL"
+csv=runs/sweeps/ablations-$MODEL-$PRESET.csv
+variants="default|
+fixed_bits|--ddq_init_bits=$B --ddq_lr_gate=0
+frozen_uniform_levels|--ddq_lr_levels_w=0 --ddq_lr_levels_a=0
+product_rule_gates|--ddq_product_rule
+hinge_budget|--ddq_lambda=hinge
+fine_level_forward|--ddq_fine_forward
+unpinned_zero|--ddq_pin_zero=false
+gradient_correction|--ddq_alpha=0.1
+bitops_budget|--ddq_budget=bitops
+ramped_target|--ddq_ramp
+adam_levels|--ddq_adam"
+for seed in $SEEDS; do
+  printf '%s\n' "$variants" | while IFS='|' read -r name args; do
+    # shellcheck disable=SC2086
+    run_exp "$csv" "$name" "./exp_$MODEL" --preset="$PRESET" --q_method=ddq --q_wbits="$B" --q_abits="$B" $args \
+      --seed="$seed" --out_dir="runs/sweeps/$MODEL-$PRESET-ablation-$name-s$seed"
+  done
+done
+summarize "$csv" >"${csv%.csv}.md"
+cat "${csv%.csv}.md"

@@ -1,0 +1,61 @@
+# sweep_lib.sh — shared helpers of the sweep scripts (sourced, not run).
+#   run_exp CSV LABEL BINARY ARGS...   run one experiment, append its RESULT line to CSV as a row
+#                                      (LABEL first, then the RESULT's values in a fixed order)
+#   summarize CSV KEYCOLS > table.md   mean ± std of q_acc, delta, bits, KB, epoch time per key
+# The CSV header is written by run_exp when the file does not exist. A run whose RESULT line is
+# missing stops the sweep with the tail of its log.
+
+SWEEP_FIELDS="method w_budget a_budget fp32_acc q_acc delta w_bits a_bits weight_kb fp32_epoch_s q_epoch_s step_ratio moved_w moved_a"
+
+run_exp() {
+  csv=$1; label=$2; bin=$3; shift 3
+  mkdir -p "$(dirname "$csv")"
+  log="${csv%.csv}.log"
+  if [ ! -f "$csv" ]; then
+    printf 'label,seed' >"$csv"
+    for f in $SWEEP_FIELDS; do printf ',%s' "$f" >>"$csv"; done
+    printf '\n' >>"$csv"
+  fi
+  echo "== $label: $bin $*" | tee -a "$log"
+  out=$("$bin" --progress=false "$@" 2>&1 | tee -a "$log" | grep '^RESULT' | tail -1)
+  if [ -z "$out" ]; then
+    echo "sweep: error: no RESULT from $bin $* (see $log)" >&2
+    tail -5 "$log" >&2
+    exit 1
+  fi
+  seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
+  row="$label,${seed:-1}"
+  for f in $SWEEP_FIELDS; do
+    v=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$f=//p")
+    row="$row,${v:-}"
+  done
+  echo "$row" >>"$csv"
+}
+
+# summarize CSV: one Markdown row per label, mean ± std over its seeds.
+summarize() {
+  awk -F, '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    {
+      k = $1; if (!(k in n)) order[++nk] = k
+      n[k]++
+      split("fp32_acc q_acc delta w_bits a_bits weight_kb q_epoch_s step_ratio moved_w moved_a", f, " ")
+      for (j in f) { v = $(col[f[j]]); s[k, f[j]] += v; q[k, f[j]] += v * v }
+    }
+    function ms(k, name, scale, digits,   m, sd) {
+      m = s[k, name] / n[k]; sd = n[k] > 1 ? sqrt((q[k, name] - n[k] * m * m) / (n[k] - 1)) : 0
+      if (sd != sd) sd = 0
+      return sprintf("%." digits "f ± %." digits "f", m * scale, sd * scale)
+    }
+    END {
+      print "| run | seeds | FP32 top-1 % | quantized top-1 % | Δ points | mean W bits | mean A bits | weight KB | s/epoch | step vs FP32 | bits moved W / A |"
+      print "|---|---|---|---|---|---|---|---|---|---|---|"
+      for (i = 1; i <= nk; i++) {
+        k = order[i]
+        printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", k, n[k],
+          ms(k, "fp32_acc", 100, 2), ms(k, "q_acc", 100, 2), ms(k, "delta", 100, 2), ms(k, "w_bits", 1, 2),
+          ms(k, "a_bits", 1, 2), ms(k, "weight_kb", 1, 1), ms(k, "q_epoch_s", 1, 0), ms(k, "step_ratio", 1, 2),
+          ms(k, "moved_w", 1, 2), ms(k, "moved_a", 1, 2)
+      }
+    }' "$1"
+}
