@@ -3,7 +3,7 @@
 #   make exp_<name>     experiments/exp_<name>.c  ->  ./exp_<name>
 #   make test           build and run every tests/test_<unit>.c (installs Criterion if missing)
 #   make test SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make bench          GEMM (and later model) throughput
+#   make bench          GEMM, model training/eval throughput, quantized step cost (scripts/bench.sh)
 #   make DEBUG=1 ...    -O0 -g          make PORTABLE=1 ...  no -march=native (portable scalar)
 #   make WERROR=1 ...   warnings are errors (CI)
 #   make check-layers   no #include points up the layers core <- nn <- quant, data <- train
@@ -107,7 +107,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -ldl -o $@
 
 bench: $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b $(BENCH_ARGS) || exit 1; done
+	@BUILD=$(BUILD) scripts/bench.sh
 
 # ------------------------------------------------------------------ layering
 check-layers:
