@@ -116,11 +116,12 @@ static void build_buckets(Ddq *d) {
     if (!(hi > lo)) hi = lo + 1e-6f;
     d->bucket_lo = lo, d->bucket_scale = DDQ_BUCKETS / (hi - lo);
     d->bucket_ok = true;
-    for (int k = 0; k < DDQ_BUCKETS; k++) {
-        int b0 = bin_of(d->thresh, d->nc, lo + (float)k / d->bucket_scale);
-        int b1 = bin_of(d->thresh, d->nc, lo + (float)(k + 1) / d->bucket_scale);
-        d->bucket[k] = (uint8_t)b0;
-        if (b1 - b0 > 2) d->bucket_ok = false;  // then bin_fast would be wrong: binary search
+    int b = 0;  // one merge-like pass: bucket edges and thresholds both ascend
+    for (int k = 0; k <= DDQ_BUCKETS; k++) {
+        float edge = lo + (float)k / d->bucket_scale;
+        while (b < d->nc - 1 && edge >= d->thresh[b]) b++;
+        if (k < DDQ_BUCKETS) d->bucket[k] = (uint8_t)b;
+        if (k > 0 && b - d->bucket[k - 1] > 2) d->bucket_ok = false;  // then bin_fast would be wrong
     }
 }
 

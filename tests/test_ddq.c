@@ -215,6 +215,13 @@ Test(ddq, levels_stay_monotone_under_any_update, .init = setup, .fini = teardown
         Tensor *x = data(200, -2, 2, false);
         x->data[0] = 0;
         Tensor *y = quantizer_forward(q, &T, x);
+        // the bucketed (and vectorised) bin search against a plain scan of the midpoints
+        DdqState s0 = ddq_state(q);
+        for (int i = 0; i < 200; i++) {
+            int b = 0;
+            while (b + 1 < s0.n_coarse && x->data[i] >= 0.5f * (s0.coarse[b] + s0.coarse[b + 1])) b++;
+            cr_assert_eq(y->data[i], s0.coarse[b], "iteration %d: x = %g -> %g, nearest level %g", it, x->data[i], y->data[i], s0.coarse[b]);
+        }
         tape_backward_from(&T, y, rand_tensor(1, (const int[]){200}, -10, 10)->data);
         q->ops->step(q, 1.0f);
         DdqState s = ddq_state(q);
