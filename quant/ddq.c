@@ -50,6 +50,8 @@ typedef struct Ddq {
     float step;                   // fine step d at initialisation (the gap's unit)
     float *samples;               // calibration samples (activations)
     size_t n_samples, cap_samples;
+    int channels;                 // per-channel weights: C scales (1: per tensor)
+    float *scale;                 // (C) s_c, NULL per tensor
 } Ddq;
 
 static const QuantizerOps DDQ_OPS;
@@ -180,7 +182,17 @@ static void init_grid(Ddq *d, float lo, float hi) {
 
 static void init_from_weights(Ddq *d, const Tensor *w) {
     float mx = 0;
-    for (size_t i = 0; i < w->numel; i++) mx = fmaxf(mx, fabsf(w->data[i]));
+    if (d->scale) {  // per channel: the levels see w / max|w_c|, so the range is ±1
+        for (int c = 0; c < d->channels; c++) d->scale[c] = 0;
+        for (size_t i = 0; i < w->numel; i++) {
+            float *s = &d->scale[i % (size_t)d->channels];
+            *s = fmaxf(*s, fabsf(w->data[i]));
+        }
+        for (int c = 0; c < d->channels; c++)
+            if (d->scale[c] == 0) d->scale[c] = 1e-3f;
+        mx = 1;
+    }
+    for (size_t i = 0; i < w->numel && !d->scale; i++) mx = fmaxf(mx, fabsf(w->data[i]));
     if (mx == 0) mx = 1e-3f;
     // d·(i − 128): 128 steps below zero, 127 above, the largest |w| on the short side
     init_grid(d, -mx * 128.0f / 127.0f, mx);
@@ -261,6 +273,15 @@ static void forward_task(void *ctx, int begin, int end, int tid) {
     const float *restrict x = j->x;
     float *restrict y = j->y;
     uint8_t *restrict bins = j->bins;
+    if (d->scale) {  // per-channel weights: y = s_c·Q(x / s_c)
+        for (size_t e = e0; e < e1; e++) {
+            float s = d->scale[e % (size_t)d->channels];
+            int b = bin_of(d->thresh, d->nc, x[e] / s);
+            bins[e] = (uint8_t)b;
+            y[e] = s * d->coarse[b];
+        }
+        return;
+    }
 #if defined(__AVX512F__)
     if (d->bucket_ok) e0 = forward_avx512(d, x, y, bins, e0, e1);
 #endif
@@ -304,6 +325,19 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     // The half-block split is only needed for c_up while the gates learn.
     bool split = d->m > 0 && j->signals, alpha = d->cfg->alpha != 0;
     size_t e0 = chunk_begin(j, begin), e1 = chunk_begin(j, end);
+    if (d->scale) {  // per-channel weights: the same estimators on x / s_c, level gradients times s_c
+        for (size_t e = e0; e < e1; e++) {
+            double *acc = all + (e % COPIES) * ACC_DOUBLES;
+            float s = d->scale[e % (size_t)d->channels], x = j->x[e] / s, g = j->dy[e];
+            int b = j->bins[e];
+            float pass = (x >= lo && x <= hi) ? g : 0.0f;
+            if (j->dx) j->dx[e] = j->dx_overwrite ? pass : j->dx[e] + pass;
+            if (split) acc[(x >= d->child_mid[b] ? ACC_HI : ACC_LO) * DDQ_FINE + b] += g * s;
+            else acc[ACC_H * DDQ_FINE + b] += g * s;
+            if (alpha) acc[ACC_SX * DDQ_FINE + b] += x, acc[ACC_N * DDQ_FINE + b] += 1;
+        }
+        e0 = e1;  // (the product-rule variant is per tensor only)
+    }
     if (j->dx) {  // clipped straight-through, in its own loop so it vectorises
         const float *restrict x = j->x, *restrict dy = j->dy;
         float *restrict dx = j->dx;
@@ -531,6 +565,7 @@ static void ddq_save(const Quantizer *q, QBytes *b) {
     qbytes_put(b, &d->adam_t, sizeof d->adam_t);
     qbytes_put(b, d->gate, sizeof d->gate);
     qbytes_put(b, d->ema_gate, sizeof d->ema_gate);
+    if (d->scale) qbytes_put(b, d->scale, (size_t)d->channels * sizeof(float));
 }
 
 static void ddq_load(Quantizer *q, QBytes *b) {
@@ -551,11 +586,13 @@ static void ddq_load(Quantizer *q, QBytes *b) {
     qbytes_get(b, &d->adam_t, sizeof d->adam_t);
     qbytes_get(b, d->gate, sizeof d->gate);
     qbytes_get(b, d->ema_gate, sizeof d->ema_gate);
+    if (d->scale) qbytes_get(b, d->scale, (size_t)d->channels * sizeof(float));
     if (q->calibrated) rebuild(d);
 }
 
 static void ddq_free(Quantizer *q) {
     dq_free(((Ddq *)q)->samples);
+    dq_free(((Ddq *)q)->scale);
     dq_free(q);
 }
 
@@ -563,7 +600,7 @@ static const QuantizerOps DDQ_OPS = {"ddq", ddq_forward, ddq_observe, ddq_finish
                                      ddq_bits, ddq_levels, ddq_describe, ddq_save, ddq_load, ddq_free};
 
 Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_signed, bool pinned,
-                   long long elems, const DdqConfig *cfg) {
+                   long long elems, int channels, const DdqConfig *cfg) {
     if (cfg->b_min < 1 || cfg->b_min > DDQ_K) DQ_FATAL("ddq: minimum bits %d must be in 1..%d", cfg->b_min, DDQ_K);
     if (cfg->init_bits < cfg->b_min || cfg->init_bits > DDQ_K)
         DQ_FATAL("ddq: initial bits %d must be in %d..%d", cfg->init_bits, cfg->b_min, DDQ_K);
@@ -574,6 +611,8 @@ Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_si
     snprintf(pname, sizeof pname, "%s.levels", name);
     d->fine = slab_add(slab, pname, 1, (const int[]){DDQ_FINE}, PARAM_EXTERNAL | PARAM_NO_DECAY);
     d->m = pinned ? 0 : DDQ_K - cfg->init_bits;
+    d->channels = role == QROLE_WEIGHT && channels > 1 ? channels : 1;
+    if (d->channels > 1) d->scale = dq_calloc((size_t)d->channels, sizeof(float));
     d->gate_merge = -0.5f, d->gate_unmerge = 0.5f;
     for (int k = 0; k < DDQ_K; k++) d->gate[k] = k < d->m ? 0.5f : -0.5f;
     d->zero_index = -1;

@@ -48,9 +48,12 @@ typedef struct DdqConfig {
 } DdqConfig;
 
 /* A new quantizer; its fine grid "name.levels" is registered in slab. elems = N of the data.
- * Pinned quantizers stay at 8 bits. */
+ * Pinned quantizers stay at 8 bits. channels > 1 (weights only): per-output-channel scaling —
+ * channel c (the last weight dim) is divided by s_c = max|w_c| before the shared levels and
+ * multiplied back after: y = s_c·Q(w/s_c), dw = dy where w/s_c is inside the range,
+ * dv_j = Σ dy·s_c over bin j. The scales are fixed when the weights initialise the quantizer. */
 Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_signed, bool pinned,
-                   long long elems, const DdqConfig *cfg);
+                   long long elems, int channels, const DdqConfig *cfg);
 bool ddq_is(const Quantizer *q);
 
 /* Read-outs and controls used by the controller, the reports and the tests. */

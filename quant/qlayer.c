@@ -48,7 +48,8 @@ static Quantizer *make_quantizer(QuantContext *qc, ParamSlab *slab, const LayerS
     long long elems = role == QROLE_WEIGHT ? weights : 0;  // activations: set by the first forward
     int channels = s->out;
     const char *m = c->method;
-    if (!strcmp(m, "ddq")) return ddq_new(slab, name, role, is_signed, pinned, elems, &qc->cfg.ddq);
+    if (!strcmp(m, "ddq"))
+        return ddq_new(slab, name, role, is_signed, pinned, elems, c->per_channel ? channels : 1, &qc->cfg.ddq);
     BaselineKind kind = !strcmp(m, "lsq") ? BASE_LSQ : !strcmp(m, "minmax") ? BASE_MINMAX
                       : role == QROLE_WEIGHT ? BASE_DOREFA : BASE_PACT;  // "pact": DoReFa weights + PACT activations
     return baseline_new(kind, slab, name, role, is_signed, pinned, bits, elems, channels, &qc->cfg.base);

@@ -32,7 +32,7 @@ static void teardown(void) {
 /* A weight quantizer over [−128d, 127d] with fine levels d·(i − 128), N = n. */
 static Quantizer *make(bool pin, long long n) {
     cfg.pin_zero = pin;
-    Quantizer *q = made = ddq_new(&slab, "q", QROLE_WEIGHT, true, false, n, &cfg);
+    Quantizer *q = made = ddq_new(&slab, "q", QROLE_WEIGHT, true, false, n, 1, &cfg);
     slab_finalize(&slab);
     float fine[DDQ_FINE];
     for (int i = 0; i < DDQ_FINE; i++) fine[i] = 0.01f * (float)(i - 128);
@@ -269,6 +269,30 @@ Test(ddq, state_round_trip, .init = setup, .fini = teardown) {
     dq_free(b.p);
 }
 
+/* Per-channel weights: every channel is quantized on its own scale, s_c·Q(w/s_c). */
+Test(ddq, per_channel_scales, .init = setup, .fini = teardown) {
+    Quantizer *q = made = ddq_new(&slab, "pc", QROLE_WEIGHT, true, false, 40, 4, &cfg);
+    slab_finalize(&slab);
+    q->bypass = false;
+    Tensor *w = rand_param(2, (const int[]){10, 4}, -1, 1);
+    for (int i = 0; i < 10; i++) w->data[i * 4 + 3] *= 0.01f;  // one channel 100x smaller
+    ddq_set_merged(q, 0);
+    Tensor *y = quantizer_forward(q, &T, w);
+    ddq_set_merged(q, 4);  // 4 bits: channel 3 still resolves its small weights
+    tape_reset(&T);
+    w = rand_param(2, (const int[]){10, 4}, -1, 1);
+    for (int i = 0; i < 10; i++) w->data[i * 4 + 3] *= 0.01f;
+    y = quantizer_forward(q, &T, w);
+    int distinct = 0;
+    for (int i = 0; i < 10; i++) {
+        cr_assert(fabsf(y->data[i * 4 + 3]) <= 1.2f * 0.02f, "channel 3 stays on its own scale");
+        bool seen = false;
+        for (int k = 0; k < i; k++) seen |= y->data[k * 4 + 3] == y->data[i * 4 + 3];
+        distinct += !seen;
+    }
+    cr_assert(distinct >= 3, "the small channel keeps %d distinct values", distinct);
+}
+
 static QBytes saved;
 
 static void truncated_state(void *ctx) {
@@ -287,7 +311,7 @@ Test(ddq, truncated_state_is_an_error, .init = setup, .fini = teardown) {
 static void bad_bits(void *ctx) {
     DdqConfig c = cfg;
     c.b_min = 9;
-    ddq_new(&slab, "bad", QROLE_WEIGHT, true, false, 10, &c);
+    ddq_new(&slab, "bad", QROLE_WEIGHT, true, false, 10, 1, &c);
 }
 
 Test(ddq, rejects_bad_configs, .init = setup, .fini = teardown) {
