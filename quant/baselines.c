@@ -16,8 +16,7 @@ typedef struct Base {
     Tensor *p0, *p1;          // lsq: step, offset (LSQ+); pact: α
     float lo, hi;             // minmax activations: running range
     float w0;                 // dorefa: max|w| at initialisation
-    float *samples;           // activation calibration
-    size_t n_samples, cap_samples;
+    QSamples samples;         // activation calibration
 } Base;
 
 static const QuantizerOps BASE_OPS;
@@ -33,34 +32,22 @@ static float qn(const Base *b) { return b->base.is_signed ? (float)(1 << (b->bit
 static float qp(const Base *b) { return b->base.is_signed ? (float)((1 << (b->bits - 1)) - 1) : (float)((1 << b->bits) - 1); }
 
 /* ------------------------------------------------------------------ calibration */
-static void observe(Quantizer *q, const Tensor *x) {
-    Base *b = (Base *)q;
-    size_t stride = x->numel / 65536 + 1;
-    for (size_t i = 0; i < x->numel; i += stride) {
-        if (b->n_samples == b->cap_samples) {
-            b->cap_samples = b->cap_samples ? 2 * b->cap_samples : 65536;
-            b->samples = dq_realloc(b->samples, b->cap_samples * sizeof(float));
-        }
-        b->samples[b->n_samples++] = x->data[i];
-    }
-}
+static void observe(Quantizer *q, const Tensor *x) { qsamples_add(&((Base *)q)->samples, x); }
 
 static void finish_calibration(Quantizer *q) {
     Base *b = (Base *)q;
-    if (b->n_samples == 0) return;
-    float p = b->cfg->percentile, lo = quant_percentile(b->samples, b->n_samples, 100 - p);
-    float hi = quant_percentile(b->samples, b->n_samples, p);
+    if (b->samples.n == 0) return;
+    float p = b->cfg->percentile, lo = quant_percentile(b->samples.v, b->samples.n, 100 - p);
+    float hi = quant_percentile(b->samples.v, b->samples.n, p);
     if (!q->is_signed || lo > 0) lo = 0;
     if (hi <= lo) hi = lo + 1e-3f;
     double mean_abs = 0;
-    for (size_t i = 0; i < b->n_samples; i++) mean_abs += fabs(b->samples[i]);
-    mean_abs /= (double)b->n_samples;
+    for (size_t i = 0; i < b->samples.n; i++) mean_abs += fabs(b->samples.v[i]);
+    mean_abs /= (double)b->samples.n;
     b->lo = lo, b->hi = hi;
     if (b->kind == BASE_PACT) b->p0->data[0] = hi;
     if (b->kind == BASE_LSQ) b->p0->data[0] = (float)(2 * mean_abs / sqrt(qp(b)));
-    dq_free(b->samples);
-    b->samples = NULL;
-    b->n_samples = b->cap_samples = 0;
+    qsamples_free(&b->samples);
     q->calibrated = true;
 }
 
@@ -292,7 +279,7 @@ static void base_load(Quantizer *q, QBytes *bytes) {
 }
 
 static void base_free(Quantizer *q) {
-    dq_free(((Base *)q)->samples);
+    qsamples_free(&((Base *)q)->samples);
     dq_free(q);
 }
 

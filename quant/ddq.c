@@ -48,8 +48,7 @@ typedef struct Ddq {
     int flips;
     float price;
     float step;                   // fine step d at initialisation (the gap's unit)
-    float *samples;               // calibration samples (activations)
-    size_t n_samples, cap_samples;
+    QSamples samples;             // calibration data (activations)
     int channels;                 // per-channel weights: C scales (1: per tensor)
     float *scale;                 // (C) s_c, NULL per tensor
 } Ddq;
@@ -198,29 +197,17 @@ static void init_from_weights(Ddq *d, const Tensor *w) {
     init_grid(d, -mx * 128.0f / 127.0f, mx);
 }
 
-static void ddq_observe(Quantizer *q, const Tensor *x) {
-    Ddq *d = (Ddq *)q;
-    size_t stride = x->numel / 65536 + 1;  // up to 64 Ki samples per batch
-    for (size_t i = 0; i < x->numel; i += stride) {
-        if (d->n_samples == d->cap_samples) {
-            d->cap_samples = d->cap_samples ? 2 * d->cap_samples : 65536;
-            d->samples = dq_realloc(d->samples, d->cap_samples * sizeof(float));
-        }
-        d->samples[d->n_samples++] = x->data[i];
-    }
-}
+static void ddq_observe(Quantizer *q, const Tensor *x) { qsamples_add(&((Ddq *)q)->samples, x); }
 
 static void ddq_finish_calibration(Quantizer *q) {
     Ddq *d = (Ddq *)q;
-    if (d->n_samples == 0) return;  // weights initialise on their first forward
-    float p = d->cfg->percentile, lo = quant_percentile(d->samples, d->n_samples, 100 - p);
-    float hi = quant_percentile(d->samples, d->n_samples, p);
+    if (d->samples.n == 0) return;  // weights initialise on their first forward
+    float p = d->cfg->percentile, lo = quant_percentile(d->samples.v, d->samples.n, 100 - p);
+    float hi = quant_percentile(d->samples.v, d->samples.n, p);
     if (!q->is_signed) lo = 0;
     else if (lo >= 0) lo = -(hi - lo) / 255.0f;  // signed data that happened to be >= 0: keep 0 inside
     init_grid(d, lo, hi);
-    dq_free(d->samples);
-    d->samples = NULL;
-    d->n_samples = d->cap_samples = 0;
+    qsamples_free(&d->samples);
 }
 
 /* ------------------------------------------------------------------ forward / backward */
@@ -591,7 +578,7 @@ static void ddq_load(Quantizer *q, QBytes *b) {
 }
 
 static void ddq_free(Quantizer *q) {
-    dq_free(((Ddq *)q)->samples);
+    qsamples_free(&((Ddq *)q)->samples);
     dq_free(((Ddq *)q)->scale);
     dq_free(q);
 }

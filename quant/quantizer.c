@@ -46,6 +46,22 @@ void quantizer_free(Quantizer *q) {
     else dq_free(q);
 }
 
+void qsamples_add(QSamples *s, const Tensor *x) {
+    size_t stride = x->numel / 65536 + 1;
+    for (size_t i = 0; i < x->numel; i += stride) {
+        if (s->n == s->cap) {
+            s->cap = s->cap ? 2 * s->cap : 65536;
+            s->v = dq_realloc(s->v, s->cap * sizeof(float));
+        }
+        s->v[s->n++] = x->data[i];
+    }
+}
+
+void qsamples_free(QSamples *s) {
+    dq_free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);

@@ -69,7 +69,16 @@ void quantizer_free(Quantizer *q); /* accepts NULL */
 void quantizer_init_base(Quantizer *q, const QuantizerOps *ops, const char *name, QuantRole role,
                          bool is_signed, bool pinned, long long elems);
 
-/* Percentile p in [0, 100] of n values (copies and partially sorts). */
+/* Calibration data: a strided sample of up to 64 Ki values of every observed batch. */
+typedef struct QSamples {
+    float *v;
+    size_t n, cap;
+} QSamples;
+
+void qsamples_add(QSamples *s, const Tensor *x);
+void qsamples_free(QSamples *s);
+
+/* Percentile p in [0, 100] of n values (copies and sorts). */
 float quant_percentile(const float *x, size_t n, double p);
 
 #endif

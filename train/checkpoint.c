@@ -92,71 +92,69 @@ void ckpt_add_slab(Checkpoint *c, const ParamSlab *s) {
     dq_free(b.p);
 }
 
-void ckpt_read_slab(const Checkpoint *c, ParamSlab *s) {
-    const CkptSection *sec = ckpt_require(c, "PARM", 0);
-    Reader r = {sec->data, sec->size, 0, c->path, "PARM"};
-    uint32_t n = take_u32(&r);
-    if (n != (uint32_t)s->n_params)
-        DQ_FATAL_FILE(c->path, "%u parameters in the file, %d in the model", n, s->n_params);
-    for (int i = 0; i < s->n_params; i++) {
-        const Param *p = &s->params[i];
-        char name[256] = {0};
-        uint32_t len = take_u32(&r);
-        if (len >= sizeof name) DQ_FATAL_FILE(c->path, "parameter %d has a %u-byte name", i, len);
-        take(&r, name, len);
-        uint32_t ndim = take_u32(&r);
-        if (ndim < 1 || ndim > TENSOR_MAX_DIMS) DQ_FATAL_FILE(c->path, "parameter '%s' has %u dims", name, ndim);
-        int shape[TENSOR_MAX_DIMS] = {1, 1, 1, 1};
-        for (uint32_t d = 0; d < ndim; d++) shape[d] = (int)take_u32(&r);
-        (void)take_u32(&r);  // flags: informational
-        Tensor want = tensor_view(NULL, (int)ndim, shape);
-        if (strcmp(name, p->name) != 0 || !tensor_same_shape(&want, p->tensor)) {
-            char a[64], b[64];
-            DQ_FATAL_FILE(c->path, "parameter %d is '%s' %s in the file but '%s' %s in the model", i,
-                          name, tensor_shape_str(&want, a, sizeof a), p->name,
-                          tensor_shape_str(p->tensor, b, sizeof b));
-        }
+/* One entry of the PARM table: its name and shape (as a view without data). */
+typedef struct TableEntry {
+    char name[256];
+    Tensor shape;
+} TableEntry;
+
+static void take_entry(Reader *r, uint32_t i, TableEntry *e) {
+    memset(e->name, 0, sizeof e->name);
+    uint32_t len = take_u32(r);
+    if (len >= sizeof e->name) DQ_FATAL_FILE(r->path, "parameter %u has a %u-byte name", i, len);
+    take(r, e->name, len);
+    uint32_t ndim = take_u32(r);
+    if (ndim < 1 || ndim > TENSOR_MAX_DIMS) DQ_FATAL_FILE(r->path, "parameter '%s' has %u dims", e->name, ndim);
+    int shape[TENSOR_MAX_DIMS] = {1, 1, 1, 1};
+    for (uint32_t d = 0; d < ndim; d++) {
+        shape[d] = (int)take_u32(r);
+        if (shape[d] < 1) DQ_FATAL_FILE(r->path, "parameter '%s' has a dimension of size %d", e->name, shape[d]);
     }
-    uint64_t numel = take_u64(&r);
-    if (numel != s->numel) DQ_FATAL_FILE(c->path, "%llu values in the file, %zu in the model", (unsigned long long)numel, s->numel);
-    take(&r, s->data, s->numel * sizeof(float));
-    if (r.pos != r.len) DQ_FATAL_FILE(c->path, "section PARM has %zu unexpected trailing bytes", r.len - r.pos);
+    (void)take_u32(r);  // flags: informational
+    e->shape = tensor_view(NULL, (int)ndim, shape);
 }
 
-int ckpt_read_slab_by_name(const Checkpoint *c, ParamSlab *s) {
-    const CkptSection *sec = ckpt_require(c, "PARM", 0);
-    Reader r = {sec->data, sec->size, 0, c->path, "PARM"};
-    uint32_t n = take_u32(&r);
+/* Reads the table and returns, for every saved parameter in order, the model parameter it goes
+ * to: by position (by_name false: names and shapes must match one to one) or by name. */
+static const Param **match_table(const Checkpoint *c, Reader *r, const ParamSlab *s, bool by_name, uint32_t *count) {
+    uint32_t n = take_u32(r);
+    if (!by_name && n != (uint32_t)s->n_params)
+        DQ_FATAL_FILE(c->path, "%u parameters in the file, %d in the model", n, s->n_params);
     if (n > (1u << 20)) DQ_FATAL_FILE(c->path, "%u parameters", n);
     const Param **dst = dq_calloc(n ? n : 1, sizeof *dst);
     for (uint32_t i = 0; i < n; i++) {
-        char name[256] = {0};
-        uint32_t len = take_u32(&r);
-        if (len >= sizeof name) DQ_FATAL_FILE(c->path, "parameter %u has a %u-byte name", i, len);
-        take(&r, name, len);
-        uint32_t ndim = take_u32(&r);
-        if (ndim < 1 || ndim > TENSOR_MAX_DIMS) DQ_FATAL_FILE(c->path, "parameter '%s' has %u dims", name, ndim);
-        int shape[TENSOR_MAX_DIMS] = {1, 1, 1, 1};
-        for (uint32_t d = 0; d < ndim; d++) shape[d] = (int)take_u32(&r);
-        (void)take_u32(&r);
-        const Param *p = slab_find(s, name);
-        Tensor want = tensor_view(NULL, (int)ndim, shape);
-        if (!p) DQ_FATAL_FILE(c->path, "parameter '%s' of the file is not in the model", name);
-        if (!tensor_same_shape(&want, p->tensor)) {
-            char a[64], b[64];
-            DQ_FATAL_FILE(c->path, "parameter '%s' is %s in the file, %s in the model", name,
-                          tensor_shape_str(&want, a, sizeof a), tensor_shape_str(p->tensor, b, sizeof b));
-        }
+        TableEntry e;
+        take_entry(r, i, &e);
+        const Param *p = by_name ? slab_find(s, e.name) : &s->params[i];
+        char a[64], b[64];
+        if (!p) DQ_FATAL_FILE(c->path, "parameter '%s' of the file is not in the model", e.name);
+        if (strcmp(e.name, p->name) != 0 || !tensor_same_shape(&e.shape, p->tensor))
+            DQ_FATAL_FILE(c->path, "parameter %u is '%s' %s in the file but '%s' %s in the model", i, e.name,
+                          tensor_shape_str(&e.shape, a, sizeof a), p->name, tensor_shape_str(p->tensor, b, sizeof b));
         dst[i] = p;
     }
+    *count = n;
+    return dst;
+}
+
+static int read_values(const Checkpoint *c, ParamSlab *s, bool by_name) {
+    const CkptSection *sec = ckpt_require(c, "PARM", 0);
+    Reader r = {sec->data, sec->size, 0, c->path, "PARM"};
+    uint32_t n;
+    const Param **dst = match_table(c, &r, s, by_name, &n);
     uint64_t numel = take_u64(&r);
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++) total += dst[i]->tensor->numel;
-    if (numel != total) DQ_FATAL_FILE(c->path, "%llu values for parameters of %zu", (unsigned long long)numel, total);
+    if (numel != total) DQ_FATAL_FILE(c->path, "%llu values in the file for parameters of %zu", (unsigned long long)numel, total);
     for (uint32_t i = 0; i < n; i++) take(&r, dst[i]->tensor->data, dst[i]->tensor->numel * sizeof(float));
+    if (r.pos != r.len) DQ_FATAL_FILE(c->path, "section PARM has %zu unexpected trailing bytes", r.len - r.pos);
     dq_free(dst);
     return (int)n;
 }
+
+void ckpt_read_slab(const Checkpoint *c, ParamSlab *s) { read_values(c, s, false); }
+
+int ckpt_read_slab_by_name(const Checkpoint *c, ParamSlab *s) { return read_values(c, s, true); }
 
 int ckpt_epochs(const Checkpoint *c) {
     const CkptSection *m = ckpt_find(c, "META");
