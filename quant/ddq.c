@@ -325,31 +325,37 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
         }
         e0 = e1;  // (the product-rule variant is per tensor only)
     }
-    if (j->dx) {  // clipped straight-through, in its own loop so it vectorises
-        const float *restrict x = j->x, *restrict dy = j->dy;
-        float *restrict dx = j->dx;
-        if (j->dx_overwrite)
-            for (size_t e = e0; e < e1; e++) dx[e] = (x[e] >= lo && x[e] <= hi) ? dy[e] : 0.0f;
-        else
-            for (size_t e = e0; e < e1; e++) dx[e] += (x[e] >= lo && x[e] <= hi) ? dy[e] : 0.0f;
-    }
-    for (size_t e = e0; e < e1; e++) {
-        double *acc = all + (e % COPIES) * ACC_DOUBLES;
-        float x = j->x[e], g = j->dy[e];
-        int b = j->bins[e];
-        if (split) acc[(x >= d->child_mid[b] ? ACC_HI : ACC_LO) * DDQ_FINE + b] += g;  // h = h_lo + h_hi
-        else acc[ACC_H * DDQ_FINE + b] += g;
-        if (alpha) acc[ACC_SX * DDQ_FINE + b] += x, acc[ACC_N * DDQ_FINE + b] += 1;
-        if (tg) {  // the full 8-bit index: nearest fine level
-            const float *q = d->fine->data;
-            int l = 0, r = DDQ_FINE - 1;
-            while (l < r) {
-                int mid = (l + r) >> 1;
-                if (x >= 0.5f * (q[mid] + q[mid + 1])) l = mid + 1;
-                else r = mid;
+    // Blocks of BLOCK elements: the vectorised straight-through loop first, then the histogram
+    // loop over the same block while its x and dy are still in L1.
+    enum { BLOCK = 1024 };
+    for (size_t b0 = e0; b0 < e1; b0 += BLOCK) {
+        size_t b1 = b0 + BLOCK < e1 ? b0 + BLOCK : e1;
+        if (j->dx) {  // clipped straight-through
+            const float *restrict x = j->x, *restrict dy = j->dy;
+            float *restrict dx = j->dx;
+            if (j->dx_overwrite)
+                for (size_t e = b0; e < b1; e++) dx[e] = (x[e] >= lo && x[e] <= hi) ? dy[e] : 0.0f;
+            else
+                for (size_t e = b0; e < b1; e++) dx[e] += (x[e] >= lo && x[e] <= hi) ? dy[e] : 0.0f;
+        }
+        for (size_t e = b0; e < b1; e++) {
+            double *acc = all + (e % COPIES) * ACC_DOUBLES;
+            float x = j->x[e], g = j->dy[e];
+            int b = j->bins[e];
+            if (split) acc[(x >= d->child_mid[b] ? ACC_HI : ACC_LO) * DDQ_FINE + b] += g;  // h = h_lo + h_hi
+            else acc[ACC_H * DDQ_FINE + b] += g;
+            if (alpha) acc[ACC_SX * DDQ_FINE + b] += x, acc[ACC_N * DDQ_FINE + b] += 1;
+            if (tg) {  // the full 8-bit index: nearest fine level
+                const float *q = d->fine->data;
+                int l = 0, r = DDQ_FINE - 1;
+                while (l < r) {
+                    int mid = (l + r) >> 1;
+                    if (x >= 0.5f * (q[mid] + q[mid + 1])) l = mid + 1;
+                    else r = mid;
+                }
+                double *ck = acc + ACC_TABLES * DDQ_FINE;
+                for (int k = 0; k < DDQ_K; k++) ck[k] += (double)g * (tg->v[k][l] - d->coarse[b]);
             }
-            double *ck = acc + ACC_TABLES * DDQ_FINE;
-            for (int k = 0; k < DDQ_K; k++) ck[k] += (double)g * (tg->v[k][l] - d->coarse[b]);
         }
     }
     for (int c = 1; c < COPIES; c++)  // fold the copies into the first, in order
