@@ -146,15 +146,16 @@ static void write_levels_svg(const QuantLayerInfo *rows, int n, const char *dir)
             if (++bins[b] > most) most = bins[b];
         }
         text_printf(&t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#999\"/>\n", x0, y0, w, h);
-        for (int b = 0; b < 60; b++) {
-            double bh = sqrt((double)bins[b] / most) * h;  // square root: tails stay visible
-            text_printf(&t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"#bbb\"/>\n",
-                        x0 + b * w / 60, y0 + h - bh, w / 60, bh);
-        }
+        double opacity = nl <= 16 ? 1.0 : 16.0 / nl;  // 256 lines at 8 bits would hide the histogram
         for (int k = 0; k < nl; k++) {
             double px = x0 + (lv[k] - lo) / (hi - lo) * w;
-            text_printf(&t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"0.8\"/>\n",
-                        px, y0, px, y0 + h);
+            text_printf(&t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"1\" stroke-opacity=\"%.2f\"/>\n",
+                        px, y0, px, y0 + h, opacity);
+        }
+        for (int b = 0; b < 60; b++) {
+            double bh = sqrt((double)bins[b] / most) * h;  // square root: tails stay visible
+            text_printf(&t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"#888\" fill-opacity=\"0.55\"/>\n",
+                        x0 + b * w / 60, y0 + h - bh, w / 60, bh);
         }
         char label[128];
         snprintf(label, sizeof label, "%s  %d bit", rows[i].name, rows[i].w_bits);
