@@ -1,0 +1,117 @@
+/* test_pipeline.c — the quantization experiment end to end on tiny synthetic data: FP32 training,
+ * reuse of the finished FP32 run, DDQ fine-tuning that meets its budget, the report files, and
+ * a fine-tuning run resumed from its checkpoint that ends with the same bits. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "experiments/qpipeline.h"
+#include "helpers.h"
+#include "nn/mobilenetv2.h"
+
+#include <criterion/redirect.h>
+
+static char dir[64];
+
+static void setup(void) {
+    test_setup();
+    cr_redirect_stdout();
+    cr_redirect_stderr();
+    snprintf(dir, sizeof dir, "/tmp/ddqc_pipe_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    test_teardown();
+}
+
+/* 96 random 8×8 images labelled by their brightest quadrant. */
+static Dataset synthetic(int n, uint64_t seed) {
+    uint8_t *img = dq_malloc((size_t)n * 64), *lab = dq_malloc((size_t)n);
+    Rng r;
+    rng_seed(&r, seed, 0);
+    for (int i = 0; i < n; i++) {
+        int q = (int)rng_below(&r, 4);
+        for (int p = 0; p < 64; p++) {
+            int pq = (p / 8 >= 4) * 2 + (p % 8 >= 4);
+            img[(size_t)i * 64 + p] = (uint8_t)(rng_below(&r, 100) + (pq == q ? 120 : 0));
+        }
+        lab[i] = (uint8_t)q;
+    }
+    Dataset d;
+    dataset_from_memory(&d, "synthetic", n, 8, 8, 1, 4, img, lab);
+    return d;
+}
+
+static Model *build(void *ctx, const LayerFactory *f, uint64_t seed, const Dataset *d) {
+    MobileNetV2Config mc = {0.25f, MNV2_S1X3, d->c, d->h, d->num_classes, 0};
+    return mobilenetv2_new(&mc, f, seed);
+}
+
+static TrainConfig config(const char *sub) {
+    TrainConfig c = {.dataset = "synthetic", .epochs = 2, .batch_size = 16, .lr = 0.01f, .schedule = "cosine",
+                     .momentum = 0.9f, .weight_decay = 1e-4f, .eval_batch = 32, .seed = 3, .threads = 2, .prefetch = true};
+    snprintf(c.out_dir, sizeof c.out_dir, "%s/%s", dir, sub);
+    return c;
+}
+
+static bool exists(const char *sub, const char *file) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s/%s", dir, sub, file);
+    return access(p, F_OK) == 0;
+}
+
+Test(pipeline, fp32_then_ddq_meets_its_budget_and_resumes, .init = setup, .fini = teardown) {
+    Experiment x = {.prog = "test"};
+    x.train = synthetic(96, 1), x.test = synthetic(48, 2);
+    QPipelineConfig p = {.fp32_epochs = 2, .fp32_lr = 0.05f};
+    snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
+    QuantConfig q = quant_config_defaults;
+    q.w_bits = 3, q.a_bits = 5, q.calib_batches = 2;
+    TrainConfig c = config("ddq");
+    QPipelineResult r;
+    qpipeline_run(&x, &c, &p, &q, build, NULL, &r);
+    cr_assert(r.summary.mean_w_bits <= 3 + 1e-9 && r.summary.mean_w_bits > 2.5, "mean weight bits %g", r.summary.mean_w_bits);
+    cr_assert(r.summary.mean_a_bits <= 5 + 1e-9 && r.summary.mean_a_bits > 4.5, "mean activation bits %g", r.summary.mean_a_bits);
+    cr_assert(r.summary.weight_kb < r.summary.fp32_weight_kb / 4);
+    const char *files[] = {"log.csv", "curves.svg", "layers.csv", "bits.svg", "levels.svg", "ddq_trace.csv", "checkpoint.bin", "summary.json"};
+    for (int i = 0; i < 8; i++) cr_assert(exists("ddq", files[i]), "missing %s", files[i]);
+    cr_assert(exists("fp32", "checkpoint.bin"));
+
+    // The same fine-tuning interrupted after one epoch and resumed: same accuracy, same bits.
+    TrainConfig c2 = config("ddq-resumed");
+    c2.stop_after = 1;
+    QPipelineResult r1, r2;
+    qpipeline_run(&x, &c2, &p, &q, build, NULL, &r1);  // reuses the FP32 run
+    c2.stop_after = 0, c2.resume = true;
+    qpipeline_run(&x, &c2, &p, &q, build, NULL, &r2);
+    cr_assert_float_eq(r2.q_acc, r.q_acc, 1e-12, "resumed %g vs straight %g", r2.q_acc, r.q_acc);
+    cr_assert_float_eq(r2.summary.mean_w_bits, r.summary.mean_w_bits, 1e-12);
+    cr_assert_float_eq(r2.summary.mean_a_bits, r.summary.mean_a_bits, 1e-12);
+    experiment_free(&x);
+}
+
+Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = teardown) {
+    Experiment x = {.prog = "test"};
+    x.train = synthetic(64, 1), x.test = synthetic(32, 2);
+    QPipelineConfig p = {.fp32_epochs = 1, .fp32_lr = 0.05f};
+    snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
+    const char *methods[] = {"lsq", "pact", "minmax"};
+    for (int i = 0; i < 3; i++) {
+        QuantConfig q = quant_config_defaults;
+        snprintf(q.method, sizeof q.method, "%s", methods[i]);
+        q.calib_batches = 1;
+        TrainConfig c = config(methods[i]);
+        c.epochs = 1;
+        QPipelineResult r;
+        qpipeline_run(&x, &c, &p, &q, build, NULL, &r);
+        cr_assert_float_eq(r.summary.mean_w_bits, 4, 1e-9, "%s: %g weight bits", methods[i], r.summary.mean_w_bits);
+        cr_assert(r.q_acc >= 0 && r.q_acc <= 1);
+    }
+    experiment_free(&x);
+}
