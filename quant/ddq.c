@@ -17,10 +17,12 @@
 #include <immintrin.h>
 #endif
 
-/* The forward's bin search goes through a table over [v_0, v_last]: x falls in one of
- * DDQ_BUCKETS equal buckets, which gives the bin of the bucket's lower edge; at most the few
- * thresholds inside the bucket are compared (the gap between levels bounds how many). */
-#define DDQ_BUCKETS 4096
+/* The forward's bin search goes through a table over the thresholds' span: x falls in one of
+ * n_buckets equal buckets, which gives the bin of the bucket's lower edge; then the few
+ * thresholds inside the bucket are compared. The bucket width follows the smallest gap between
+ * thresholds (up to DDQ_MAX_BUCKETS), so a bucket rarely holds more than one. */
+#define DDQ_MIN_BUCKETS 1024
+#define DDQ_MAX_BUCKETS 16384
 
 typedef struct Ddq {
     Quantizer base;
@@ -37,9 +39,9 @@ typedef struct Ddq {
     float child_lo[DDQ_FINE], child_hi[DDQ_FINE];  // their values (v at m − 1)
     float pair[DDQ_FINE];         // per block: the value of its pair at m + 1 bits merged
     int nc;
-    uint8_t bucket[DDQ_BUCKETS + 4];  // bin of each bucket's lower edge (see bin_fast); +4: gathers
+    uint8_t *bucket;              // (n_buckets + 4) bin of each bucket's lower edge; +4: gathers
+    int n_buckets, cap_buckets;
     float bucket_lo, bucket_scale;
-    bool bucket_ok;               // no bucket holds more than two thresholds
     float gate_merge, gate_unmerge;
     double ema_down, ema_up, ema_down_pos, ema_up_neg;
     double sig_down, sig_up;
@@ -113,26 +115,38 @@ static void rebuild(Ddq *d) {
 }
 
 static void build_buckets(Ddq *d) {
-    float lo = d->coarse[0], hi = d->coarse[d->nc - 1];
+    int nt = d->nc - 1;  // thresholds
+    float lo = d->coarse[0], hi = d->coarse[d->nc - 1];  // bucket 0 starts in bin 0
+    float gap = hi - lo;
+    for (int j = 0; j + 1 < nt; j++) gap = fminf(gap, d->thresh[j + 1] - d->thresh[j]);
+    int n = DDQ_MIN_BUCKETS;
+    while (n < DDQ_MAX_BUCKETS && gap > 0 && (hi - lo) / n > gap) n *= 2;
     if (!(hi > lo)) hi = lo + 1e-6f;
-    d->bucket_lo = lo, d->bucket_scale = DDQ_BUCKETS / (hi - lo);
-    d->bucket_ok = true;
+    if (n > d->cap_buckets) {
+        dq_free(d->bucket);
+        d->bucket = dq_calloc((size_t)n + 4, 1);
+        d->cap_buckets = n;
+    }
+    d->n_buckets = n;
+    d->bucket_lo = lo, d->bucket_scale = (float)n / (hi - lo);
     int b = 0;  // one merge-like pass: bucket edges and thresholds both ascend
-    for (int k = 0; k <= DDQ_BUCKETS; k++) {
+    for (int k = 0; k < n; k++) {
         float edge = lo + (float)k / d->bucket_scale;
         while (b < d->nc - 1 && edge >= d->thresh[b]) b++;
-        if (k < DDQ_BUCKETS) d->bucket[k] = (uint8_t)b;
-        if (k > 0 && b - d->bucket[k - 1] > 2) d->bucket_ok = false;  // then bin_fast would be wrong
+        d->bucket[k] = (uint8_t)b;
     }
 }
 
-/* thresh[nc − 1] and thresh[nc] are +inf, so b never passes the last bin; the two compares are
- * independent (thresholds are sorted), which keeps the loop free of branches. */
+/* thresh[nc − 1] and thresh[nc] are +inf, so b never passes the last bin. The two compares are
+ * independent (thresholds are sorted), which keeps the common case free of branches; a bucket
+ * with more than two thresholds (levels far apart at the ends, crowded elsewhere) takes the loop. */
 static inline int bin_fast(const Ddq *d, float x) {
     float u = (x - d->bucket_lo) * d->bucket_scale;
-    int k = u > 0 ? (u < DDQ_BUCKETS - 1 ? (int)u : DDQ_BUCKETS - 1) : 0;  // NaN -> 0
+    int k = u > 0 ? (u < d->n_buckets - 1 ? (int)u : d->n_buckets - 1) : 0;  // NaN -> 0
     int b = d->bucket[k];
-    return b + (x >= d->thresh[b]) + (x >= d->thresh[b + 1]);
+    b += (x >= d->thresh[b]) + (x >= d->thresh[b + 1]);
+    while (x >= d->thresh[b]) b++;
+    return b;
 }
 
 /* Keep coarse values at least gap apart, moving whole blocks away from the pinned one. */
@@ -237,7 +251,7 @@ static size_t chunk_begin(const DdqJob *j, int c) { return j->n * (size_t)c / (s
  * the same bins (max(u, 0) maps NaN to 0, as the scalar test does). Returns where it stopped. */
 static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bins, size_t e, size_t e1) {
     const __m512 lo = _mm512_set1_ps(d->bucket_lo), scale = _mm512_set1_ps(d->bucket_scale);
-    const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(DDQ_BUCKETS - 1);
+    const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps((float)(d->n_buckets - 1));
     const __m512i byte = _mm512_set1_epi32(0xff), one = _mm512_set1_epi32(1);
     for (; e + 16 <= e1; e += 16) {
         __m512 xv = _mm512_loadu_ps(x + e);
@@ -246,6 +260,14 @@ static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bi
         __m512 t0 = _mm512_i32gather_ps(b, d->thresh, 4), t1 = _mm512_i32gather_ps(_mm512_add_epi32(b, one), d->thresh, 4);
         b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t0, _CMP_GE_OQ), b, one);
         b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t1, _CMP_GE_OQ), b, one);
+        __mmask16 more = _mm512_cmp_ps_mask(xv, _mm512_i32gather_ps(b, d->thresh, 4), _CMP_GE_OQ);
+        if (more) {  // lanes in a crowded bucket: finish them one by one
+            int lanes[16];
+            _mm512_storeu_si512(lanes, b);
+            for (int l = 0; l < 16; l++)
+                while (x[e + l] >= d->thresh[lanes[l]]) lanes[l]++;
+            b = _mm512_loadu_si512(lanes);
+        }
         _mm512_storeu_ps(y + e, _mm512_i32gather_ps(b, d->coarse, 4));
         _mm_storeu_si128((__m128i *)(void *)(bins + e), _mm512_cvtepi32_epi8(b));
     }
@@ -270,20 +292,13 @@ static void forward_task(void *ctx, int begin, int end, int tid) {
         return;
     }
 #if defined(__AVX512F__)
-    if (d->bucket_ok) e0 = forward_avx512(d, x, y, bins, e0, e1);
+    e0 = forward_avx512(d, x, y, bins, e0, e1);
 #endif
-    if (d->bucket_ok)
-        for (size_t e = e0; e < e1; e++) {
-            int b = bin_fast(d, x[e]);
-            bins[e] = (uint8_t)b;
-            y[e] = d->coarse[b];
-        }
-    else
-        for (size_t e = e0; e < e1; e++) {
-            int b = bin_of(d->thresh, d->nc, x[e]);
-            bins[e] = (uint8_t)b;
-            y[e] = d->coarse[b];
-        }
+    for (size_t e = e0; e < e1; e++) {
+        int b = bin_fast(d, x[e]);
+        bins[e] = (uint8_t)b;
+        y[e] = d->coarse[b];
+    }
 }
 
 /* Per-thread accumulators: h, h_lo, h_hi, Σx, count (nc each), product-rule signals (K).
@@ -585,6 +600,7 @@ static void ddq_load(Quantizer *q, QBytes *b) {
 
 static void ddq_free(Quantizer *q) {
     qsamples_free(&((Ddq *)q)->samples);
+    dq_free(((Ddq *)q)->bucket);
     dq_free(((Ddq *)q)->scale);
     dq_free(q);
 }
