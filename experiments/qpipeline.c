@@ -166,6 +166,33 @@ static void write_levels_svg(const QuantLayerInfo *rows, int n, const char *dir)
     text_free(&t);
 }
 
+/* quant_summary.json: every option of the experiment and the comparison's numbers. */
+static void write_json(const Experiment *x, const QPipelineResult *r, const char *dir) {
+    Text t;
+    text_init(&t);
+    text_printf(&t, "{\n  \"experiment\": ");
+    text_json_string(&t, x->prog);
+    text_printf(&t, ",\n  \"model\": ");
+    text_json_string(&t, r->model);
+    text_printf(&t, ",\n  \"options\": {");
+    for (int i = 0; i < x->n_opts; i++) {
+        char v[OPT_STRLEN];
+        options_value_str(&x->opts[i], v, sizeof v);
+        text_printf(&t, "%s\n    ", i ? "," : "");
+        text_json_string(&t, x->opts[i].key);
+        text_printf(&t, ": ");
+        text_json_string(&t, v);
+    }
+    text_printf(&t, "\n  },\n  \"fp32_acc\": %.6f,\n  \"quantized_acc\": %.6f,\n  \"mean_w_bits\": %.4f,\n"
+                    "  \"mean_a_bits\": %.4f,\n  \"weight_kb\": %.2f,\n  \"fp32_weight_kb\": %.2f,\n"
+                    "  \"fp32_epoch_s\": %.1f,\n  \"quantized_epoch_s\": %.1f,\n  \"bits_moved_w\": %.4f,\n"
+                    "  \"bits_moved_a\": %.4f\n}\n",
+                r->fp32_acc, r->q_acc, r->summary.mean_w_bits, r->summary.mean_a_bits, r->summary.weight_kb,
+                r->summary.fp32_weight_kb, r->fp32_epoch_s, r->q_epoch_s, r->moved_w, r->moved_a);
+    write_text(&t, dir, "quant_summary.json");
+    text_free(&t);
+}
+
 /* ------------------------------------------------------------------ the pipeline */
 void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *qcfg,
                    QBuildFn build, void *build_ctx, QPipelineResult *out) {
@@ -254,7 +281,8 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
     if (!strcmp(qcfg->method, "ddq"))
         printf("\nfinal budget guarantee moved %+.3f mean weight bits and %+.3f mean activation bits%s\n", out->moved_w,
                out->moved_a, fabs(out->moved_w) > 0.1 || fabs(out->moved_a) > 0.1 ? " (more than 0.1: the joint phase did not settle)" : "");
-    printf("files: %s/{log.csv,curves.svg,layers.csv,bits.svg,levels.svg,summary.json}\n", cfg->out_dir);
+    write_json(x, out, cfg->out_dir);
+    printf("files: %s/{log.csv,curves.svg,layers.csv,bits.svg,levels.svg,ddq_trace.csv,quant_summary.json}\n", cfg->out_dir);
     dq_free(rows);
     model_free(m);
     quant_context_free(qc);

@@ -79,8 +79,9 @@ Test(pipeline, fp32_then_ddq_meets_its_budget_and_resumes, .init = setup, .fini 
     cr_assert(r.summary.mean_w_bits <= 3 + 1e-9 && r.summary.mean_w_bits > 2.5, "mean weight bits %g", r.summary.mean_w_bits);
     cr_assert(r.summary.mean_a_bits <= 5 + 1e-9 && r.summary.mean_a_bits > 4.5, "mean activation bits %g", r.summary.mean_a_bits);
     cr_assert(r.summary.weight_kb < r.summary.fp32_weight_kb / 4);
-    const char *files[] = {"log.csv", "curves.svg", "layers.csv", "bits.svg", "levels.svg", "ddq_trace.csv", "checkpoint.bin", "summary.json"};
-    for (int i = 0; i < 8; i++) cr_assert(exists("ddq", files[i]), "missing %s", files[i]);
+    const char *files[] = {"log.csv", "curves.svg", "layers.csv", "bits.svg", "levels.svg", "ddq_trace.csv",
+                           "checkpoint.bin", "summary.json", "quant_summary.json"};
+    for (int i = 0; i < 9; i++) cr_assert(exists("ddq", files[i]), "missing %s", files[i]);
     cr_assert(exists("fp32", "checkpoint.bin"));
 
     // The same fine-tuning interrupted after one epoch and resumed: same accuracy, same bits.
