@@ -10,6 +10,7 @@
 void experiment_setup(Experiment *x, TrainConfig *cfg, const Option *extra, int n_extra, int argc,
                       char **argv, const char *about) {
     memset(x, 0, sizeof *x);
+    setvbuf(stdout, NULL, _IOLBF, 0);  // logs redirected to a file show every line as it comes
     x->prog = argc > 0 ? argv[0] : "experiment";
     const char *slash = strrchr(x->prog, '/');
     if (slash) x->prog = slash + 1;
