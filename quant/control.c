@@ -86,11 +86,11 @@ static double guarantee(QuantRun *r, int role, double zeta, double *mem_out) {
     QuantContext *qc = r->qc;
     int m_max = DDQ_K - qc->cfg.ddq.b_min;
     double moved = 0, norm = 0;
-    for (int i = 0; i < qc->n_layers; i++) {
+    for (int i = 0; i < qc->n_layers; i++) {  // moved bits per element (bitops: per MAC)
         QuantLayer *l = qc->layers[i];
         if (l->wq->pinned) continue;
-        if (role != QROLE_ACTIVATION) norm += (double)l->wq->elems;
-        if (role != QROLE_WEIGHT) norm += (double)l->aq->elems;
+        if (bitops(qc)) norm += (double)l->base.macs;
+        else norm += (double)(role == QROLE_WEIGHT ? l->wq->elems : l->aq->elems);
     }
     for (int direction = 0; direction < 2; direction++) {  // 0: merge while over, 1: un-merge while it fits
         for (;;) {

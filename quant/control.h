@@ -36,7 +36,8 @@ typedef struct QuantRun {
     float lr_peak;                 // the schedule's peak (level learning rates are relative to it)
     int phase;                     // 0 warm-up, 1 joint, 2 frozen
     double lambda_w, lambda_a;     // bit prices (bitops: lambda_w only)
-    double moved_w, moved_a;       // mean bits moved by the final guarantee (signed)
+    double moved_w, moved_a;       // mean bits moved by the final guarantee (signed; bitops: in
+                                   // moved_w, the change of Σ MACs·b_w·b_a per MAC)
     FILE *trace;                   // optional per-step CSV (DDQ): step, phase, λ, mean bits, ζ
 } QuantRun;
 
