@@ -68,6 +68,47 @@ static void init_weights(Base *b, const Tensor *w) {
 }
 
 /* ------------------------------------------------------------------ elementwise kernels */
+/* The smallest and largest element of x, split over the threads (min and max are exact in any
+ * order, so the result does not depend on the split); 8 lanes keep the comparisons independent. */
+typedef struct RangeJob {
+    const float *x;
+    size_t n;
+    float *lo, *hi;  // per item
+} RangeJob;
+
+static void range_task(void *ctx, int begin, int end, int tid) {
+    const RangeJob *j = ctx;
+    for (int item = begin; item < end; item++) {
+        size_t e0 = j->n * (size_t)item / 64, e1 = j->n * (size_t)(item + 1) / 64;
+        float lo[8], hi[8];
+        for (int l = 0; l < 8; l++) lo[l] = hi[l] = j->x[e0];
+        size_t e = e0;
+        for (; e + 8 <= e1; e += 8)
+            for (int l = 0; l < 8; l++) {
+                float v = j->x[e + l];
+                lo[l] = v < lo[l] ? v : lo[l];
+                hi[l] = v > hi[l] ? v : hi[l];
+            }
+        for (; e < e1; e++) lo[0] = fminf(lo[0], j->x[e]), hi[0] = fmaxf(hi[0], j->x[e]);
+        for (int l = 1; l < 8; l++) lo[0] = fminf(lo[0], lo[l]), hi[0] = fmaxf(hi[0], hi[l]);
+        j->lo[item] = lo[0], j->hi[item] = hi[0];
+    }
+}
+
+static void tensor_min_max(const Tensor *x, float *lo, float *hi) {
+    float los[64], his[64];
+    RangeJob job = {x->data, x->numel, los, his};
+    int items = x->numel >= 64 ? 64 : 1;
+    if (items == 1) {
+        *lo = *hi = x->data[0];
+        for (size_t i = 1; i < x->numel; i++) *lo = fminf(*lo, x->data[i]), *hi = fmaxf(*hi, x->data[i]);
+        return;
+    }
+    parallel_for(items, range_task, &job);
+    *lo = los[0], *hi = his[0];
+    for (int i = 1; i < items; i++) *lo = fminf(*lo, los[i]), *hi = fmaxf(*hi, his[i]);
+}
+
 typedef struct BaseJob {
     Base *b;
     const float *x, *dy;
@@ -144,10 +185,17 @@ static inline QVal quantize_one(const Base *b, const float *range, float x, int 
     return r;
 }
 
+/* Channels cycle fastest (channels-last), so c is stepped rather than computed as e % C: an
+ * integer division per element would cost more than the quantization itself. */
 static void forward_task(void *ctx, int begin, int end, int tid) {
     const BaseJob *j = ctx;
     int C = j->b->channels;
-    for (size_t e = at(j, begin); e < at(j, end); e++) j->y[e] = quantize_one(j->b, j->range, j->x[e], (int)(e % (size_t)C)).y;
+    size_t e0 = at(j, begin), e1 = at(j, end);
+    int c = (int)(e0 % (size_t)C);
+    for (size_t e = e0; e < e1; e++) {
+        j->y[e] = quantize_one(j->b, j->range, j->x[e], c).y;
+        if (++c == C) c = 0;
+    }
 }
 
 static void backward_task(void *ctx, int begin, int end, int tid) {
@@ -155,13 +203,28 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     int C = j->b->channels;
     double *s = j->sums + (size_t)tid * 2 * C;
     memset(s, 0, 2 * (size_t)C * sizeof(double));
-    for (size_t e = at(j, begin); e < at(j, end); e++) {
-        int c = (int)(e % (size_t)C);
+    size_t e0 = at(j, begin), e1 = at(j, end);
+    float *dx = j->dx;
+    if (C == 1) {  // one channel: 8 interleaved partial sums, so the adds need not wait in line
+        double p0[8] = {0}, p1[8] = {0};
+        for (size_t e = e0; e < e1; e++) {
+            QVal r = quantize_one(j->b, j->range, j->x[e], 0);
+            float g = j->dy[e];
+            if (dx) dx[e] += g * r.dx;
+            p0[e & 7] += (double)g * r.d0;
+            p1[e & 7] += (double)g * r.d1;
+        }
+        for (int l = 0; l < 8; l++) s[0] += p0[l], s[1] += p1[l];
+        return;
+    }
+    int c = (int)(e0 % (size_t)C);
+    for (size_t e = e0; e < e1; e++) {
         QVal r = quantize_one(j->b, j->range, j->x[e], c);
         float g = j->dy[e];
-        if (j->dx) j->dx[e] += g * r.dx;
+        if (dx) dx[e] += g * r.dx;
         s[c] += (double)g * r.d0;
         s[C + c] += (double)g * r.d1;
+        if (++c == C) c = 0;
     }
 }
 
@@ -214,8 +277,8 @@ static Tensor *base_forward(Quantizer *q, Tape *t, Tensor *x) {
         for (size_t i = 0; i < x->numel; i++) range[i % (size_t)C] = fmaxf(range[i % (size_t)C], fabsf(tanhf(x->data[i])));
     }
     if (b->kind == BASE_MINMAX && q->role == QROLE_ACTIVATION && t->training && !t->no_grad) {
-        float lo = x->data[0], hi = x->data[0];  // running range, momentum 0.9
-        for (size_t i = 1; i < x->numel; i++) lo = fminf(lo, x->data[i]), hi = fmaxf(hi, x->data[i]);
+        float lo, hi;  // running range, momentum 0.9
+        tensor_min_max(x, &lo, &hi);
         if (!q->is_signed) lo = 0;
         b->lo = 0.9f * b->lo + 0.1f * lo, b->hi = 0.9f * b->hi + 0.1f * hi;
     }
