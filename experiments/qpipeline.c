@@ -289,6 +289,12 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
 }
 
 void qpipeline_result_line(const Experiment *x, const QuantConfig *q, const QPipelineResult *r) {
+    if (!strcmp(q->method, "none")) {  // FP32 only: no quantized fields to report
+        printf("RESULT exp=%s model=%s method=none fp32_acc=%.4f fp32_epoch_s=%.1f\n", x->prog, r->model,
+               r->fp32_acc, r->fp32_epoch_s);
+        fflush(stdout);
+        return;
+    }
     printf("RESULT exp=%s model=%s method=%s w_budget=%g a_budget=%g fp32_acc=%.4f q_acc=%.4f delta=%.4f "
            "w_bits=%.3f a_bits=%.3f weight_kb=%.1f fp32_weight_kb=%.1f fp32_epoch_s=%.1f q_epoch_s=%.1f "
            "step_ratio=%.3f moved_w=%.3f moved_a=%.3f\n",

@@ -41,7 +41,8 @@ typedef struct QPipelineResult {
 int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *out);
 void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *q,
                    QBuildFn build, void *build_ctx, QPipelineResult *out);
-/* RESULT exp=… method=… fp32_acc=… q_acc=… w_bits=… a_bits=… weight_kb=… … */
+/* RESULT exp=… method=… fp32_acc=… q_acc=… w_bits=… a_bits=… weight_kb=… … (method=none: the FP32
+ * fields only) */
 void qpipeline_result_line(const Experiment *x, const QuantConfig *q, const QPipelineResult *r);
 
 #endif
