@@ -1,7 +1,8 @@
 # sweep_lib.sh — shared helpers of the sweep scripts (sourced, not run).
 #   run_exp CSV LABEL BINARY ARGS...   run one experiment, append its RESULT line to CSV as a row
 #                                      (LABEL first, then the RESULT's values in a fixed order)
-#   summarize CSV KEYCOLS > table.md   mean ± std of q_acc, delta, bits, KB, epoch time per key
+#   summarize CSV > table.md           mean ± std of q_acc, delta, bits, KB, epoch time per label
+#                                      (the mean alone when a label has one seed)
 # The CSV header is written by run_exp when the file does not exist. A run whose RESULT line is
 # missing stops the sweep with the tail of its log.
 
@@ -45,6 +46,7 @@ summarize() {
     function ms(k, name, scale, digits,   m, sd) {
       m = s[k, name] / n[k]; sd = n[k] > 1 ? sqrt((q[k, name] - n[k] * m * m) / (n[k] - 1)) : 0
       if (sd != sd) sd = 0
+      if (n[k] == 1) return sprintf("%." digits "f", m * scale)  # one seed: no spread to show
       return sprintf("%." digits "f ± %." digits "f", m * scale, sd * scale)
     }
     END {
