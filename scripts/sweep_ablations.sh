@@ -9,6 +9,7 @@
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed.
 # Compute: ≈ 7 min per run with the default preset (11 variants × 3 seeds ≈ 4 h on 2 cores).
 # Output: runs/sweeps/ablations-MODEL.csv and .md (mean ± std over seeds).
+#   ONLY="fixed_bits hinge_budget" SEEDS=1 scripts/sweep_ablations.sh    a subset of the variants
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
@@ -28,6 +29,7 @@ ramped_target|--ddq_ramp
 adam_levels|--ddq_adam"
 for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
+    case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants
     # shellcheck disable=SC2086
     run_exp "$csv" "$name" "./exp_$MODEL" --preset="$PRESET" --q_method=ddq --q_wbits="$B" --q_abits="$B" $args \
       --seed="$seed" --out_dir="runs/sweeps/$MODEL-$PRESET-ablation-$name-s$seed"
