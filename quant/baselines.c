@@ -73,13 +73,14 @@ static void init_weights(Base *b, const Tensor *w) {
 typedef struct RangeJob {
     const float *x;
     size_t n;
+    int items;
     float *lo, *hi;  // per item
 } RangeJob;
 
 static void range_task(void *ctx, int begin, int end, int tid) {
     const RangeJob *j = ctx;
     for (int item = begin; item < end; item++) {
-        size_t e0 = j->n * (size_t)item / 64, e1 = j->n * (size_t)(item + 1) / 64;
+        size_t e0 = j->n * (size_t)item / (size_t)j->items, e1 = j->n * (size_t)(item + 1) / (size_t)j->items;
         float lo[8], hi[8];
         for (int l = 0; l < 8; l++) lo[l] = hi[l] = j->x[e0];
         size_t e = e0;
@@ -97,16 +98,10 @@ static void range_task(void *ctx, int begin, int end, int tid) {
 
 static void tensor_min_max(const Tensor *x, float *lo, float *hi) {
     float los[64], his[64];
-    RangeJob job = {x->data, x->numel, los, his};
-    int items = x->numel >= 64 ? 64 : 1;
-    if (items == 1) {
-        *lo = *hi = x->data[0];
-        for (size_t i = 1; i < x->numel; i++) *lo = fminf(*lo, x->data[i]), *hi = fmaxf(*hi, x->data[i]);
-        return;
-    }
-    parallel_for(items, range_task, &job);
+    RangeJob job = {x->data, x->numel, x->numel >= 64 ? 64 : 1, los, his};  // every item non-empty
+    parallel_for(job.items, range_task, &job);
     *lo = los[0], *hi = his[0];
-    for (int i = 1; i < items; i++) *lo = fminf(*lo, los[i]), *hi = fmaxf(*hi, his[i]);
+    for (int i = 1; i < job.items; i++) *lo = fminf(*lo, los[i]), *hi = fmaxf(*hi, his[i]);
 }
 
 typedef struct BaseJob {
