@@ -22,6 +22,7 @@
 #include "train/sgd.h"
 #include "train/trainer.h"
 #include "quant/control.h"
+#include "quant/ddq.h"
 
 static double now(void) {
     struct timespec ts;
@@ -81,10 +82,16 @@ typedef struct Config {
     Mnv2Variant variant;
 } Config;
 
+/* DDQ's cost depends on the bits (2^b − 1 thresholds to search): time it where a run spends its
+ * steps, at the budget, or at the 8 bits a run starts from. */
+static void set_bits(Quantizer *q, void *ctx) {
+    if (ddq_is(q) && !q->pinned) ddq_set_merged(q, DDQ_K - *(const int *)ctx);
+}
+
 int main(int argc, char **argv) {
     char model[OPT_STRLEN] = "all", variant[OPT_STRLEN] = "s1x3", input[OPT_STRLEN] = "cifar";
     float width = 0, budget = 8;
-    int batch = 0, threads = 0, min_iters = 5;
+    int batch = 0, threads = 0, min_iters = 5, ddq_bits = 4;
     bool profile = false;
     char quant[OPT_STRLEN] = "none", phase[OPT_STRLEN] = "joint";
     Option opts[] = {
@@ -99,6 +106,7 @@ int main(int argc, char **argv) {
         {"profile", OPT_BOOL, &profile, "print the time per op kind of the training steps"},
         {"quant", OPT_CHOICE, quant, "quantize the model (W4A4) with this method", 0, 0, "none|ddq|lsq|pact|minmax"},
         {"phase", OPT_CHOICE, phase, "DDQ phase to time", 0, 0, "joint|frozen"},
+        {"ddq_bits", OPT_INT, &ddq_bits, "bits of every unpinned DDQ quantizer while timed (8: a run's start)", 2, 8},
     };
     options_parse(opts, sizeof opts / sizeof *opts, argc, argv, "Training/eval throughput of the models.");
     ops_init_from_env();
@@ -159,6 +167,7 @@ int main(int argc, char **argv) {
                     t.no_grad = true, t.training = false;
                     model_forward(m, &t, x);
                     quant_calibrate_end(qc);
+                    quant_each(qc, set_bits, &ddq_bits);
                     quant_run_init(&run, qc, 1000000, 0.01f);
                     run.step = !strcmp(phase, "joint") ? 300000 : 900000;
                     b.run = &run;
@@ -182,9 +191,9 @@ int main(int argc, char **argv) {
                 printf("| %s%s%s | %.1f | %d | %d | %.1f | %.1f | %.1f | %ld |\n", m->name, strcmp(quant, "none") ? " " : "",
                        strcmp(quant, "none") ? quant : "", (double)m->macs / 1e6, B, thr[ti], tr_ips, gflops, ev_ips, rss);
                 fflush(stdout);
-                fprintf(stderr, "RESULT bench=train model=%s quant=%s phase=%s mmacs=%.2f batch=%d threads=%d train_img_s=%.2f "
+                fprintf(stderr, "RESULT bench=train model=%s quant=%s phase=%s ddq_bits=%d mmacs=%.2f batch=%d threads=%d train_img_s=%.2f "
                                 "train_ms_step=%.1f train_iters=%d train_gflops=%.2f eval_img_s=%.2f eval_iters=%d rss_mb=%ld\n",
-                        m->name, quant, phase, (double)m->macs / 1e6, B, thr[ti], tr_ips, 1e3 * tt, it_train, gflops, ev_ips, it_eval, rss);
+                        m->name, quant, phase, ddq_bits, (double)m->macs / 1e6, B, thr[ti], tr_ips, 1e3 * tt, it_train, gflops, ev_ips, it_eval, rss);
                 sgd_free(&opt);
                 arena_free(&a);
                 arena_free(&in);

@@ -21,6 +21,7 @@ int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *o) {
     o[n++] = (Option){"fp32_lr", OPT_FLOAT, &p->fp32_lr, "FP32 peak learning rate", 0, 100};
     o[n++] = (Option){"fp32_warmup", OPT_FLOAT, &p->fp32_warmup, "FP32 warm-up epochs", 0, 100000};
     o[n++] = (Option){"fp32_dir", OPT_STRING, p->fp32_dir, "FP32 run directory, reused when finished (empty: derived)"};
+    o[n++] = (Option){"fp32_seed", OPT_INT, &p->fp32_seed, "seed of the FP32 model (0: --seed); fine-tune seeds share one FP32 model", 0, 1 << 30};
     return n + quant_config_options(q, o + n);
 }
 
@@ -199,14 +200,15 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
     memset(out, 0, sizeof *out);
     quant_config_check(qcfg, x->prog);
     // 1. FP32 (trained, or reused by the trainer's resume when finished)
-    Model *fm = build(build_ctx, &nn_float_factory, (uint64_t)cfg->seed, &x->train);
-    snprintf(out->model, sizeof out->model, "%s", fm->name);
     TrainConfig fc = *cfg;
+    if (p->fp32_seed) fc.seed = p->fp32_seed;
+    Model *fm = build(build_ctx, &nn_float_factory, (uint64_t)fc.seed, &x->train);
+    snprintf(out->model, sizeof out->model, "%s", fm->name);
     fc.epochs = p->fp32_epochs, fc.lr = p->fp32_lr, fc.warmup = p->fp32_warmup, fc.resume = true, fc.stop_after = 0;
     if (fc.warmup > fc.epochs) fc.warmup = (float)fc.epochs;
     char dir[1024];
     if (p->fp32_dir[0]) snprintf(dir, sizeof dir, "%s", p->fp32_dir);
-    else snprintf(dir, sizeof dir, "runs/fp32-%s-%s-e%d-seed%d", fm->name, cfg->dataset, p->fp32_epochs, cfg->seed);
+    else snprintf(dir, sizeof dir, "runs/fp32-%s-%s-e%d-seed%d", fm->name, cfg->dataset, p->fp32_epochs, fc.seed);
     if (strlen(dir) >= sizeof fc.out_dir) DQ_FATAL_FILE(x->prog, "FP32 directory name too long: %s", dir);
     strcpy(fc.out_dir, dir);
     printf("== FP32 %s (%s)\n", fm->name, fc.out_dir);

@@ -1,7 +1,8 @@
 /* qpipeline.h — the quantization experiment, shared by the exp_* files that quantize:
  *
  *   1. FP32: train the model, or reuse <fp32_dir>/checkpoint.bin when it holds the finished run
- *      (same model, seed and epochs: it is the trainer's own --resume);
+ *      (same model, seed and epochs: it is the trainer's own --resume; --fp32_seed lets several
+ *      fine-tune seeds share one FP32 model);
  *   2. build the same architecture with the quantized layer factory and copy the FP32
  *      parameters and BatchNorm statistics into it by name;
  *   3. calibrate the activation quantizers on a few training batches (evaluation mode);
@@ -26,6 +27,7 @@ typedef struct QPipelineConfig {
     float fp32_lr;                   // FP32 peak learning rate (the fine-tune uses cfg->lr)
     float fp32_warmup;               // FP32 warm-up epochs (the fine-tune uses cfg->warmup)
     char fp32_dir[OPT_STRLEN];       // where the FP32 run lives ("" = derived from the model)
+    int fp32_seed;                   // seed of the FP32 run (0 = the fine-tune's seed)
 } QPipelineConfig;
 
 typedef struct QPipelineResult {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/ops.h"
 #include "core/threads.h"
 
 #if defined(__AVX512F__)
@@ -23,6 +24,8 @@
  * thresholds (up to DDQ_MAX_BUCKETS), so a bucket rarely holds more than one. */
 #define DDQ_MIN_BUCKETS 1024
 #define DDQ_MAX_BUCKETS 16384
+
+enum { REG_THRESH, REG_COARSE, REG_PAIR, REG_MID, REG_LO, REG_HI, REG_TABLES };
 
 typedef struct Ddq {
     Quantizer base;
@@ -39,6 +42,8 @@ typedef struct Ddq {
     float child_lo[DDQ_FINE], child_hi[DDQ_FINE];  // their values (v at m − 1)
     float pair[DDQ_FINE];         // per block: the value of its pair at m + 1 bits merged
     int nc;
+    float reg[REG_TABLES][32];    // nc <= 32: thresh, coarse, pair, child_mid/lo/hi padded to 32
+                                  // (+inf thresholds) for the AVX-512 kernels' permute lookups
     uint8_t *bucket;              // (n_buckets + 4) bin of each bucket's lower edge; +4: gathers
     int n_buckets, cap_buckets;
     float bucket_lo, bucket_scale;
@@ -111,6 +116,15 @@ static void rebuild(Ddq *d) {
         table_at(d, d->m + 1, upper);
         for (int j = 0; j < d->nc; j++) d->pair[j] = upper[j / 2];
     }
+    for (int j = 0; j < 32 && d->nc <= 32; j++) {
+        bool in = j < d->nc;
+        d->reg[REG_THRESH][j] = j < d->nc - 1 ? d->thresh[j] : INFINITY;
+        d->reg[REG_COARSE][j] = in ? d->coarse[j] : 0;
+        d->reg[REG_PAIR][j] = in && d->m < DDQ_K ? d->pair[j] : 0;
+        d->reg[REG_MID][j] = in && d->m > 0 ? d->child_mid[j] : 0;
+        d->reg[REG_LO][j] = in && d->m > 0 ? d->child_lo[j] : 0;
+        d->reg[REG_HI][j] = in && d->m > 0 ? d->child_hi[j] : 0;
+    }
     build_buckets(d);
 }
 
@@ -145,8 +159,8 @@ static inline int bin_fast(const Ddq *d, float x) {
     int k = u > 0 ? (u < d->n_buckets - 1 ? (int)u : d->n_buckets - 1) : 0;  // NaN -> 0
     int b = d->bucket[k];
     b += (x >= d->thresh[b]) + (x >= d->thresh[b + 1]);
-    while (x >= d->thresh[b]) b++;
-    return b;
+    while (b < d->nc - 1 && x >= d->thresh[b]) b++;
+    return b < d->nc - 1 ? b : d->nc - 1;  // x = +inf passes the +inf sentinels too
 }
 
 /* Keep coarse values at least gap apart, moving whole blocks away from the pinned one. */
@@ -242,17 +256,42 @@ typedef struct DdqJob {
     const Toggled *toggled;  // product-rule variant: outputs with one gate flipped
     bool signals;            // gate signals wanted (joint phase)
     bool dx_overwrite;       // dx is fresh: store instead of add
+    bool levels;             // the level gradients' histogram is wanted
 } DdqJob;
 
 static size_t chunk_begin(const DdqJob *j, int c) { return j->n * (size_t)c / (size_t)j->chunks; }
 
 #if defined(__AVX512F__)
+/* Up to 32 coarse values (5 bits or fewer, where a run spends most of its steps): thresholds and
+ * values fit in two registers each, and a branch-free binary search with two-register permutes
+ * finds the bin: b = the number of thresholds <= x, as bin_of (a NaN compares false: bin 0). */
+static size_t forward_avx512_small(const Ddq *d, const float *x, float *y, uint8_t *bins, size_t e, size_t e1) {
+    const __m512 t0 = _mm512_loadu_ps(d->reg[REG_THRESH]), t1 = _mm512_loadu_ps(d->reg[REG_THRESH] + 16);
+    const __m512 c0 = _mm512_loadu_ps(d->reg[REG_COARSE]), c1 = _mm512_loadu_ps(d->reg[REG_COARSE] + 16);
+    int top = 1;  // the first step: half the table (nc is a power of 2, so b stops at nc − 1)
+    while (2 * top < d->nc) top *= 2;
+    for (; e + 16 <= e1; e += 16) {
+        __m512 xv = _mm512_loadu_ps(x + e);
+        __m512i b = _mm512_setzero_si512();
+        for (int s = top; s; s >>= 1) {
+            __m512i step = _mm512_set1_epi32(s);
+            __m512i probe = _mm512_add_epi32(b, _mm512_set1_epi32(s - 1));
+            __mmask16 ge = _mm512_cmp_ps_mask(xv, _mm512_permutex2var_ps(t0, probe, t1), _CMP_GE_OQ);
+            b = _mm512_mask_add_epi32(b, ge, b, step);
+        }
+        _mm512_storeu_ps(y + e, _mm512_permutex2var_ps(c0, b, c1));
+        _mm_storeu_si128((__m128i *)(void *)(bins + e), _mm512_cvtepi32_epi8(b));
+    }
+    return e;
+}
+
 /* bin_fast for 16 elements at a time with gathers; the same arithmetic as the scalar code, so
  * the same bins (max(u, 0) maps NaN to 0, as the scalar test does). Returns where it stopped. */
 static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bins, size_t e, size_t e1) {
     const __m512 lo = _mm512_set1_ps(d->bucket_lo), scale = _mm512_set1_ps(d->bucket_scale);
     const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps((float)(d->n_buckets - 1));
-    const __m512i byte = _mm512_set1_epi32(0xff), one = _mm512_set1_epi32(1);
+    const __m512i byte = _mm512_set1_epi32(0xff), one = _mm512_set1_epi32(1), last = _mm512_set1_epi32(d->nc - 1);
+    if (d->nc <= 32) return forward_avx512_small(d, x, y, bins, e, e1);
     for (; e + 16 <= e1; e += 16) {
         __m512 xv = _mm512_loadu_ps(x + e);
         __m512 u = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(xv, lo), scale), zero), top);
@@ -260,12 +299,13 @@ static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bi
         __m512 t0 = _mm512_i32gather_ps(b, d->thresh, 4), t1 = _mm512_i32gather_ps(_mm512_add_epi32(b, one), d->thresh, 4);
         b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t0, _CMP_GE_OQ), b, one);
         b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t1, _CMP_GE_OQ), b, one);
+        b = _mm512_min_epi32(b, last);  // x = +inf passes the +inf sentinels too
         __mmask16 more = _mm512_cmp_ps_mask(xv, _mm512_i32gather_ps(b, d->thresh, 4), _CMP_GE_OQ);
         if (more) {  // lanes in a crowded bucket: finish them one by one
             int lanes[16];
             _mm512_storeu_si512(lanes, b);
             for (int l = 0; l < 16; l++)
-                while (x[e + l] >= d->thresh[lanes[l]]) lanes[l]++;
+                while (lanes[l] < d->nc - 1 && x[e + l] >= d->thresh[lanes[l]]) lanes[l]++;
             b = _mm512_loadu_si512(lanes);
         }
         _mm512_storeu_ps(y + e, _mm512_i32gather_ps(b, d->coarse, 4));
@@ -291,6 +331,10 @@ static void forward_task(void *ctx, int begin, int end, int tid) {
         }
         return;
     }
+    if (ops_use_ref_kernels) {  // the specification: a binary search over the thresholds
+        for (size_t e = e0; e < e1; e++) bins[e] = (uint8_t)bin_of(d->thresh, d->nc, x[e]), y[e] = d->coarse[bins[e]];
+        return;
+    }
 #if defined(__AVX512F__)
     e0 = forward_avx512(d, x, y, bins, e0, e1);
 #endif
@@ -301,12 +345,16 @@ static void forward_task(void *ctx, int begin, int end, int tid) {
     }
 }
 
-/* Per-thread accumulators: h, h_lo, h_hi, Σx, count (nc each), product-rule signals (K).
- * The histograms are kept in COPIES interleaved copies (element e adds to copy e % COPIES), so
- * runs of elements in the same bin do not wait on each other's read-modify-write. */
-enum { ACC_H, ACC_LO, ACC_HI, ACC_SX, ACC_N, ACC_TABLES };
+/* Per-thread accumulators: h (the level gradients' histogram), Σx and count (α), nc each; the
+ * K product-rule signals; the two frontier signals c_down and c_up. The generic loop keeps them
+ * in COPIES interleaved copies (element e adds to copy e % COPIES), so runs of elements in the
+ * same bin do not wait on each other's read-modify-write. */
+enum { ACC_H, ACC_SX, ACC_N, ACC_TABLES };
+#define ACC_GATES (ACC_TABLES * DDQ_FINE)
+#define ACC_DOWN (ACC_GATES + DDQ_K)
+#define ACC_UP (ACC_DOWN + 1)
+#define ACC_DOUBLES (ACC_UP + 1)
 #define COPIES 4
-#define ACC_DOUBLES (ACC_TABLES * DDQ_FINE + DDQ_K)
 
 static double *accumulators(int tid) {
     return (double *)(void *)threads_scratch(tid, THREADS_SLOT_KERNEL, 2 * COPIES * ACC_DOUBLES);
@@ -317,16 +365,19 @@ struct Toggled {
     float v[DDQ_K][DDQ_FINE];
 };
 
-static void backward_task(void *ctx, int begin, int end, int tid) {
-    const DdqJob *j = ctx;
+/* One element's share of the frontier signals: c_down = Σ g·(pair(bin) − v_bin) for merging one
+ * more bit, c_up = Σ g·(child(x) − v_bin) for un-merging the last (x in the levels' units). */
+static inline void element_signals(const Ddq *d, float x, float g, int b, double *acc) {
+    if (d->m < DDQ_K) acc[ACC_DOWN] += (double)g * (d->pair[b] - d->coarse[b]);
+    if (d->m > 0) acc[ACC_UP] += (double)g * ((x >= d->child_mid[b] ? d->child_hi[b] : d->child_lo[b]) - d->coarse[b]);
+}
+
+/* The plain loop: every variant (per-channel scales, α, product rule), any number of levels. */
+static void backward_generic(const DdqJob *j, size_t e0, size_t e1, double *all) {
     const Ddq *d = j->d;
-    double *all = accumulators(tid);
-    memset(all, 0, COPIES * ACC_DOUBLES * sizeof(double));
     float lo = d->coarse[0], hi = d->coarse[d->nc - 1];
     const Toggled *tg = j->toggled;
-    // The half-block split is only needed for c_up while the gates learn.
-    bool split = d->m > 0 && j->signals, alpha = d->cfg->alpha != 0;
-    size_t e0 = chunk_begin(j, begin), e1 = chunk_begin(j, end);
+    bool alpha = d->cfg->alpha != 0;
     if (d->scale) {  // per-channel weights: the same estimators on x / s_c, level gradients times s_c
         for (size_t e = e0; e < e1; e++) {
             double *acc = all + (e % COPIES) * ACC_DOUBLES;
@@ -334,11 +385,11 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
             int b = j->bins[e];
             float pass = (x >= lo && x <= hi) ? g : 0.0f;
             if (j->dx) j->dx[e] = j->dx_overwrite ? pass : j->dx[e] + pass;
-            if (split) acc[(x >= d->child_mid[b] ? ACC_HI : ACC_LO) * DDQ_FINE + b] += g * s;
-            else acc[ACC_H * DDQ_FINE + b] += g * s;
+            acc[ACC_H * DDQ_FINE + b] += g * s;
+            if (j->signals) element_signals(d, x, g * s, b, acc);
             if (alpha) acc[ACC_SX * DDQ_FINE + b] += x, acc[ACC_N * DDQ_FINE + b] += 1;
         }
-        e0 = e1;  // (the product-rule variant is per tensor only)
+        return;  // (the product-rule variant is per tensor only)
     }
     // Blocks of BLOCK elements: the vectorised straight-through loop first, then the histogram
     // loop over the same block while its x and dy are still in L1.
@@ -357,8 +408,8 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
             double *acc = all + (e % COPIES) * ACC_DOUBLES;
             float x = j->x[e], g = j->dy[e];
             int b = j->bins[e];
-            if (split) acc[(x >= d->child_mid[b] ? ACC_HI : ACC_LO) * DDQ_FINE + b] += g;  // h = h_lo + h_hi
-            else acc[ACC_H * DDQ_FINE + b] += g;
+            acc[ACC_H * DDQ_FINE + b] += g;
+            if (j->signals) element_signals(d, x, g, b, acc);
             if (alpha) acc[ACC_SX * DDQ_FINE + b] += x, acc[ACC_N * DDQ_FINE + b] += 1;
             if (tg) {  // the full 8-bit index: nearest fine level
                 const float *q = d->fine->data;
@@ -368,15 +419,111 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
                     if (x >= 0.5f * (q[mid] + q[mid + 1])) l = mid + 1;
                     else r = mid;
                 }
-                double *ck = acc + ACC_TABLES * DDQ_FINE;
-                for (int k = 0; k < DDQ_K; k++) ck[k] += (double)g * (tg->v[k][l] - d->coarse[b]);
+                for (int k = 0; k < DDQ_K; k++) acc[ACC_GATES + k] += (double)g * (tg->v[k][l] - d->coarse[b]);
             }
         }
     }
+}
+
+#if defined(__AVX512F__)
+/* h over one block. Up to 16 bins: one register of per-lane sums per bin, a masked add for each
+ * (NB is a constant, so the loop unrolls and the sums stay in registers). More bins: float sums
+ * in four copies (no store-to-load chains between neighbours in one bin). Either way the block's
+ * float sums are added to the double totals once. */
+static inline __attribute__((always_inline)) void histogram_regs(const uint8_t *bins, const float *g, size_t n,
+                                                                 int nc, double *h, const int NB) {
+    __m512 acc[16];
+    for (int k = 0; k < NB; k++) acc[k] = _mm512_setzero_ps();
+    size_t e = 0;
+    for (; e + 16 <= n; e += 16) {
+        __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(bins + e)));
+        __m512 gv = _mm512_loadu_ps(g + e);
+        for (int k = 0; k < NB; k++)
+            acc[k] = _mm512_mask_add_ps(acc[k], _mm512_cmpeq_epi32_mask(b, _mm512_set1_epi32(k)), acc[k], gv);
+    }
+    for (int k = 0; k < nc; k++) h[k] += (double)_mm512_reduce_add_ps(acc[k]);
+    for (; e < n; e++) h[bins[e]] += g[e];
+}
+
+static void histogram_copies(const uint8_t *bins, const float *g, size_t n, int nc, double *h);
+
+static void histogram_block(const uint8_t *bins, const float *g, size_t n, int nc, double *h) {
+    if (nc <= 4) histogram_regs(bins, g, n, nc, h, 4);
+    else if (nc <= 8) histogram_regs(bins, g, n, nc, h, 8);
+    else if (nc <= 16) histogram_regs(bins, g, n, nc, h, 16);
+    else histogram_copies(bins, g, n, nc, h);
+}
+
+static void histogram_copies(const uint8_t *bins, const float *g, size_t n, int nc, double *h) {
+    float c[4][32] = {{0}};
+    size_t e = 0;
+    for (; e + 4 <= n; e += 4) {
+        c[0][bins[e]] += g[e], c[1][bins[e + 1]] += g[e + 1];
+        c[2][bins[e + 2]] += g[e + 2], c[3][bins[e + 3]] += g[e + 3];
+    }
+    for (; e < n; e++) c[0][bins[e]] += g[e];
+    for (int k = 0; k < nc; k++) h[k] += (double)c[0][k] + (double)c[1][k] + (double)c[2][k] + (double)c[3][k];
+}
+
+static inline __m512 lookup(const float *table, __m512i b) {  // table[b] for a padded 32-entry table
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(table), b, _mm512_loadu_ps(table + 16));
+}
+
+/* The common case — per tensor, at most 32 coarse values, no α, no product rule — 16 elements
+ * at a time: the straight-through dx and both signals in registers (tables looked up by
+ * permutes), then the block's histogram. Same estimators as backward_generic; float sums per
+ * block of 1024, so the last digits differ from it. */
+static void backward_avx512_small(const DdqJob *j, size_t e0, size_t e1, double *acc) {
+    const Ddq *d = j->d;
+    const __m512 lo = _mm512_set1_ps(d->coarse[0]), hi = _mm512_set1_ps(d->coarse[d->nc - 1]);
+    bool down = j->signals && d->m < DDQ_K, up = j->signals && d->m > 0;
+    enum { BLOCK = 1024 };
+    for (size_t b0 = e0; b0 < e1; b0 += BLOCK) {
+        size_t b1 = b0 + BLOCK < e1 ? b0 + BLOCK : e1, e = b0;
+        __m512 sd = _mm512_setzero_ps(), su = _mm512_setzero_ps();
+        for (; e + 16 <= b1; e += 16) {
+            __m512 x = _mm512_loadu_ps(j->x + e), g = _mm512_loadu_ps(j->dy + e);
+            if (j->dx) {
+                __mmask16 in = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(x, hi, _CMP_LE_OQ);
+                __m512 pass = _mm512_maskz_mov_ps(in, g);
+                if (!j->dx_overwrite) pass = _mm512_add_ps(pass, _mm512_loadu_ps(j->dx + e));
+                _mm512_storeu_ps(j->dx + e, pass);
+            }
+            if (!down && !up) continue;
+            __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(j->bins + e)));
+            __m512 v = lookup(d->reg[REG_COARSE], b);
+            if (down) sd = _mm512_fmadd_ps(g, _mm512_sub_ps(lookup(d->reg[REG_PAIR], b), v), sd);
+            if (up) {
+                __mmask16 upper = _mm512_cmp_ps_mask(x, lookup(d->reg[REG_MID], b), _CMP_GE_OQ);
+                __m512 child = _mm512_mask_blend_ps(upper, lookup(d->reg[REG_LO], b), lookup(d->reg[REG_HI], b));
+                su = _mm512_fmadd_ps(g, _mm512_sub_ps(child, v), su);
+            }
+        }
+        acc[ACC_DOWN] += (double)_mm512_reduce_add_ps(sd), acc[ACC_UP] += (double)_mm512_reduce_add_ps(su);
+        for (; e < b1; e++) {  // the block's tail
+            float x = j->x[e], g = j->dy[e], pass = (x >= d->coarse[0] && x <= d->coarse[d->nc - 1]) ? g : 0.0f;
+            if (j->dx) j->dx[e] = j->dx_overwrite ? pass : j->dx[e] + pass;
+            if (j->signals) element_signals(d, x, g, j->bins[e], acc);
+        }
+        if (j->levels) histogram_block(j->bins + b0, j->dy + b0, b1 - b0, d->nc, acc + ACC_H * DDQ_FINE);
+    }
+}
+#endif
+
+static void backward_task(void *ctx, int begin, int end, int tid) {
+    const DdqJob *j = ctx;
+    const Ddq *d = j->d;
+    double *all = accumulators(tid);
+    memset(all, 0, COPIES * ACC_DOUBLES * sizeof(double));
+    size_t e0 = chunk_begin(j, begin), e1 = chunk_begin(j, end);
+#if defined(__AVX512F__)
+    if (!ops_use_ref_kernels && d->nc <= 32 && !d->scale && d->cfg->alpha == 0 && !j->toggled)
+        backward_avx512_small(j, e0, e1, all);
+    else
+#endif
+        backward_generic(j, e0, e1, all);
     for (int c = 1; c < COPIES; c++)  // fold the copies into the first, in order
         for (int k = 0; k < ACC_DOUBLES; k++) all[k] += all[c * ACC_DOUBLES + k];
-    if (split)
-        for (int k = 0; k < DDQ_FINE; k++) all[ACC_H * DDQ_FINE + k] = all[ACC_LO * DDQ_FINE + k] + all[ACC_HI * DDQ_FINE + k];
 }
 
 /* Output for fine index i under an arbitrary merged-bit set `mask` (bit k set = merged):
@@ -398,7 +545,8 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
     bool overwrite;
     float *dx = tape_grad_overwrite(t, x, &overwrite);
     bool signals = !d->cfg->gates_frozen && !d->base.pinned;
-    DdqJob job = {d, x->data, r->out->grad, NULL, dx, s->bins, x->numel, threads_count(), NULL, signals, overwrite};
+    bool levels = fine->requires_grad && fine->grad;
+    DdqJob job = {d, x->data, r->out->grad, NULL, dx, s->bins, x->numel, threads_count(), NULL, signals, overwrite, levels};
     if (d->cfg->product_rule && signals) {  // tables of the K single-gate toggles around the current set
         Toggled *tg = arena_alloc(t->arena, sizeof *tg);
         int mask = (1 << d->m) - 1;
@@ -413,17 +561,13 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
         const double *a = accumulators(c);
         for (int k = 0; k < ACC_DOUBLES; k++) tot[k] += a[k];
     }
-    const double *h = tot, *hlo = tot + DDQ_FINE, *hhi = tot + 2 * DDQ_FINE, *sx = tot + 3 * DDQ_FINE,
-                 *cnt = tot + 4 * DDQ_FINE, *ck = tot + ACC_TABLES * DDQ_FINE;
+    const double *h = tot + ACC_H * DDQ_FINE, *sx = tot + ACC_SX * DDQ_FINE, *cnt = tot + ACC_N * DDQ_FINE;
     // Gate signals: first-order changes of L from merging one more / un-merging the last bit.
-    for (int j = 0; j < d->nc && signals; j++) {
-        if (d->m < DDQ_K) d->sig_down += h[j] * (d->pair[j] - d->coarse[j]);
-        if (d->m > 0) d->sig_up += hlo[j] * (d->child_lo[j] - d->coarse[j]) + hhi[j] * (d->child_hi[j] - d->coarse[j]);
-    }
-    for (int k = 0; k < DDQ_K; k++) d->sig_gate[k] += ck[k];
+    if (signals) d->sig_down += tot[ACC_DOWN], d->sig_up += tot[ACC_UP];
+    for (int k = 0; k < DDQ_K; k++) d->sig_gate[k] += tot[ACC_GATES + k];
     // Level gradients: h_j scaled per quantizer (+ α·∂mean((x_q − x)²)/∂v_j), given to every fine
     // level of block j so the block moves rigidly; the pinned block gets none.
-    if (!fine->requires_grad || !fine->grad) return;
+    if (!levels) return;
     double scale = 1.0 / sqrt((double)d->base.elems * (double)(d->nc - 1 > 0 ? d->nc - 1 : 1));
     int B = 1 << d->m, pinned = d->cfg->pin_zero && d->zero_index >= 0 ? d->zero_index >> d->m : -1;
     double n = (double)x->numel;
