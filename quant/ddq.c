@@ -512,11 +512,11 @@ static void backward_avx512_small(const DdqJob *j, size_t e0, size_t e1, double 
 
 static void backward_task(void *ctx, int begin, int end, int tid) {
     const DdqJob *j = ctx;
-    const Ddq *d = j->d;
     double *all = accumulators(tid);
     memset(all, 0, COPIES * ACC_DOUBLES * sizeof(double));
     size_t e0 = chunk_begin(j, begin), e1 = chunk_begin(j, end);
 #if defined(__AVX512F__)
+    const Ddq *d = j->d;
     if (!ops_use_ref_kernels && d->nc <= 32 && !d->scale && d->cfg->alpha == 0 && !j->toggled)
         backward_avx512_small(j, e0, e1, all);
     else
