@@ -5,7 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "core/error.h"
+#include "core/ops.h"
 #include "core/threads.h"
 
 typedef struct Base {
@@ -180,12 +185,102 @@ static inline QVal quantize_one(const Base *b, const float *range, float x, int 
     return r;
 }
 
+#if defined(__AVX512F__)
+/* Per-tensor min/max activations, PACT and LSQ(+), 16 elements at a time: the arithmetic of
+ * quantize_one with the constants hoisted (a NaN input gives the same output: max(NaN, c) is c,
+ * as fmaxf; comparisons with NaN are false). Parameter-gradient sums are float per block of
+ * 1024 elements, then double. Returns where it stopped (the tail is the caller's). */
+typedef struct Flat {
+    float s, beta, lo, hi, zero, levels;  // the method's constants for this tensor
+} Flat;
+
+static bool flat_ok(const Base *b) {
+    return !ops_use_ref_kernels && b->channels == 1 &&
+           (b->kind == BASE_LSQ || b->kind == BASE_PACT || (b->kind == BASE_MINMAX && b->base.role == QROLE_ACTIVATION));
+}
+
+static Flat flat_constants(const Base *b) {
+    Flat f = {.levels = (float)((1 << b->bits) - 1)};
+    if (b->kind == BASE_LSQ) f.s = b->p0->data[0], f.beta = b->p1 ? b->p1->data[0] : 0, f.lo = -qn(b), f.hi = qp(b);
+    if (b->kind == BASE_PACT) f.hi = b->p0->data[0], f.s = f.hi / f.levels;
+    if (b->kind == BASE_MINMAX) {
+        f.lo = b->lo, f.hi = b->hi, f.s = (f.hi - f.lo) / f.levels;
+        if (f.s <= 0) f.s = 1e-12f;
+        f.zero = rintf(-f.lo / f.s);
+    }
+    return f;
+}
+
+static inline __m512 rint16(__m512 v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+static size_t forward_flat(const Base *b, const float *x, float *y, size_t e, size_t e1) {
+    Flat f = flat_constants(b);
+    const __m512 s = _mm512_set1_ps(f.s), beta = _mm512_set1_ps(f.beta), lo = _mm512_set1_ps(f.lo),
+                 hi = _mm512_set1_ps(f.hi), zero = _mm512_set1_ps(f.zero), levels = _mm512_set1_ps(f.levels),
+                 z = _mm512_setzero_ps();
+    for (; e + 16 <= e1; e += 16) {
+        __m512 xv = _mm512_loadu_ps(x + e), out;
+        if (b->kind == BASE_LSQ) {
+            __m512 v = _mm512_div_ps(_mm512_sub_ps(xv, beta), s);
+            __mmask16 below = _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), above = _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ);
+            v = _mm512_mask_blend_ps(above, _mm512_mask_blend_ps(below, rint16(v), lo), hi);
+            out = _mm512_add_ps(_mm512_mul_ps(v, s), beta);
+        } else if (b->kind == BASE_PACT) {
+            __m512 v = _mm512_min_ps(_mm512_max_ps(xv, z), hi);
+            out = f.s > 0 ? _mm512_mul_ps(rint16(_mm512_div_ps(v, s)), s) : z;
+        } else {
+            __m512 v = _mm512_add_ps(rint16(_mm512_div_ps(xv, s)), zero);
+            v = _mm512_min_ps(_mm512_max_ps(v, z), levels);
+            out = _mm512_mul_ps(_mm512_sub_ps(v, zero), s);
+        }
+        _mm512_storeu_ps(y + e, out);
+    }
+    return e;
+}
+
+/* dx += dy·(∂y/∂x), p[0] += Σ dy·∂y/∂p0, p[1] += Σ dy·∂y/∂p1 (see quantize_one). */
+static size_t backward_flat(const Base *b, const float *x, const float *dy, float *dx, size_t e, size_t e1, double *p) {
+    Flat f = flat_constants(b);
+    const __m512 s = _mm512_set1_ps(f.s), beta = _mm512_set1_ps(f.beta), lo = _mm512_set1_ps(f.lo),
+                 hi = _mm512_set1_ps(f.hi), z = _mm512_setzero_ps();
+    enum { BLOCK = 1024 };
+    while (e + 16 <= e1) {
+        size_t b1 = e + BLOCK < e1 ? e + BLOCK : e1;
+        __m512 a0 = z, a1 = z;
+        for (; e + 16 <= b1; e += 16) {
+            __m512 xv = _mm512_loadu_ps(x + e), g = _mm512_loadu_ps(dy + e);
+            __mmask16 inside;
+            if (b->kind == BASE_LSQ) {
+                __m512 v = _mm512_div_ps(_mm512_sub_ps(xv, beta), s);
+                __mmask16 below = _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), above = _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ);
+                inside = (__mmask16)~(below | above);
+                __m512 d0 = _mm512_mask_blend_ps(above, _mm512_mask_blend_ps(below, _mm512_sub_ps(rint16(v), v), lo), hi);
+                a0 = _mm512_add_ps(a0, _mm512_mul_ps(g, d0));
+                a1 = _mm512_add_ps(a1, _mm512_maskz_mov_ps((__mmask16)~inside, g));
+            } else if (b->kind == BASE_PACT) {
+                __mmask16 clipped = _mm512_cmp_ps_mask(xv, hi, _CMP_GE_OQ);
+                inside = _mm512_cmp_ps_mask(xv, z, _CMP_GE_OQ) & _mm512_cmp_ps_mask(xv, hi, _CMP_LT_OQ);
+                a0 = _mm512_add_ps(a0, _mm512_maskz_mov_ps(clipped, g));
+            } else {
+                inside = _mm512_cmp_ps_mask(xv, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(xv, hi, _CMP_LE_OQ);
+            }
+            if (dx) _mm512_storeu_ps(dx + e, _mm512_add_ps(_mm512_loadu_ps(dx + e), _mm512_maskz_mov_ps(inside, g)));
+        }
+        p[0] += (double)_mm512_reduce_add_ps(a0), p[1] += (double)_mm512_reduce_add_ps(a1);
+    }
+    return e;
+}
+#endif
+
 /* Channels cycle fastest (channels-last), so c is stepped rather than computed as e % C: an
  * integer division per element would cost more than the quantization itself. */
 static void forward_task(void *ctx, int begin, int end, int tid) {
     const BaseJob *j = ctx;
     int C = j->b->channels;
     size_t e0 = at(j, begin), e1 = at(j, end);
+#if defined(__AVX512F__)
+    if (flat_ok(j->b)) e0 = forward_flat(j->b, j->x, j->y, e0, e1);
+#endif
     int c = (int)(e0 % (size_t)C);
     for (size_t e = e0; e < e1; e++) {
         j->y[e] = quantize_one(j->b, j->range, j->x[e], c).y;
@@ -201,6 +296,9 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     size_t e0 = at(j, begin), e1 = at(j, end);
     float *dx = j->dx;
     if (C == 1) {  // one channel: 8 interleaved partial sums, so the adds need not wait in line
+#if defined(__AVX512F__)
+        if (flat_ok(j->b)) e0 = backward_flat(j->b, j->x, j->dy, dx, e0, e1, s);
+#endif
         double p0[8] = {0}, p1[8] = {0};
         for (size_t e = e0; e < e1; e++) {
             QVal r = quantize_one(j->b, j->range, j->x[e], 0);

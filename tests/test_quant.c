@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/threads.h"
 #include "helpers.h"
 #include "nn/lenet.h"
 #include "nn/mobilenetv2.h"
@@ -99,6 +100,66 @@ Test(baselines, pact_matches_its_formulas, .init = setup, .fini = teardown) {
     tape_backward_from(&T, y, (const float[]){1, 1, 1, 1, 1, 1});
     assert_close(x->grad, (float[]){0, 1, 1, 1, 0, 0}, 6, 0, 0, "STE for 0 <= x < α");
     cr_assert_float_eq(alpha->grad[0], 2, 1e-6, "dα = Σ dy over x >= α");
+}
+
+/* One forward + backward of q on x (kept outside the tape's arena) with output gradient r. */
+typedef struct BasePass {
+    float *y, *dx, p0, p1;
+} BasePass;
+
+static BasePass base_pass(Quantizer *q, Tensor *x, const float *r, bool reference) {
+    ops_use_ref_kernels = reference;
+    slab_zero_grad(&slab);
+    tape_reset(&T);
+    x->grad = NULL;
+    Tensor *y = quantizer_forward(q, &T, x);
+    tape_backward_from(&T, y, r);
+    ops_use_ref_kernels = false;
+    Tensor *a = baseline_param(q, 0), *b = baseline_param(q, 1);
+    return (BasePass){copy_floats(y->data, x->numel), copy_floats(x->grad, x->numel), a ? a->grad[0] : 0, b ? b->grad[0] : 0};
+}
+
+/* The vectorised per-tensor kernels (min/max activations, PACT, LSQ, LSQ+) against quantize_one
+ * on 1037 elements over 2 threads, ±inf and values past both ends included (a NaN only in the
+ * forward: its parameter gradients are NaN either way). */
+Test(baselines, fast_kernels_match_the_reference, .init = setup, .fini = teardown) {
+    struct { BaselineKind kind; bool is_signed; int bits; } cases[] = {
+        {BASE_LSQ, true, 3}, {BASE_LSQ, false, 4}, {BASE_PACT, false, 2}, {BASE_MINMAX, true, 4}, {BASE_MINMAX, false, 3}};
+    int n = 1037;
+    Arena keep;
+    arena_init(&keep, 1 << 16, 0);
+    Tensor *x = tensor_new(&keep, 1, &n);
+    float *r = arena_floats(&keep, (size_t)n);
+    threads_init(2);
+    T.training = false;  // min/max ranges stay where calibration put them: both passes see the same
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        Tensor *calib = rand_tensor(1, (const int[]){200}, cases[c].is_signed ? -2 : 0, 2);
+        Quantizer *q = baseline(cases[c].kind, QROLE_ACTIVATION, cases[c].is_signed, cases[c].bits, calib, n);
+        if (baseline_param(q, 1)) baseline_param(q, 1)->data[0] = 0.13f;  // a non-zero LSQ+ offset
+        rng_fill_uniform(&R, x->data, (size_t)n, -3, 3);
+        rng_fill_uniform(&R, r, (size_t)n, -1, 1);
+        x->requires_grad = true;
+        x->data[5] = INFINITY, x->data[6] = -INFINITY, x->data[7] = 0;
+        BasePass f = base_pass(q, x, r, false), ref = base_pass(q, x, r, true);
+        char what[64];
+        snprintf(what, sizeof what, "case %zu forward", c);
+        assert_close(f.y, ref.y, (size_t)n, 1e-6, 1e-7, what);
+        snprintf(what, sizeof what, "case %zu dx", c);
+        assert_bits_equal(f.dx, ref.dx, (size_t)n, what);
+        cr_assert(fabs(f.p0 - ref.p0) <= 1e-5 * fmax(1, fabs(ref.p0)), "case %zu: dp0 %g vs %g", c, f.p0, ref.p0);
+        cr_assert(fabs(f.p1 - ref.p1) <= 1e-5 * fmax(1, fabs(ref.p1)), "case %zu: dp1 %g vs %g", c, f.p1, ref.p1);
+        dq_free(f.y), dq_free(f.dx), dq_free(ref.y), dq_free(ref.dx);
+        x->data[9] = NAN;  // forward only
+        ops_use_ref_kernels = true;
+        float want = quantizer_forward(q, &T, x)->data[9];
+        ops_use_ref_kernels = false;
+        float got = quantizer_forward(q, &T, x)->data[9];
+        cr_assert(got == want || (isnan(got) && isnan(want)), "case %zu: NaN -> %g, reference %g", c, got, want);
+        quantizer_free(q), made[0] = made[1] = NULL;
+        slab_free(&slab), slab_init(&slab);
+    }
+    threads_init(1);
+    arena_free(&keep);
 }
 
 Test(baselines, minmax_and_dorefa_keep_zero_and_range, .init = setup, .fini = teardown) {
