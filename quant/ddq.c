@@ -26,6 +26,7 @@
 #define DDQ_MAX_BUCKETS 16384
 
 enum { REG_THRESH, REG_COARSE, REG_PAIR, REG_MID, REG_LO, REG_HI, REG_TABLES };
+#define DDQ_REG_MAX 64  // levels up to which the AVX-512 kernels look tables up in registers
 
 typedef struct Ddq {
     Quantizer base;
@@ -42,7 +43,7 @@ typedef struct Ddq {
     float child_lo[DDQ_FINE], child_hi[DDQ_FINE];  // their values (v at m − 1)
     float pair[DDQ_FINE];         // per block: the value of its pair at m + 1 bits merged
     int nc;
-    float reg[REG_TABLES][32];    // nc <= 32: thresh, coarse, pair, child_mid/lo/hi padded to 32
+    float reg[REG_TABLES][DDQ_REG_MAX];  // nc <= 64: thresh, coarse, pair, child_mid/lo/hi padded
                                   // (+inf thresholds) for the AVX-512 kernels' permute lookups
     uint8_t *bucket;              // (n_buckets + 4) bin of each bucket's lower edge; +4: gathers
     int n_buckets, cap_buckets;
@@ -116,7 +117,7 @@ static void rebuild(Ddq *d) {
         table_at(d, d->m + 1, upper);
         for (int j = 0; j < d->nc; j++) d->pair[j] = upper[j / 2];
     }
-    for (int j = 0; j < 32 && d->nc <= 32; j++) {
+    for (int j = 0; j < DDQ_REG_MAX && d->nc <= DDQ_REG_MAX; j++) {
         bool in = j < d->nc;
         d->reg[REG_THRESH][j] = j < d->nc - 1 ? d->thresh[j] : INFINITY;
         d->reg[REG_COARSE][j] = in ? d->coarse[j] : 0;
@@ -262,24 +263,31 @@ typedef struct DdqJob {
 static size_t chunk_begin(const DdqJob *j, int c) { return j->n * (size_t)c / (size_t)j->chunks; }
 
 #if defined(__AVX512F__)
-/* Up to 32 coarse values (5 bits or fewer, where a run spends most of its steps): thresholds and
- * values fit in two registers each, and a branch-free binary search with two-register permutes
- * finds the bin: b = the number of thresholds <= x, as bin_of (a NaN compares false: bin 0). */
+/* table[b] for a padded table of 32 entries (two registers) or 64 (four: bit 5 picks the pair). */
+static inline __m512 lookup(const float *table, __m512i b, bool wide) {
+    __m512 lo = _mm512_permutex2var_ps(_mm512_loadu_ps(table), b, _mm512_loadu_ps(table + 16));
+    if (!wide) return lo;
+    __m512 hi = _mm512_permutex2var_ps(_mm512_loadu_ps(table + 32), b, _mm512_loadu_ps(table + 48));
+    return _mm512_mask_blend_ps(_mm512_test_epi32_mask(b, _mm512_set1_epi32(32)), lo, hi);
+}
+
+/* Up to 64 coarse values (6 bits or fewer, where a run spends most of its steps): a branch-free
+ * binary search over the thresholds with register permutes finds 16 bins at a time: b = the
+ * number of thresholds <= x, as bin_of (a NaN compares false: bin 0; nc is a power of 2 and the
+ * padding +inf, so b stops at nc − 1). */
 static size_t forward_avx512_small(const Ddq *d, const float *x, float *y, uint8_t *bins, size_t e, size_t e1) {
-    const __m512 t0 = _mm512_loadu_ps(d->reg[REG_THRESH]), t1 = _mm512_loadu_ps(d->reg[REG_THRESH] + 16);
-    const __m512 c0 = _mm512_loadu_ps(d->reg[REG_COARSE]), c1 = _mm512_loadu_ps(d->reg[REG_COARSE] + 16);
-    int top = 1;  // the first step: half the table (nc is a power of 2, so b stops at nc − 1)
+    bool wide = d->nc > 32;
+    int top = 1;  // the first step: half the table
     while (2 * top < d->nc) top *= 2;
     for (; e + 16 <= e1; e += 16) {
         __m512 xv = _mm512_loadu_ps(x + e);
         __m512i b = _mm512_setzero_si512();
         for (int s = top; s; s >>= 1) {
-            __m512i step = _mm512_set1_epi32(s);
             __m512i probe = _mm512_add_epi32(b, _mm512_set1_epi32(s - 1));
-            __mmask16 ge = _mm512_cmp_ps_mask(xv, _mm512_permutex2var_ps(t0, probe, t1), _CMP_GE_OQ);
-            b = _mm512_mask_add_epi32(b, ge, b, step);
+            __mmask16 ge = _mm512_cmp_ps_mask(xv, lookup(d->reg[REG_THRESH], probe, wide), _CMP_GE_OQ);
+            b = _mm512_mask_add_epi32(b, ge, b, _mm512_set1_epi32(s));
         }
-        _mm512_storeu_ps(y + e, _mm512_permutex2var_ps(c0, b, c1));
+        _mm512_storeu_ps(y + e, lookup(d->reg[REG_COARSE], b, wide));
         _mm_storeu_si128((__m128i *)(void *)(bins + e), _mm512_cvtepi32_epi8(b));
     }
     return e;
@@ -291,7 +299,7 @@ static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bi
     const __m512 lo = _mm512_set1_ps(d->bucket_lo), scale = _mm512_set1_ps(d->bucket_scale);
     const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps((float)(d->n_buckets - 1));
     const __m512i byte = _mm512_set1_epi32(0xff), one = _mm512_set1_epi32(1), last = _mm512_set1_epi32(d->nc - 1);
-    if (d->nc <= 32) return forward_avx512_small(d, x, y, bins, e, e1);
+    if (d->nc <= DDQ_REG_MAX) return forward_avx512_small(d, x, y, bins, e, e1);
     for (; e + 16 <= e1; e += 16) {
         __m512 xv = _mm512_loadu_ps(x + e);
         __m512 u = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(xv, lo), scale), zero), top);
@@ -455,7 +463,7 @@ static void histogram_block(const uint8_t *bins, const float *g, size_t n, int n
 }
 
 static void histogram_copies(const uint8_t *bins, const float *g, size_t n, int nc, double *h) {
-    float c[4][32] = {{0}};
+    float c[4][DDQ_REG_MAX] = {{0}};
     size_t e = 0;
     for (; e + 4 <= n; e += 4) {
         c[0][bins[e]] += g[e], c[1][bins[e + 1]] += g[e + 1];
@@ -465,18 +473,15 @@ static void histogram_copies(const uint8_t *bins, const float *g, size_t n, int 
     for (int k = 0; k < nc; k++) h[k] += (double)c[0][k] + (double)c[1][k] + (double)c[2][k] + (double)c[3][k];
 }
 
-static inline __m512 lookup(const float *table, __m512i b) {  // table[b] for a padded 32-entry table
-    return _mm512_permutex2var_ps(_mm512_loadu_ps(table), b, _mm512_loadu_ps(table + 16));
-}
 
-/* The common case — per tensor, at most 32 coarse values, no α, no product rule — 16 elements
+/* The common case — per tensor, at most 64 coarse values, no α, no product rule — 16 elements
  * at a time: the straight-through dx and both signals in registers (tables looked up by
  * permutes), then the block's histogram. Same estimators as backward_generic; float sums per
  * block of 1024, so the last digits differ from it. */
 static void backward_avx512_small(const DdqJob *j, size_t e0, size_t e1, double *acc) {
     const Ddq *d = j->d;
     const __m512 lo = _mm512_set1_ps(d->coarse[0]), hi = _mm512_set1_ps(d->coarse[d->nc - 1]);
-    bool down = j->signals && d->m < DDQ_K, up = j->signals && d->m > 0;
+    bool down = j->signals && d->m < DDQ_K, up = j->signals && d->m > 0, wide = d->nc > 32;
     enum { BLOCK = 1024 };
     for (size_t b0 = e0; b0 < e1; b0 += BLOCK) {
         size_t b1 = b0 + BLOCK < e1 ? b0 + BLOCK : e1, e = b0;
@@ -491,11 +496,11 @@ static void backward_avx512_small(const DdqJob *j, size_t e0, size_t e1, double 
             }
             if (!down && !up) continue;
             __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(j->bins + e)));
-            __m512 v = lookup(d->reg[REG_COARSE], b);
-            if (down) sd = _mm512_fmadd_ps(g, _mm512_sub_ps(lookup(d->reg[REG_PAIR], b), v), sd);
+            __m512 v = lookup(d->reg[REG_COARSE], b, wide);
+            if (down) sd = _mm512_fmadd_ps(g, _mm512_sub_ps(lookup(d->reg[REG_PAIR], b, wide), v), sd);
             if (up) {
-                __mmask16 upper = _mm512_cmp_ps_mask(x, lookup(d->reg[REG_MID], b), _CMP_GE_OQ);
-                __m512 child = _mm512_mask_blend_ps(upper, lookup(d->reg[REG_LO], b), lookup(d->reg[REG_HI], b));
+                __mmask16 upper = _mm512_cmp_ps_mask(x, lookup(d->reg[REG_MID], b, wide), _CMP_GE_OQ);
+                __m512 child = _mm512_mask_blend_ps(upper, lookup(d->reg[REG_LO], b, wide), lookup(d->reg[REG_HI], b, wide));
                 su = _mm512_fmadd_ps(g, _mm512_sub_ps(child, v), su);
             }
         }
@@ -517,7 +522,7 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     size_t e0 = chunk_begin(j, begin), e1 = chunk_begin(j, end);
 #if defined(__AVX512F__)
     const Ddq *d = j->d;
-    if (!ops_use_ref_kernels && d->nc <= 32 && !d->scale && d->cfg->alpha == 0 && !j->toggled)
+    if (!ops_use_ref_kernels && d->nc <= DDQ_REG_MAX && !d->scale && d->cfg->alpha == 0 && !j->toggled)
         backward_avx512_small(j, e0, e1, all);
     else
 #endif
