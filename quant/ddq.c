@@ -47,6 +47,7 @@ typedef struct Ddq {
                                   // (+inf thresholds) for the AVX-512 kernels' permute lookups
     uint8_t *bucket;              // (n_buckets + 4) bin of each bucket's lower edge; +4: gathers
     int n_buckets, cap_buckets;
+    bool one_per_bucket;          // no bucket holds two thresholds: one compare finds the bin
     float bucket_lo, bucket_scale;
     float gate_merge, gate_unmerge;
     double ema_down, ema_up, ema_down_pos, ema_up_neg;
@@ -129,13 +130,23 @@ static void rebuild(Ddq *d) {
     build_buckets(d);
 }
 
+/* The bucket of x: the same float arithmetic everywhere (scalar and vector), so it is monotone in
+ * x and the table below is exact. NaN -> bucket 0. */
+static inline int bucket_of(const Ddq *d, float x) {
+    float u = (x - d->bucket_lo) * d->bucket_scale;
+    return u > 0 ? (u < d->n_buckets - 1 ? (int)u : d->n_buckets - 1) : 0;
+}
+
+/* bucket[k] = the number of thresholds whose own bucket is below k: all of them are below any x
+ * in bucket k (bucket_of is monotone), all thresholds of later buckets above it, so the bin of x
+ * is bucket[k] plus the thresholds of its own bucket that are <= x. */
 static void build_buckets(Ddq *d) {
     int nt = d->nc - 1;  // thresholds
-    float lo = d->coarse[0], hi = d->coarse[d->nc - 1];  // bucket 0 starts in bin 0
+    float lo = d->coarse[0], hi = d->coarse[d->nc - 1];
     float gap = hi - lo;
     for (int j = 0; j + 1 < nt; j++) gap = fminf(gap, d->thresh[j + 1] - d->thresh[j]);
     int n = DDQ_MIN_BUCKETS;
-    while (n < DDQ_MAX_BUCKETS && gap > 0 && (hi - lo) / n > gap) n *= 2;
+    while (n < DDQ_MAX_BUCKETS && gap > 0 && (hi - lo) / n >= gap) n *= 2;
     if (!(hi > lo)) hi = lo + 1e-6f;
     if (n > d->cap_buckets) {
         dq_free(d->bucket);
@@ -144,21 +155,22 @@ static void build_buckets(Ddq *d) {
     }
     d->n_buckets = n;
     d->bucket_lo = lo, d->bucket_scale = (float)n / (hi - lo);
-    int b = 0;  // one merge-like pass: bucket edges and thresholds both ascend
+    int j = 0, most = 0;  // one merge-like pass: buckets and thresholds both ascend
     for (int k = 0; k < n; k++) {
-        float edge = lo + (float)k / d->bucket_scale;
-        while (b < d->nc - 1 && edge >= d->thresh[b]) b++;
-        d->bucket[k] = (uint8_t)b;
+        int first = j;
+        while (j < nt && bucket_of(d, d->thresh[j]) < k) j++;
+        d->bucket[k] = (uint8_t)j;
+        if (k > 0 && j - first > most) most = j - first;  // thresholds of bucket k − 1
     }
+    if (nt - j > most) most = nt - j;  // the last bucket's
+    d->one_per_bucket = most <= 1;
 }
 
-/* thresh[nc − 1] and thresh[nc] are +inf, so b never passes the last bin. The two compares are
- * independent (thresholds are sorted), which keeps the common case free of branches; a bucket
- * with more than two thresholds (levels far apart at the ends, crowded elsewhere) takes the loop. */
+/* thresh[nc − 1] and thresh[nc] are +inf. The two compares are independent (thresholds are
+ * sorted), which keeps the common case free of branches; a bucket with more than two thresholds
+ * (levels far apart at the ends, crowded elsewhere) takes the loop. */
 static inline int bin_fast(const Ddq *d, float x) {
-    float u = (x - d->bucket_lo) * d->bucket_scale;
-    int k = u > 0 ? (u < d->n_buckets - 1 ? (int)u : d->n_buckets - 1) : 0;  // NaN -> 0
-    int b = d->bucket[k];
+    int b = d->bucket[bucket_of(d, x)];
     b += (x >= d->thresh[b]) + (x >= d->thresh[b + 1]);
     while (b < d->nc - 1 && x >= d->thresh[b]) b++;
     return b < d->nc - 1 ? b : d->nc - 1;  // x = +inf passes the +inf sentinels too
@@ -304,17 +316,22 @@ static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bi
         __m512 xv = _mm512_loadu_ps(x + e);
         __m512 u = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(xv, lo), scale), zero), top);
         __m512i b = _mm512_and_si512(_mm512_i32gather_epi32(_mm512_cvttps_epi32(u), (const void *)d->bucket, 1), byte);
-        __m512 t0 = _mm512_i32gather_ps(b, d->thresh, 4), t1 = _mm512_i32gather_ps(_mm512_add_epi32(b, one), d->thresh, 4);
-        b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t0, _CMP_GE_OQ), b, one);
-        b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t1, _CMP_GE_OQ), b, one);
-        b = _mm512_min_epi32(b, last);  // x = +inf passes the +inf sentinels too
-        __mmask16 more = _mm512_cmp_ps_mask(xv, _mm512_i32gather_ps(b, d->thresh, 4), _CMP_GE_OQ);
-        if (more) {  // lanes in a crowded bucket: finish them one by one
-            int lanes[16];
-            _mm512_storeu_si512(lanes, b);
-            for (int l = 0; l < 16; l++)
-                while (lanes[l] < d->nc - 1 && x[e + l] >= d->thresh[lanes[l]]) lanes[l]++;
-            b = _mm512_loadu_si512(lanes);
+        if (d->one_per_bucket) {  // the bucket's threshold, if it has one, or a later one
+            b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, _mm512_i32gather_ps(b, d->thresh, 4), _CMP_GE_OQ), b, one);
+            b = _mm512_min_epi32(b, last);  // x = +inf passes the +inf sentinel
+        } else {
+            __m512 t0 = _mm512_i32gather_ps(b, d->thresh, 4), t1 = _mm512_i32gather_ps(_mm512_add_epi32(b, one), d->thresh, 4);
+            b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t0, _CMP_GE_OQ), b, one);
+            b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t1, _CMP_GE_OQ), b, one);
+            b = _mm512_min_epi32(b, last);  // x = +inf passes the +inf sentinels too
+            __mmask16 more = _mm512_cmp_ps_mask(xv, _mm512_i32gather_ps(b, d->thresh, 4), _CMP_GE_OQ);
+            if (more) {  // lanes in a crowded bucket: finish them one by one
+                int lanes[16];
+                _mm512_storeu_si512(lanes, b);
+                for (int l = 0; l < 16; l++)
+                    while (lanes[l] < d->nc - 1 && x[e + l] >= d->thresh[lanes[l]]) lanes[l]++;
+                b = _mm512_loadu_si512(lanes);
+            }
         }
         _mm512_storeu_ps(y + e, _mm512_i32gather_ps(b, d->coarse, 4));
         _mm_storeu_si128((__m128i *)(void *)(bins + e), _mm512_cvtepi32_epi8(b));

@@ -21,15 +21,4 @@ fi
 echo
 echo "## Quantized training step against FP32 (MobileNetV2 w0.5 s1x2, 28x28x1, batch 128, 2 threads)"
 echo
-echo "| method | phase | train img/s | step vs FP32 |"
-echo "|---|---|---|---|"
-common="--model=mnv2 --width=0.5 --variant=s1x2 --input=fmnist --batch=128 --threads=2 --budget=8"
-rate() { "$b/bench_train" $common "$@" 2>&1 >/dev/null | sed -n 's/.*train_img_s=\([0-9.]*\).*/\1/p'; }
-fp32=$(rate --quant=none)
-echo "| FP32 | - | $fp32 | 1.00 |"
-for run in "ddq joint" "ddq frozen" "lsq joint" "pact joint"; do
-  set -- $run
-  r=$(rate --quant="$1" --phase="$2")
-  label=$2; [ "$1" != ddq ] && label=-
-  awk -v m="$1" -v p="$label" -v r="$r" -v f="$fp32" 'BEGIN {printf "| %s | %s | %.1f | %.2f |\n", m, p, r, f / r}'
-done
+scripts/bench_qstep.sh "$([ "$quick" = 1 ] && echo 1 || echo 3)"
