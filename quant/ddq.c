@@ -163,17 +163,26 @@ static void build_buckets(Ddq *d) {
         if (k > 0 && j - first > most) most = j - first;  // thresholds of bucket k − 1
     }
     if (nt - j > most) most = nt - j;  // the last bucket's
+    d->bucket[n] = (uint8_t)nt;  // the end of the last bucket
     d->one_per_bucket = most <= 1;
 }
 
-/* thresh[nc − 1] and thresh[nc] are +inf. The two compares are independent (thresholds are
- * sorted), which keeps the common case free of branches; a bucket with more than two thresholds
- * (levels far apart at the ends, crowded elsewhere) takes the loop. */
+/* The bin of x: bucket[k] plus the thresholds of bucket k that are <= x (those of later buckets
+ * are all above x). Two compares when the bucket holds at most two (they are independent, so the
+ * common case has no branches; a threshold past the bucket is above x anyway), a binary search
+ * over the bucket's thresholds when levels crowd. thresh[nc − 1] and thresh[nc] are +inf. */
 static inline int bin_fast(const Ddq *d, float x) {
-    int b = d->bucket[bucket_of(d, x)];
-    b += (x >= d->thresh[b]) + (x >= d->thresh[b + 1]);
-    while (b < d->nc - 1 && x >= d->thresh[b]) b++;
-    return b < d->nc - 1 ? b : d->nc - 1;  // x = +inf passes the +inf sentinels too
+    int k = bucket_of(d, x), b = d->bucket[k], end = d->bucket[k + 1];
+    if (end - b <= 2) {
+        b += (x >= d->thresh[b]) + (x >= d->thresh[b + 1]);
+        return b < d->nc - 1 ? b : d->nc - 1;  // x = +inf passes the +inf sentinels too
+    }
+    while (b < end) {
+        int mid = (b + end) >> 1;
+        if (x >= d->thresh[mid]) b = mid + 1;
+        else end = mid;
+    }
+    return b;
 }
 
 /* Keep coarse values at least gap apart, moving whole blocks away from the pinned one. */
@@ -325,11 +334,11 @@ static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bi
             b = _mm512_mask_add_epi32(b, _mm512_cmp_ps_mask(xv, t1, _CMP_GE_OQ), b, one);
             b = _mm512_min_epi32(b, last);  // x = +inf passes the +inf sentinels too
             __mmask16 more = _mm512_cmp_ps_mask(xv, _mm512_i32gather_ps(b, d->thresh, 4), _CMP_GE_OQ);
-            if (more) {  // lanes in a crowded bucket: finish them one by one
+            if (more) {  // lanes in a crowded bucket: search them one by one
                 int lanes[16];
                 _mm512_storeu_si512(lanes, b);
                 for (int l = 0; l < 16; l++)
-                    while (lanes[l] < d->nc - 1 && x[e + l] >= d->thresh[lanes[l]]) lanes[l]++;
+                    if (more >> l & 1) lanes[l] = bin_fast(d, x[e + l]);
                 b = _mm512_loadu_si512(lanes);
             }
         }
