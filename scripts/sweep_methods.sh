@@ -3,7 +3,9 @@
 # Question: top-1 of DDQ (mixed bits under a W/A mean-bit budget) against LSQ, PACT (DoReFa
 #   weights) and min/max at W4A4, W3A3 and W2A2, fine-tuned from the same FP32 checkpoint with
 #   the same schedule, first/last layer at 8 bits for every method, depthwise quantized.
-# Grid: METHODS × BITS × SEEDS on MODEL (mobilenetv2 or resnet20); one FP32 run per seed, reused.
+# Grid: METHODS × BITS × SEEDS on MODEL (mobilenetv2 or resnet20); one FP32 run per seed, reused;
+#   FP32_SEED=N fine-tunes every seed from the FP32 model of seed N instead (the spread is then
+#   the fine-tuning's alone, and no FP32 run is needed beyond seed N's).
 # Compute: default preset ≈ 7 min per quantized run + 10 min per FP32 seed on 2 cores
 #   (4 methods × 3 bits × 3 seeds ≈ 4.5 h); PRESET=full multiplies by about 7.
 # Output: runs/sweeps/methods-MODEL.csv (one row per run) and .md (mean ± std over seeds).
@@ -12,14 +14,14 @@ set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
 MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}
-METHODS=${METHODS:-"ddq lsq pact minmax"}; BITS=${BITS:-"4 3 2"}; SEEDS=${SEEDS:-"1 2 3"}
+METHODS=${METHODS:-"ddq lsq pact minmax"}; BITS=${BITS:-"4 3 2"}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-0}
 make -s "exp_$MODEL"
 csv=runs/sweeps/methods-$MODEL-$PRESET.csv
 for seed in $SEEDS; do
   for b in $BITS; do
     for m in $METHODS; do
       run_exp "$csv" "$m W${b}A${b}" "./exp_$MODEL" --preset="$PRESET" --q_method="$m" --q_wbits="$b" --q_abits="$b" \
-        --ddq_bmin=$((b < 2 ? b : 2)) --seed="$seed" --out_dir="runs/sweeps/$MODEL-$PRESET-$m-w${b}a${b}-s$seed"
+        --ddq_bmin=$((b < 2 ? b : 2)) --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-$m-w${b}a${b}-s$seed"
     done
   done
 done
