@@ -18,10 +18,11 @@
 #include <immintrin.h>
 #endif
 
-/* The forward's bin search goes through a table over the thresholds' span: x falls in one of
- * n_buckets equal buckets, which gives the bin of the bucket's lower edge; then the few
- * thresholds inside the bucket are compared. The bucket width follows the smallest gap between
- * thresholds (up to DDQ_MAX_BUCKETS), so a bucket rarely holds more than one. */
+/* The forward's bin search. Up to DDQ_REG_MAX levels (AVX-512): a binary search over thresholds
+ * held in registers. Otherwise a table over the thresholds' span: x falls in one of n_buckets
+ * equal buckets, which gives the number of thresholds below the bucket; then the few thresholds
+ * inside it are compared. The bucket width follows the smallest gap between thresholds (up to
+ * DDQ_MAX_BUCKETS), so a bucket rarely holds more than one. */
 #define DDQ_MIN_BUCKETS 1024
 #define DDQ_MAX_BUCKETS 16384
 
@@ -45,7 +46,8 @@ typedef struct Ddq {
     int nc;
     float reg[REG_TABLES][DDQ_REG_MAX];  // nc <= 64: thresh, coarse, pair, child_mid/lo/hi padded
                                   // (+inf thresholds) for the AVX-512 kernels' permute lookups
-    uint8_t *bucket;              // (n_buckets + 4) bin of each bucket's lower edge; +4: gathers
+    uint8_t *bucket;              // (n_buckets + 4) thresholds in the buckets below k; bucket[n] =
+                                  // nc − 1 ends the last one; +3 more for 4-byte gathers
     int n_buckets, cap_buckets;
     bool one_per_bucket;          // no bucket holds two thresholds: one compare finds the bin
     float bucket_lo, bucket_scale;
@@ -314,13 +316,14 @@ static size_t forward_avx512_small(const Ddq *d, const float *x, float *y, uint8
     return e;
 }
 
-/* bin_fast for 16 elements at a time with gathers; the same arithmetic as the scalar code, so
- * the same bins (max(u, 0) maps NaN to 0, as the scalar test does). Returns where it stopped. */
+/* 16 elements at a time; above DDQ_REG_MAX levels, bin_fast with gathers: the same bucket
+ * arithmetic as bucket_of (max(u, 0) maps NaN to 0, as its test does), so the same bins.
+ * Returns where it stopped. */
 static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bins, size_t e, size_t e1) {
+    if (d->nc <= DDQ_REG_MAX) return forward_avx512_small(d, x, y, bins, e, e1);
     const __m512 lo = _mm512_set1_ps(d->bucket_lo), scale = _mm512_set1_ps(d->bucket_scale);
     const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps((float)(d->n_buckets - 1));
     const __m512i byte = _mm512_set1_epi32(0xff), one = _mm512_set1_epi32(1), last = _mm512_set1_epi32(d->nc - 1);
-    if (d->nc <= DDQ_REG_MAX) return forward_avx512_small(d, x, y, bins, e, e1);
     for (; e + 16 <= e1; e += 16) {
         __m512 xv = _mm512_loadu_ps(x + e);
         __m512 u = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(xv, lo), scale), zero), top);
@@ -498,7 +501,6 @@ static void histogram_copies(const uint8_t *bins, const float *g, size_t n, int 
     for (; e < n; e++) c[0][bins[e]] += g[e];
     for (int k = 0; k < nc; k++) h[k] += (double)c[0][k] + (double)c[1][k] + (double)c[2][k] + (double)c[3][k];
 }
-
 
 /* The common case — per tensor, at most 64 coarse values, no α, no product rule — 16 elements
  * at a time: the straight-through dx and both signals in registers (tables looked up by
