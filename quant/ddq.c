@@ -132,11 +132,26 @@ static void rebuild(Ddq *d) {
     build_buckets(d);
 }
 
+/* What the bucket search reads, copied out of the quantizer: held in locals, it stays in
+ * registers across the byte stores of the bins (which may alias anything, the quantizer too). */
+typedef struct BucketSearch {
+    float lo, scale, top;   // bucket_lo, bucket_scale, n_buckets − 1
+    int last;               // nc − 1
+    const uint8_t *bucket;
+    const float *thresh;
+} BucketSearch;
+
+static inline BucketSearch search_of(const Ddq *d) {
+    return (BucketSearch){d->bucket_lo, d->bucket_scale, (float)(d->n_buckets - 1), d->nc - 1, d->bucket, d->thresh};
+}
+
 /* The bucket of x: the same float arithmetic everywhere (scalar and vector), so it is monotone in
  * x and the table below is exact. NaN -> bucket 0. */
-static inline int bucket_of(const Ddq *d, float x) {
-    float u = (x - d->bucket_lo) * d->bucket_scale;
-    return u > 0 ? (u < d->n_buckets - 1 ? (int)u : d->n_buckets - 1) : 0;
+static inline int bucket_of(const BucketSearch *s, float x) {
+    float u = (x - s->lo) * s->scale;
+    u = u > 0 ? u : 0;  // NaN -> 0; written as max and min so that no branch depends on the data
+    u = u < s->top ? u : s->top;
+    return (int)u;
 }
 
 /* bucket[k] = the number of thresholds whose own bucket is below k: all of them are below any x
@@ -157,10 +172,11 @@ static void build_buckets(Ddq *d) {
     }
     d->n_buckets = n;
     d->bucket_lo = lo, d->bucket_scale = (float)n / (hi - lo);
+    BucketSearch bs = search_of(d);
     int j = 0, most = 0;  // one merge-like pass: buckets and thresholds both ascend
     for (int k = 0; k < n; k++) {
         int first = j;
-        while (j < nt && bucket_of(d, d->thresh[j]) < k) j++;
+        while (j < nt && bucket_of(&bs, d->thresh[j]) < k) j++;
         d->bucket[k] = (uint8_t)j;
         if (k > 0 && j - first > most) most = j - first;  // thresholds of bucket k − 1
     }
@@ -173,15 +189,15 @@ static void build_buckets(Ddq *d) {
  * are all above x). Two compares when the bucket holds at most two (they are independent, so the
  * common case has no branches; a threshold past the bucket is above x anyway), a binary search
  * over the bucket's thresholds when levels crowd. thresh[nc − 1] and thresh[nc] are +inf. */
-static inline int bin_fast(const Ddq *d, float x) {
-    int k = bucket_of(d, x), b = d->bucket[k], end = d->bucket[k + 1];
+static inline int bin_fast(const BucketSearch *s, float x) {
+    int k = bucket_of(s, x), b = s->bucket[k], end = s->bucket[k + 1];
     if (end - b <= 2) {
-        b += (x >= d->thresh[b]) + (x >= d->thresh[b + 1]);
-        return b < d->nc - 1 ? b : d->nc - 1;  // x = +inf passes the +inf sentinels too
+        b += (x >= s->thresh[b]) + (x >= s->thresh[b + 1]);
+        return b < s->last ? b : s->last;  // x = +inf passes the +inf sentinels too
     }
     while (b < end) {
         int mid = (b + end) >> 1;
-        if (x >= d->thresh[mid]) b = mid + 1;
+        if (x >= s->thresh[mid]) b = mid + 1;
         else end = mid;
     }
     return b;
@@ -339,9 +355,10 @@ static size_t forward_avx512(const Ddq *d, const float *x, float *y, uint8_t *bi
             __mmask16 more = _mm512_cmp_ps_mask(xv, _mm512_i32gather_ps(b, d->thresh, 4), _CMP_GE_OQ);
             if (more) {  // lanes in a crowded bucket: search them one by one
                 int lanes[16];
+                BucketSearch bs = search_of(d);
                 _mm512_storeu_si512(lanes, b);
                 for (int l = 0; l < 16; l++)
-                    if (more >> l & 1) lanes[l] = bin_fast(d, x[e + l]);
+                    if (more >> l & 1) lanes[l] = bin_fast(&bs, x[e + l]);
                 b = _mm512_loadu_si512(lanes);
             }
         }
@@ -375,10 +392,12 @@ static void forward_task(void *ctx, int begin, int end, int tid) {
 #if defined(__AVX512F__)
     e0 = forward_avx512(d, x, y, bins, e0, e1);
 #endif
+    BucketSearch bs = search_of(d);
+    const float *coarse = d->coarse;
     for (size_t e = e0; e < e1; e++) {
-        int b = bin_fast(d, x[e]);
+        int b = bin_fast(&bs, x[e]);
         bins[e] = (uint8_t)b;
-        y[e] = d->coarse[b];
+        y[e] = coarse[b];
     }
 }
 
