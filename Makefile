@@ -5,6 +5,7 @@
 #   make test SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench          GEMM, model training/eval throughput, quantized step cost (scripts/bench.sh)
 #   make DEBUG=1 ...    -O0 -g          make PORTABLE=1 ...  no -march=native (portable scalar)
+#   make ARCH=x86-64-v3 ...  that -march instead of native (x86-64-v3: the AVX2 paths)
 #   make WERROR=1 ...   warnings are errors (CI)
 #   make check-layers   no #include points up the layers core <- nn <- quant, data <- train
 #   make clean
@@ -25,6 +26,9 @@ else
 endif
 ifeq ($(PORTABLE),1)
   VARIANT := $(VARIANT)-portable
+else ifneq ($(ARCH),)
+  VARIANT := $(VARIANT)-$(ARCH)
+  OPT     += -march=$(ARCH)
 else
   OPT     += -march=native
 endif
