@@ -6,14 +6,15 @@
 #   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
 #   plus ramped target and Adam on levels.
-# Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed.
+# Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
+#   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (11 variants × 3 seeds ≈ 4 h on 2 cores).
 # Output: runs/sweeps/ablations-MODEL.csv and .md (mean ± std over seeds).
 #   ONLY="fixed_bits hinge_budget" SEEDS=1 scripts/sweep_ablations.sh    a subset of the variants
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
-MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"}; B=${BITS:-4}
+MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-0}; B=${BITS:-4}
 make -s "exp_$MODEL"
 csv=runs/sweeps/ablations-$MODEL-$PRESET.csv
 variants="default|
@@ -32,7 +33,7 @@ for seed in $SEEDS; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants
     # shellcheck disable=SC2086
     run_exp "$csv" "$name" "./exp_$MODEL" --preset="$PRESET" --q_method=ddq --q_wbits="$B" --q_abits="$B" $args \
-      --seed="$seed" --out_dir="runs/sweeps/$MODEL-$PRESET-ablation-$name-s$seed"
+      --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-ablation-$name-s$seed"
   done
 done
 summarize "$csv" >"${csv%.csv}.md"

@@ -2,24 +2,25 @@
 # sweep_budget.sh — What does each bit of budget buy? Accuracy against weight memory.
 # Question: DDQ top-1 and weight KB at mean weight budgets of 2.5, 3, 4 and 5 bits (activations
 #   at 4), and the same for LSQ at the whole-bit points, plotted as accuracy vs weight KB.
-# Grid: BUDGETS × SEEDS for DDQ, 3/4/5 bits for LSQ, on MODEL; one FP32 run per seed.
+# Grid: BUDGETS × SEEDS for DDQ, 3/4/5 bits for LSQ, on MODEL; one FP32 run per seed (FP32_SEED=N:
+#   all seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (7 runs × 3 seeds ≈ 2.5 h on 2 cores).
 # Output: runs/sweeps/budget-MODEL.csv, .md, and budget-MODEL.svg (accuracy vs weight KB).
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
-MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"}
+MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-0}
 BUDGETS=${BUDGETS:-"2.5 3 4 5"}; LSQ_BITS=${LSQ_BITS:-"3 4 5"}
 make -s "exp_$MODEL"
 csv=runs/sweeps/budget-$MODEL-$PRESET.csv
 for seed in $SEEDS; do
   for w in $BUDGETS; do
     run_exp "$csv" "ddq W$w A4" "./exp_$MODEL" --preset="$PRESET" --q_method=ddq --q_wbits="$w" --q_abits=4 \
-      --seed="$seed" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-ddq-w$w-s$seed"
+      --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-ddq-w$w-s$seed"
   done
   for w in $LSQ_BITS; do
     run_exp "$csv" "lsq W$w A4" "./exp_$MODEL" --preset="$PRESET" --q_method=lsq --q_wbits="$w" --q_abits=4 \
-      --seed="$seed" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-lsq-w$w-s$seed"
+      --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-lsq-w$w-s$seed"
   done
 done
 summarize "$csv" >"${csv%.csv}.md"
