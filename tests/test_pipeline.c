@@ -1,6 +1,7 @@
 /* test_pipeline.c — the quantization experiment end to end on tiny synthetic data: FP32 training,
  * reuse of the finished FP32 run, DDQ fine-tuning that meets its budget, the report files, and
- * a fine-tuning run resumed from its checkpoint that ends with the same bits. */
+ * a fine-tuning run resumed from its checkpoint that ends with the same bits, a second fine-tuning
+ * seed from the same FP32 model. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,15 @@ Test(pipeline, fp32_then_ddq_meets_its_budget_and_resumes, .init = setup, .fini 
     cr_assert_float_eq(r2.q_acc, r.q_acc, 1e-12, "resumed %g vs straight %g", r2.q_acc, r.q_acc);
     cr_assert_float_eq(r2.summary.mean_w_bits, r.summary.mean_w_bits, 1e-12);
     cr_assert_float_eq(r2.summary.mean_a_bits, r.summary.mean_a_bits, 1e-12);
+
+    // Another fine-tuning seed from the same FP32 model (--fp32_seed): the finished FP32 run is
+    // reused as it is, not rejected for its seed or trained again.
+    TrainConfig c3 = config("ddq-seed4");
+    c3.seed = 4, p.fp32_seed = c.seed;
+    QPipelineResult r3;
+    qpipeline_run(&x, &c3, &p, &q, build, NULL, &r3);
+    cr_assert_float_eq(r3.fp32_acc, r.fp32_acc, 1e-12, "FP32 %g vs %g", r3.fp32_acc, r.fp32_acc);
+    cr_assert(exists("ddq-seed4", "quant_summary.json"));
     experiment_free(&x);
 }
 
