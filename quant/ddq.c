@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "core/ops.h"
 #include "core/threads.h"
 #include "ddq_kernels.h"
 

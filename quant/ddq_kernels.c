@@ -2,7 +2,6 @@
 #include "ddq_kernels.h"
 
 #include <math.h>
-#include <string.h>
 
 #include "core/error.h"
 #include "core/ops.h"
