@@ -76,8 +76,8 @@ GradcheckResult gradcheck(GradcheckFn fn, void *ctx, Tensor **inputs, int n_inpu
             double num = (lp - lm) / ((double)xp - (double)xm), ana = grad[k][i];
             double scale = fmax(fmax(fabs(num), fabs(ana)), o.floor);
             double err = fabs(num - ana) / scale;
-            if (res.checked == 0 || err > res.max_err)
-                res = (GradcheckResult){err, k, i, ana, num, res.checked};
+            if (res.checked == 0 || err > res.max_err)  // the worst so far; the counts carry on
+                res.max_err = err, res.input = k, res.index = i, res.analytic = ana, res.numeric = num;
             res.checked++;
         }
     }
