@@ -7,6 +7,11 @@
 
 #include "error.h"
 
+uint64_t rng_stream(RngStreamKind kind, uint64_t index) {
+    DQ_CHECK(kind >= 0 && kind < RNG_STREAM_KINDS && index < ((uint64_t)1 << 48));
+    return (uint64_t)kind << 48 | index;
+}
+
 void rng_seed(Rng *r, uint64_t seed, uint64_t stream) {
     r->state = 0;
     r->inc = (stream << 1) | 1u;

@@ -18,6 +18,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Streams: every consumer of random numbers draws from its own PCG stream, named here, so two
+ * consumers given the same seed never see the same numbers. A stream id is the kind in the top
+ * 16 bits and an index (an epoch, …) in the low 48: ids of different kinds never meet. */
+typedef enum {
+    RNG_STREAM_FREE,        // tests, benchmarks and synthetic data (index: anything)
+    RNG_STREAM_INIT,        // weight initialisation (index 0)
+    RNG_STREAM_SHUFFLE,     // the order of the examples in an epoch (index: epoch)
+    RNG_STREAM_AUGMENT,     // crops and flips of an epoch (index: epoch)
+    RNG_STREAM_DROPOUT,     // dropout masks of an epoch (index: epoch)
+    RNG_STREAM_GRADCHECK,   // the gradient checker's positions and output weights (index 0)
+    RNG_STREAM_KINDS
+} RngStreamKind;
+
+uint64_t rng_stream(RngStreamKind kind, uint64_t index);
+
 typedef struct Rng {
     uint64_t state;      // LCG state
     uint64_t inc;        // stream increment (odd)

@@ -154,9 +154,9 @@ void loader_start_epoch(Loader *l, int epoch) {
     int n = l->cfg.subset > 0 && l->cfg.subset < l->d->n ? l->cfg.subset : l->d->n;
     for (int i = 0; i < n; i++) l->order[i] = i;
     Rng order;
-    rng_seed(&order, l->cfg.seed, 2 * (uint64_t)epoch);
+    rng_seed(&order, l->cfg.seed, rng_stream(RNG_STREAM_SHUFFLE, (uint64_t)epoch));
     if (l->cfg.shuffle) rng_shuffle(&order, l->order, (size_t)n);
-    rng_seed(&l->aug, l->cfg.seed, 2 * (uint64_t)epoch + 1);
+    rng_seed(&l->aug, l->cfg.seed, rng_stream(RNG_STREAM_AUGMENT, (uint64_t)epoch));
     l->slot[0].full = l->slot[1].full = false;
     l->next_batch = 0;
     l->produced = 0;

@@ -1,7 +1,8 @@
 /* loader.h — batches of normalised, optionally augmented images, prepared in the background.
  *
- * Each epoch visits the examples in an order shuffled by an Rng seeded with (seed, epoch), and
- * augments with an Rng seeded the same way, consumed in batch order: a given (seed, epoch)
+ * Each epoch visits the examples in an order shuffled by an Rng on stream (RNG_STREAM_SHUFFLE,
+ * epoch) of the seed, and augments with one on stream (RNG_STREAM_AUGMENT, epoch), consumed in
+ * batch order (core/rng.h names every stream): a given (seed, epoch)
  * always yields the same batches, whether or not the prefetch thread runs ahead and however the
  * threads are scheduled — which is what makes --resume exact.
  *

@@ -15,7 +15,7 @@ Model *model_new(const char *name, int in_c, int in_h, int in_w, int num_classes
     strcpy(m->name, name);
     slab_init(&m->slab);
     m->in_c = in_c, m->in_h = in_h, m->in_w = in_w, m->num_classes = num_classes;
-    rng_seed(&m->dropout_rng, 0, 99);
+    rng_seed(&m->dropout_rng, 0, rng_stream(RNG_STREAM_DROPOUT, 0));
     return m;
 }
 
@@ -25,7 +25,7 @@ void model_finish(Model *m, uint64_t seed) {
     DQ_CHECK(m->net != NULL);
     slab_finalize(&m->slab);
     Rng rng;
-    rng_seed(&rng, seed, 1);
+    rng_seed(&rng, seed, rng_stream(RNG_STREAM_INIT, 0));
     layer_init(m->net, &rng);
     m->n_params = 0;
     for (int i = 0; i < m->slab.n_params; i++)

@@ -134,3 +134,23 @@ Test(loader, rejects_impossible_configs, .init = test_setup, .fini = test_teardo
     cr_assert(strstr(expect_fatal(bad_batch, &d), "10 examples make no full batch of 100") != NULL);
     dataset_free(&d);
 }
+
+Test(loader, order_and_augmentation_come_from_their_named_streams) {
+    // The order of epoch e is a Fisher–Yates shuffle on stream (SHUFFLE, e) of the seed; the crop
+    // and flip draws are on (AUGMENT, e). With crop padding 1 the first draw is the row shift.
+    Dataset d = tiny(23);
+    Loader *l = loader_new(&d, &(LoaderConfig){.batch_size = 23, .shuffle = true, .seed = 5});
+    for (int e = 0; e < 3; e++) {
+        int want[23];
+        for (int i = 0; i < 23; i++) want[i] = i;
+        Rng r;
+        rng_seed(&r, 5, rng_stream(RNG_STREAM_SHUFFLE, (uint64_t)e));
+        rng_shuffle(&r, want, 23);
+        loader_start_epoch(l, e);
+        Batch b;
+        cr_assert(loader_next(l, &b));
+        for (int i = 0; i < 23; i++) cr_assert_eq((int)b.x.data[i * 16], want[i], "epoch %d position %d", e, i);
+    }
+    loader_free(l);
+    dataset_free(&d);
+}

@@ -1,7 +1,9 @@
 /* test_rng.c — the generator gives the published PCG32 stream and reproducible distributions. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "helpers.h"
 
 Test(rng, matches_published_pcg32_stream) {
@@ -100,4 +102,23 @@ Test(rng, shuffle_is_a_permutation) {
     }
     for (int i = 0; i < 50; i++) cr_assert_eq(seen[i], 1);
     cr_assert(moved > 40);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+Test(rng, named_streams_never_meet) {
+    // Every (kind, index) pair a run can use gets its own stream id: weight initialisation and
+    // epoch 0's augmentation (once both stream 1) are different streams.
+    enum { EPOCHS = 4096 };
+    uint64_t *ids = dq_malloc((size_t)RNG_STREAM_KINDS * EPOCHS * sizeof *ids);
+    size_t n = 0;
+    for (int k = 0; k < RNG_STREAM_KINDS; k++)
+        for (uint64_t e = 0; e < EPOCHS; e++) ids[n++] = rng_stream((RngStreamKind)k, e);
+    qsort(ids, n, sizeof *ids, cmp_u64);
+    for (size_t i = 1; i < n; i++) cr_assert_neq(ids[i], ids[i - 1], "stream id %llx is used twice", (unsigned long long)ids[i]);
+    cr_assert_neq(rng_stream(RNG_STREAM_INIT, 0), rng_stream(RNG_STREAM_AUGMENT, 0));
+    dq_free(ids);
 }

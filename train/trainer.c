@@ -276,7 +276,7 @@ void train_model(Model *m, const TrainConfig *c, const Dataset *train, const Dat
     int end = c->stop_after > 0 && start + c->stop_after < c->epochs ? start + c->stop_after : c->epochs;
     for (int e = start; e < end; e++) {
         if (hooks && hooks->epoch_begin) hooks->epoch_begin(hooks->ctx, e);
-        rng_seed(&m->dropout_rng, (uint64_t)c->seed, 1000 + (uint64_t)e);
+        rng_seed(&m->dropout_rng, (uint64_t)c->seed, rng_stream(RNG_STREAM_DROPOUT, (uint64_t)e));
         loader_start_epoch(ld, e);
         p.epoch = e + 1, p.start = p.last = now();
         double loss_sum = 0, lr = 0;
