@@ -11,7 +11,10 @@
 #   make clean
 
 MODULES := core nn quant data train
-CC      ?= gcc
+# gcc unless CC is given (make presets CC=cc, so `CC ?= gcc` would never apply)
+ifeq ($(origin CC),default)
+  CC := gcc
+endif
 
 ifeq ($(SAN),1)
   VARIANT := san
@@ -56,7 +59,7 @@ TEST_HELP := $(BUILD)/tests/helpers.o
 EXP_SRC   := $(wildcard experiments/exp_*.c)
 EXPS      := $(EXP_SRC:experiments/%.c=%)
 
-.PHONY: all lib test bench check-layers deps-test deps-data clean help
+.PHONY: all lib test bench check-layers deps-test deps-data clean help FORCE
 .DEFAULT_GOAL := all
 
 all: lib $(EXPS)
@@ -79,9 +82,18 @@ $(LIB): $(OBJ)
 	$(Q)ar rcs $@ $^
 
 # ------------------------------------------------------------------ experiments
-exp_%: experiments/exp_%.c $(LIB) | deps-data
+# Each variant links its own build/<variant>/exp_<name>; ./exp_<name> is a copy of the variant
+# asked for last, refreshed whenever it differs (after `make exp_x SAN=1`, `make exp_x` puts the
+# release binary back).
+$(BUILD)/exp_%: experiments/exp_%.c $(LIB)
+	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/$@.d $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@.tmp && mv -f $@.tmp $@
+	$(Q)$(CC) $(CFLAGS) -MF $@.d $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+
+exp_%: $(BUILD)/exp_% FORCE | deps-data
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@ && echo "  CP      $< -> $@"; }
+
+FORCE:
 
 # ------------------------------------------------------------------ tests
 deps-test:
@@ -121,3 +133,5 @@ clean:
 	rm -rf build exp_*[!.c]
 
 -include $(OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELP:.o=.d) $(EXPS:%=$(BUILD)/%.d)
+
+.SECONDARY:  # keep build/<variant>/exp_* (intermediate files of the copy rule)
