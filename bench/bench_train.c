@@ -98,18 +98,18 @@ int main(int argc, char **argv) {
     bool profile = false;
     char quant[OPT_STRLEN] = "none", phase[OPT_STRLEN] = "joint";
     Option opts[] = {
-        {"model", OPT_CHOICE, model, "models to time", 0, 0, "all|mnv2|resnet20"},
-        {"width", OPT_FLOAT, &width, "MobileNetV2 width (0: 1.0 and 0.5)", 0, 4},
-        {"variant", OPT_CHOICE, variant, "MobileNetV2 CIFAR variant", 0, 0, "s1x3|s1x2|both"},
-        {"input", OPT_CHOICE, input, "32x32x3 or 28x28x1", 0, 0, "cifar|fmnist"},
-        {"batch", OPT_INT, &batch, "batch size (0: 64 and 128)", 0, 4096},
-        {"threads", OPT_INT, &threads, "threads (0: 1 and 2)", 0, 256},
-        {"budget", OPT_FLOAT, &budget, "seconds of timed steps per measurement", 0, 600},
-        {"min_iters", OPT_INT, &min_iters, "at least this many timed steps", 1, 400},
-        {"profile", OPT_BOOL, &profile, "print the time per op kind of the training steps"},
-        {"quant", OPT_CHOICE, quant, "quantize the model (W4A4) with this method", 0, 0, "none|ddq|lsq|pact|minmax"},
-        {"phase", OPT_CHOICE, phase, "DDQ phase to time", 0, 0, "joint|frozen"},
-        {"ddq_bits", OPT_INT, &ddq_bits, "bits of every unpinned DDQ quantizer while timed (8: a run's start)", 2, 8},
+        opt_choice("model", model, "models to time", "all|mnv2|resnet20"),
+        opt_float("width", &width, "MobileNetV2 width (0: 1.0 and 0.5)", 0, 4),
+        opt_choice("variant", variant, "MobileNetV2 CIFAR variant", "s1x3|s1x2|both"),
+        opt_choice("input", input, "32x32x3 or 28x28x1", "cifar|fmnist"),
+        opt_int("batch", &batch, "batch size (0: 64 and 128)", 0, 4096),
+        opt_int("threads", &threads, "threads (0: 1 and 2)", 0, 256),
+        opt_float("budget", &budget, "seconds of timed steps per measurement", 0, 600),
+        opt_int("min_iters", &min_iters, "at least this many timed steps", 1, 400),
+        opt_bool("profile", &profile, "print the time per op kind of the training steps"),
+        opt_choice("quant", quant, "quantize the model (W4A4) with this method", "none|ddq|lsq|pact|minmax"),
+        opt_choice("phase", phase, "DDQ phase to time", "joint|frozen"),
+        opt_int("ddq_bits", &ddq_bits, "bits of every unpinned DDQ quantizer while timed (8: a run's start)", 2, 8),
     };
     options_parse(opts, sizeof opts / sizeof *opts, argc, argv, "Training/eval throughput of the models.");
     ops_init_from_env();

@@ -1,38 +1,74 @@
 /* options.c — parsing, validation and printing of --key=value options. */
 #include "options.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+
+Option opt_int(const char *key, int *target, const char *help, double min, double max) {
+    return (Option){.key = key, .type = OPT_INT, .target = target, .help = help, .min = min, .max = max};
+}
+
+Option opt_float(const char *key, float *target, const char *help, double min, double max) {
+    return (Option){.key = key, .type = OPT_FLOAT, .target = target, .help = help, .min = min, .max = max};
+}
+
+Option opt_bool(const char *key, bool *target, const char *help) {
+    return (Option){.key = key, .type = OPT_BOOL, .target = target, .help = help};
+}
+
+Option opt_string(const char *key, char *target, const char *help) {
+    return (Option){.key = key, .type = OPT_STRING, .target = target, .help = help};
+}
+
+Option opt_choice(const char *key, char *target, const char *help, const char *choices) {
+    return (Option){.key = key, .type = OPT_CHOICE, .target = target, .help = help, .choices = choices};
+}
+
+Option opt_role(Option o, OptRole role) {
+    o.role = role;
+    return o;
+}
 
 static const char *type_name(const Option *o) {
     static const char *names[] = {"INT", "FLOAT", "BOOL", "TEXT", "CHOICE"};
     return o->type == OPT_CHOICE ? o->choices : names[o->type];
 }
 
+/* Floats print as the shortest %g that reads back as the same float (0.1, not 0.100000001). */
 void options_value_str(const Option *o, char *buf, size_t size) {
     switch (o->type) {
     case OPT_INT: snprintf(buf, size, "%d", *(int *)o->target); break;
-    case OPT_FLOAT: snprintf(buf, size, "%g", *(float *)o->target); break;
+    case OPT_FLOAT: {
+        float v = *(float *)o->target;
+        for (int digits = 6; digits <= 9; digits++) {
+            snprintf(buf, size, "%.*g", digits, v);
+            if (strtof(buf, NULL) == v) break;
+        }
+        break;
+    }
     case OPT_BOOL: snprintf(buf, size, "%s", *(bool *)o->target ? "true" : "false"); break;
     default: snprintf(buf, size, "%s", (char *)o->target); break;
     }
 }
 
-static void usage(const Option *opts, int n, const char *prog, const char *about) {
-    printf("usage: %s [--key=value ...]\n", prog);
-    if (about) printf("%s\n", about);
-    printf("\noptions (default in brackets):\n");
+void options_usage(const Option *opts, int n, const char *prog, const char *about, FILE *f) {
+    fprintf(f, "usage: %s [--key=value ...]\n", prog);
+    if (about) fprintf(f, "%s\n", about);
+    fprintf(f, "\noptions (default in brackets):\n");
     for (int i = 0; i < n; i++) {
         char val[OPT_STRLEN], head[128];
         options_value_str(&opts[i], val, sizeof val);
         snprintf(head, sizeof head, "--%s=%s", opts[i].key, type_name(&opts[i]));
-        printf("  %-34s %s [%s]\n", head, opts[i].help, val);
+        fprintf(f, "  %-34s %s [%s]\n", head, opts[i].help, val);
     }
-    printf("  %-34s %s\n", "--help", "print this help and exit");
+    fprintf(f, "  %-34s %s\n", "--help", "print this help and exit");
 }
 
 static bool in_choices(const char *choices, const char *v) {
@@ -47,63 +83,103 @@ static bool in_choices(const char *choices, const char *v) {
     return false;
 }
 
-static void set_value(const Option *o, const char *prog, const char *v) {
+static bool fail(char *err, size_t size, const char *fmt, ...) DQ_PRINTF(3, 4);
+static bool fail(char *err, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool out_of_range(const Option *o, double x) { return o->min < o->max && (x < o->min || x > o->max); }
+
+/* Stores v into o's target; false with the reason in err. */
+static bool set_value(const Option *o, const char *v, char *err, size_t es) {
     char *end;
     errno = 0;
     switch (o->type) {
     case OPT_INT: {
+        if (!*v || isspace((unsigned char)*v)) return fail(err, es, "--%s=%s: not an integer (see --help)", o->key, v);
         long x = strtol(v, &end, 10);
-        if (!*v || *end || errno || x < -2147483647L || x > 2147483647L)
-            DQ_FATAL_FILE(prog, "--%s=%s: not an integer (see --help)", o->key, v);
-        if (o->min < o->max && (x < o->min || x > o->max))
-            DQ_FATAL_FILE(prog, "--%s=%ld: must be in [%g, %g]", o->key, x, o->min, o->max);
+        if (*end || errno || x < -2147483647L || x > 2147483647L)
+            return fail(err, es, "--%s=%s: not an integer (see --help)", o->key, v);
+        if (out_of_range(o, (double)x)) return fail(err, es, "--%s=%ld: must be in [%g, %g]", o->key, x, o->min, o->max);
         *(int *)o->target = (int)x;
-        break;
+        return true;
     }
     case OPT_FLOAT: {
+        if (!*v || isspace((unsigned char)*v)) return fail(err, es, "--%s=%s: not a number (see --help)", o->key, v);
         double x = strtod(v, &end);
-        if (!*v || *end || errno || !isfinite(x))
-            DQ_FATAL_FILE(prog, "--%s=%s: not a finite number (see --help)", o->key, v);
-        if (o->min < o->max && (x < o->min || x > o->max))
-            DQ_FATAL_FILE(prog, "--%s=%g: must be in [%g, %g]", o->key, x, o->min, o->max);
-        *(float *)o->target = (float)x;
-        break;
+        if (*end || !isfinite(x)) return fail(err, es, "--%s=%s: not a finite number (see --help)", o->key, v);
+        float f = (float)x;  // what the run will use: checked, not the double
+        if (!isfinite(f) || (errno == ERANGE && x != 0) || (x != 0 && fabsf(f) < FLT_MIN))
+            return fail(err, es, "--%s=%s: not representable as a float (normal floats are %g to %g in magnitude)",
+                        o->key, v, (double)FLT_MIN, (double)FLT_MAX);
+        if (out_of_range(o, (double)f)) return fail(err, es, "--%s=%s: must be in [%g, %g]", o->key, v, o->min, o->max);
+        *(float *)o->target = f;
+        return true;
     }
     case OPT_BOOL:
         if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) *(bool *)o->target = true;
         else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) *(bool *)o->target = false;
-        else DQ_FATAL_FILE(prog, "--%s=%s: not a boolean (true/false)", o->key, v);
-        break;
+        else return fail(err, es, "--%s=%s: not a boolean (true/false)", o->key, v);
+        return true;
     case OPT_CHOICE:
-        if (!in_choices(o->choices, v)) DQ_FATAL_FILE(prog, "--%s=%s: must be one of %s", o->key, v, o->choices);
+        if (!in_choices(o->choices, v)) return fail(err, es, "--%s=%s: must be one of %s", o->key, v, o->choices);
         /* fall through */
     case OPT_STRING:
-        if (strlen(v) >= OPT_STRLEN) DQ_FATAL_FILE(prog, "--%s: value longer than %d characters", o->key, OPT_STRLEN - 1);
+        if (strlen(v) >= OPT_STRLEN) return fail(err, es, "--%s: value longer than %d characters", o->key, OPT_STRLEN - 1);
         strcpy((char *)o->target, v);
-        break;
+        return true;
     }
+    return fail(err, es, "--%s: unknown option type", o->key);
+}
+
+const Option *options_find(const Option *opts, int n, const char *key) {
+    for (int k = 0; k < n; k++)
+        if (!strcmp(opts[k].key, key)) return &opts[k];
+    return NULL;
+}
+
+OptionsStatus options_parse_args(const Option *opts, int n, int argc, char *const *argv, char *err,
+                                 size_t err_size) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return OPTIONS_HELP;
+        if (strncmp(a, "--", 2) != 0) {
+            fail(err, err_size, "unexpected argument '%s': options are --key=value (see --help)", a);
+            return OPTIONS_ERROR;
+        }
+        const char *key = a + 2, *eq = strchr(key, '=');
+        size_t klen = eq ? (size_t)(eq - key) : strlen(key);
+        const Option *o = NULL;
+        for (int k = 0; k < n && !o; k++)
+            if (strlen(opts[k].key) == klen && !strncmp(opts[k].key, key, klen)) o = &opts[k];
+        if (!o) {
+            fail(err, err_size, "unknown option '--%.*s' (see --help)", (int)(klen < 200 ? klen : 200), key);
+            return OPTIONS_ERROR;
+        }
+        if (!eq && o->type != OPT_BOOL) {
+            fail(err, err_size, "--%s needs a value: --%s=%s", o->key, o->key, type_name(o));
+            return OPTIONS_ERROR;
+        }
+        if (!set_value(o, eq ? eq + 1 : "true", err, err_size)) return OPTIONS_ERROR;
+    }
+    return OPTIONS_OK;
 }
 
 void options_parse(const Option *opts, int n, int argc, char **argv, const char *about) {
     const char *prog = argc > 0 ? argv[0] : "program";
     const char *slash = strrchr(prog, '/');
     if (slash) prog = slash + 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(opts, n, prog, about);
-            exit(0);
-        }
-        if (strncmp(a, "--", 2) != 0)
-            DQ_FATAL_FILE(prog, "unexpected argument '%s': options are --key=value (see --help)", a);
-        const char *key = a + 2, *eq = strchr(key, '=');
-        size_t klen = eq ? (size_t)(eq - key) : strlen(key);
-        const Option *o = NULL;
-        for (int k = 0; k < n; k++)
-            if (strlen(opts[k].key) == klen && !strncmp(opts[k].key, key, klen)) o = &opts[k];
-        if (!o) DQ_FATAL_FILE(prog, "unknown option '--%.*s' (see --help)", (int)klen, key);
-        if (!eq && o->type != OPT_BOOL) DQ_FATAL_FILE(prog, "--%s needs a value: --%s=%s", o->key, o->key, type_name(o));
-        set_value(o, prog, eq ? eq + 1 : "true");
+    char err[1024];
+    switch (options_parse_args(opts, n, argc, argv, err, sizeof err)) {
+    case OPTIONS_OK: return;
+    case OPTIONS_HELP:
+        options_usage(opts, n, prog, about, stdout);
+        exit(0);
+    case OPTIONS_ERROR: DQ_FATAL_FILE(prog, "%s", err);
     }
 }
 

@@ -37,7 +37,7 @@ static const TrainConfig defaults = {
 int main(int argc, char **argv) {
     TrainConfig cfg = defaults;
     float dropout = 0.25f;
-    Option extra[] = {{"dropout", OPT_FLOAT, &dropout, "dropout before the last layer", 0, 0.99}};
+    Option extra[] = {opt_float("dropout", &dropout, "dropout before the last layer", 0, 0.99)};
     Experiment x;
     experiment_setup(&x, &cfg, extra, 1, argc, argv, "Train a LeNet-style CNN (FP32).");
     experiment_load_data(&x, &cfg);

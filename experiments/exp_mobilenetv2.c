@@ -77,10 +77,10 @@ int main(int argc, char **argv) {
     char preset[OPT_STRLEN] = "default";
     apply_preset(argc, argv, &cfg, &p);
     Option extra[TRAIN_MAX_OPTIONS] = {
-        {"preset", OPT_CHOICE, preset, "default (~20 min) or full (the results schedule)", 0, 0, "default|full"},
-        {"width", OPT_FLOAT, &mc.width, "MobileNetV2 width multiplier", 0.05, 4},
-        {"variant", OPT_CHOICE, mc.variant, "strides for small images (nn/mobilenetv2.h)", 0, 0, "s1x2|s1x3|imagenet"},
-        {"dropout", OPT_FLOAT, &mc.dropout, "dropout before the classifier", 0, 0.99},
+        opt_role(opt_choice("preset", preset, "default (~20 min) or full (the results schedule)", "default|full"), OPT_INCIDENTAL),
+        opt_float("width", &mc.width, "MobileNetV2 width multiplier", 0.05, 4),
+        opt_choice("variant", mc.variant, "strides for small images (nn/mobilenetv2.h)", "s1x2|s1x3|imagenet"),
+        opt_float("dropout", &mc.dropout, "dropout before the classifier", 0, 0.99),
     };
     int n = 4 + qpipeline_options(&p, &q, extra + 4);
     Experiment x;

@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     QuantConfig q = quant_config_defaults;
     snprintf(q.method, sizeof q.method, "none");
     int depth = 20;
-    Option extra[TRAIN_MAX_OPTIONS] = {{"depth", OPT_INT, &depth, "ResNet depth 6n+2 (20, 32, 44, 56)", 8, 1000}};
+    Option extra[TRAIN_MAX_OPTIONS] = {opt_int("depth", &depth, "ResNet depth 6n+2 (20, 32, 44, 56)", 8, 1000)};
     int n = 1 + qpipeline_options(&p, &q, extra + 1);
     Experiment x;
     experiment_setup(&x, &cfg, extra, n, argc, argv, "Train a CIFAR-style ResNet in FP32; optionally quantize it.");

@@ -17,11 +17,11 @@
 
 int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *o) {
     int n = 0;
-    o[n++] = (Option){"fp32_epochs", OPT_INT, &p->fp32_epochs, "FP32 training epochs", 0, 100000};
-    o[n++] = (Option){"fp32_lr", OPT_FLOAT, &p->fp32_lr, "FP32 peak learning rate", 0, 100};
-    o[n++] = (Option){"fp32_warmup", OPT_FLOAT, &p->fp32_warmup, "FP32 warm-up epochs", 0, 100000};
-    o[n++] = (Option){"fp32_dir", OPT_STRING, p->fp32_dir, "FP32 run directory, reused when finished (empty: derived)"};
-    o[n++] = (Option){"fp32_seed", OPT_INT, &p->fp32_seed, "seed of the FP32 model (0: --seed); fine-tune seeds share one FP32 model", 0, 1 << 30};
+    o[n++] = opt_int("fp32_epochs", &p->fp32_epochs, "FP32 training epochs", 1, 100000);
+    o[n++] = opt_float("fp32_lr", &p->fp32_lr, "FP32 peak learning rate", 0, 100);
+    o[n++] = opt_float("fp32_warmup", &p->fp32_warmup, "FP32 warm-up epochs", 0, 100000);
+    o[n++] = opt_role(opt_string("fp32_dir", p->fp32_dir, "FP32 run directory, reused when finished (empty: derived)"), OPT_INCIDENTAL);
+    o[n++] = opt_int("fp32_seed", &p->fp32_seed, "seed of the FP32 model (0: --seed); fine-tune seeds share one FP32 model", 0, 1 << 30);
     return n + quant_config_options(q, o + n);
 }
 

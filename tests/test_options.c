@@ -1,6 +1,7 @@
 /* test_options.c — the shared --key=value parser: values, booleans, choices, and every kind of
  * bad flag rejected with a message naming it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -22,11 +23,11 @@ static Option opts[5];
 static void setup(void) {
     test_setup_quiet();
     cfg = (Cfg){.n = 3, .lr = 0.1f, .name = "a", .sched = "cosine"};
-    opts[0] = (Option){"n", OPT_INT, &cfg.n, "count", 1, 10};
-    opts[1] = (Option){"lr", OPT_FLOAT, &cfg.lr, "rate", 0, 1};
-    opts[2] = (Option){"flag", OPT_BOOL, &cfg.flag, "switch"};
-    opts[3] = (Option){"name", OPT_STRING, cfg.name, "text"};
-    opts[4] = (Option){"schedule", OPT_CHOICE, cfg.sched, "kind", 0, 0, "step|cosine"};
+    opts[0] = opt_int("n", &cfg.n, "count", 1, 10);
+    opts[1] = opt_float("lr", &cfg.lr, "rate", 0, 1);
+    opts[2] = opt_bool("flag", &cfg.flag, "switch");
+    opts[3] = opt_string("name", cfg.name, "text");
+    opts[4] = opt_choice("schedule", cfg.sched, "kind", "step|cosine");
 }
 
 static void parse(const char *a, const char *b) {
@@ -57,6 +58,11 @@ static void p_choice(void *c) { parse("--schedule=linear", NULL); }
 static void p_bool(void *c) { parse("--flag=maybe", NULL); }
 static void p_missing(void *c) { parse("--n", NULL); }
 static void p_positional(void *c) { parse("file.txt", NULL); }
+static void p_underflow(void *c) { parse("--lr=1e-50", NULL); }
+static void p_subnormal(void *c) { parse("--lr=1e-40", NULL); }
+static void p_space_float(void *c) { parse("--lr= 0.5", NULL); }
+static void p_space_int(void *c) { parse("--n= 3", NULL); }
+static void p_hex_range(void *c) { parse("--lr=0x1p1", NULL); }
 
 Test(options, rejects_bad_flags_with_a_clear_message, .init = setup, .fini = test_teardown) {
     struct {
@@ -71,6 +77,11 @@ Test(options, rejects_bad_flags_with_a_clear_message, .init = setup, .fini = tes
         {p_bool, "--flag=maybe: not a boolean"},
         {p_missing, "--n needs a value"},
         {p_positional, "unexpected argument 'file.txt'"},
+        {p_underflow, "--lr=1e-50: not representable as a float"},
+        {p_subnormal, "--lr=1e-40: not representable as a float"},
+        {p_space_float, "--lr= 0.5: not a number"},
+        {p_space_int, "--n= 3: not an integer"},
+        {p_hex_range, "--lr=0x1p1: must be in [0, 1]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *m = expect_fatal(cases[i].fn, NULL);
@@ -85,4 +96,25 @@ Test(options, unknown_flag_exits_nonzero, .init = setup, .fini = test_teardown, 
 Test(options, help_exits_zero_and_lists_defaults, .init = setup, .fini = test_teardown, .exit_code = 0) {
     cr_redirect_stdout();
     parse("--help", NULL);
+}
+
+Test(options, the_core_returns_errors_and_help_without_exiting, .init = setup, .fini = test_teardown) {
+    char prog[] = "prog", a1[] = "--n=4", a2[] = "--lr=2", a3[] = "--help", err[256];
+    char *bad[] = {prog, a1, a2, NULL}, *help[] = {prog, a3, a2, NULL};
+    cr_assert_eq(options_parse_args(opts, 5, 3, bad, err, sizeof err), OPTIONS_ERROR);
+    cr_assert_str_eq(err, "--lr=2: must be in [0, 1]");
+    cr_assert_eq(cfg.n, 4, "the arguments before the bad one are applied");
+    cr_assert_eq(options_parse_args(opts, 5, 3, help, err, sizeof err), OPTIONS_HELP);
+    char *good[] = {prog, a1, NULL};
+    cr_assert_eq(options_parse_args(opts, 5, 2, good, err, sizeof err), OPTIONS_OK);
+}
+
+Test(options, floats_print_as_the_shortest_exact_text, .init = setup, .fini = test_teardown) {
+    char buf[64];
+    cfg.lr = 0.1f;
+    options_value_str(&opts[1], buf, sizeof buf);
+    cr_assert_str_eq(buf, "0.1");
+    cfg.lr = 0.1f + 1e-8f;  // the next float up: 6 digits would print it as 0.1
+    options_value_str(&opts[1], buf, sizeof buf);
+    cr_assert_float_eq(strtof(buf, NULL), cfg.lr, 0, "%s reads back as another float", buf);
 }
