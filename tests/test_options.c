@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "helpers.h"
 #include "core/options.h"
+#include "train/config.h"
 
 #include <criterion/redirect.h>
 
@@ -117,4 +118,15 @@ Test(options, floats_print_as_the_shortest_exact_text, .init = setup, .fini = te
     cfg.lr = 0.1f + 1e-8f;  // the next float up: 6 digits would print it as 0.1
     options_value_str(&opts[1], buf, sizeof buf);
     cr_assert_float_eq(strtof(buf, NULL), cfg.lr, 0, "%s reads back as another float", buf);
+}
+
+Test(options, a_run_of_zero_epochs_is_refused, .init = setup, .fini = test_teardown) {
+    // --epochs=0 once exited 0 with "RESULT … test_acc=0.0000", a result nothing measured.
+    TrainConfig c = {.epochs = 3};
+    Option o[TRAIN_MAX_OPTIONS];
+    int n = train_config_options(&c, o);
+    char prog[] = "prog", a1[] = "--epochs=0", err[256];
+    char *argv[] = {prog, a1, NULL};
+    cr_assert_eq(options_parse_args(o, n, 2, argv, err, sizeof err), OPTIONS_ERROR);
+    cr_assert(strstr(err, "--epochs=0: must be in [1,") != NULL, "got: %s", err);
 }
