@@ -451,7 +451,8 @@ Quantizer *baseline_new(BaselineKind kind, ParamSlab *slab, const char *name, Qu
     Base *b = dq_calloc(1, sizeof *b);
     quantizer_init_base(&b->base, &BASE_OPS, name, role, is_signed || role == QROLE_WEIGHT, pinned, elems);
     b->kind = kind, b->cfg = cfg, b->bits = bits;
-    b->channels = role == QROLE_WEIGHT && cfg->per_channel ? channels : 1;
+    if (channels < 1 || (channels > 1 && role != QROLE_WEIGHT)) DQ_FATAL("%s: %d channels: per-channel quantizers are for weights", name, channels);
+    b->channels = channels;
     char pname[96];
     if (kind == BASE_LSQ) {
         snprintf(pname, sizeof pname, "%s.step", name);

@@ -14,7 +14,7 @@
  *           (round(v/s) − v/s) inside, −Q_N below, Q_P above, scaled by 1/sqrt(N·Q_P); s starts
  *           at 2·mean|v|/sqrt(Q_P). Signed activations get the LSQ+ offset β: v̂ = q(v − β) + β,
  *           dβ = dy where clipped.
- * per_channel: weights get one range / step per output channel (the last weight dim).
+ * channels > 1 (weights): one range / step per output channel (the last weight dim).
  */
 #ifndef DQ_BASELINES_H
 #define DQ_BASELINES_H
@@ -24,11 +24,11 @@
 typedef enum { BASE_MINMAX, BASE_DOREFA, BASE_PACT, BASE_LSQ } BaselineKind;
 
 typedef struct BaselineConfig {
-    float percentile;   // calibration percentile for activation ranges (99.9)
-    bool per_channel;   // weights: one parameter per output channel
+    float percentile;   // calibration percentile for activation ranges (QuantConfig.percentile)
 } BaselineConfig;
 
-/* channels = the weight's output channels (last dim) for per-channel weights, else ignored. */
+/* channels: the weight's output channels (last dim) for per-channel weights, 1 per tensor
+ * (activations: always 1). */
 Quantizer *baseline_new(BaselineKind kind, ParamSlab *slab, const char *name, QuantRole role,
                         bool is_signed, bool pinned, int bits, long long elems, int channels,
                         const BaselineConfig *cfg);

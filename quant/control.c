@@ -6,8 +6,18 @@
 
 #include "core/error.h"
 
-static bool is_ddq(const QuantContext *qc) { return !strcmp(qc->cfg.method, "ddq"); }
-static bool bitops(const QuantContext *qc) { return !strcmp(qc->cfg.budget, "bitops"); }
+static bool is_ddq(const QuantContext *qc) { return qc->method == QUANT_DDQ; }
+static bool bitops(const QuantContext *qc) { return qc->budget == BUDGET_BITOPS; }
+
+static void phase_one(Quantizer *q, void *ctx) {
+    if (ddq_is(q)) ddq_set_phase(q, *(const DdqPhase *)ctx);
+}
+
+/* The phase of every DDQ quantizer. */
+static void set_phase(QuantRun *r, DdqPhase phase) {
+    r->phase = phase;
+    quant_each(r->qc, phase_one, &phase);
+}
 
 QuantBudget quant_budget(const QuantContext *qc) {
     QuantBudget b = {0};
@@ -29,7 +39,7 @@ void quant_run_init(QuantRun *r, QuantContext *qc, long long total_steps, float 
     r->qc = qc;
     r->total_steps = total_steps > 0 ? total_steps : 1;
     r->lr_peak = lr_peak > 0 ? lr_peak : 1;
-    qc->cfg.ddq.levels_frozen = qc->cfg.ddq.gates_frozen = true;  // warm-up first
+    set_phase(r, DDQ_PHASE_WARMUP);
 }
 
 /* Budget targets in effect (variant ramp: from 8 bits to the target over half the joint phase). */
@@ -42,8 +52,9 @@ static void targets(const QuantRun *r, double *tw, double *ta) {
     *tw = 8 - (8 - *tw) * u, *ta = 8 - (8 - *ta) * u;
 }
 
-static double update_lambda(const QuantConfig *c, double lambda, double mem, double zeta) {
-    if (!strcmp(c->lambda, "hinge")) return mem > zeta ? c->hinge : 0;
+static double update_lambda(const QuantContext *qc, double lambda, double mem, double zeta) {
+    const QuantConfig *c = &qc->cfg;
+    if (qc->lambda == LAMBDA_HINGE) return mem > zeta ? c->hinge : 0;
     lambda += c->eta * (mem / zeta - 1);
     return lambda > 0 ? lambda : 0;
 }
@@ -150,19 +161,18 @@ void quant_run_step(QuantRun *r, float lr) {
     if (is_ddq(qc)) {
         const QuantConfig *c = &qc->cfg;
         double t = (double)r->step / r->total_steps;
-        int phase = t < c->phase_warmup ? 0 : t < c->phase_warmup + c->phase_joint ? 1 : 2;
-        qc->cfg.ddq.levels_frozen = phase == 0;
-        qc->cfg.ddq.gates_frozen = phase != 1;
-        if (phase == 2 && r->phase != 2) quant_run_guarantee(r);
-        r->phase = phase;
+        DdqPhase phase = t < c->phase_warmup ? DDQ_PHASE_WARMUP
+                       : t < c->phase_warmup + c->phase_joint ? DDQ_PHASE_JOINT : DDQ_PHASE_FROZEN;
+        if (phase == DDQ_PHASE_FROZEN && r->phase != DDQ_PHASE_FROZEN) quant_run_guarantee(r);
+        if (phase != r->phase) set_phase(r, phase);
         double tw, ta;
         targets(r, &tw, &ta);
         QuantBudget b = quant_budget(qc);
-        if (phase == 1) {
-            if (bitops(qc)) r->lambda_w = update_lambda(c, r->lambda_w, b.bitops, tw * ta * b.macs);
+        if (phase == DDQ_PHASE_JOINT) {
+            if (bitops(qc)) r->lambda_w = update_lambda(qc, r->lambda_w, b.bitops, tw * ta * b.macs);
             else {
-                r->lambda_w = update_lambda(c, r->lambda_w, b.mem_w, tw * b.n_w);
-                r->lambda_a = update_lambda(c, r->lambda_a, b.mem_a, ta * b.n_a);
+                r->lambda_w = update_lambda(qc, r->lambda_w, b.mem_w, tw * b.n_w);
+                r->lambda_a = update_lambda(qc, r->lambda_a, b.mem_a, ta * b.n_a);
             }
         }
         set_prices(r, &b, tw, ta);
@@ -241,6 +251,5 @@ void quant_run_load(QuantRun *r, QBytes *b) {
     qbytes_get(b, d, sizeof d);
     r->lambda_w = d[0], r->lambda_a = d[1], r->moved_w = d[2], r->moved_a = d[3];
     quant_each(r->qc, load_one, b);
-    r->qc->cfg.ddq.levels_frozen = r->phase == 0;
-    r->qc->cfg.ddq.gates_frozen = r->phase != 1;
+    set_phase(r, r->phase);
 }

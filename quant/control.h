@@ -34,7 +34,7 @@ typedef struct QuantRun {
     QuantContext *qc;
     long long step, total_steps;   // optimizer steps so far / in the run
     float lr_peak;                 // the schedule's peak (level learning rates are relative to it)
-    int phase;                     // 0 warm-up, 1 joint, 2 frozen
+    DdqPhase phase;                // DDQ: what learns now (set in every quantizer)
     double lambda_w, lambda_a;     // bit prices (bitops: lambda_w only)
     double moved_w, moved_a;       // mean bits moved by the final guarantee (signed; bitops: in
                                    // moved_w, the change of Σ MACs·b_w·b_a per MAC)

@@ -31,6 +31,7 @@ typedef struct Ddq {
     double ema_gate[DDQ_K], sig_gate[DDQ_K];
     int flips;
     float price;
+    DdqPhase phase;               // what learns now
     float step;                   // fine step d at initialisation (the gap's unit)
     QSamples samples;             // calibration data (activations)
     int channels;                 // per-channel weights: C scales (1: per tensor)
@@ -311,7 +312,7 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
     Tensor *x = r->in[0], *fine = r->in[1];
     bool overwrite;
     float *dx = tape_grad_overwrite(t, x, &overwrite);
-    bool signals = !d->cfg->gates_frozen && !d->base.pinned;
+    bool signals = d->phase == DDQ_PHASE_JOINT && !d->base.pinned;
     bool levels = fine->requires_grad && fine->grad;
     DdqJob job = {d, x->data, r->out->grad, NULL, dx, s->bins, x->numel, threads_count(), NULL, signals, overwrite, levels};
     if (d->cfg->product_rule && signals) {  // tables of the K single-gate toggles around the current set
@@ -372,6 +373,7 @@ static Tensor *ddq_forward(Quantizer *q, Tape *t, Tensor *x) {
 /* ------------------------------------------------------------------ per-step updates */
 static void update_levels(Ddq *d, float lr) {
     float rate = (d->base.role == QROLE_WEIGHT ? d->cfg->lr_levels_w : d->cfg->lr_levels_a) * lr;
+    if (rate == 0) return;  // nothing moves (tests observe signals this way with the levels still)
     float *q = d->fine->data, *g = d->fine->grad;
     if (d->cfg->adam) {  // Adam (β 0.9, 0.999), no weight decay
         d->adam_t++;
@@ -445,8 +447,8 @@ static void product_rule_gates(Ddq *d) {
 static void ddq_step(Quantizer *q, float lr) {
     Ddq *d = (Ddq *)q;
     if (!q->calibrated) return;
-    if (!d->cfg->levels_frozen && d->fine->grad) update_levels(d, lr);
-    if (!d->cfg->gates_frozen && !q->pinned) {
+    if (d->phase != DDQ_PHASE_WARMUP && d->fine->grad) update_levels(d, lr);
+    if (d->phase == DDQ_PHASE_JOINT && !q->pinned) {
         if (d->cfg->product_rule) product_rule_gates(d);
         else frontier_gates(d);
     }
@@ -536,6 +538,7 @@ Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_si
     d->gate_merge = -0.5f, d->gate_unmerge = 0.5f;
     for (int k = 0; k < DDQ_K; k++) d->gate[k] = k < d->m ? 0.5f : -0.5f;
     d->zero_index = -1;
+    d->phase = DDQ_PHASE_JOINT;
     return &d->base;
 }
 
@@ -543,12 +546,19 @@ Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_si
 DdqState ddq_state(const Quantizer *q) {
     const Ddq *d = (const Ddq *)q;
     DQ_CHECK(ddq_is(q));
-    return (DdqState){DDQ_K - d->m, d->m, d->tab.nc, d->tab.coarse, d->fine->data, d->ema_down, d->ema_up,
-                      d->ema_down_pos, d->ema_up_neg, d->sig_down, d->sig_up, d->gate_merge,
-                      d->gate_unmerge, d->flips, d->price};
+    return (DdqState){.bits = DDQ_K - d->m, .merged = d->m, .n_coarse = d->tab.nc, .coarse = d->tab.coarse,
+                      .fine = d->fine->data, .ema_down = d->ema_down, .ema_up = d->ema_up,
+                      .ema_down_pos = d->ema_down_pos, .ema_up_neg = d->ema_up_neg, .sig_down = d->sig_down,
+                      .sig_up = d->sig_up, .gate_merge = d->gate_merge, .gate_unmerge = d->gate_unmerge,
+                      .flips = d->flips, .price = d->price, .phase = d->phase};
 }
 
 void ddq_set_price(Quantizer *q, float price) { ((Ddq *)q)->price = price; }
+
+void ddq_set_phase(Quantizer *q, DdqPhase phase) {
+    DQ_CHECK(ddq_is(q) && phase >= DDQ_PHASE_WARMUP && phase <= DDQ_PHASE_FROZEN);
+    ((Ddq *)q)->phase = phase;
+}
 
 void ddq_set_merged(Quantizer *q, int m) {
     Ddq *d = (Ddq *)q;

@@ -43,9 +43,11 @@ typedef struct DdqConfig {
     bool product_rule;      // variant: signals for all K gates; bits = leading merged gates
     bool adam;              // variant: Adam on the levels
     float alpha;            // variant: gradient correction α·∂mean((x_q − x)²)/∂v (0: off)
-    // phase switches (set by the controller)
-    bool levels_frozen, gates_frozen;
 } DdqConfig;
+
+/* What learns when (the controller sets it, control.h): warm-up — neither levels nor gates;
+ * joint — both; frozen — levels only, the bits stay. A new quantizer is in the joint phase. */
+typedef enum { DDQ_PHASE_WARMUP, DDQ_PHASE_JOINT, DDQ_PHASE_FROZEN } DdqPhase;
 
 /* A new quantizer; its fine grid "name.levels" is registered in slab. elems = N of the data.
  * Pinned quantizers stay at 8 bits. channels > 1 (weights only): per-output-channel scaling —
@@ -68,10 +70,12 @@ typedef struct DdqState {
     float gate_merge, gate_unmerge;
     int flips;                  // bit changes so far
     float price;                // λ·N/ζ in effect
+    DdqPhase phase;
 } DdqState;
 
 DdqState ddq_state(const Quantizer *q);
 void ddq_set_price(Quantizer *q, float price);
+void ddq_set_phase(Quantizer *q, DdqPhase phase);
 /* Force m merged bits (final budget guarantee, tests); rebuilds the coarse values. */
 void ddq_set_merged(Quantizer *q, int m);
 /* Replace the fine grid (tests). */

@@ -1,6 +1,8 @@
 /* qconfig.c — quantization options: defaults, table, validation. */
 #include "qconfig.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -10,9 +12,8 @@ const QuantConfig quant_config_defaults = {
     .w_bits = 4, .a_bits = 4,
     .pin_bits = 8,
     .ddq = {.b_min = 2, .init_bits = 8, .gap = 0.5f, .ema = 0.98f, .lr_gate = 20.0f,
-            .lr_levels_w = 0.01f, .lr_levels_a = 0.25f, .momentum = 0.9f, .percentile = 99.9f,
-            .pin_zero = true},
-    .base = {.percentile = 99.9f},
+            .lr_levels_w = 0.01f, .lr_levels_a = 0.25f, .momentum = 0.9f, .pin_zero = true},
+    .percentile = 99.9f,
     .budget = "elements",
     .lambda = "dual",
     .eta = 0.003f,
@@ -30,7 +31,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_int("q_pin_bits", &c->pin_bits, "bits of the first and last layer", 1, 8);
     o[n++] = opt_bool("q_per_channel", &c->per_channel, "per-output-channel weight quantizers");
     o[n++] = opt_int("q_calib_batches", &c->calib_batches, "activation calibration batches", 1, 1000);
-    o[n++] = opt_float("q_percentile", &c->ddq.percentile, "calibration range percentile", 50, 100);
+    o[n++] = opt_float("q_percentile", &c->percentile, "calibration range percentile", 50, 100);
     o[n++] = opt_int("ddq_bmin", &c->ddq.b_min, "fewest bits a layer may reach", 1, 8);
     o[n++] = opt_int("ddq_init_bits", &c->ddq.init_bits, "bits at the start (variant: the target)", 1, 8);
     o[n++] = opt_float("ddq_gap", &c->ddq.gap, "minimum gap between levels, in initial fine steps", 0, 100);
@@ -53,15 +54,87 @@ int quant_config_options(QuantConfig *c, Option *o) {
     return n;
 }
 
-void quant_config_check(const QuantConfig *c, const char *prog) {
-    bool ddq = !strcmp(c->method, "ddq");
+static const char *const METHOD_NAMES[] = {"none", "ddq", "lsq", "pact", "minmax"};
+
+const char *quant_method_name(QuantMethod m) { return m >= 0 && m <= QUANT_MINMAX ? METHOD_NAMES[m] : "?"; }
+
+QuantMethod quant_method_of(const QuantConfig *c) {
+    for (int m = 0; m <= QUANT_MINMAX; m++)
+        if (!strcmp(c->method, METHOD_NAMES[m])) return (QuantMethod)m;
+    DQ_FATAL("unknown quantization method '%s'", c->method);
+}
+
+QuantBudgetKind quant_budget_of(const QuantConfig *c) {
+    if (!strcmp(c->budget, "elements")) return BUDGET_ELEMENTS;
+    if (!strcmp(c->budget, "bitops")) return BUDGET_BITOPS;
+    DQ_FATAL("unknown DDQ budget '%s'", c->budget);
+}
+
+QuantLambdaKind quant_lambda_of(const QuantConfig *c) {
+    if (!strcmp(c->lambda, "dual")) return LAMBDA_DUAL;
+    if (!strcmp(c->lambda, "hinge")) return LAMBDA_HINGE;
+    DQ_FATAL("unknown DDQ price rule '%s'", c->lambda);
+}
+
+static bool in_list(const char *choices, const char *v) {
+    size_t n = strlen(v);
+    for (const char *p = choices; (p = strstr(p, v)) != NULL; p += n)
+        if ((p == choices || p[-1] == '|') && (p[n] == 0 || p[n] == '|')) return true;
+    return false;
+}
+
+/* Options that only some methods read: refused elsewhere unless left at their default. */
+static const char *unused_option(const QuantConfig *c, const Option *o) {
+    QuantMethod m = quant_method_of(c);
+    const char *k = o->key;
+    if (m == QUANT_NONE && strcmp(k, "q_method") != 0) return "--q_method=none (no quantization)";
+    if (m != QUANT_DDQ && !strncmp(k, "ddq_", 4)) return "every --q_method but ddq";
+    if (m == QUANT_LSQ && !strcmp(k, "q_percentile")) return "--q_method=lsq (its step starts at 2·mean|x|/sqrt(Q_P))";
+    if (m == QUANT_DDQ && !strcmp(k, "ddq_hinge") && quant_lambda_of(c) != LAMBDA_HINGE) return "--ddq_lambda=dual";
+    if (m == QUANT_DDQ && !strcmp(k, "ddq_eta") && quant_lambda_of(c) != LAMBDA_DUAL) return "--ddq_lambda=hinge";
+    return NULL;
+}
+
+static bool refuse(char *err, size_t es, const char *fmt, ...) DQ_PRINTF(3, 4);
+static bool refuse(char *err, size_t es, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, es, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool quant_config_validate(const QuantConfig *c, char *err, size_t es) {
+    if (!in_list("ddq|lsq|pact|minmax|none", c->method))
+        return refuse(err, es, "--q_method=%s: unknown method", c->method);
+    if (!in_list("elements|bitops", c->budget) || !in_list("dual|hinge", c->lambda))
+        return refuse(err, es, "--ddq_budget=%s / --ddq_lambda=%s: unknown", c->budget, c->lambda);
+    QuantConfig mine = *c, dflt = quant_config_defaults;
+    Option om[64], od[64];
+    int n = quant_config_options(&mine, om);
+    DQ_CHECK(n <= 64 && quant_config_options(&dflt, od) == n);
+    for (int i = 0; i < n; i++) {
+        char a[OPT_STRLEN], b[OPT_STRLEN];
+        options_value_str(&om[i], a, sizeof a);
+        options_value_str(&od[i], b, sizeof b);
+        const char *where = strcmp(a, b) ? unused_option(c, &om[i]) : NULL;
+        if (where)
+            return refuse(err, es, "--%s=%s has no effect with %s: leave it out (default %s)", om[i].key, a, where, b);
+    }
+    bool ddq = quant_method_of(c) == QUANT_DDQ;
     if (ddq && (c->w_bits < c->ddq.b_min || c->a_bits < c->ddq.b_min))
-        DQ_FATAL_FILE(prog, "the budget (%g/%g bits) is below --ddq_bmin=%d", c->w_bits, c->a_bits, c->ddq.b_min);
+        return refuse(err, es, "the budget (%g/%g bits) is below --ddq_bmin=%d", c->w_bits, c->a_bits, c->ddq.b_min);
     if (!ddq && (c->w_bits != (int)c->w_bits || c->a_bits != (int)c->a_bits))
-        DQ_FATAL_FILE(prog, "--q_method=%s needs whole bits (got %g/%g); fractional budgets are DDQ's",
-                      c->method, c->w_bits, c->a_bits);
+        return refuse(err, es, "--q_method=%s needs whole bits (got %g/%g); fractional budgets are DDQ's", c->method,
+                        c->w_bits, c->a_bits);
     if (c->phase_warmup + c->phase_joint > 1)
-        DQ_FATAL_FILE(prog, "--ddq_warmup=%g plus --ddq_joint=%g exceed 1", c->phase_warmup, c->phase_joint);
+        return refuse(err, es, "--ddq_warmup=%g plus --ddq_joint=%g exceed 1", c->phase_warmup, c->phase_joint);
     if (c->ddq.init_bits < c->ddq.b_min)
-        DQ_FATAL_FILE(prog, "--ddq_init_bits=%d is below --ddq_bmin=%d", c->ddq.init_bits, c->ddq.b_min);
+        return refuse(err, es, "--ddq_init_bits=%d is below --ddq_bmin=%d", c->ddq.init_bits, c->ddq.b_min);
+    return true;
+}
+
+void quant_config_check(const QuantConfig *c, const char *prog) {
+    char err[512];
+    if (!quant_config_validate(c, err, sizeof err)) DQ_FATAL_FILE(prog, "%s", err);
 }

@@ -7,13 +7,19 @@
 #include "ddq.h"
 #include "core/options.h"
 
+/* The option strings, parsed once (quant_config_check / quant_context_new). */
+typedef enum { QUANT_NONE, QUANT_DDQ, QUANT_LSQ, QUANT_PACT, QUANT_MINMAX } QuantMethod;
+typedef enum { BUDGET_ELEMENTS, BUDGET_BITOPS } QuantBudgetKind;
+typedef enum { LAMBDA_DUAL, LAMBDA_HINGE } QuantLambdaKind;
+
 typedef struct QuantConfig {
     char method[OPT_STRLEN];    // ddq | lsq | pact | minmax | none
     float w_bits, a_bits;       // fixed-bit methods: bits; DDQ: the budget in mean bits
     int pin_bits;               // first and last layer: fixed bits (8), outside the budget
-    bool per_channel;           // per-output-channel weight quantizers
-    DdqConfig ddq;              // DDQ's own options (ddq.h)
-    BaselineConfig base;        // the baselines' options (baselines.h)
+    bool per_channel;           // per-output-channel weight quantizers (every method)
+    float percentile;           // activation calibration range: [100 − p, p] percentiles (every method)
+    DdqConfig ddq;              // DDQ's own options (ddq.h); its percentile comes from the field above
+    BaselineConfig base;        // the baselines' options (baselines.h); percentile likewise
     char budget[OPT_STRLEN];    // elements (Σ N·b per kind) | bitops (Σ MACs·b_w·b_a)
     char lambda[OPT_STRLEN];    // dual (dual ascent) | hinge (fixed weight while over budget)
     float eta;                  // dual ascent step
@@ -29,7 +35,16 @@ extern const QuantConfig quant_config_defaults;
 /* Writes the options (keys prefixed "q_" for the shared ones, "ddq_" for DDQ's) into out;
  * returns how many. */
 int quant_config_options(QuantConfig *c, Option *out);
-/* Checks the combination; fatal "<prog>: error: …" on a bad one. */
+/* Checks the combination; false with the reason in err. An option the chosen method does not
+ * implement is refused when it differs from its default (--ddq_gap with --q_method=lsq, any --q_*
+ * with --q_method=none), never silently ignored. */
+bool quant_config_validate(const QuantConfig *c, char *err, size_t err_size);
+/* The same, fatal "<prog>: error: …" on a bad one. */
 void quant_config_check(const QuantConfig *c, const char *prog);
+
+QuantMethod quant_method_of(const QuantConfig *c);
+QuantBudgetKind quant_budget_of(const QuantConfig *c);
+QuantLambdaKind quant_lambda_of(const QuantConfig *c);
+const char *quant_method_name(QuantMethod m);
 
 #endif

@@ -46,18 +46,23 @@ static Quantizer *make_quantizer(QuantContext *qc, ParamSlab *slab, const LayerS
     long long weights = s->kind == SPEC_LINEAR ? (long long)s->in * s->out
                                                : (long long)s->kernel * s->kernel * (s->in / s->groups) * s->out;
     long long elems = role == QROLE_WEIGHT ? weights : 0;  // activations: set by the first forward
-    int channels = s->out;
-    const char *m = c->method;
-    if (!strcmp(m, "ddq"))
-        return ddq_new(slab, name, role, is_signed, pinned, elems, c->per_channel ? channels : 1, &qc->cfg.ddq);
-    BaselineKind kind = !strcmp(m, "lsq") ? BASE_LSQ : !strcmp(m, "minmax") ? BASE_MINMAX
-                      : role == QROLE_WEIGHT ? BASE_DOREFA : BASE_PACT;  // "pact": DoReFa weights + PACT activations
-    return baseline_new(kind, slab, name, role, is_signed, pinned, bits, elems, channels, &qc->cfg.base);
+    int channels = c->per_channel && role == QROLE_WEIGHT ? s->out : 1;
+    switch (qc->method) {
+    case QUANT_DDQ: return ddq_new(slab, name, role, is_signed, pinned, elems, channels, &qc->cfg.ddq);
+    case QUANT_LSQ: return baseline_new(BASE_LSQ, slab, name, role, is_signed, pinned, bits, elems, channels, &qc->cfg.base);
+    case QUANT_MINMAX: return baseline_new(BASE_MINMAX, slab, name, role, is_signed, pinned, bits, elems, channels, &qc->cfg.base);
+    case QUANT_PACT:  // DoReFa weights, PACT activations
+        return baseline_new(role == QROLE_WEIGHT ? BASE_DOREFA : BASE_PACT, slab, name, role, is_signed, pinned, bits,
+                            elems, channels, &qc->cfg.base);
+    case QUANT_NONE: break;
+    }
+    DQ_CHECK(!"a quantizer for --q_method=none");
+    return NULL;
 }
 
 static Layer *quant_make(const LayerFactory *f, ParamSlab *slab, const LayerSpec *spec) {
     QuantContext *qc = f->ctx;
-    if (!strcmp(qc->cfg.method, "none")) return nn_float_factory.make(&nn_float_factory, slab, spec);
+    if (qc->method == QUANT_NONE) return nn_float_factory.make(&nn_float_factory, slab, spec);
     QuantLayer *q = dq_calloc(1, sizeof *q);
     q->base.ops = spec->kind == SPEC_LINEAR ? &QLINEAR_OPS : &QCONV_OPS;
     layer_set_name(&q->base, spec->name);
@@ -75,8 +80,14 @@ static Layer *quant_make(const LayerFactory *f, ParamSlab *slab, const LayerSpec
 }
 
 QuantContext *quant_context_new(const QuantConfig *cfg) {
+    char err[512];
+    if (!quant_config_validate(cfg, err, sizeof err)) DQ_FATAL("quant_context_new: %s", err);
     QuantContext *qc = dq_calloc(1, sizeof *qc);
     qc->cfg = *cfg;
+    qc->cfg.ddq.percentile = qc->cfg.base.percentile = cfg->percentile;  // one option, every method
+    qc->method = quant_method_of(cfg);
+    qc->budget = quant_budget_of(cfg);
+    qc->lambda = quant_lambda_of(cfg);
     return qc;
 }
 

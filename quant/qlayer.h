@@ -27,11 +27,15 @@ typedef struct QuantLayer {
 
 typedef struct QuantContext {
     QuantConfig cfg;      // owned copy: quantizers point at cfg.ddq / cfg.base
+    QuantMethod method;   // cfg's strings, parsed once
+    QuantBudgetKind budget;
+    QuantLambdaKind lambda;
     QuantLayer **layers;  // in model order
     int n_layers, cap_layers;
     struct DdqControl *ddq;  // DDQ's budget controller (control.h), NULL for other methods
 } QuantContext;
 
+/* cfg must be valid (quant_config_validate): a bad one is an internal error here. */
 QuantContext *quant_context_new(const QuantConfig *cfg);
 void quant_context_free(QuantContext *qc); /* accepts NULL; the layers belong to the model */
 LayerFactory quant_factory(QuantContext *qc);

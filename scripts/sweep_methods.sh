@@ -20,8 +20,10 @@ csv=runs/sweeps/methods-$MODEL-$PRESET.csv
 for seed in $SEEDS; do
   for b in $BITS; do
     for m in $METHODS; do
+      bmin=""  # DDQ's floor follows a 1-bit budget; the other methods refuse DDQ's options
+      [ "$m" = ddq ] && [ "$b" -lt 2 ] && bmin="--ddq_bmin=$b"
       run_exp "$csv" "$m W${b}A${b}" "./exp_$MODEL" --preset="$PRESET" --q_method="$m" --q_wbits="$b" --q_abits="$b" \
-        --ddq_bmin=$((b < 2 ? b : 2)) --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-$m-w${b}a${b}-s$seed"
+        $bmin --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-$m-w${b}a${b}-s$seed"
     done
   done
 done

@@ -138,7 +138,7 @@ static void check_signals(bool fine_forward, bool pin, double tol) {
  * the finite differences of the forward (the derivative of the Kronecker relaxation at the two
  * frontier gates), pinned zero included. */
 Test(ddq, gate_signals_equal_finite_differences_fine_semantics, .init = setup, .fini = teardown) {
-    cfg.levels_frozen = true, cfg.lr_gate = 0;  // signals on, gates still
+    cfg.lr_gate = 0;  // joint phase: signals on; step(q, 0) moves neither gates nor levels
     check_signals(true, true, 1e-4);
 }
 
@@ -146,7 +146,7 @@ Test(ddq, gate_signals_equal_finite_differences_fine_semantics, .init = setup, .
  * element is its block's pair (or child), so the identity holds too. (With the pinned zero
  * block the spacing near 0 is uneven and the signal is a first-order approximation.) */
 Test(ddq, gate_signals_equal_finite_differences_nearest_value, .init = setup, .fini = teardown) {
-    cfg.levels_frozen = true, cfg.lr_gate = 0;
+    cfg.lr_gate = 0;
     check_signals(false, false, 1e-4);
 }
 
@@ -261,7 +261,7 @@ static Pass one_pass(Quantizer *q, Tensor *x, const float *r, bool reference) {
  * (not a multiple of 16, split over 2 threads), crowded levels, values on the thresholds,
  * NaN and ±inf. Outputs and dx are identical; sums agree to float rounding. */
 Test(ddq, fast_kernels_match_the_reference, .init = setup, .fini = teardown) {
-    cfg.levels_frozen = true, cfg.lr_gate = 0;
+    cfg.lr_gate = 0;
     int n = 1037;
     Quantizer *q = make(true, n);
     Arena keep;  // x and r outlive the tape's resets

@@ -225,6 +225,87 @@ Test(qmodel, factory_quantizes_every_weighted_layer, .init = setup, .fini = tear
     quant_context_free(qc);
 }
 
+/* --q_per_channel and --q_percentile reach every method: an LSQ weight step per output channel,
+ * DoReFa and min/max ranges per channel, calibration at the asked percentile (they once reached
+ * DDQ only: an LSQ step stayed one element). */
+Test(qmodel, per_channel_and_percentile_reach_every_method, .init = setup, .fini = teardown) {
+    const char *methods[] = {"lsq", "pact", "minmax", "ddq"};
+    for (int k = 0; k < 4; k++) {
+        QuantConfig c = quant_config_defaults;
+        strcpy(c.method, methods[k]);
+        c.per_channel = true;
+        if (k != 0) c.percentile = 60;  // LSQ refuses it: its step starts from the mean |x|
+        QuantContext *qc = quant_context_new(&c);
+        Model *m = tiny_mnv2(qc);
+        Tensor *x = rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1);
+        calibrate(m, qc, x);
+        QuantLayer *l = qc->layers[1];  // an unpinned depthwise layer
+        char d[128];
+        l->wq->ops->describe(l->wq, d, sizeof d);
+        if (k == 0) {
+            Tensor *step = baseline_param(l->wq, 0);
+            cr_assert_eq(step->numel, (size_t)l->spec.out, "LSQ: %zu weight steps for %d channels", step->numel, l->spec.out);
+        }
+        if (k == 1 || k == 2) cr_assert(strstr(d, "per channel") != NULL, "%s: %s", methods[k], d);
+        // Calibration at the 60th percentile: the activation range ends well inside the data.
+        float lv[256], hi = 0;
+        int nl = l->aq->ops->levels(l->aq, lv);
+        for (int i = 0; i < nl; i++) hi = fmaxf(hi, lv[i]);
+        QuantLayer *l0 = qc->layers[0];  // its input is x itself, uniform in [−1, 1]
+        nl = l0->aq->ops->levels(l0->aq, lv);
+        float top = -1e9f;
+        for (int i = 0; i < nl; i++) top = fmaxf(top, lv[i]);
+        if (k != 0)
+            cr_assert(top < 0.5f, "%s: the first layer's input range reaches %g; the 60th percentile of U(-1, 1) is 0.2",
+                      methods[k], top);
+        model_free(m);
+        quant_context_free(qc);
+    }
+}
+
+static void q_unused_ddq(void *ctx) {
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "lsq");
+    c.ddq.gap = 1;
+    quant_config_check(&c, "exp");
+}
+static void q_unused_none(void *ctx) {
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "none");
+    c.per_channel = true;
+    quant_config_check(&c, "exp");
+}
+static void q_unused_lsq_percentile(void *ctx) {
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "lsq");
+    c.percentile = 99;
+    quant_config_check(&c, "exp");
+}
+static void q_unused_hinge(void *ctx) {
+    QuantConfig c = quant_config_defaults;
+    c.hinge = 1;
+    quant_config_check(&c, "exp");
+}
+
+Test(qoptions, options_a_method_ignores_are_refused, .init = setup, .fini = teardown) {
+    const char *m = expect_fatal(q_unused_ddq, NULL);
+    cr_assert(strstr(m, "--ddq_gap=1 has no effect with every --q_method but ddq") != NULL, "got: %s", m);
+    m = expect_fatal(q_unused_none, NULL);
+    cr_assert(strstr(m, "--q_per_channel=true has no effect with --q_method=none") != NULL, "got: %s", m);
+    m = expect_fatal(q_unused_lsq_percentile, NULL);
+    cr_assert(strstr(m, "--q_percentile=99 has no effect with --q_method=lsq") != NULL, "got: %s", m);
+    m = expect_fatal(q_unused_hinge, NULL);
+    cr_assert(strstr(m, "--ddq_hinge=1 has no effect with --ddq_lambda=dual") != NULL, "got: %s", m);
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "lsq");
+    c.per_channel = true;
+    char err[256];
+    cr_assert(quant_config_validate(&c, err, sizeof err), "LSQ honours --q_per_channel: %s", err);
+    strcpy(c.method, "pact");
+    c.percentile = 99;
+    cr_assert(quant_config_validate(&c, err, sizeof err), "PACT honours --q_per_channel and --q_percentile: %s", err);
+}
+
 /* Runs quant_run_step with the bits fixed by hand and returns λ_w after `steps` joint steps. */
 Test(qcontrol, dual_ascent_rises_over_budget_and_falls_back, .init = setup, .fini = teardown) {
     QuantConfig c = quant_config_defaults;
