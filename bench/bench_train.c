@@ -112,7 +112,6 @@ int main(int argc, char **argv) {
         opt_int("ddq_bits", &ddq_bits, "bits of every unpinned DDQ quantizer while timed (8: a run's start)", 2, 8),
     };
     options_parse(opts, sizeof opts / sizeof *opts, argc, argv, "Training/eval throughput of the models.");
-    ops_init_from_env();
     Config cfgs[8];
     int nc = 0;
     bool all = !strcmp(model, "all");

@@ -215,11 +215,11 @@ static void batchnorm_backward_op(Tape *t, TapeRecord *r) {
     const BnSaved *s = r->saved;
     int C = x->shape[x->ndim - 1];
     bool overwrite = false;
-    float *dx = ops_use_ref_kernels ? tape_grad_of(t, x) : tape_grad_overwrite(t, x, &overwrite);
+    float *dx = r->ref ? tape_grad_of(t, x) : tape_grad_overwrite(t, x, &overwrite);
     BnGrad g = {dx, tape_grad_of(t, gamma), tape_grad_of(t, beta), overwrite, r->out->grad,
                 r->out->data, s->act, x->data, s->mean, s->invstd, gamma->data,
                 x->numel / (size_t)C, C, s->batch_stats};
-    if (ops_use_ref_kernels) batchnorm_backward_ref(&g);
+    if (r->ref) batchnorm_backward_ref(&g);
     else batchnorm_backward_fast(&g);
 }
 
@@ -241,7 +241,7 @@ Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormA
     float *mean = arena_floats(t->arena, (size_t)C), *invstd = arena_floats(t->arena, (size_t)C);
     if (t->training) {
         float *var = arena_floats(t->arena, (size_t)C);
-        if (ops_use_ref_kernels) batchnorm_stats_ref(mean, var, x->data, R, C);
+        if (t->ref_kernels) batchnorm_stats_ref(mean, var, x->data, R, C);
         else batchnorm_stats_fast(mean, var, x->data, R, C);
         for (int c = 0; c < C; c++) {
             invstd[c] = 1.0f / sqrtf(var[c] + a.eps);

@@ -389,7 +389,7 @@ static void conv2d_backward_op(Tape *t, TapeRecord *r) {
     Tensor *x = r->in[0], *w = r->in[1], *b = r->in[2];
     const ConvGeom *g = &((ConvSaved *)r->saved)->geom;
     float *dw = tape_grad_of(t, w), *db = tape_grad_of(t, b);
-    if (ops_use_ref_kernels) {
+    if (r->ref) {
         conv2d_backward_ref(tape_grad_of(t, x), dw, db, r->out->grad, x->data, w->data, g);
         return;
     }
@@ -406,7 +406,7 @@ Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs a
     ConvGeom g = conv2d_geom(x, weight, bias, args);
     Tensor *y = tensor_new4(t->arena, g.N, g.OH, g.OW, g.OC);
     const float *b = bias ? bias->data : NULL;
-    if (ops_use_ref_kernels) conv2d_forward_ref(y->data, x->data, weight->data, b, &g);
+    if (t->ref_kernels) conv2d_forward_ref(y->data, x->data, weight->data, b, &g);
     else conv2d_forward_fast(y->data, x->data, weight->data, b, &g);
     const TapeOp *op = is_pointwise(&g) ? &POINTWISE_OP : is_depthwise(&g) ? &DEPTHWISE_OP : &CONV2D_OP;
     TapeRecord *r = tape_push(t, op, y, 3, (Tensor *[]){x, weight, bias});

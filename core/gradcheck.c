@@ -36,6 +36,7 @@ GradcheckResult gradcheck(GradcheckFn fn, void *ctx, Tensor **inputs, int n_inpu
     Tape tape;
     tape_init(&tape, &arena);
     tape.training = o.training;
+    tape.ref_kernels = o.ref_kernels;
 
     // Analytic gradients into checker-owned buffers.
     float **saved_grad = dq_calloc((size_t)n_inputs, sizeof *saved_grad);

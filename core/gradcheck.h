@@ -28,6 +28,7 @@ typedef struct GradcheckOptions {
     bool skip_kinks;  // skip positions where the one-sided differences disagree by more than
                       // kink_tol (the probe straddles a ReLU/max kink): whole networks have many
     double kink_tol;  // relative disagreement of the one-sided slopes taken as a kink (0.2)
+    bool ref_kernels; // run the ops on their reference kernels (the checker's own tape)
 } GradcheckOptions;
 
 typedef struct GradcheckResult {

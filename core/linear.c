@@ -54,7 +54,7 @@ static void linear_backward_op(Tape *t, TapeRecord *r) {
     Tensor *x = r->in[0], *w = r->in[1], *b = r->in[2], *y = r->out;
     int N = x->shape[0], IN = x->shape[1], OUT = w->shape[1];
     float *dx = tape_grad_of(t, x), *dw = tape_grad_of(t, w), *db = tape_grad_of(t, b);
-    if (ops_use_ref_kernels) linear_backward_ref(dx, dw, db, y->grad, x->data, w->data, N, IN, OUT);
+    if (r->ref) linear_backward_ref(dx, dw, db, y->grad, x->data, w->data, N, IN, OUT);
     else linear_backward_fast(dx, dw, db, y->grad, x->data, w->data, N, IN, OUT);
 }
 
@@ -70,7 +70,7 @@ static Tensor *linear_common(Tape *t, const TapeOp *op, Tensor *x, Tensor *w, Te
         DQ_FATAL("%s: bias has %zu elements, weight has %d outputs", op->name, b->numel, w->shape[1]);
     int N = x->shape[0], IN = x->shape[1], OUT = w->shape[1];
     Tensor *y = tensor_new2(t->arena, N, OUT);
-    if (ops_use_ref_kernels) linear_forward_ref(y->data, x->data, w->data, b ? b->data : NULL, N, IN, OUT);
+    if (t->ref_kernels) linear_forward_ref(y->data, x->data, w->data, b ? b->data : NULL, N, IN, OUT);
     else linear_forward_fast(y->data, x->data, w->data, b ? b->data : NULL, N, IN, OUT);
     tape_push(t, op, y, 3, (Tensor *[]){x, w, b});
     return y;

@@ -6,8 +6,8 @@
  * themselves are plain functions on float buffers, <name>_forward_ref / _fast and
  * <name>_backward_ref / _fast, so tests can compare fast against reference.
  *
- * Setting ops_use_ref_kernels (or the environment variable DQ_REF_KERNELS=1, read by
- * ops_init_from_env) makes every op use its reference kernels: slow, but the specification.
+ * A tape with ref_kernels set (tape.h; DQ_REF_KERNELS=1 in the environment sets it for every new
+ * tape) runs every op on its reference kernels: slow, but the specification.
  */
 #ifndef DQ_OPS_H
 #define DQ_OPS_H
@@ -25,7 +25,5 @@
 #include "reshape.h"
 #include "shortcut.h"
 
-extern bool ops_use_ref_kernels;
-void ops_init_from_env(void);
 
 #endif

@@ -26,6 +26,8 @@ void tape_init(Tape *t, Arena *arena) {
     memset(t, 0, sizeof *t);
     t->arena = arena;
     t->training = true;
+    const char *v = getenv("DQ_REF_KERNELS");
+    t->ref_kernels = v && *v && strcmp(v, "0") != 0;
 }
 
 struct GradLink {
@@ -106,6 +108,7 @@ TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *
     r->n_in = n_in;
     for (int i = 0; i < n_in; i++) r->in[i] = in[i];
     r->out = out;
+    r->ref = t->ref_kernels;
     r->prev = t->last;
     t->last = r;
     t->n_records++;

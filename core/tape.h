@@ -47,6 +47,7 @@ struct TapeRecord {
     int n_in;
     Tensor *out;                  // output
     void *saved;                  // op-specific state saved for backward (arena memory)
+    bool ref;                     // the tape's ref_kernels when the op ran: backward matches it
     TapeRecord *prev;             // the record made before this one
 };
 
@@ -75,8 +76,12 @@ struct Tape {
     TapeProfile *profile; // non-NULL: accumulate time per op kind
     bool no_grad;         // record nothing (inference, evaluation)
     bool training;        // BatchNorm batch statistics, dropout on
+    bool ref_kernels;     // ops run their reference kernels (the specification: slow); each record
+                          // keeps the choice its forward made, so backward follows it
 };
 
+/* Training mode, recording, fast kernels — or the reference kernels when the environment has
+ * DQ_REF_KERNELS set to anything but 0 (a switch for whole runs; code sets t->ref_kernels). */
 void tape_init(Tape *t, Arena *arena);
 /* Forget all records and reset the arena (everything of the last step is released). */
 void tape_reset(Tape *t);

@@ -10,7 +10,7 @@
 #endif
 
 #include "core/error.h"
-#include "core/ops.h"
+#include "core/tape.h"
 #include "core/threads.h"
 
 typedef struct Base {
@@ -117,6 +117,7 @@ typedef struct BaseJob {
     size_t n;
     int chunks;
     double *sums;    // backward: per-thread partial parameter gradients (2·C doubles each)
+    bool ref;        // reference kernels (quantize_one only)
 } BaseJob;
 
 static size_t at(const BaseJob *j, int c) { return j->n * (size_t)c / (size_t)j->chunks; }
@@ -194,8 +195,8 @@ typedef struct Flat {
     float s, beta, lo, hi, zero, levels;  // the method's constants for this tensor
 } Flat;
 
-static bool flat_ok(const Base *b) {
-    return !ops_use_ref_kernels && b->channels == 1 &&
+static bool flat_ok(const Base *b, bool ref) {
+    return !ref && b->channels == 1 &&
            (b->kind == BASE_LSQ || b->kind == BASE_PACT || (b->kind == BASE_MINMAX && b->base.role == QROLE_ACTIVATION));
 }
 
@@ -279,7 +280,7 @@ static void forward_task(void *ctx, int begin, int end, int tid) {
     int C = j->b->channels;
     size_t e0 = at(j, begin), e1 = at(j, end);
 #if defined(__AVX512F__)
-    if (flat_ok(j->b)) e0 = forward_flat(j->b, j->x, j->y, e0, e1);
+    if (flat_ok(j->b, j->ref)) e0 = forward_flat(j->b, j->x, j->y, e0, e1);
 #endif
     int c = (int)(e0 % (size_t)C);
     for (size_t e = e0; e < e1; e++) {
@@ -297,7 +298,7 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     float *dx = j->dx;
     if (C == 1) {  // one channel: 8 interleaved partial sums, so the adds need not wait in line
 #if defined(__AVX512F__)
-        if (flat_ok(j->b)) e0 = backward_flat(j->b, j->x, j->dy, dx, e0, e1, s);
+        if (flat_ok(j->b, j->ref)) e0 = backward_flat(j->b, j->x, j->dy, dx, e0, e1, s);
 #endif
         double p0[8] = {0}, p1[8] = {0};
         for (size_t e = e0; e < e1; e++) {
@@ -332,7 +333,8 @@ static void base_backward_op(Tape *t, TapeRecord *r) {
     Tensor *x = r->in[0];
     int C = b->channels, T = threads_count();
     double *sums = arena_calloc(t->arena, (size_t)T * 2 * C, sizeof(double));
-    BaseJob job = {b, x->data, r->out->grad, NULL, tape_grad_of(t, x), sv->range, x->numel, T, sums};
+    BaseJob job = {.b = b, .x = x->data, .dy = r->out->grad, .dx = tape_grad_of(t, x), .range = sv->range,
+                   .n = x->numel, .chunks = T, .sums = sums, .ref = r->ref};
     parallel_for(T, backward_task, &job);
     double scale = b->kind == BASE_LSQ ? 1.0 / sqrt((double)b->base.elems / C * qp(b)) : 1.0;
     for (int k = 0; k < 2; k++) {
@@ -376,12 +378,13 @@ static Tensor *base_forward(Quantizer *q, Tape *t, Tensor *x) {
         b->lo = 0.9f * b->lo + 0.1f * lo, b->hi = 0.9f * b->hi + 0.1f * hi;
     }
     Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
-    BaseJob job = {b, x->data, NULL, y->data, NULL, range, x->numel, threads_count(), NULL};
+    BaseJob job = {.b = b, .x = x->data, .y = y->data, .range = range, .n = x->numel, .chunks = threads_count(),
+                   .ref = t->ref_kernels};
     parallel_for(job.chunks, forward_task, &job);
     TapeRecord *r = tape_push(t, &BASE_OP, y, 3, (Tensor *[]){x, b->p0, b->p1});
     if (r) {
         BaseSaved *s = arena_alloc(t->arena, sizeof *s);
-        *s = (BaseSaved){b, range};
+        *s = (BaseSaved){.b = b, .range = range};
         r->saved = s;
     }
     return y;

@@ -179,6 +179,7 @@ typedef struct DdqJob {
     bool signals;            // gate signals wanted (joint phase)
     bool dx_overwrite;       // dx is fresh: store instead of add
     bool levels;             // the level gradients' histogram is wanted
+    bool ref;                // reference kernels (the tape's choice when the forward ran)
 } DdqJob;
 
 static size_t chunk_begin(const DdqJob *j, int c) { return j->n * (size_t)c / (size_t)j->chunks; }
@@ -199,7 +200,7 @@ static void forward_task(void *ctx, int begin, int end, int tid) {
         }
         return;
     }
-    ddq_forward_kernel(&d->tab, x, y, bins, e0, e1);
+    ddq_forward_kernel(&d->tab, j->ref, x, y, bins, e0, e1);
 }
 
 /* Per-thread accumulators: h (the level gradients' histogram), Σx and count (α), nc each; the
@@ -286,10 +287,10 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     double *all = accumulators(tid);
     memset(all, 0, COPIES * ACC_DOUBLES * sizeof(double));
     size_t e0 = chunk_begin(j, begin), e1 = chunk_begin(j, end);
-    DdqBackward a = {j->x, j->dy, j->bins, j->dx, j->dx_overwrite, j->levels ? all + ACC_H * DDQ_FINE : NULL,
-                     j->signals ? all + ACC_DOWN : NULL};
+    DdqBackward a = {.x = j->x, .dy = j->dy, .bins = j->bins, .dx = j->dx, .dx_overwrite = j->dx_overwrite,
+                     .h = j->levels ? all + ACC_H * DDQ_FINE : NULL, .sig = j->signals ? all + ACC_DOWN : NULL};
     bool plain = !d->scale && d->cfg->alpha == 0 && !j->toggled;  // the default case: the kernels'
-    if (!plain || !ddq_backward_kernel(&d->tab, &a, e0, e1)) backward_generic(j, e0, e1, all);
+    if (!plain || !ddq_backward_kernel(&d->tab, j->ref, &a, e0, e1)) backward_generic(j, e0, e1, all);
     for (int c = 1; c < COPIES; c++)  // fold the copies into the first, in order
         for (int k = 0; k < ACC_DOUBLES; k++) all[k] += all[c * ACC_DOUBLES + k];
 }
@@ -314,7 +315,9 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
     float *dx = tape_grad_overwrite(t, x, &overwrite);
     bool signals = d->phase == DDQ_PHASE_JOINT && !d->base.pinned;
     bool levels = fine->requires_grad && fine->grad;
-    DdqJob job = {d, x->data, r->out->grad, NULL, dx, s->bins, x->numel, threads_count(), NULL, signals, overwrite, levels};
+    DdqJob job = {.d = d, .x = x->data, .dy = r->out->grad, .dx = dx, .bins = s->bins, .n = x->numel,
+                  .chunks = threads_count(), .signals = signals, .dx_overwrite = overwrite, .levels = levels,
+                  .ref = r->ref};
     if (d->cfg->product_rule && signals) {  // tables of the K single-gate toggles around the current set
         Toggled *tg = arena_alloc(t->arena, sizeof *tg);
         int mask = (1 << d->m) - 1;
@@ -359,12 +362,13 @@ static Tensor *ddq_forward(Quantizer *q, Tape *t, Tensor *x) {
     }
     Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
     uint8_t *bins = arena_alloc(t->arena, x->numel);
-    DdqJob job = {d, x->data, NULL, y->data, NULL, bins, x->numel, threads_count(), NULL, false, false};
+    DdqJob job = {.d = d, .x = x->data, .y = y->data, .bins = bins, .n = x->numel, .chunks = threads_count(),
+                  .ref = t->ref_kernels};
     parallel_for(job.chunks, forward_task, &job);
     TapeRecord *r = tape_push(t, &DDQ_OP, y, 2, (Tensor *[]){x, d->fine});
     if (r) {
         DdqSaved *s = arena_alloc(t->arena, sizeof *s);
-        *s = (DdqSaved){d, bins};
+        *s = (DdqSaved){.d = d, .bins = bins};
         r->saved = s;
     }
     return y;

@@ -4,7 +4,6 @@
 #include <math.h>
 
 #include "core/error.h"
-#include "core/ops.h"
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #define DDQ_VECTOR 1  // a vector path below
@@ -368,9 +367,9 @@ static size_t backward_steps(const DdqTables *t, const DdqBackward *a, size_t e,
 #endif
 
 /* ------------------------------------------------------------------ entry points */
-void ddq_forward_kernel(const DdqTables *t, const float *restrict x, float *restrict y, uint8_t *restrict bins,
-                        size_t e0, size_t e1) {
-    if (ops_use_ref_kernels) {  // the specification: a binary search over the thresholds
+void ddq_forward_kernel(const DdqTables *t, bool ref, const float *restrict x, float *restrict y,
+                        uint8_t *restrict bins, size_t e0, size_t e1) {
+    if (ref) {  // the specification: a binary search over the thresholds
         for (size_t e = e0; e < e1; e++) bins[e] = (uint8_t)ddq_bin_of(t->thresh, t->nc, x[e]), y[e] = t->coarse[bins[e]];
         return;
     }
@@ -386,9 +385,9 @@ void ddq_forward_kernel(const DdqTables *t, const float *restrict x, float *rest
     }
 }
 
-bool ddq_backward_kernel(const DdqTables *t, const DdqBackward *a, size_t e0, size_t e1) {
+bool ddq_backward_kernel(const DdqTables *t, bool ref, const DdqBackward *a, size_t e0, size_t e1) {
 #if defined(DDQ_VECTOR)
-    if (ops_use_ref_kernels || t->nc > VEC_LEVELS) return false;
+    if (ref || t->nc > VEC_LEVELS) return false;
     bool down = a->sig && t->m < DDQ_K, up = a->sig && t->m > 0;
     for (size_t b0 = e0; b0 < e1; b0 += BLOCK) {
         size_t b1 = b0 + BLOCK < e1 ? b0 + BLOCK : e1;
@@ -402,7 +401,7 @@ bool ddq_backward_kernel(const DdqTables *t, const DdqBackward *a, size_t e0, si
     }
     return true;
 #else
-    (void)t, (void)a, (void)e0, (void)e1;
+    (void)t, (void)ref, (void)a, (void)e0, (void)e1;
     return false;
 #endif
 }

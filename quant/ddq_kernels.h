@@ -5,9 +5,9 @@
  * the level gradients need, the two frontier gate signals), in plain C and with AVX-512 and
  * AVX2 paths chosen at build time. They read DdqTables, which ddq.c fills after every change of
  * levels or bits and ddq_tables_finish completes (register copies of the small tables, the
- * bucket table of the search). With ops_use_ref_kernels (DQ_REF_KERNELS=1) the forward is the
- * plain binary search and ddq.c runs its generic backward: the specification that
- * tests/test_ddq.c compares these kernels against.
+ * bucket table of the search). With `ref` (the tape's ref_kernels) the forward is the plain
+ * binary search and ddq.c runs its generic backward: the specification that tests/test_ddq.c
+ * compares these kernels against.
  */
 #ifndef DQ_DDQ_KERNELS_H
 #define DQ_DDQ_KERNELS_H
@@ -44,13 +44,14 @@ void ddq_tables_free(DdqTables *t);
 /* The bin of x: the number of thresholds <= x, by binary search (the reference; NaN -> 0). */
 int ddq_bin_of(const float *thresh, int nc, float x);
 
-/* y[e] = coarse[bin(x[e])], bins[e] = bin(x[e]) for e in [e0, e1) (per-tensor levels). */
-void ddq_forward_kernel(const DdqTables *t, const float *x, float *y, uint8_t *bins, size_t e0, size_t e1);
+/* y[e] = coarse[bin(x[e])], bins[e] = bin(x[e]) for e in [e0, e1) (per-tensor levels); ref: by
+ * ddq_bin_of. */
+void ddq_forward_kernel(const DdqTables *t, bool ref, const float *x, float *y, uint8_t *bins, size_t e0, size_t e1);
 
 /* The default backward over [e0, e1) — per-tensor levels, no α, no product rule: dx = dy inside
  * [v_0, v_last] (stored, or added unless dx_overwrite; dx NULL: none), h[j] += Σ dy over bin j
  * (when h), sig[0] += c_down and sig[1] += c_up (when sig). False when this build has no vector
- * path for nc levels: the caller then runs its generic loop. */
+ * path for nc levels, or for ref: the caller then runs its generic loop. */
 typedef struct DdqBackward {
     const float *x, *dy;
     const uint8_t *bins;
@@ -58,7 +59,7 @@ typedef struct DdqBackward {
     bool dx_overwrite;
     double *h, *sig;
 } DdqBackward;
-bool ddq_backward_kernel(const DdqTables *t, const DdqBackward *a, size_t e0, size_t e1);
+bool ddq_backward_kernel(const DdqTables *t, bool ref, const DdqBackward *a, size_t e0, size_t e1);
 
 /* One element's share of the frontier signals: c_down += g·(pair(bin) − v_bin) for merging one
  * more bit, c_up += g·(child(x) − v_bin) for un-merging the last. */

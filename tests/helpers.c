@@ -91,7 +91,12 @@ const char *expect_fatal(void (*fn)(void *), void *ctx) {
 void assert_gradcheck(GradcheckFn fn, void *ctx, Tensor **inputs, int n, double tol, bool training,
                       const char *what) {
     GradcheckOptions o = {.training = training, .probes = 30};
-    GradcheckResult r = gradcheck(fn, ctx, inputs, n, &o);
+    assert_gradcheck_with(fn, ctx, inputs, n, tol, &o, what);
+}
+
+void assert_gradcheck_with(GradcheckFn fn, void *ctx, Tensor **inputs, int n, double tol,
+                           const GradcheckOptions *o, const char *what) {
+    GradcheckResult r = gradcheck(fn, ctx, inputs, n, o);
     cr_assert(r.checked > 0, "%s: nothing was checked", what);
     cr_assert(r.max_err <= tol,
               "%s: gradient error %.3g > %.3g at input %d [%zu]: analytic %.8g, numeric %.8g (%d checked)",

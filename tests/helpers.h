@@ -45,5 +45,8 @@ const char *expect_fatal(void (*fn)(void *), void *ctx);
 /* gradcheck with the test defaults and a readable failure. */
 void assert_gradcheck(GradcheckFn fn, void *ctx, Tensor **inputs, int n, double tol, bool training,
                       const char *what);
+/* The same with the checker's options given. */
+void assert_gradcheck_with(GradcheckFn fn, void *ctx, Tensor **inputs, int n, double tol,
+                           const GradcheckOptions *o, const char *what);
 
 #endif

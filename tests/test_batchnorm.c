@@ -95,7 +95,7 @@ static Tensor *bn_fn(Tape *t, Tensor **in, void *ctx) {
     return op_batchnorm(t, in[0], in[1], in[2], (BatchNormArgs){c->rm, c->rv, 0.1f, 1e-5f, c->act});
 }
 
-static void gradcheck_bn_act(int ndim, const int *shape, bool training, ActKind act) {
+static void gradcheck_bn_act(int ndim, const int *shape, bool training, ActKind act, bool ref) {
     Tensor *x = rand_param(ndim, shape, -2, 2);
     int C = shape[ndim - 1];
     Tensor *g = rand_param(1, &C, 0.5f, 1.5f), *b = rand_param(1, &C, -1, 1);
@@ -103,7 +103,7 @@ static void gradcheck_bn_act(int ndim, const int *shape, bool training, ActKind 
     rng_fill_uniform(&R, ctx.rm, C, -0.5f, 0.5f);
     rng_fill_uniform(&R, ctx.rv, C, 0.5f, 2);
     GradcheckOptions o = {.training = training, .probes = 30, .skip_kinks = act != ACT_NONE,
-                          .eps = act != ACT_NONE ? 1e-3 : 1e-2, .floor = 1e-2};
+                          .eps = act != ACT_NONE ? 1e-3 : 1e-2, .floor = 1e-2, .ref_kernels = ref};
     GradcheckResult r = gradcheck(bn_fn, &ctx, (Tensor *[]){x, g, b}, 3, &o);
     cr_assert(r.max_err < 2e-2 && r.checked > 3 * r.skipped,
               "batchnorm %s act %d: error %.3g at input %d [%zu]: %g vs %g (%d checked, %d kinks)",
@@ -112,13 +112,13 @@ static void gradcheck_bn_act(int ndim, const int *shape, bool training, ActKind 
 }
 
 static void gradcheck_bn(int ndim, const int *shape, bool training) {
-    gradcheck_bn_act(ndim, shape, training, ACT_NONE);
+    gradcheck_bn_act(ndim, shape, training, ACT_NONE, false);
 }
 
 Test(batchnorm, gradcheck_fused_activations, .init = test_setup, .fini = test_teardown) {
-    gradcheck_bn_act(4, (const int[]){2, 3, 3, 4}, true, ACT_RELU);
-    gradcheck_bn_act(4, (const int[]){2, 3, 3, 4}, true, ACT_RELU6);
-    gradcheck_bn_act(2, (const int[]){6, 5}, false, ACT_RELU6);
+    gradcheck_bn_act(4, (const int[]){2, 3, 3, 4}, true, ACT_RELU, false);
+    gradcheck_bn_act(4, (const int[]){2, 3, 3, 4}, true, ACT_RELU6, false);
+    gradcheck_bn_act(2, (const int[]){6, 5}, false, ACT_RELU6, false);
 }
 
 Test(batchnorm, gradcheck_training, .init = test_setup, .fini = test_teardown) {
@@ -131,9 +131,7 @@ Test(batchnorm, gradcheck_eval, .init = test_setup, .fini = test_teardown) {
 }
 
 Test(batchnorm, gradcheck_reference_kernels, .init = test_setup, .fini = test_teardown) {
-    ops_use_ref_kernels = true;
-    gradcheck_bn(4, (const int[]){3, 2, 2, 3}, true);
-    ops_use_ref_kernels = false;
+    gradcheck_bn_act(4, (const int[]){3, 2, 2, 3}, true, ACT_NONE, true);
 }
 
 static void bn_single_value(void *ctx) {

@@ -121,7 +121,6 @@ static Tensor *conv_fn(Tape *t, Tensor **in, void *ctx) {
 }
 
 static void gradcheck_conv(int N, int H, int C, int OC, int K, Conv2dArgs a, bool ref) {
-    ops_use_ref_kernels = ref;
     Tensor *x = rand_param(4, (const int[]){N, H, H + 1, C}, -1, 1);
     Tensor *w = rand_param(4, (const int[]){K, K, C / a.groups, OC}, -1, 1);
     Tensor *b = rand_param(1, (const int[]){OC}, -1, 1);
@@ -129,8 +128,8 @@ static void gradcheck_conv(int N, int H, int C, int OC, int K, Conv2dArgs a, boo
     char what[128];
     snprintf(what, sizeof what, "conv2d gradcheck C=%d OC=%d K=%d s=%d p=%d g=%d ref=%d", C, OC, K,
              a.stride, a.pad, a.groups, ref);
-    assert_gradcheck(conv_fn, &ctx, (Tensor *[]){x, w, b}, 3, 2e-2, false, what);
-    ops_use_ref_kernels = false;
+    GradcheckOptions o = {.probes = 30, .ref_kernels = ref};
+    assert_gradcheck_with(conv_fn, &ctx, (Tensor *[]){x, w, b}, 3, 2e-2, &o, what);
 }
 
 Test(conv2d, gradcheck_dense, .init = test_setup, .fini = test_teardown) {

@@ -241,14 +241,14 @@ typedef struct Pass {
 } Pass;
 
 static Pass one_pass(Quantizer *q, Tensor *x, const float *r, bool reference) {
-    ops_use_ref_kernels = reference;
+    T.ref_kernels = reference;
     Tensor *fine = slab_find(&slab, "q.levels")->tensor;
     slab_zero_grad(&slab);
     tape_reset(&T);
     x->grad = NULL;
     Tensor *y = quantizer_forward(q, &T, x);
     tape_backward_from(&T, y, r);
-    ops_use_ref_kernels = false;
+    T.ref_kernels = false;
     DdqState s = ddq_state(q);
     Pass p = {copy_floats(y->data, x->numel), copy_floats(x->grad, x->numel), {0}, s.sig_down, s.sig_up};
     memcpy(p.grad, fine->grad, sizeof p.grad);

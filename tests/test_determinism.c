@@ -43,12 +43,13 @@ static Tensor *net_forward(Net *n, Tape *t, Tensor *x, Rng *drop) {
 }
 
 /* Five SGD steps on fixed random data; returns the last loss, leaves parameters in n. */
-static float train(Net *n, int threads) {
+static float train(Net *n, int threads, bool ref) {
     threads_init(threads);
     Arena a;
     arena_init(&a, 1 << 16, 0);
     Tape t;
     tape_init(&t, &a);
+    t.ref_kernels = ref;
     Rng data, drop;
     rng_seed(&data, 11, 0);
     rng_seed(&drop, 12, 0);
@@ -74,7 +75,7 @@ static void same_bits(int threads) {
     Net a, b;
     net_init(&a, 5);
     net_init(&b, 5);
-    float la = train(&a, threads), lb = train(&b, threads);
+    float la = train(&a, threads, false), lb = train(&b, threads, false);
     cr_assert(memcmp(&la, &lb, sizeof la) == 0, "losses %.9g vs %.9g", la, lb);
     assert_bits_equal(a.slab.data, b.slab.data, a.slab.numel, "parameters after 5 steps");
     assert_bits_equal(a.rm, b.rm, 8, "running means");
@@ -90,10 +91,8 @@ Test(determinism, fast_kernels_match_reference_on_a_network) {
     Net a, b;
     net_init(&a, 9);
     net_init(&b, 9);
-    train(&a, 2);
-    ops_use_ref_kernels = true;
-    train(&b, 1);
-    ops_use_ref_kernels = false;
+    train(&a, 2, false);
+    train(&b, 1, true);
     assert_close(a.slab.data, b.slab.data, a.slab.numel, 1e-3, 1e-4, "parameters, fast vs reference");
     slab_free(&a.slab);
     slab_free(&b.slab);

@@ -108,13 +108,13 @@ typedef struct BasePass {
 } BasePass;
 
 static BasePass base_pass(Quantizer *q, Tensor *x, const float *r, bool reference) {
-    ops_use_ref_kernels = reference;
+    T.ref_kernels = reference;
     slab_zero_grad(&slab);
     tape_reset(&T);
     x->grad = NULL;
     Tensor *y = quantizer_forward(q, &T, x);
     tape_backward_from(&T, y, r);
-    ops_use_ref_kernels = false;
+    T.ref_kernels = false;
     Tensor *a = baseline_param(q, 0), *b = baseline_param(q, 1);
     return (BasePass){copy_floats(y->data, x->numel), copy_floats(x->grad, x->numel), a ? a->grad[0] : 0, b ? b->grad[0] : 0};
 }
@@ -150,9 +150,9 @@ Test(baselines, fast_kernels_match_the_reference, .init = setup, .fini = teardow
         cr_assert(fabs(f.p1 - ref.p1) <= 1e-5 * fmax(1, fabs(ref.p1)), "case %zu: dp1 %g vs %g", c, f.p1, ref.p1);
         dq_free(f.y), dq_free(f.dx), dq_free(ref.y), dq_free(ref.dx);
         x->data[9] = NAN;  // forward only
-        ops_use_ref_kernels = true;
+        T.ref_kernels = true;
         float want = quantizer_forward(q, &T, x)->data[9];
-        ops_use_ref_kernels = false;
+        T.ref_kernels = false;
         float got = quantizer_forward(q, &T, x)->data[9];
         cr_assert(got == want || (isnan(got) && isnan(want)), "case %zu: NaN -> %g, reference %g", c, got, want);
         quantizer_free(q), made[0] = made[1] = NULL;

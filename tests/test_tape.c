@@ -129,3 +129,36 @@ Test(tape, misuse_is_reported, .init = test_setup, .fini = test_teardown) {
     const char *m = expect_fatal(backward_constant, NULL);
     cr_assert(strstr(m, "does not depend on anything") != NULL && strstr(m, "hint:") != NULL, "got: %s", m);
 }
+
+/* One batchnorm op's input gradient, the forward on reference (ref_fwd) or fast kernels, the
+ * tape's switch set to ref_bwd before backward. */
+static void bn_grads(bool ref_fwd, bool ref_bwd, float *dx) {
+    enum { ROWS = 200, C = 24 };
+    Rng r;
+    rng_seed(&r, 5, 0);
+    Tensor *x = rand_param(2, (const int[]){ROWS, C}, -1, 1), *g = rand_param(1, (const int[]){C}, 0.5f, 1.5f);
+    Tensor *b = rand_param(1, (const int[]){C}, -1, 1);
+    rng_fill_uniform(&r, x->data, x->numel, -3, 5);  // the test Rng R filled them differently each call
+    rng_fill_uniform(&r, g->data, C, 0.5f, 1.5f);
+    rng_fill_uniform(&r, b->data, C, -1, 1);
+    float rm[C] = {0}, rv[C] = {0};
+    T.ref_kernels = ref_fwd;
+    Tensor *y = op_batchnorm(&T, x, g, b, (BatchNormArgs){.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f});
+    T.ref_kernels = ref_bwd;
+    float *dy = arena_floats(&test_arena, y->numel);
+    rng_fill_uniform(&r, dy, y->numel, -1, 1);
+    tape_backward_from(&T, y, dy);
+    memcpy(dx, x->grad, x->numel * sizeof(float));
+    T.ref_kernels = false;
+}
+
+Test(tape, each_record_keeps_its_kernel_choice, .init = test_setup, .fini = test_teardown) {
+    static float dx[4][200 * 24];
+    bn_grads(true, true, dx[0]);    // reference throughout
+    bn_grads(false, false, dx[1]);  // fast throughout
+    bn_grads(true, false, dx[2]);   // the switch flipped between forward and backward …
+    bn_grads(false, true, dx[3]);
+    cr_assert(memcmp(dx[0], dx[1], sizeof dx[0]) != 0, "the two kinds of kernel must be told apart");
+    assert_bits_equal(dx[2], dx[0], 200 * 24, "… and backward follows the forward's reference kernels");
+    assert_bits_equal(dx[3], dx[1], 200 * 24, "… or its fast kernels");
+}

@@ -20,7 +20,6 @@ void experiment_setup(Experiment *x, TrainConfig *cfg, const Option *extra, int 
     x->n_opts += n_extra;
     options_parse(x->opts, x->n_opts, argc, argv, about);
     train_config_check(cfg, x->prog);
-    ops_init_from_env();
     options_print(x->opts, x->n_opts, stdout, "config ");
     fflush(stdout);
 }
