@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "depthwise.h"
 #include "error.h"
 #include "gemm.h"
 #include "ops.h"

@@ -5,12 +5,14 @@
  *     y[n][oh][ow][oc] = bias[oc] + Σ_{kh,kw,i} x[n][oh·s−p+kh][ow·s−p+kw][g·C/G + i]
  *                                                · weight[kh][kw][i][oc],   g = oc / (OC/G)
  * Depthwise is G = C = OC. The fast forward picks: a plain GEMM for 1×1 / stride 1 / pad 0 /
- * G = 1 (channels-last makes the input already the GEMM's A); a direct channel-vectorised kernel
- * for depthwise; im2col in cache-sized row chunks + GEMM otherwise (per group when G > 1).
+ * G = 1 (channels-last makes the input already the GEMM's A); the depthwise kernels of
+ * depthwise.h; im2col in cache-sized row chunks + GEMM otherwise (per group when G > 1). The
+ * reference kernels here are the general grouped loop, depthwise included.
  */
 #ifndef DQ_CONV2D_H
 #define DQ_CONV2D_H
 
+#include "conv_geom.h"
 #include "tape.h"
 
 typedef struct Conv2dArgs {
@@ -19,15 +21,6 @@ typedef struct Conv2dArgs {
     int groups;  // >= 1, divides C and OC
 } Conv2dArgs;
 
-/* Everything a kernel needs, derived once from the shapes and checked. */
-typedef struct ConvGeom {
-    int N, H, W, C;    // input
-    int OC, KH, KW;    // weight
-    int OH, OW;        // output
-    int stride, pad, groups;
-    int ICg, OCg;      // channels per group, in and out
-    int Kc;            // KH·KW·ICg: columns of the im2col matrix
-} ConvGeom;
 
 Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args);
 
@@ -42,10 +35,5 @@ void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const
                          const float *w, const ConvGeom *g);
 void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
                           const float *w, const ConvGeom *g, bool dx_overwrite);
-
-/* Depthwise kernels (G = C = OC), used by the fast paths above (depthwise.c). */
-void depthwise_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
-void depthwise_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
-                             const float *w, const ConvGeom *g, bool dx_overwrite);
 
 #endif

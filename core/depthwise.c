@@ -1,4 +1,5 @@
-/* depthwise.c — fast depthwise convolution (G = C = OC, weight (KH, KW, 1, C)).
+/* depthwise.c — depthwise convolution (G = C = OC, weight (KH, KW, 1, C)): the reference loops and
+ * the fast kernels (see depthwise.h).
  *
  * Channels-last makes every tap a contiguous run of C channels. Each output pixel is computed
  * with its accumulators in registers, a block of up to 4 vectors of channels at a time:
@@ -8,15 +9,57 @@
  *     dx[n][ih][iw][c] += Σ_{taps with oh·s − p + kh = ih, ow·s − p + kw = iw} dy[n][oh][ow][c] · w[kh][kw][c]
  * dw and db are per-thread partial sums over images, combined in thread order.
  * Kernels with more than MAX_TAPS taps fall back to the reference kernel.
- * Legend as in conv2d.c.
+ * Legend as in conv_geom.h.
  */
+#include "depthwise.h"
+
 #include <string.h>
 
-#include "conv2d.h"
 #include "simd.h"
 #include "threads.h"
 
 #define MAX_TAPS 64
+
+/* ------------------------------------------------------------------ reference */
+void depthwise_forward_ref(float *y, const float *x, const float *w, const float *b, const ConvGeom *g) {
+    int C = g->C;
+    for (int n = 0; n < g->N; n++)
+        for (int oh = 0; oh < g->OH; oh++)
+            for (int ow = 0; ow < g->OW; ow++)
+                for (int c = 0; c < C; c++) {
+                    double s = b ? b[c] : 0;
+                    for (int kh = 0; kh < g->KH; kh++)
+                        for (int kw = 0; kw < g->KW; kw++) {
+                            int ih = oh * g->stride - g->pad + kh, iw = ow * g->stride - g->pad + kw;
+                            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+                            s += (double)x[(((size_t)n * g->H + ih) * g->W + iw) * C + c] * w[(size_t)(kh * g->KW + kw) * C + c];
+                        }
+                    y[(((size_t)n * g->OH + oh) * g->OW + ow) * C + c] = (float)s;
+                }
+}
+
+void depthwise_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                            const ConvGeom *g) {
+    // forward: y[n][oh][ow][c] = b[c] + Σ_{kh,kw} x[n][ih][iw][c] · w[kh][kw][c]
+    int C = g->C;
+    for (int n = 0; n < g->N; n++)
+        for (int oh = 0; oh < g->OH; oh++)
+            for (int ow = 0; ow < g->OW; ow++)
+                for (int c = 0; c < C; c++) {
+                    float d = dy[(((size_t)n * g->OH + oh) * g->OW + ow) * C + c];
+                    if (db) db[c] += d;
+                    for (int kh = 0; kh < g->KH; kh++)
+                        for (int kw = 0; kw < g->KW; kw++) {
+                            int ih = oh * g->stride - g->pad + kh, iw = ow * g->stride - g->pad + kw;
+                            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+                            size_t xi = (((size_t)n * g->H + ih) * g->W + iw) * C + c, wi = (size_t)(kh * g->KW + kw) * C + c;
+                            if (dx) dx[xi] += d * w[wi];
+                            if (dw) dw[wi] += d * x[xi];
+                        }
+                }
+}
+
+/* ------------------------------------------------------------------ fast */
 
 typedef struct DwJob {
     const ConvGeom *g;
@@ -74,7 +117,7 @@ static void forward_rows(void *ctx, int begin, int end, int tid) {
 
 void depthwise_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g) {
     if (g->KH * g->KW > MAX_TAPS) {
-        conv2d_forward_ref(y, x, w, b, g);
+        depthwise_forward_ref(y, x, w, b, g);
         return;
     }
     DwJob job = {.g = g, .x = x, .w = w, .b = b, .y = y};
@@ -142,7 +185,7 @@ void depthwise_backward_fast(float *dx, float *dw, float *db, const float *dy, c
                              const float *w, const ConvGeom *g, bool dx_overwrite) {
     if (g->KH * g->KW > MAX_TAPS) {
         if (dx && dx_overwrite) memset(dx, 0, (size_t)g->N * g->H * g->W * g->C * sizeof(float));
-        conv2d_backward_ref(dx, dw, db, dy, x, w, g);
+        depthwise_backward_ref(dx, dw, db, dy, x, w, g);
         return;
     }
     DwJob job = {.g = g, .x = x, .w = w, .dy = dy, .dx = dx, .want_dw = dw != NULL,
