@@ -8,6 +8,7 @@
 #   make ARCH=x86-64-v3 ...  that -march instead of native (x86-64-v3: the AVX2 paths)
 #   make WERROR=1 ...   warnings are errors (CI)
 #   make check-layers   no #include points up the layers core <- nn <- quant, data <- train
+#   make check-slots    every thread-pool scratch slot has one owner
 #   make clean
 
 MODULES := core nn quant data train
@@ -59,7 +60,7 @@ TEST_HELP := $(BUILD)/tests/helpers.o
 EXP_SRC   := $(wildcard experiments/exp_*.c)
 EXPS      := $(EXP_SRC:experiments/%.c=%)
 
-.PHONY: all lib test bench check-layers deps-test deps-data clean help FORCE
+.PHONY: all lib test bench check-layers check-slots deps-test deps-data clean help FORCE
 .DEFAULT_GOAL := all
 
 all: lib $(EXPS)
@@ -110,7 +111,7 @@ $(TEST_HELP): | deps-test
 deps-data:
 	@scripts/ensure-deps.sh dataset
 
-test: deps-test check-layers $(TEST_BIN)
+test: deps-test check-layers check-slots $(TEST_BIN)
 	@scripts/run-tests.sh $(TEST_BIN)
 
 # ------------------------------------------------------------------ benchmarks
@@ -128,6 +129,9 @@ bench: $(BENCH_BIN)
 # ------------------------------------------------------------------ layering
 check-layers:
 	@scripts/check-layers.sh
+
+check-slots:
+	@scripts/check-slots.sh
 
 clean:
 	rm -rf build exp_*[!.c]

@@ -56,7 +56,7 @@ static void apply_task(void *ctx, int begin, int end, int tid) {
 void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd,
                      const float *gamma, const float *beta, size_t R, int C, ActKind act) {
     // y = act(γ·(x − μ)·invstd + β) = act(x·scale + shift)
-    float *scale = threads_scratch(threads_current_tid(), THREADS_SLOT_PARTIAL, 2 * (size_t)C), *shift = scale + C;
+    float *scale = threads_scratch(threads_current_tid(), THREADS_SLOT_BATCHNORM_AFFINE, 2 * (size_t)C), *shift = scale + C;
     for (int c = 0; c < C; c++) {
         scale[c] = gamma[c] * invstd[c];
         shift[c] = beta[c] - mean[c] * scale[c];
@@ -107,7 +107,7 @@ typedef struct BnJob {
 static size_t rows_of(const BnJob *j, int chunk) { return j->R * (size_t)chunk / (size_t)j->chunks; }
 
 static double *partials(int tid, int C) {
-    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_KERNEL, (size_t)12 * C);
+    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_BATCHNORM_SUMS, (size_t)12 * C);
 }
 
 static void stats_task(void *ctx, int begin, int end, int tid) {

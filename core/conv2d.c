@@ -162,7 +162,7 @@ static void forward_chunks(void *ctx, int begin, int end, int tid) {
     const ConvJob *j = ctx;
     const ConvGeom *g = j->g;
     int M = g->N * g->OH * g->OW;
-    float *col = threads_scratch(tid, THREADS_SLOT_KERNEL, (size_t)j->rows * g->Kc);
+    float *col = threads_scratch(tid, THREADS_SLOT_CONV_COLUMNS, (size_t)j->rows * g->Kc);
     for (int c = begin; c < end; c++) {
         int m0 = c * j->rows, m1 = m0 + j->rows < M ? m0 + j->rows : M;
         for (int grp = 0; grp < g->groups; grp++) {
@@ -239,9 +239,9 @@ static void conv_implicit_forward(float *y, const float *x, const float *w, cons
                        .Wp = g->W + 2 * g->pad};
     size_t body = (size_t)g->N * job.Hp * job.Wp * g->C;
     size_t slack = (size_t)gemm_tile_rows() * g->stride * g->C + (size_t)g->C;  // garbage rows of the last tile
-    job.xp = threads_scratch(0, THREADS_SLOT_CONV_IN, body + slack);
+    job.xp = threads_scratch(0, THREADS_SLOT_CONV_PADDED_INPUT, body + slack);
     memset(job.xp + body, 0, slack * sizeof(float));
-    float *wp = threads_scratch(0, THREADS_SLOT_CONV_W, gemm_packed_b_floats(g->Kc, g->OC));
+    float *wp = threads_scratch(0, THREADS_SLOT_CONV_PACKED_W, gemm_packed_b_floats(g->Kc, g->OC));
     gemm_pack_b(g->Kc, g->OC, w, g->OC, wp);
     job.wp = wp;
     for (int kh = 0; kh < g->KH; kh++)
@@ -289,7 +289,7 @@ static void backward_images(void *ctx, int begin, int end, int tid) {
     const ConvJob *j = ctx;
     const ConvGeom *g = j->g;
     int P = g->OH * g->OW;
-    float *col = threads_scratch(tid, THREADS_SLOT_KERNEL, backward_scratch_floats(g, j->rows));
+    float *col = threads_scratch(tid, THREADS_SLOT_CONV_BACKWARD, backward_scratch_floats(g, j->rows));
     float *dcol = col + (size_t)j->rows * g->Kc;
     float *pdw = dcol + (size_t)j->rows * g->Kc, *pdb = pdw + (size_t)g->Kc * g->OC;
     memset(pdw, 0, ((size_t)g->Kc * g->OC + g->OC) * sizeof(float));
@@ -324,7 +324,7 @@ static bool dx_as_convolution(const ConvGeom *g) {
 }
 
 static void dx_by_convolution(float *dx, const float *dy, const float *w, const ConvGeom *g, bool overwrite) {
-    float *wf = threads_scratch(0, THREADS_SLOT_PARTIAL, (size_t)g->KH * g->KW * g->C * g->OC);
+    float *wf = threads_scratch(0, THREADS_SLOT_CONV_FLIPPED, (size_t)g->KH * g->KW * g->C * g->OC);
     for (int kh = 0; kh < g->KH; kh++)
         for (int kw = 0; kw < g->KW; kw++)
             for (int c = 0; c < g->C; c++)
@@ -369,7 +369,7 @@ void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, cons
     size_t nw = (size_t)g->Kc * g->OC;
     for (int t = 0; t < threads_count(); t++) {
         if (!parallel_has_work(g->N, t)) continue;
-        float *pdw = threads_scratch(t, THREADS_SLOT_KERNEL, backward_scratch_floats(g, job.rows)) +
+        float *pdw = threads_scratch(t, THREADS_SLOT_CONV_BACKWARD, backward_scratch_floats(g, job.rows)) +
                      2 * (size_t)job.rows * g->Kc;
         if (dw)  // pdw is (OC, Kc) with group blocks; dw is (Kc, OC)
             for (int grp = 0; grp < g->groups; grp++)

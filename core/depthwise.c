@@ -157,7 +157,7 @@ static void dw_images(void *ctx, int begin, int end, int tid) {
     const DwJob *j = ctx;
     const ConvGeom *g = j->g;
     int C = g->C;
-    float *pdw = threads_scratch(tid, THREADS_SLOT_KERNEL, partial_floats(g));
+    float *pdw = threads_scratch(tid, THREADS_SLOT_DEPTHWISE_PARTIAL, partial_floats(g));
     float *pdb = pdw + (size_t)g->KH * g->KW * C;
     memset(pdw, 0, partial_floats(g) * sizeof(float));
     for (int n = begin; n < end; n++)
@@ -196,7 +196,7 @@ void depthwise_backward_fast(float *dx, float *dw, float *db, const float *dy, c
     size_t nw = (size_t)g->KH * g->KW * g->C;
     for (int t = 0; t < threads_count(); t++) {
         if (!parallel_has_work(g->N, t)) continue;
-        const float *p = threads_scratch(t, THREADS_SLOT_KERNEL, partial_floats(g));
+        const float *p = threads_scratch(t, THREADS_SLOT_DEPTHWISE_PARTIAL, partial_floats(g));
         if (dw)
             for (size_t i = 0; i < nw; i++) dw[i] += p[i];
         if (db)

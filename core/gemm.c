@@ -238,8 +238,8 @@ static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const f
     int nc_max = N < NC ? (N + NR - 1) / NR * NR : NC;
     int kc_max = K < KC ? K : KC;
     int mc_max = M < MC ? (M + MR - 1) / MR * MR : MC;
-    float *pa = threads_scratch(tid, THREADS_SLOT_PACK_A, (size_t)mc_max * kc_max);
-    float *pb = threads_scratch(tid, THREADS_SLOT_PACK_B, (size_t)nc_max * kc_max);
+    float *pa = threads_scratch(tid, THREADS_SLOT_GEMM_PACK_A, (size_t)mc_max * kc_max);
+    float *pb = threads_scratch(tid, THREADS_SLOT_GEMM_PACK_B, (size_t)nc_max * kc_max);
     for (int jc = 0; jc < N; jc += NC) {
         int nc = N - jc < NC ? N - jc : NC;
         for (int pc = 0; pc < K; pc += KC) {
@@ -355,7 +355,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int l
         job.split = SPLIT_K;
         job.unit = (K + T - 1) / T;
         items = T;
-        float *p0 = threads_scratch(0, THREADS_SLOT_PARTIAL, dq_mul_size((size_t)T, (size_t)M * N));
+        float *p0 = threads_scratch(0, THREADS_SLOT_GEMM_SPLIT_K, dq_mul_size((size_t)T, (size_t)M * N));
         job.partial = p0;
         parallel_for(items, gemm_task, &job);
         for (int i = 0; i < M; i++)

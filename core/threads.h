@@ -9,8 +9,10 @@
  * Without threads_init everything runs on the calling thread.
  *
  * Each thread also owns a few scratch buffers (threads_scratch, one per slot) that grow on demand
- * and are kept, so kernels need no malloc after their first call. Slots keep users apart: the
- * GEMM packs into THREADS_SLOT_PACK_A/B, the kernel that calls it may use THREADS_SLOT_KERNEL.
+ * and are kept, so kernels need no malloc after their first call. Every slot has one owner, the
+ * unit named beside it below, and no other unit touches it: a kernel that calls another (a
+ * convolution calling the GEMM) can never find its buffer reused under it.
+ * scripts/check-slots.sh (run by make test) checks that each slot is used in one file.
  */
 #ifndef DQ_THREADS_H
 #define DQ_THREADS_H
@@ -30,12 +32,19 @@ int threads_current_tid(void);
 /* Whether thread t gets a nonempty range in parallel_for(n, ...) (for combining partials). */
 bool parallel_has_work(int n, int t);
 enum {
-    THREADS_SLOT_PACK_A,    // GEMM: packed A block
-    THREADS_SLOT_PACK_B,    // GEMM: packed B panel
-    THREADS_SLOT_PARTIAL,   // GEMM: per-thread partial C when K is split
-    THREADS_SLOT_KERNEL,    // free for the kernel that calls the GEMM
-    THREADS_SLOT_CONV_IN,   // convolution: zero-padded input (thread 0's, shared by all)
-    THREADS_SLOT_CONV_W,    // convolution: packed weights (thread 0's, shared by all)
+    THREADS_SLOT_GEMM_PACK_A,        // gemm.c: packed A block
+    THREADS_SLOT_GEMM_PACK_B,        // gemm.c: packed B panel
+    THREADS_SLOT_GEMM_SPLIT_K,       // gemm.c: the partial products when K is split (thread 0's)
+    THREADS_SLOT_CONV_COLUMNS,       // conv2d.c: im2col rows of the forward
+    THREADS_SLOT_CONV_BACKWARD,      // conv2d.c: columns, their gradient, partial dw and db
+    THREADS_SLOT_CONV_FLIPPED,       // conv2d.c: the turned kernel of dx as a convolution (thread 0's)
+    THREADS_SLOT_CONV_PADDED_INPUT,  // conv2d.c: zero-padded input of the implicit GEMM (thread 0's)
+    THREADS_SLOT_CONV_PACKED_W,      // conv2d.c: its packed weights (thread 0's)
+    THREADS_SLOT_DEPTHWISE_PARTIAL,  // depthwise.c: per-thread partial dw and db
+    THREADS_SLOT_BATCHNORM_SUMS,     // batchnorm.c: per-thread partial sums, backward coefficients
+    THREADS_SLOT_BATCHNORM_AFFINE,   // batchnorm.c: the folded scale and shift
+    THREADS_SLOT_DDQ_SUMS,           // quant/ddq.c: histograms and gate signals
+    THREADS_SLOT_TEST,               // tests only
     THREADS_SCRATCH_SLOTS
 };
 

@@ -215,7 +215,7 @@ enum { ACC_H, ACC_SX, ACC_N, ACC_TABLES };
 #define COPIES 4
 
 static double *accumulators(int tid) {
-    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_KERNEL, 2 * COPIES * ACC_DOUBLES);
+    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_DDQ_SUMS, 2 * COPIES * ACC_DOUBLES);
 }
 
 /* Product rule: v[k][i] = output for fine index i with gate k flipped (K tables). */

@@ -67,13 +67,13 @@ Test(threads, nested_parallel_for_runs_serially) {
 }
 
 Test(threads, scratch_is_aligned_and_kept) {
-    float *a = threads_scratch(0, THREADS_SLOT_KERNEL, 100);
+    float *a = threads_scratch(0, THREADS_SLOT_TEST, 100);
     cr_assert_eq((uintptr_t)a % 64, 0);
     a[99] = 7;
-    cr_assert_eq(threads_scratch(0, THREADS_SLOT_KERNEL, 50), a, "a smaller request reuses the buffer");
+    cr_assert_eq(threads_scratch(0, THREADS_SLOT_TEST, 50), a, "a smaller request reuses the buffer");
     cr_assert_eq(a[99], 7);
-    cr_assert_neq(threads_scratch(0, THREADS_SLOT_PACK_A, 100), a, "slots are separate");
-    cr_assert_neq(threads_scratch(1, THREADS_SLOT_KERNEL, 100), a, "threads are separate");
+    cr_assert_neq(threads_scratch(0, THREADS_SLOT_GEMM_PACK_A, 100), a, "slots are separate");
+    cr_assert_neq(threads_scratch(1, THREADS_SLOT_TEST, 100), a, "threads are separate");
 }
 
 Test(threads, default_is_all_cores) {
