@@ -37,6 +37,9 @@ else
   OPT     += -march=native
 endif
 
+ifneq ($(CC),gcc)
+  VARIANT := $(VARIANT)-$(notdir $(CC))
+endif
 BUILD   := build/$(VARIANT)
 Q       := $(if $(V),,@)   # make V=1 shows full commands
 WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \

@@ -258,14 +258,13 @@ static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const f
                 // written as a stream (this matters when K is short and C traffic dominates).
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
-                    const float *apanel = pa + (size_t)(ir - direct) * kc;
                     for (int jr = 0; jr < nc; jr += NR) {
                         int nr = nc - jr < NR ? nc - jr : NR;
                         float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
                         if (ir < direct)
                             micro_kernel_direct(1, NO_OFFSET, kc, Ap + (size_t)ir * lda, lda,
                                                 pb + (size_t)jr * kc, c, ldc, b_scale, MR, nr);
-                        else micro_kernel(kc, apanel, pb + (size_t)jr * kc, c, ldc, b_scale, mr, nr);
+                        else micro_kernel(kc, pa + (size_t)(ir - direct) * kc, pb + (size_t)jr * kc, c, ldc, b_scale, mr, nr);
                     }
                 }
             }

@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/checksum.h"
@@ -34,11 +35,13 @@ typedef struct Inflater {
     int nbits;          // valid bits in it
     uint8_t *out;       // growing output
     size_t len, cap;
+    size_t start;       // where this stream's output begins: back-references stop there
     jmp_buf fail;       // errors longjmp here with msg filled
     char *msg;
     size_t msg_size;
 } Inflater;
 
+static DQ_NORETURN void fail(Inflater *s, const char *fmt, ...) DQ_PRINTF(2, 3);
 static void fail(Inflater *s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -148,7 +151,7 @@ static void codes(Inflater *s, const Huffman *lit, const Huffman *dist) {
         int ds = decode(s, dist);
         if (ds >= 30) fail(s, "invalid distance symbol %d", ds);
         size_t d = (size_t)dist_base[ds] + getbits(s, dist_extra[ds]);
-        if (d > s->len) fail(s, "distance %zu reaches before the start of the output", d);
+        if (d > s->len - s->start) fail(s, "distance %zu reaches before the start of the output", d);
         while (s->cap - s->len < len) {
             s->cap = s->cap ? s->cap * 2 : 1 << 16;
             s->out = dq_realloc(s->out, s->cap);
@@ -214,7 +217,8 @@ static void dynamic(Inflater *s, Huffman *lit, Huffman *dist) {
 
 bool inflate_raw(const uint8_t *in, size_t n, size_t *consumed, uint8_t **out, size_t *out_len,
                  size_t *out_cap, char *err, size_t err_size) {
-    Inflater s = {.in = in, .n = n, .out = *out, .len = *out_len, .cap = *out_cap, .msg = err, .msg_size = err_size};
+    Inflater s = {.in = in, .n = n, .out = *out, .len = *out_len, .cap = *out_cap, .start = *out_len, .msg = err,
+                  .msg_size = err_size};
     Huffman *h = dq_malloc(2 * sizeof *h);  // lit + dist tables: too big for some stacks
     bool ok = false;
     if (setjmp(s.fail) == 0) {
@@ -243,15 +247,17 @@ static uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* DEFLATE cannot expand its input more than 1032 times (a 258-byte match per 2 bits). */
+#define MAX_EXPANSION 1032
+
 bool gzip_decompress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len, char *err,
                      size_t err_size) {
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0, pos = 0;
-    if (n >= 18) {  // the last member's ISIZE is a good first guess of the size
-        cap = le32(in + n - 4);
-        if (cap > ((size_t)1 << 31)) cap = 0;
-        if (cap) buf = dq_malloc(cap);
-    }
+    // The last member's ISIZE is a good first guess of the size, but only a guess: a few bytes of
+    // input may claim 4 GiB. Never reserve more than the input can decode to.
+    size_t len = 0, pos = 0, cap = n >= 18 ? le32(in + n - 4) : 0;
+    if (n < SIZE_MAX / MAX_EXPANSION && cap > n * MAX_EXPANSION) cap = n * MAX_EXPANSION;
+    if (cap < 64) cap = 64;
+    uint8_t *buf = dq_malloc(cap);  // never NULL, even for an empty member
     do {
         const uint8_t *h = in + pos;
         size_t avail = n - pos;
@@ -282,7 +288,15 @@ bool gzip_decompress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len
                 while (p < avail && h[p]) p++;
                 if (p++ >= avail) goto trunc;
             }
-        if (flags & 2) p += 2;  // FHCRC
+        if (flags & 2) {  // FHCRC: the low 16 bits of the CRC-32 of the header before it
+            if (avail < p + 2) goto trunc;
+            uint32_t want = (uint32_t)h[p] | (uint32_t)h[p + 1] << 8, got = crc32_update(0, h, p) & 0xffff;
+            if (want != got) {
+                snprintf(err, err_size, "gzip header CRC mismatch (stored %04x, computed %04x)", want, got);
+                goto fail;
+            }
+            p += 2;
+        }
         if (p > avail) goto trunc;
         size_t start = len, used;
         if (!inflate_raw(h + p, avail - p, &used, &buf, &len, &cap, err, err_size)) goto fail;

@@ -61,7 +61,7 @@ static void make_batch(Loader *l, int b, Slot *s) {
             for (int x = 0; x < W; x++) {
                 int sy = y + dy, sx = flip ? W - 1 - (x + dx) : x + dx;
                 bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
-                const uint8_t *px = img + ((size_t)sy * W + sx) * C;
+                const uint8_t *px = inside ? img + ((size_t)sy * W + sx) * C : NULL;  // no pointer outside the image
                 for (int c = 0; c < C; c++)
                     out[((size_t)y * W + x) * C + c] = (inside ? px[c] : 0) * scale[c] + shift[c];
             }

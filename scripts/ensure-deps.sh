@@ -2,6 +2,7 @@
 # ensure-deps.sh — install what a make target needs, or say in one line how to.
 #   scripts/ensure-deps.sh criterion   Criterion headers and library (libcriterion-dev)
 #   scripts/ensure-deps.sh dataset     Fashion-MNIST (dataset-fashion-mnist)
+#   scripts/ensure-deps.sh clang       clang with its sanitizer and libFuzzer runtimes (make fuzz, CI)
 # Installs with apt-get as root, or with sudo when it needs no password; otherwise prints the
 # command to run and exits 1. Never prompts: CI runs with no standard input.
 set -u
@@ -11,6 +12,9 @@ case "$want" in
   criterion) pkg=libcriterion-dev; present() { [ -f /usr/include/criterion/criterion.h ]; } ;;
   dataset)   pkg=dataset-fashion-mnist
              present() { [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; } ;;
+  clang)     pkg="clang libclang-rt-14-dev"  # the compiler and its sanitizer/libFuzzer runtimes
+             present() { command -v clang >/dev/null 2>&1 && echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
+                         clang -x c -fsanitize=fuzzer,address,undefined -o /dev/null - >/dev/null 2>&1; } ;;
   *) echo "ensure-deps.sh: error: unknown dependency '$want'" >&2; exit 2 ;;
 esac
 present && exit 0
@@ -30,8 +34,8 @@ fi
 
 echo "ensure-deps.sh: installing $pkg with apt-get ..." >&2
 export DEBIAN_FRONTEND=noninteractive
-$run apt-get install -y -q "$pkg" </dev/null >/dev/null 2>&1 ||
-  { $run apt-get update -q </dev/null >/dev/null 2>&1 && $run apt-get install -y -q "$pkg" </dev/null >&2; }
+$run apt-get install -y -q $pkg </dev/null >/dev/null 2>&1 ||
+  { $run apt-get update -q </dev/null >/dev/null 2>&1 && $run apt-get install -y -q $pkg </dev/null >&2; }
 if ! present; then
   echo "ensure-deps.sh: error: installing $pkg failed; run: sudo apt-get update && sudo apt-get install -y $pkg" >&2
   exit 1

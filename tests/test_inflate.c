@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/checksum.h"
@@ -132,4 +133,118 @@ Test(checksum, crc32_known_value) {
     cr_assert_eq(crc32_update(0, "123456789", 9), 0xCBF43926u);
     uint32_t c = crc32_update(0, "1234", 4);
     cr_assert_eq(crc32_update(c, "56789", 5), 0xCBF43926u, "incremental update");
+}
+
+/* ------------------------------------------------------------------ hand-made members */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* Bits LSB-first into bytes, as DEFLATE stores them; Huffman codes go MSB-first (put_code). */
+typedef struct Bits {
+    uint8_t b[64];
+    int n;  // bits written
+} Bits;
+
+static void put_bits(Bits *w, unsigned v, int k) {
+    for (int i = 0; i < k; i++, w->n++)
+        if (v >> i & 1) w->b[w->n / 8] |= (uint8_t)(1u << (w->n % 8));
+}
+
+static void put_code(Bits *w, unsigned code, int len) {
+    for (int i = len - 1; i >= 0; i--) put_bits(w, code >> i & 1, 1);
+}
+
+static void le32_put(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> 8 * i);
+}
+
+/* A gzip member around a raw deflate body, with the trailer of `data` (n bytes). */
+static size_t member(uint8_t *out, const uint8_t *body, size_t body_n, const uint8_t *data, size_t n, int flags) {
+    static const uint8_t head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    size_t p = 10;
+    memcpy(out, head, 10);
+    out[3] = (uint8_t)flags;
+    if (flags & 2) {
+        uint32_t c = crc32_update(0, out, 10);
+        out[p++] = (uint8_t)c, out[p++] = (uint8_t)(c >> 8);
+    }
+    memcpy(out + p, body, body_n);
+    p += body_n;
+    le32_put(out + p, crc32_update(0, data, n));
+    le32_put(out + p + 4, (uint32_t)n);
+    return p + 8;
+}
+
+/* Fixed-Huffman block: literal bytes, then (optionally) a match of length 3 at distance 1. */
+static size_t fixed_block(uint8_t *out, const uint8_t *lits, int n_lits, bool match) {
+    Bits w = {{0}, 0};
+    put_bits(&w, 1, 1);  // BFINAL
+    put_bits(&w, 1, 2);  // fixed codes
+    for (int i = 0; i < n_lits; i++) put_code(&w, 0x30 + lits[i], 8);  // literals 0..143: 8 bits from 0x30
+    if (match) {
+        put_code(&w, 1, 7);  // symbol 257: length 3
+        put_code(&w, 0, 5);  // distance code 0: distance 1
+    }
+    put_code(&w, 0, 7);      // end of block
+    memcpy(out, w.b, (size_t)(w.n + 7) / 8);
+    return (size_t)(w.n + 7) / 8;
+}
+
+Test(inflate, hand_made_members_decode) {
+    uint8_t body[64], gz[128], *out;
+    size_t out_n;
+    char err[128];
+    const uint8_t ab[2] = {'a', 'b'}, want[5] = {'a', 'b', 'b', 'b', 'b'};
+    size_t bn = fixed_block(body, ab, 2, true), n = member(gz, body, bn, want, 5, 0);
+    cr_assert(gzip_decompress(gz, n, &out, &out_n, err, sizeof err), "%s", err);
+    cr_assert(out_n == 5 && memcmp(out, want, 5) == 0, "ab + match(3, 1) = abbbb");
+    dq_free(out);
+    n = member(gz, body, bn, want, 5, 2);  // with a correct header CRC
+    cr_assert(gzip_decompress(gz, n, &out, &out_n, err, sizeof err), "%s", err);
+    dq_free(out);
+}
+
+Test(inflate, a_member_cannot_reach_into_the_previous_one) {
+    // Member 1 decodes to "ab"; member 2 is only a match at distance 1. zlib rejects this (each
+    // member is its own stream); the decoder once let it copy member 1's last byte.
+    uint8_t body[64], gz[256], *out = NULL;
+    const uint8_t ab[2] = {'a', 'b'}, bbb[3] = {'b', 'b', 'b'};
+    size_t n = member(gz, body, fixed_block(body, ab, 2, false), ab, 2, 0);
+    n += member(gz + n, body, fixed_block(body, NULL, 0, true), bbb, 3, 0);
+    size_t out_n;
+    char err[128];
+    cr_assert(!gzip_decompress(gz, n, &out, &out_n, err, sizeof err), "a back-reference across members is refused");
+    cr_assert(strstr(err, "before the start of the output") != NULL, "got: %s", err);
+}
+
+Test(inflate, the_header_crc_is_checked) {
+    uint8_t body[64], gz[128], *out = NULL;
+    const uint8_t ab[2] = {'a', 'b'};
+    size_t n = member(gz, body, fixed_block(body, ab, 2, false), ab, 2, 2), out_n;
+    gz[4] ^= 1;  // MTIME changes after the header CRC was computed
+    char err[128];
+    cr_assert(!gzip_decompress(gz, n, &out, &out_n, err, sizeof err));
+    cr_assert(strstr(err, "header CRC mismatch") != NULL, "got: %s", err);
+}
+
+Test(inflate, a_tiny_file_cannot_reserve_gigabytes) {
+    // 20 bytes whose trailer claims ISIZE = 2 GiB: the decoder once allocated that much before any
+    // check. Under a 512 MiB address-space limit (not under ASan, which reserves terabytes of
+    // shadow) such an allocation dies with "out of memory"; the file must be called corrupt.
+#if !defined(UNDER_ASAN)
+    struct rlimit lim = {.rlim_cur = (rlim_t)512 << 20, .rlim_max = (rlim_t)512 << 20};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+#endif
+    uint8_t gz[20] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0x03, 0x00, 0, 0, 0, 0};
+    le32_put(gz + 16, 0x80000000u);
+    uint8_t *out = NULL;
+    size_t out_n;
+    char err[128];
+    cr_assert(!gzip_decompress(gz, sizeof gz, &out, &out_n, err, sizeof err));
+    cr_assert(strstr(err, "mismatch") != NULL || strstr(err, "truncated") != NULL, "got: %s", err);
 }
