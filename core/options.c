@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
+#include "error.h"
+#include "text.h"
 
 Option opt_int(const char *key, int *target, const char *help, double min, double max) {
     return (Option){.key = key, .type = OPT_INT, .target = target, .help = help, .min = min, .max = max};
@@ -134,6 +135,19 @@ static bool set_value(const Option *o, const char *v, char *err, size_t es) {
         return true;
     }
     return fail(err, es, "--%s: unknown option type", o->key);
+}
+
+void options_write_json(Text *t, const Option *opts, int n, const char *indent) {
+    text_printf(t, "{");
+    for (int i = 0; i < n; i++) {
+        char v[OPT_STRLEN];
+        options_value_str(&opts[i], v, sizeof v);
+        text_printf(t, "%s\n%s  ", i ? "," : "", indent);
+        text_json_string(t, opts[i].key);
+        text_printf(t, ": ");
+        text_json_string(t, v);
+    }
+    text_printf(t, "\n%s}", indent);
 }
 
 const Option *options_find(const Option *opts, int n, const char *key) {

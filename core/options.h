@@ -63,6 +63,9 @@ void options_usage(const Option *opts, int n, const char *prog, const char *abou
 void options_print(const Option *opts, int n, FILE *f, const char *prefix);
 /* The value of one option as text (for logs and JSON). */
 void options_value_str(const Option *o, char *buf, size_t size);
+/* {"key": "value", …} of every option, as JSON (string values), into t. */
+struct Text;
+void options_write_json(struct Text *t, const Option *opts, int n, const char *indent);
 /* The option with this key, or NULL. */
 const Option *options_find(const Option *opts, int n, const char *key);
 

@@ -39,23 +39,31 @@ struct Loader {
     unsigned long job;    // incremented by every loader_start_epoch
 };
 
+/* One example's crop offsets and flip, drawn from the epoch's augmentation stream. */
+static void draw_augmentation(Loader *l, int *dy, int *dx, bool *flip) {
+    int pad = l->cfg.crop_pad;
+    *dy = *dx = 0;
+    *flip = false;
+    if (pad > 0) {
+        *dy = (int)rng_below(&l->aug, (uint32_t)(2 * pad + 1)) - pad;
+        *dx = (int)rng_below(&l->aug, (uint32_t)(2 * pad + 1)) - pad;
+    }
+    if (l->cfg.hflip) *flip = rng_u32(&l->aug) & 1;
+}
+
 static void make_batch(Loader *l, int b, Slot *s) {
     const Dataset *d = l->d;
     int B = l->cfg.batch_size, first = b * B;
     int n = l->examples - first < B ? l->examples - first : B;
-    int H = d->h, W = d->w, C = d->c, pad = l->cfg.crop_pad;
+    int H = d->h, W = d->w, C = d->c;
     float scale[3], shift[3];
     for (int c = 0; c < C; c++) scale[c] = 1.0f / (255.0f * d->std[c]), shift[c] = -d->mean[c] / d->std[c];
     for (int i = 0; i < n; i++) {
         int ex = l->order[first + i];
         const uint8_t *img = d->images + (size_t)ex * H * W * C;
-        int dy = 0, dx = 0;
-        bool flip = false;
-        if (pad > 0) {
-            dy = (int)rng_below(&l->aug, (uint32_t)(2 * pad + 1)) - pad;
-            dx = (int)rng_below(&l->aug, (uint32_t)(2 * pad + 1)) - pad;
-        }
-        if (l->cfg.hflip) flip = rng_u32(&l->aug) & 1;
+        int dy, dx;
+        bool flip;
+        draw_augmentation(l, &dy, &dx, &flip);
         float *out = s->x + (size_t)i * H * W * C;
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -146,7 +154,11 @@ void loader_free(Loader *l) {
     dq_free(l);
 }
 
-void loader_start_epoch(Loader *l, int epoch) {
+void loader_start_epoch(Loader *l, int epoch) { loader_start_epoch_at(l, epoch, 0); }
+
+void loader_start_epoch_at(Loader *l, int epoch, int batch) {
+    if (epoch < 0 || batch < 0 || batch > l->batches)
+        DQ_FATAL("loader: epoch %d, batch %d: the epoch has %d batches", epoch, batch, l->batches);
     pthread_mutex_lock(&l->mu);
     l->job++;                                        // a batch in the making is dropped …
     while (l->busy) pthread_cond_wait(&l->cv, &l->mu);  // … once the worker has put it down
@@ -157,9 +169,14 @@ void loader_start_epoch(Loader *l, int epoch) {
     rng_seed(&order, l->cfg.seed, rng_stream(RNG_STREAM_SHUFFLE, (uint64_t)epoch));
     if (l->cfg.shuffle) rng_shuffle(&order, l->order, (size_t)n);
     rng_seed(&l->aug, l->cfg.seed, rng_stream(RNG_STREAM_AUGMENT, (uint64_t)epoch));
+    for (long long i = 0; i < (long long)batch * l->cfg.batch_size && i < l->examples; i++) {
+        int dy, dx;  // the skipped batches' draws: the stream is where the batches before left it
+        bool flip;
+        draw_augmentation(l, &dy, &dx, &flip);
+    }
     l->slot[0].full = l->slot[1].full = false;
-    l->next_batch = 0;
-    l->produced = 0;
+    l->next_batch = batch;
+    l->produced = batch;
     l->consumed_prev = false;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);

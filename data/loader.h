@@ -42,6 +42,9 @@ typedef struct Loader Loader;
 Loader *loader_new(const Dataset *d, const LoaderConfig *cfg);
 void loader_free(Loader *l); /* accepts NULL */
 void loader_start_epoch(Loader *l, int epoch);
+/* The same epoch from its batch `batch` on: the batches are those an uninterrupted epoch would
+ * hand out from there (the order, and the augmentation stream advanced past the skipped ones). */
+void loader_start_epoch_at(Loader *l, int epoch, int batch);
 /* The next batch of the epoch; false when the epoch is over. The batch stays valid until the
  * next call. */
 bool loader_next(Loader *l, Batch *b);

@@ -13,6 +13,7 @@
 #include "nn/lenet.h"
 #include "nn/weighted.h"
 #include "train/experiment.h"
+#include "train/runid.h"
 
 static const TrainConfig defaults = {
     .dataset = "fashion-mnist",
@@ -47,7 +48,11 @@ int main(int argc, char **argv) {
     model_describe(m, desc, sizeof desc);
     printf("model %s\n", desc);
     TrainResult r;
-    train_model(m, &cfg, &x.train, &x.test, NULL, x.prog, &r);
+    Text id;  // what decides this run beyond the shared options: the dropout
+    text_init(&id);
+    runid_append(&id, x.opts + x.n_train_opts, x.n_opts - x.n_train_opts, NULL);
+    train_model(m, &cfg, id.s, &x.train, &x.test, NULL, x.prog, &r);
+    text_free(&id);
     experiment_result(&x, m, &r, NULL);
     train_result_free(&r);
     model_free(m);

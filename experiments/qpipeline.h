@@ -31,6 +31,8 @@ typedef struct QPipelineConfig {
 } QPipelineConfig;
 
 typedef struct QPipelineResult {
+    QuantMethod method;
+    bool finished;                   // the fine-tuning ran to its last epoch (else: stopped, no report)
     double fp32_acc, q_acc;          // final test accuracies
     double fp32_img_s, q_img_s;      // median training throughput of each phase
     double fp32_epoch_s, q_epoch_s;  // median training seconds per epoch

@@ -428,13 +428,21 @@ static void base_save(const Quantizer *q, QBytes *bytes) {
     qbytes_put(bytes, &cal, sizeof cal);
 }
 
-static void base_load(Quantizer *q, QBytes *bytes) {
+static bool base_load(Quantizer *q, QBytes *bytes, char *err, size_t es) {
     Base *b = (Base *)q;
     float f[3];
     int cal;
-    qbytes_get(bytes, f, sizeof f);
-    qbytes_get(bytes, &cal, sizeof cal);
+    if (!qbytes_get(bytes, f, sizeof f) || !qbytes_get(bytes, &cal, sizeof cal)) {
+        snprintf(err, es, "%s: quantizer state is truncated", q->name);
+        return false;
+    }
+    if (!isfinite(f[0]) || !isfinite(f[1]) || !isfinite(f[2]) || f[0] > f[1] || f[2] < 0 || (cal != 0 && cal != 1)) {
+        snprintf(err, es, "%s: bad %s state (range [%g, %g], scale %g, calibrated %d)", q->name, KIND_NAMES[b->kind],
+                 f[0], f[1], f[2], cal);
+        return false;
+    }
     b->lo = f[0], b->hi = f[1], b->w0 = f[2], q->calibrated = cal != 0;
+    return true;
 }
 
 static void base_free(Quantizer *q) {

@@ -34,6 +34,22 @@ QuantBudget quant_budget(const QuantContext *qc) {
     return b;
 }
 
+void quant_trace_csv_header(FILE *f) {
+    fprintf(f, "step,phase,lambda_w,lambda_a,mean_w_bits,mean_a_bits,target_w,target_a\n");
+}
+
+void quant_trace_csv_row(FILE *f, const QuantTraceRow *w) {
+    fprintf(f, "%lld,%lld,%.6g,%.6g,%.4f,%.4f,%.3f,%.3f\n", w->step, w->phase, w->lambda_w, w->lambda_a, w->mean_w,
+            w->mean_a, w->target_w, w->target_a);
+}
+
+void quant_run_free(QuantRun *r) {
+    if (!r) return;
+    dq_free(r->trace_rows);
+    r->trace_rows = NULL;
+    r->n_trace = r->cap_trace = 0;
+}
+
 void quant_run_init(QuantRun *r, QuantContext *qc, long long total_steps, float lr_peak) {
     memset(r, 0, sizeof *r);
     r->qc = qc;
@@ -176,9 +192,17 @@ void quant_run_step(QuantRun *r, float lr) {
             }
         }
         set_prices(r, &b, tw, ta);
-        if (r->trace)
-            fprintf(r->trace, "%lld,%d,%.6g,%.6g,%.4f,%.4f,%.3f,%.3f\n", r->step, phase, r->lambda_w,
-                    r->lambda_a, b.mean_w, b.mean_a, tw, ta);
+        if (r->n_trace == r->cap_trace) {
+            r->cap_trace = r->cap_trace ? 2 * r->cap_trace : 1024;
+            r->trace_rows = dq_realloc(r->trace_rows, (size_t)r->cap_trace * sizeof *r->trace_rows);
+        }
+        QuantTraceRow *row = &r->trace_rows[r->n_trace++];
+        *row = (QuantTraceRow){.step = r->step, .phase = phase, .lambda_w = r->lambda_w, .lambda_a = r->lambda_a,
+                               .mean_w = b.mean_w, .mean_a = b.mean_a, .target_w = tw, .target_a = ta};
+        if (r->trace) {
+            quant_trace_csv_row(r->trace, row);
+            fflush(r->trace);  // a kill loses no row the checkpoint holds (it is rewritten from them on resume)
+        }
     }
     float rel = lr / r->lr_peak;  // level learning rates follow the schedule
     quant_each(qc, step_one, &rel);
@@ -199,7 +223,7 @@ void quant_calibrate_begin(QuantContext *qc) { quant_each(qc, begin_one, NULL); 
 void quant_calibrate_end(QuantContext *qc) { quant_each(qc, end_one, NULL); }
 
 /* ------------------------------------------------------------------ state */
-#define RUN_STATE_VERSION 1
+#define RUN_STATE_VERSION 2  // 2: the trace rows follow the quantizers
 
 static void save_one(Quantizer *q, void *ctx) {
     QBytes *b = ctx;
@@ -211,45 +235,89 @@ static void save_one(Quantizer *q, void *ctx) {
     q->ops->save(q, b);
 }
 
-static void load_one(Quantizer *q, void *ctx) {
-    QBytes *b = ctx;
-    uint32_t len;
-    char name[sizeof q->name] = {0};
-    qbytes_get(b, &len, sizeof len);
-    if (len >= sizeof name) DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "bad quantizer name length %u", len);
-    qbytes_get(b, name, len);
-    if (strcmp(name, q->name) != 0)
-        DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "quantizer '%s' in the file, '%s' in the model", name, q->name);
-    long long e[2];
-    qbytes_get(b, e, sizeof e);
-    q->elems = e[0], q->macs = e[1];
-    q->ops->load(q, b);
-    q->bypass = false;
-}
-
 void quant_run_save(const QuantRun *r, QBytes *b) {
-    int head[3] = {RUN_STATE_VERSION, r->phase, r->qc->n_layers};
+    int head[3] = {RUN_STATE_VERSION, (int)r->phase, r->qc->n_layers};
     qbytes_put(b, head, sizeof head);
     long long steps[2] = {r->step, r->total_steps};
     qbytes_put(b, steps, sizeof steps);
     double d[4] = {r->lambda_w, r->lambda_a, r->moved_w, r->moved_a};
     qbytes_put(b, d, sizeof d);
     quant_each(r->qc, save_one, b);
+    uint64_t rows = (uint64_t)r->n_trace;
+    qbytes_put(b, &rows, sizeof rows);
+    if (rows) qbytes_put(b, r->trace_rows, (size_t)rows * sizeof *r->trace_rows);
 }
 
-void quant_run_load(QuantRun *r, QBytes *b) {
+/* One quantizer's record: its name must be the model's quantizer at this position. */
+static bool load_one(Quantizer *q, QBytes *b, char *err, size_t es) {
+    uint32_t len;
+    char name[sizeof q->name] = {0};
+    long long e[2];
+    if (!qbytes_get(b, &len, sizeof len) || len >= sizeof name || !qbytes_get(b, name, len) || !qbytes_get(b, e, sizeof e)) {
+        snprintf(err, es, "quantization state: the record of quantizer '%s' is truncated or malformed", q->name);
+        return false;
+    }
+    if (strcmp(name, q->name) != 0) {
+        snprintf(err, es, "quantizer '%.80s' in the file, '%s' in the model", name, q->name);
+        return false;
+    }
+    if (e[0] < 0 || e[0] > (1LL << 40) || e[1] < 0 || e[1] > (1LL << 50)) {
+        snprintf(err, es, "quantizer '%s': %lld elements and %lld MACs", q->name, e[0], e[1]);
+        return false;
+    }
+    if (!q->ops->load(q, b, err, es)) return false;
+    q->elems = e[0], q->macs = e[1];
+    q->bypass = false;
+    return true;
+}
+
+bool quant_run_load(QuantRun *r, QBytes *b, char *err, size_t es) {
     int head[3];
-    qbytes_get(b, head, sizeof head);
-    if (head[0] != RUN_STATE_VERSION || head[2] != r->qc->n_layers)
-        DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "quantization state version %d for %d layers; expected version %d, %d layers",
-                      head[0], head[2], RUN_STATE_VERSION, r->qc->n_layers);
-    r->phase = head[1];
     long long steps[2];
-    qbytes_get(b, steps, sizeof steps);
-    r->step = steps[0];
     double d[4];
-    qbytes_get(b, d, sizeof d);
+    if (!qbytes_get(b, head, sizeof head) || !qbytes_get(b, steps, sizeof steps) || !qbytes_get(b, d, sizeof d)) {
+        snprintf(err, es, "quantization state is truncated");
+        return false;
+    }
+    if (head[0] != RUN_STATE_VERSION || head[2] != r->qc->n_layers) {
+        snprintf(err, es, "quantization state version %d for %d layers; expected version %d, %d layers", head[0], head[2],
+                 RUN_STATE_VERSION, r->qc->n_layers);
+        return false;
+    }
+    // The run this state resumes has the same length (the trainer checks the options that fix it):
+    // a step past its end, or a λ that is not a price, was not written by a run.
+    if (head[1] < DDQ_PHASE_WARMUP || head[1] > DDQ_PHASE_FROZEN || steps[1] != r->total_steps || steps[0] < 0 ||
+        steps[0] > steps[1]) {
+        snprintf(err, es, "quantization state: phase %d, step %lld of %lld; this run has %lld steps", head[1], steps[0],
+                 steps[1], r->total_steps);
+        return false;
+    }
+    for (int k = 0; k < 4; k++)
+        if (!isfinite(d[k]) || (k < 2 && d[k] < 0) || fabs(d[k]) > 1e30) {
+            snprintf(err, es, "quantization state: bad bit price or moved bits (%g)", d[k]);
+            return false;
+        }
+    for (int i = 0; i < r->qc->n_layers; i++)
+        if (!load_one(r->qc->layers[i]->wq, b, err, es)) return false;
+    for (int i = 0; i < r->qc->n_layers; i++)
+        if (!load_one(r->qc->layers[i]->aq, b, err, es)) return false;
+    uint64_t rows;
+    if (!qbytes_get(b, &rows, sizeof rows) || rows > (uint64_t)steps[0] || b->len - b->pos != rows * sizeof *r->trace_rows) {
+        snprintf(err, es, "quantization state: the trace does not match the step count or has trailing bytes");
+        return false;
+    }
+    QuantTraceRow *tr = dq_malloc((size_t)(rows ? rows : 1) * sizeof *tr);
+    qbytes_get(b, tr, (size_t)rows * sizeof *tr);
+    for (uint64_t k = 0; k < rows; k++)
+        if (tr[k].step != (long long)(k + 1) + (steps[0] - (long long)rows)) {
+            dq_free(tr);
+            snprintf(err, es, "quantization state: trace row %llu has step %lld", (unsigned long long)k, tr[k].step);
+            return false;
+        }
+    dq_free(r->trace_rows);
+    r->trace_rows = tr, r->n_trace = (long long)rows, r->cap_trace = (long long)(rows ? rows : 1);
+    r->step = steps[0];
     r->lambda_w = d[0], r->lambda_a = d[1], r->moved_w = d[2], r->moved_a = d[3];
-    quant_each(r->qc, load_one, b);
-    set_phase(r, r->phase);
+    set_phase(r, (DdqPhase)head[1]);
+    return true;
 }

@@ -30,6 +30,14 @@ typedef struct QuantBudget {
     double mean_w, mean_a;         // mem / n: mean bits
 } QuantBudget;
 
+/* One step of DDQ's controller, as ddq_trace.csv shows it. */
+typedef struct QuantTraceRow {
+    long long step, phase;         // (no padding: the rows are saved as bytes)
+    double lambda_w, lambda_a;     // bit prices after the step
+    double mean_w, mean_a;         // mean bits
+    double target_w, target_a;     // budget targets in effect (ramp)
+} QuantTraceRow;
+
 typedef struct QuantRun {
     QuantContext *qc;
     long long step, total_steps;   // optimizer steps so far / in the run
@@ -38,10 +46,13 @@ typedef struct QuantRun {
     double lambda_w, lambda_a;     // bit prices (bitops: lambda_w only)
     double moved_w, moved_a;       // mean bits moved by the final guarantee (signed; bitops: in
                                    // moved_w, the change of Σ MACs·b_w·b_a per MAC)
-    FILE *trace;                   // optional per-step CSV (DDQ): step, phase, λ, mean bits, ζ
+    QuantTraceRow *trace_rows;     // DDQ: one row per step so far (saved with the state, so the
+    long long n_trace, cap_trace;  // trace file can always be rewritten to match a checkpoint)
+    FILE *trace;                   // optional: each new row is also appended here as CSV, flushed
 } QuantRun;
 
 void quant_run_init(QuantRun *r, QuantContext *qc, long long total_steps, float lr_peak);
+void quant_run_free(QuantRun *r); /* the trace rows; accepts NULL */
 /* After every optimizer step; lr is the current learning rate. */
 void quant_run_step(QuantRun *r, float lr);
 QuantBudget quant_budget(const QuantContext *qc);
@@ -53,8 +64,13 @@ void quant_run_guarantee(QuantRun *r);
 void quant_calibrate_begin(QuantContext *qc);
 void quant_calibrate_end(QuantContext *qc);
 
-/* All quantizer state and the run's state as one blob (a checkpoint section). */
+/* All quantizer state, the run's state and the trace rows as one blob (a checkpoint section). */
 void quant_run_save(const QuantRun *r, QBytes *b);
-void quant_run_load(QuantRun *r, QBytes *b);
+/* Restore it into a run of the same model and length, every field checked; false with the reason
+ * in err (the quantizers may then be partly loaded: discard them). */
+bool quant_run_load(QuantRun *r, QBytes *b, char *err, size_t err_size);
+/* The trace as CSV text (header and one line per row), for ddq_trace.csv. */
+void quant_trace_csv_header(FILE *f);
+void quant_trace_csv_row(FILE *f, const QuantTraceRow *row);
 
 #endif

@@ -493,26 +493,76 @@ static void ddq_save(const Quantizer *q, QBytes *b) {
     if (d->scale) qbytes_put(b, d->scale, (size_t)d->channels * sizeof(float));
 }
 
-static void ddq_load(Quantizer *q, QBytes *b) {
+static bool all_finite_f(const float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++)
+        if (!(x[i] >= lo && x[i] <= hi)) return false;  // NaN fails too
+    return true;
+}
+
+static bool all_finite_d(const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
+/* Everything is read into locals and checked before the quantizer changes. */
+static bool ddq_load(Quantizer *q, QBytes *b, char *err, size_t es) {
     Ddq *d = (Ddq *)q;
     int head[5];
-    qbytes_get(b, head, sizeof head);
-    if (head[0] != DDQ_STATE_VERSION || head[1] < 0 || head[1] > DDQ_K || head[2] < -1 || head[2] >= DDQ_FINE)
-        DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "%s: bad DDQ state (version %d, m %d)", q->name, head[0], head[1]);
+    float f[4], vel[DDQ_FINE], vel2[DDQ_FINE], gate[DDQ_K];
+    double e[4], ema_gate[DDQ_K];
+    long long adam_t;
+    float *scale = d->scale ? dq_malloc((size_t)d->channels * sizeof(float)) : NULL;
+    bool ok = qbytes_get(b, head, sizeof head) && qbytes_get(b, f, sizeof f) && qbytes_get(b, e, sizeof e) &&
+              qbytes_get(b, vel, sizeof vel) && qbytes_get(b, vel2, sizeof vel2) && qbytes_get(b, &adam_t, sizeof adam_t) &&
+              qbytes_get(b, gate, sizeof gate) && qbytes_get(b, ema_gate, sizeof ema_gate) &&
+              (!scale || qbytes_get(b, scale, (size_t)d->channels * sizeof(float)));
+    const char *bad = !ok ? "truncated"
+                    : head[0] != DDQ_STATE_VERSION ? "unknown version"
+                    : head[1] < 0 || head[1] > (q->pinned ? 0 : DDQ_K - d->cfg->b_min) ? "merged bits out of range"
+                    : head[2] < -1 || head[2] >= DDQ_FINE ? "zero index out of range"
+                    : head[3] < 0 ? "negative bit-change count"
+                    : head[4] != 0 && head[4] != 1 ? "calibration flag not 0 or 1"
+                    : !all_finite_f(f, 2, -1, 1) || !all_finite_f(f + 2, 2, 0, 1e30f) ? "gates, price or step out of range"
+                    : head[4] && !(f[3] > 0) ? "step is zero"
+                    : !all_finite_d(e, 4) || !all_finite_d(ema_gate, DDQ_K) ? "non-finite gate signals"
+                    : !all_finite_f(vel, DDQ_FINE, -1e30f, 1e30f) || !all_finite_f(vel2, DDQ_FINE, 0, 1e30f) ? "non-finite level momentum"
+                    : adam_t < 0 || adam_t > (1LL << 50) ? "Adam step out of range"
+                    : !all_finite_f(gate, DDQ_K, -1, 1) ? "product-rule gates out of range"
+                    : scale && !all_finite_f(scale, (size_t)d->channels, 1e-30f, 1e30f) ? "channel scales out of range"
+                    : NULL;
+    const float *fine = d->fine->data;  // the slab is loaded before the quantizers' state
+    for (int i = 0; !bad && head[4] && i < DDQ_FINE; i++)
+        if (!isfinite(fine[i]) || fabsf(fine[i]) > 1e30f) bad = "levels not finite";
+    if (!bad && head[4]) {  // the coarse values in use must be ordered (the projection keeps them so)
+        int B = 1 << head[1];
+        double prev = -INFINITY;
+        for (int j = 0; !bad && j < DDQ_FINE / B; j++) {
+            double s = 0;
+            for (int i = j * B; i < (j + 1) * B; i++) s += fine[i];
+            double v = d->cfg->pin_zero && head[2] >= 0 && head[2] >> head[1] == j ? 0 : s / B;  // as table_at
+            if (v < prev) bad = "coarse levels out of order";
+            prev = v;
+        }
+    }
+    if (!bad && head[4] && head[2] >= 0 && fine[head[2]] != 0) bad = "the pinned level is not 0";
+    if (bad) {
+        dq_free(scale);
+        snprintf(err, es, "%s: bad DDQ state: %s", q->name, bad);
+        return false;
+    }
     d->m = head[1], d->zero_index = head[2], d->flips = head[3], q->calibrated = head[4] != 0;
-    float f[4];
-    qbytes_get(b, f, sizeof f);
     d->gate_merge = f[0], d->gate_unmerge = f[1], d->price = f[2], d->step = f[3];
-    double e[4];
-    qbytes_get(b, e, sizeof e);
     d->ema_down = e[0], d->ema_up = e[1], d->ema_down_pos = e[2], d->ema_up_neg = e[3];
-    qbytes_get(b, d->vel, sizeof d->vel);
-    qbytes_get(b, d->vel2, sizeof d->vel2);
-    qbytes_get(b, &d->adam_t, sizeof d->adam_t);
-    qbytes_get(b, d->gate, sizeof d->gate);
-    qbytes_get(b, d->ema_gate, sizeof d->ema_gate);
-    if (d->scale) qbytes_get(b, d->scale, (size_t)d->channels * sizeof(float));
+    memcpy(d->vel, vel, sizeof vel);
+    memcpy(d->vel2, vel2, sizeof vel2);
+    d->adam_t = adam_t;
+    memcpy(d->gate, gate, sizeof gate);
+    memcpy(d->ema_gate, ema_gate, sizeof ema_gate);
+    if (scale) memcpy(d->scale, scale, (size_t)d->channels * sizeof(float));
+    dq_free(scale);
     if (q->calibrated) rebuild(d);
+    return true;
 }
 
 static void ddq_free(Quantizer *q) {

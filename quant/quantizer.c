@@ -15,11 +15,15 @@ void qbytes_put(QBytes *b, const void *src, size_t n) {
     b->len += n;
 }
 
-void qbytes_get(QBytes *b, void *dst, size_t n) {
-    if (b->len - b->pos < n)
-        DQ_FATAL_FILE(b->path ? b->path : "checkpoint", "quantizer state is truncated");
+bool qbytes_get(QBytes *b, void *dst, size_t n) {
+    if (b->len - b->pos < n) return false;
     memcpy(dst, b->p + b->pos, n);
     b->pos += n;
+    return true;
+}
+
+QBytes qbytes_view(const uint8_t *data, size_t n) {
+    return (QBytes){.p = (uint8_t *)(uintptr_t)data, .len = n, .cap = n};
 }
 
 void quantizer_init_base(Quantizer *q, const QuantizerOps *ops, const char *name, QuantRole role,

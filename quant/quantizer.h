@@ -26,11 +26,13 @@ typedef struct Quantizer Quantizer;
 typedef struct QBytes {
     uint8_t *p;
     size_t len, cap, pos;
-    const char *path;  // load: the file, for error messages
 } QBytes;
 
 void qbytes_put(QBytes *b, const void *src, size_t n);
-void qbytes_get(QBytes *b, void *dst, size_t n);  /* fatal "<path>: error: …" when short */
+/* False (and nothing copied) when fewer than n bytes are left. */
+bool qbytes_get(QBytes *b, void *dst, size_t n);
+/* A reader over n bytes someone else owns. */
+QBytes qbytes_view(const uint8_t *data, size_t n);
 
 typedef struct QuantizerOps {
     const char *kind;                                          // "ddq", "lsq", "pact", …
@@ -43,7 +45,9 @@ typedef struct QuantizerOps {
     int (*levels)(const Quantizer *q, float *out);
     void (*describe)(const Quantizer *q, char *buf, size_t size);
     void (*save)(const Quantizer *q, QBytes *b);
-    void (*load)(Quantizer *q, QBytes *b);
+    /* Restore what save wrote, every field checked (a crafted file must not make a later step
+     * misbehave); false with the reason in err. Runs after the slab is loaded. */
+    bool (*load)(Quantizer *q, QBytes *b, char *err, size_t err_size);
     void (*free)(Quantizer *q);
 } QuantizerOps;
 

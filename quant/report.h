@@ -30,5 +30,12 @@ typedef struct QuantSummary {
 int quant_report(const QuantContext *qc, QuantLayerInfo *out, int max);
 QuantSummary quant_summary(const QuantLayerInfo *rows, int n, const QuantContext *qc);
 void quant_report_print(FILE *f, const QuantLayerInfo *rows, int n);
+/* The report as files in dir (report_write.c), each written atomically; fatal if one cannot be:
+ *   layers.csv   one row per layer: kind, pinned, params, MACs, bits, level range, distinct levels, bytes
+ *   bits.svg     weight and activation bits per layer (title atop)
+ *   levels.svg   each layer's FP32-valued weight histogram with its quantization levels over it */
+void quant_report_write_csv(const QuantLayerInfo *rows, int n, const char *dir);
+void quant_report_write_bits_svg(const QuantLayerInfo *rows, int n, const char *dir, const char *title);
+void quant_report_write_levels_svg(const QuantLayerInfo *rows, int n, const char *dir);
 
 #endif

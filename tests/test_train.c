@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/fileio.h"
 #include "helpers.h"
 
 #include <criterion/redirect.h>
@@ -108,20 +109,20 @@ Test(train, resume_gives_the_same_bits, .init = setup, .fini = teardown) {
     TrainResult r;
     Model *a = small_model();
     TrainConfig ca = small_config("straight");
-    train_model(a, &ca, &tr, &te, NULL, "test", &r);
+    train_model(a, &ca, NULL, &tr, &te, NULL, "test", &r);
     train_result_free(&r);
 
     Model *b = small_model();
     TrainConfig cb = small_config("interrupted");
     cb.stop_after = 2;
-    train_model(b, &cb, &tr, &te, NULL, "test", &r);
+    train_model(b, &cb, NULL, &tr, &te, NULL, "test", &r);
     cr_assert_eq(r.n_epochs, 2);
     train_result_free(&r);
     model_free(b);
     b = small_model();  // a fresh process would start from a fresh model
     cb.stop_after = 0;
     cb.resume = true;
-    train_model(b, &cb, &tr, &te, NULL, "test", &r);
+    train_model(b, &cb, NULL, &tr, &te, NULL, "test", &r);
     cr_assert_eq(r.resumed_from, 2);
     cr_assert_eq(r.n_epochs, 4);
     assert_bits_equal(b->slab.data, a->slab.data, a->slab.numel, "parameters and BN statistics after 4 epochs");
@@ -177,7 +178,125 @@ static void diverge(void *ctx) {
     c.lr = 1e6f;
     c.warmup = 0;
     TrainResult r;
-    train_model(small_model(), &c, &tr, &tr, NULL, "test", &r);
+    train_model(small_model(), &c, NULL, &tr, &tr, NULL, "test", &r);
+}
+
+/* Stops the run after `at` steps, as Ctrl-C would. */
+static bool stop_at(void *ctx, long long step) { return step == *(const long long *)ctx; }
+
+static char *read_file(const char *sub, const char *file) {
+    char path[256], err[128];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, file);
+    size_t n;
+    uint8_t *b = fileio_read_all(path, &n, err, sizeof err);
+    cr_assert_not_null(b, "%s: %s", path, err);
+    b = dq_realloc(b, n + 1);
+    b[n] = 0;
+    return (char *)b;
+}
+
+/* A run stopped in the middle of an epoch (a checkpoint there) and resumed ends with the bits of an
+ * uninterrupted one, and its log is the same rows; so does a run that kept periodic checkpoints. */
+Test(train, a_run_stopped_mid_epoch_resumes_to_the_same_bits, .init = setup, .fini = teardown) {
+    Dataset tr = synthetic(64, 1), te = synthetic(32, 2);
+    TrainResult r;
+    Model *a = small_model();
+    TrainConfig ca = small_config("straight");
+    train_model(a, &ca, NULL, &tr, &te, NULL, "test", &r);
+    train_result_free(&r);
+    // 4 batches per epoch: stop after step 6 (epoch 2, batch 2), then after step 11
+    long long stops[2] = {6, 11};
+    Model *b = NULL;
+    TrainConfig cb = small_config("stopped");
+    cb.checkpoint_every = 3;
+    for (int k = 0; k < 3; k++) {
+        model_free(b);
+        b = small_model();  // each run a fresh process would start from a fresh model
+        cb.resume = k > 0;
+        TrainHooks h = {.ctx = &stops[k < 2 ? k : 0], .stop = k < 2 ? stop_at : NULL};
+        train_model(b, &cb, NULL, &tr, &te, &h, "test", &r);
+        cr_assert_eq(r.finished, k == 2, "run %d", k);
+        train_result_free(&r);
+    }
+    assert_bits_equal(b->slab.data, a->slab.data, a->slab.numel, "parameters after stops mid-epoch and resumes");
+    char *la = read_file("straight", "log.csv"), *lb = read_file("stopped", "log.csv");
+    // columns 2..6 (lr, losses, accuracies) must agree; seconds and images/s differ by timing
+    char *pa = la, *pb = lb;
+    for (int line = 0; line < 5; line++) {
+        char *ea = strchr(pa, '\n'), *eb = strchr(pb, '\n');
+        cr_assert(ea && eb, "log.csv has %d lines", line);
+        const char *ca6 = pa, *cb6 = pb;
+        for (int col = 0; col < 6; col++) ca6 = strchr(ca6, ',') + 1, cb6 = strchr(cb6, ',') + 1;
+        cr_assert(ca6 - pa == cb6 - pb && !strncmp(pa, pb, (size_t)(ca6 - pa)), "log.csv line %d: %.*s vs %.*s", line,
+                  (int)(ea - pa), pa, (int)(eb - pb), pb);
+        pa = ea + 1, pb = eb + 1;
+    }
+    cr_assert_eq(*pa, 0);
+    cr_assert_eq(*pb, 0);
+    dq_free(la), dq_free(lb);
+    model_free(a);
+    model_free(b);
+    dataset_free(&tr);
+    dataset_free(&te);
+}
+
+static TrainConfig changed;
+
+static void resume_changed(void *ctx) {
+    Dataset tr = synthetic(64, 1);
+    TrainResult r;
+    train_model(small_model(), &changed, ctx, &tr, &tr, NULL, "test", &r);
+}
+
+Test(train, a_resume_that_changes_the_run_is_refused, .init = setup, .fini = teardown) {
+    Dataset tr = synthetic(64, 1);
+    TrainConfig c = small_config("first");
+    c.stop_after = 1;
+    TrainResult r;
+    train_model(small_model(), &c, "width=0.5\n", &tr, &tr, NULL, "test", &r);
+    train_result_free(&r);
+    c.stop_after = 0, c.resume = true;
+    struct {
+        void (*change)(TrainConfig *);
+        const char *extra, *expect;
+    } cases[] = {
+        {NULL, "width=0.25\n", "--width=0.25 (checkpoint: 0.5)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        changed = c;
+        const char *m = expect_fatal(resume_changed, (void *)cases[i].extra);
+        cr_assert(strstr(m, "cannot resume") && strstr(m, cases[i].expect), "case %zu: got %s", i, m);
+    }
+    changed = c, changed.lr = 0.1f, changed.threads = 1, changed.batch_size = 8, changed.epochs = 6;
+    const char *m = expect_fatal(resume_changed, "width=0.5\n");
+    const char *want[] = {"--lr=0.1 (checkpoint: 0.05)", "--threads=1 (checkpoint: 2)", "--batch_size=8 (checkpoint: 16)",
+                          "--epochs=6 (checkpoint: 4)"};
+    for (int k = 0; k < 4; k++) cr_assert(strstr(m, want[k]) != NULL, "'%s' not named in: %s", want[k], m);
+    // More epochs, said explicitly, continue the run.
+    changed = c, changed.epochs = 5, changed.extend = true;
+    Model *x = small_model();
+    train_model(x, &changed, "width=0.5\n", &tr, &tr, NULL, "test", &r);
+    cr_assert(r.finished && r.n_epochs == 5 && r.resumed_from == 1);
+    train_result_free(&r);
+    model_free(x);
+    dataset_free(&tr);
+}
+
+static void into_a_file(void *ctx) {
+    Dataset tr = synthetic(64, 1);
+    TrainConfig c = small_config("a-file");
+    TrainResult r;
+    train_model(small_model(), &c, NULL, &tr, &tr, NULL, "test", &r);
+}
+
+Test(train, an_unwritable_out_dir_is_found_before_training, .init = setup, .fini = teardown) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/a-file", dir);
+    FILE *f = fopen(path, "w");  // the directory's name is taken by a file (root may write anywhere else)
+    fclose(f);
+    const char *m = expect_fatal(into_a_file, NULL);
+    cr_assert(strstr(m, "cannot write in this directory") != NULL, "got: %s", m);
+    cr_assert(strstr(m, "epoch") == NULL, "before any epoch: %s", m);
 }
 
 Test(train, stops_on_divergence_with_a_message, .init = setup, .fini = teardown) {

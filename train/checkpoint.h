@@ -4,12 +4,17 @@
  *     "DDQCKPT\0"  u32 version  u32 n_sections
  *     n_sections × { char tag[4]  u64 size  payload[size] }
  *     u32 CRC-32 of every byte before it
- * A file is checked whole (magic, version, sizes, CRC) before anything is used; each problem
- * is a fatal "<path>: error: …". Writers add sections; readers look them up by tag, so later
- * issues add sections (quantizer state) without breaking old files.
+ * A file is checked whole (magic, version, sizes, CRC) before anything is used. Writers add
+ * sections; readers look them up by tag, so new sections (quantizer state, run options) do not
+ * break old files.
  *
  * The parameter section stores the slab with its table of names, shapes and flags; loading
  * it into a model checks that every name and shape matches and names the first that does not.
+ *
+ * Every reader has a non-exiting core (ckpt_parse, ckpt_read_params, ckpt_section) that returns
+ * false with the reason in err; the ckpt_load / ckpt_read_slab* / ckpt_require wrappers turn
+ * that into "<path>: error: …" and exit 1. A buffer a parse accepted can be trusted: the sizes
+ * in it fit the file.
  */
 #ifndef DQ_CHECKPOINT_H
 #define DQ_CHECKPOINT_H
@@ -46,19 +51,25 @@ void ckpt_add_slab(Checkpoint *c, const ParamSlab *slab);
 /* Atomic write; fatal "<path>: error: …" on failure. */
 void ckpt_save(const Checkpoint *c, const char *path);
 
-/* Reader: false if the file does not exist; fatal if it exists but is malformed. */
-bool ckpt_load(Checkpoint *c, const char *path);
+/* Reader core: check the container in file[0..n) and index its sections. Takes ownership of
+ * file (freed by ckpt_free, also on failure); path is only for messages. */
+bool ckpt_parse(Checkpoint *c, uint8_t *file, size_t n, const char *path, char *err, size_t err_size);
 /* Section by tag, or NULL. */
 const CkptSection *ckpt_find(const Checkpoint *c, const char *tag);
-/* Section by tag; fatal if missing or not exactly `size` bytes (size 0: any size). */
+/* Section by tag; false if missing or not exactly `size` bytes (size 0: any size). */
+bool ckpt_section(const Checkpoint *c, const char *tag, size_t size, const CkptSection **out, char *err,
+                  size_t err_size);
+/* Copy "PARM" into a finalized slab: by position (names and shapes must match one to one) or by
+ * name (a larger model, e.g. the quantized one, may have more; every saved parameter must exist
+ * with the same shape). *copied = parameters copied. Nothing is written to the slab unless the
+ * whole section is valid. */
+bool ckpt_read_params(const Checkpoint *c, ParamSlab *slab, bool by_name, int *copied, char *err,
+                      size_t err_size);
+
+/* CLI wrappers. ckpt_load: false if the file does not exist; fatal if it exists but is malformed. */
+bool ckpt_load(Checkpoint *c, const char *path);
 const CkptSection *ckpt_require(const Checkpoint *c, const char *tag, size_t size);
-/* Copy "PARM" into a finalized slab after checking names and shapes. */
 void ckpt_read_slab(const Checkpoint *c, ParamSlab *slab);
-/* Copy every parameter of "PARM" into the slab entry of the same name (a larger model, e.g. the
- * quantized one, may have more); fatal if a saved parameter is missing or has another shape.
- * Returns how many were copied. */
 int ckpt_read_slab_by_name(const Checkpoint *c, ParamSlab *slab);
-/* Epochs recorded in "META" (0 when absent). */
-int ckpt_epochs(const Checkpoint *c);
 
 #endif

@@ -14,7 +14,7 @@ void experiment_setup(Experiment *x, TrainConfig *cfg, const Option *extra, int 
     x->prog = argc > 0 ? argv[0] : "experiment";
     const char *slash = strrchr(x->prog, '/');
     if (slash) x->prog = slash + 1;
-    x->n_opts = train_config_options(cfg, x->opts);
+    x->n_opts = x->n_train_opts = train_config_options(cfg, x->opts);
     if (x->n_opts + n_extra > TRAIN_MAX_OPTIONS) DQ_FATAL("too many options");
     memcpy(x->opts + x->n_opts, extra, (size_t)n_extra * sizeof *extra);
     x->n_opts += n_extra;
@@ -37,6 +37,10 @@ void experiment_free(Experiment *x) {
 }
 
 void experiment_result(const Experiment *x, const Model *m, const TrainResult *r, const char *extra) {
+    if (!r->finished) {  // a partial run has no result to report
+        printf("no RESULT line: the run stopped before its last epoch (--resume continues it)\n");
+        return;
+    }
     printf("RESULT exp=%s model=%s params=%zu mmacs=%.2f epochs=%d test_acc=%.4f best_acc=%.4f "
            "train_s=%.1f img_s=%.1f rss_mb=%ld%s%s\n",
            x->prog, m->name, m->n_params, (double)m->macs / 1e6, r->n_epochs, r->final_acc,

@@ -12,6 +12,7 @@ typedef struct Experiment {
     const char *prog;                  // argv[0] without directories
     Option opts[TRAIN_MAX_OPTIONS];    // shared + experiment options
     int n_opts;
+    int n_train_opts;                  // the first n_train_opts are the shared training options
     Dataset train, test;
 } Experiment;
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,11 +13,12 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/ops.h"
+#include "core/text.h"
 #include "core/threads.h"
 #include "data/loader.h"
+#include "logs.h"
+#include "runid.h"
 #include "sgd.h"
-#include "svg.h"
-#include "text.h"
 
 static double now(void) {
     struct timespec ts;
@@ -66,7 +68,7 @@ EvalResult evaluate(Model *m, const Dataset *d, int batch_size, int subset) {
     }
     arena_free(&a);
     loader_free(ld);
-    return (EvalResult){loss / (double)n, (double)correct / (double)n, (int)n};
+    return (EvalResult){.loss = loss / (double)n, .acc = (double)correct / (double)n, .n = (int)n};
 }
 
 /* ------------------------------------------------------------------ progress */
@@ -74,6 +76,7 @@ typedef struct Progress {
     bool tty, on;
     double start, last;
     int epoch, epochs, batches;
+    int first;            // the batch this process started the epoch at (a resumed epoch: > 0)
 } Progress;
 
 static void fmt_time(char *buf, size_t n, double s) {
@@ -89,7 +92,7 @@ static void progress_update(Progress *p, int batch, double loss, double acc, lon
     if (p->tty ? (t - p->last < 0.2 && !last) : (t - p->last < 30 && !last)) return;
     p->last = t;
     double el = t - p->start, rate = images / (el > 0 ? el : 1e-9);
-    double eta = el / batch * (p->batches - batch);
+    double eta = el / (batch - p->first > 0 ? batch - p->first : 1) * (p->batches - batch);
     char eta_s[32];
     fmt_time(eta_s, sizeof eta_s, eta);
     if (p->tty) {
@@ -107,130 +110,81 @@ static void progress_update(Progress *p, int batch, double loss, double acc, lon
     fflush(stderr);
 }
 
-/* ------------------------------------------------------------------ outputs */
-static void path_in(char *buf, size_t n, const TrainConfig *c, const char *file) {
-    if (snprintf(buf, n, "%s/%s", c->out_dir, file) >= (int)n) DQ_FATAL("--out_dir is too long");
-}
-
-static void save_text(const Text *t, const char *path) {
-    char err[512];
-    if (!text_save(t, path, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
-}
-
-static void write_csv(const TrainConfig *c, const EpochLog *h, int n) {
-    Text t;
-    text_init(&t);
-    text_printf(&t, "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,img_per_s\n");
-    for (int i = 0; i < n; i++)
-        text_printf(&t, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.2f,%.1f\n", h[i].epoch, h[i].lr, h[i].train_loss,
-                    h[i].train_acc, h[i].test_loss, h[i].test_acc, h[i].seconds, h[i].img_per_s);
-    char path[4096];
-    path_in(path, sizeof path, c, "log.csv");
-    save_text(&t, path);
-    text_free(&t);
-}
-
-static void write_svg(const TrainConfig *c, const char *title, const EpochLog *h, int n) {
-    double *x = dq_malloc(5 * (size_t)(n + 1) * sizeof(double));
-    double *trl = x + n + 1, *tel = trl + n + 1, *tra = tel + n + 1, *tea = tra + n + 1;
-    for (int i = 0; i < n; i++) {
-        x[i] = h[i].epoch, trl[i] = h[i].train_loss, tel[i] = h[i].test_loss;
-        tra[i] = 100 * h[i].train_acc, tea[i] = 100 * h[i].test_acc;
-    }
-    Text t;
-    text_init(&t);
-    svg_begin(&t, 960, 420);
-    svg_text(&t, 480, 22, "middle", 15, title);
-    SvgSeries loss[2] = {{"train loss", x, trl, n, "#1f77b4", false}, {"test loss", x, tel, n, "#d62728", true}};
-    SvgSeries acc[2] = {{"train acc %", x, tra, n, "#1f77b4", false}, {"test acc %", x, tea, n, "#d62728", true}};
-    svg_line_chart(&t, (SvgAxes){70, 60, 370, 300, "loss", "epoch", "cross-entropy"}, loss, 2);
-    svg_line_chart(&t, (SvgAxes){560, 60, 370, 300, "accuracy", "epoch", "top-1 %"}, acc, 2);
-    svg_end(&t);
-    char path[4096];
-    path_in(path, sizeof path, c, "curves.svg");
-    save_text(&t, path);
-    text_free(&t);
-    dq_free(x);
-}
-
-static void write_json(const TrainConfig *c, const Model *m, const TrainResult *r) {
-    Text t;
-    text_init(&t);
-    Option opts[TRAIN_MAX_OPTIONS];
-    TrainConfig copy = *c;  // the table points into a config; this one is only read
-    int n = train_config_options(&copy, opts);
-    text_printf(&t, "{\n  \"model\": ");
-    text_json_string(&t, m->name);
-    text_printf(&t, ",\n  \"params\": %zu,\n  \"macs_per_image\": %lld,\n  \"config\": {", m->n_params, m->macs);
-    for (int i = 0; i < n; i++) {
-        char v[OPT_STRLEN];
-        options_value_str(&opts[i], v, sizeof v);
-        text_printf(&t, "%s\n    ", i ? "," : "");
-        text_json_string(&t, opts[i].key);
-        text_printf(&t, ": ");
-        text_json_string(&t, v);
-    }
-    text_printf(&t, "\n  },\n  \"epochs\": %d,\n  \"final_test_acc\": %.6f,\n  \"best_test_acc\": %.6f,\n"
-                    "  \"final_test_loss\": %.6f,\n  \"train_seconds\": %.1f,\n  \"train_img_per_s\": %.1f,\n"
-                    "  \"max_rss_mb\": %ld,\n  \"resumed_from_epoch\": %d\n}\n",
-                r->n_epochs, r->final_acc, r->best_acc, r->final_loss, r->seconds, r->img_per_s,
-                r->max_rss_mb, r->resumed_from);
-    char path[4096];
-    path_in(path, sizeof path, c, "summary.json");
-    save_text(&t, path);
-    text_free(&t);
-}
-
 /* ------------------------------------------------------------------ checkpoints */
-#define HIST_FIELDS 8
+/* Everything a resume needs, at the position (epoch e finished epochs, batch b of the next). */
+typedef struct Position {
+    int epoch, batch;
+    double loss_sum, seconds;
+    long long correct, seen;
+} Position;
 
-static void save_checkpoint(const TrainConfig *c, Model *m, const Sgd *opt, const EpochLog *h,
-                            int n, const TrainHooks *hooks) {
+static void save_checkpoint(const TrainConfig *c, Model *m, const Sgd *opt, const EpochLog *h, const Position *p,
+                            int batches, const char *identity, const TrainHooks *hooks) {
     Checkpoint ck;
     ckpt_init(&ck);
     ckpt_add_slab(&ck, &m->slab);
-    ckpt_add(&ck, "VELO", opt->velocity, opt->numel * sizeof(float));
-    uint64_t meta[2] = {(uint64_t)n, (uint64_t)c->seed};
-    ckpt_add(&ck, "META", meta, sizeof meta);
-    double *rows = dq_malloc((size_t)(n ? n : 1) * HIST_FIELDS * sizeof(double));
-    for (int i = 0; i < n; i++) {
-        double r[HIST_FIELDS] = {h[i].epoch, h[i].lr, h[i].train_loss, h[i].train_acc,
-                                 h[i].test_loss, h[i].test_acc, h[i].seconds, h[i].img_per_s};
-        memcpy(rows + (size_t)i * HIST_FIELDS, r, sizeof r);
-    }
-    ckpt_add(&ck, "HIST", rows, (size_t)n * HIST_FIELDS * sizeof(double));
-    dq_free(rows);
+    RunState s = {.epoch = p->epoch, .batch = p->batch, .batches = batches, .seed = (uint64_t)c->seed,
+                  .loss_sum = p->loss_sum, .correct = p->correct, .seen = p->seen, .seconds = p->seconds,
+                  .dropout = m->dropout_rng, .history = (EpochLog *)(uintptr_t)h};
+    run_state_save(&ck, &s, identity, opt->velocity, opt->numel);
     if (hooks && hooks->save) hooks->save(hooks->ctx, &ck);
     char path[4096];
-    path_in(path, sizeof path, c, "checkpoint.bin");
+    logs_path(path, sizeof path, c, "checkpoint.bin");
     ckpt_save(&ck, path);
     ckpt_free(&ck);
 }
 
-/* Returns epochs done (0 when there is no checkpoint). */
-static int load_checkpoint(const TrainConfig *c, Model *m, Sgd *opt, EpochLog *h, const TrainHooks *hooks) {
-    char path[4096];
-    path_in(path, sizeof path, c, "checkpoint.bin");
+/* The identity of this run: the shared options that define it, the resolved thread count, then
+ * the caller's (the model's, the method's). */
+static void identity_of(const TrainConfig *c, const char *extra, Text *t) {
+    TrainConfig copy = *c;
+    Option o[TRAIN_MAX_OPTIONS];
+    int n = train_config_options(&copy, o);
+    copy.threads = threads_count();  // 0 means "all cores": the count in effect is what decides the bits
+    runid_append(t, o, n, NULL);
+    if (extra) text_printf(t, "%s", extra);
+}
+
+/* Load the checkpoint if there is one; returns whether it did. Fatal on any problem with it. */
+static bool load_checkpoint(const TrainConfig *c, Model *m, Sgd *opt, EpochLog *h, Position *p, int batches,
+                            const char *identity, const TrainHooks *hooks) {
+    char path[4096], err[2048];
+    logs_path(path, sizeof path, c, "checkpoint.bin");
     Checkpoint ck;
-    if (!ckpt_load(&ck, path)) return 0;
-    ckpt_read_slab(&ck, &m->slab);
-    memcpy(opt->velocity, ckpt_require(&ck, "VELO", opt->numel * sizeof(float))->data, opt->numel * sizeof(float));
-    uint64_t meta[2];
-    memcpy(meta, ckpt_require(&ck, "META", sizeof meta)->data, sizeof meta);
-    if (meta[1] != (uint64_t)c->seed)
+    if (!ckpt_load(&ck, path)) return false;
+    RunState s;
+    if (!run_state_parse(&ck, opt->numel, &s, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    if (s.seed != (uint64_t)c->seed)
         DQ_FATAL_FILE(path, "written with --seed=%llu, this run has --seed=%d (use the same seed to resume)",
-                      (unsigned long long)meta[1], c->seed);
-    int n = (int)meta[0];
-    if (n < 0 || n > c->epochs) DQ_FATAL_FILE(path, "holds %d epochs, this run has --epochs=%d", n, c->epochs);
-    const CkptSection *hs = ckpt_require(&ck, "HIST", (size_t)n * HIST_FIELDS * sizeof(double));
-    for (int i = 0; i < n; i++) {
-        double r[HIST_FIELDS];
-        memcpy(r, hs->data + (size_t)i * HIST_FIELDS * sizeof(double), sizeof r);
-        h[i] = (EpochLog){(int)r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]};
+                      (unsigned long long)s.seed, c->seed);
+    bool continues = s.epoch < c->epochs;
+    if (s.identity) {
+        RunIdCheck how = {.continues = continues, .extend = c->extend};
+        if (!runid_compare(s.identity, s.identity_len, identity, &how, err, sizeof err))
+            DQ_FATAL_FILE(path, "cannot resume: this run's options differ from the checkpoint's: %s\n"
+                          "hint: resume with the checkpoint's options (--extend allows more --epochs), or use another --out_dir",
+                          err);
+    } else {
+        printf("note: %s predates stored run options; they are not checked\n", path);
     }
-    if (hooks && hooks->load) hooks->load(hooks->ctx, &ck);
+    if (s.epoch > c->epochs)
+        DQ_FATAL_FILE(path, "holds %d epochs, this run has --epochs=%d", s.epoch, c->epochs);
+    if (s.batches && s.batches != batches)
+        DQ_FATAL_FILE(path, "written with %d batches per epoch, this run has %d (another dataset or subset?)", s.batches, batches);
+    if (s.seen != (long long)s.batch * c->batch_size)
+        DQ_FATAL_FILE(path, "run state: %lld examples seen after %d batches of %d", s.seen, s.batch, c->batch_size);
+    if (s.batch > 0 && s.epoch >= c->epochs) DQ_FATAL_FILE(path, "run state: a partial epoch after the last one");
+    int copied;
+    if (!ckpt_read_params(&ck, &m->slab, false, &copied, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    memcpy(opt->velocity, ckpt_find(&ck, "VELO")->data, opt->numel * sizeof(float));
+    memcpy(h, s.history, (size_t)s.epoch * sizeof *h);
+    *p = (Position){.epoch = s.epoch, .batch = s.batch, .loss_sum = s.loss_sum, .seconds = s.seconds,
+                    .correct = s.correct, .seen = s.seen};
+    if (s.batch > 0) m->dropout_rng = s.dropout;  // mid-epoch: the stream where it stopped
+    if (hooks && hooks->load && !hooks->load(hooks->ctx, &ck, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    run_state_free(&s);
     ckpt_free(&ck);
-    return n;
+    return true;
 }
 
 static bool all_finite(const float *x, size_t n) {
@@ -244,43 +198,75 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* ------------------------------------------------------------------ signals */
+/* Ctrl-C / SIGTERM: the step in progress finishes, a checkpoint is written, train_model returns. */
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* Fatal before any work unless dir exists (made) and a file can be created in it. */
+static void check_writable(const char *dir) {
+    char err[512], probe[4200];
+    if (!fileio_make_dirs(dir, err, sizeof err)) DQ_FATAL_FILE(dir, "%s", err);
+    snprintf(probe, sizeof probe, "%s/.ddqc-write-test", dir);
+    const void *parts[1] = {""};
+    size_t sizes[1] = {0};
+    if (!fileio_write_atomic(probe, parts, sizes, 1, err, sizeof err))
+        DQ_FATAL_FILE(dir, "cannot write in this directory (--out_dir): %s", err);
+    remove(probe);
+}
+
 /* ------------------------------------------------------------------ the loop */
-void train_model(Model *m, const TrainConfig *c, const Dataset *train, const Dataset *test,
+void train_model(Model *m, const TrainConfig *c, const char *identity_extra, const Dataset *train, const Dataset *test,
                  const TrainHooks *hooks, const char *prog, TrainResult *out) {
-    char err[512], ckpath[4096];
-    if (!fileio_make_dirs(c->out_dir, err, sizeof err)) DQ_FATAL_FILE(c->out_dir, "%s", err);
-    path_in(ckpath, sizeof ckpath, c, "checkpoint.bin");
+    char ckpath[4096];
+    check_writable(c->out_dir);
+    logs_path(ckpath, sizeof ckpath, c, "checkpoint.bin");
     threads_init(c->threads);
     ScheduleKind kind;
     if (!schedule_parse(c->schedule, &kind)) DQ_FATAL_FILE(prog, "unknown schedule '%s'", c->schedule);
-    Schedule sched = {kind, c->lr, c->lr_min, c->warmup, (float)c->epochs, c->step_epochs, c->step_gamma};
+    Schedule sched = {.kind = kind, .lr = c->lr, .lr_min = c->lr_min, .warmup = c->warmup, .epochs = (float)c->epochs,
+                      .step_epochs = c->step_epochs, .gamma = c->step_gamma};
     Sgd opt;
-    sgd_init(&opt, &(SgdConfig){c->momentum, c->weight_decay, c->nesterov, c->decay_all}, &m->slab);
-    memset(out, 0, sizeof *out);
-    out->history = dq_calloc((size_t)(c->epochs > 0 ? c->epochs : 1), sizeof(EpochLog));
-    int start = c->resume ? load_checkpoint(c, m, &opt, out->history, hooks) : 0;
-    out->resumed_from = start;
-    if (c->resume && start > 0) printf("resumed from %s after epoch %d\n", ckpath, start);
-    else if (c->resume) printf("no checkpoint in %s: starting from scratch\n", c->out_dir);
-
+    sgd_init(&opt, &(SgdConfig){.momentum = c->momentum, .weight_decay = c->weight_decay, .nesterov = c->nesterov,
+                                .decay_all = c->decay_all}, &m->slab);
     LoaderConfig lc = {.batch_size = c->batch_size, .shuffle = true, .drop_last = true,
                        .crop_pad = c->crop_pad, .hflip = c->hflip, .subset = c->subset,
                        .seed = (uint64_t)c->seed, .prefetch = c->prefetch};
     Loader *ld = loader_new(train, &lc);
+    int nb = loader_batches(ld);
+    Text identity;
+    text_init(&identity);
+    identity_of(c, identity_extra, &identity);
+
+    memset(out, 0, sizeof *out);
+    out->history = dq_calloc((size_t)c->epochs, sizeof(EpochLog));
+    Position pos = {0};
+    bool resumed = c->resume && load_checkpoint(c, m, &opt, out->history, &pos, nb, identity.s, hooks);
+    out->resumed_from = pos.epoch;
+    if (resumed) printf("resumed from %s after epoch %d%s\n", ckpath, pos.epoch, pos.batch ? ", mid-epoch" : "");
+    else if (c->resume) printf("no checkpoint in %s: starting from scratch\n", c->out_dir);
+    if (resumed && pos.batch) printf("  (epoch %d continues at batch %d of %d)\n", pos.epoch + 1, pos.batch + 1, nb);
+    if (hooks && hooks->start) hooks->start(hooks->ctx, resumed);
+
     Arena arena;
     arena_init(&arena, 1 << 26, 0);
     Tape t;
     tape_init(&t, &arena);
-    int nb = loader_batches(ld);
     Progress p = {.tty = isatty(2), .on = c->progress, .epochs = c->epochs, .batches = nb};
+    int start = pos.epoch;
     int end = c->stop_after > 0 && start + c->stop_after < c->epochs ? start + c->stop_after : c->epochs;
-    for (int e = start; e < end; e++) {
-        if (hooks && hooks->epoch_begin) hooks->epoch_begin(hooks->ctx, e);
-        rng_seed(&m->dropout_rng, (uint64_t)c->seed, rng_stream(RNG_STREAM_DROPOUT, (uint64_t)e));
-        loader_start_epoch(ld, e);
-        p.epoch = e + 1, p.start = p.last = now();
-        double loss_sum = 0, lr = 0;
-        long correct = 0, seen = 0;
+    stop_signal = 0;
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    bool stopped = false;
+    for (int e = start; e < end && !stopped; e++) {
+        if (pos.batch == 0) rng_seed(&m->dropout_rng, (uint64_t)c->seed, rng_stream(RNG_STREAM_DROPOUT, (uint64_t)e));
+        loader_start_epoch_at(ld, e, pos.batch);
+        p.epoch = e + 1, p.start = p.last = now(), p.first = pos.batch;
+        double lr = 0, t0 = now(), secs_before = pos.seconds;
         Batch b;
         t.training = true;
         while (loader_next(ld, &b)) {
@@ -292,47 +278,74 @@ void train_model(Model *m, const TrainConfig *c, const Dataset *train, const Dat
             float loss = L->data[0];
             if (!isfinite(loss))
                 DQ_FATAL_FILE(prog, "training diverged: the loss is %g at epoch %d, batch %d (lr %g)\n"
-                              "hint: lower --lr; the last good checkpoint (%d epochs) is %s",
-                              loss, e + 1, b.index + 1, lr, e, e > 0 ? ckpath : "(none yet)");
+                              "hint: lower --lr; the last good checkpoint is %s",
+                              loss, e + 1, b.index + 1, lr, e > 0 || c->checkpoint_every ? ckpath : "(none yet)");
             tape_backward(&t, L);
             sgd_step(&opt, &m->slab, lr);
             if (hooks && hooks->after_step) hooks->after_step(hooks->ctx, e, b.index, lr);
-            loss_sum += (double)loss * b.n;
-            correct += count_correct(logits, b.labels);
-            seen += b.n;
-            progress_update(&p, b.index + 1, loss_sum / seen, (double)correct / seen, seen);
+            pos.loss_sum += (double)loss * b.n;
+            pos.correct += count_correct(logits, b.labels);
+            pos.seen += b.n;
+            pos.batch = b.index + 1;
+            progress_update(&p, b.index + 1, pos.loss_sum / pos.seen, (double)pos.correct / pos.seen,
+                            pos.seen - (long long)p.first * c->batch_size);
+            long long step = (long long)e * nb + pos.batch;
+            bool stop = stop_signal || (hooks && hooks->stop && hooks->stop(hooks->ctx, step));
+            bool periodic = c->checkpoint_every > 0 && step % c->checkpoint_every == 0;
+            if (pos.batch < nb && (stop || periodic)) {
+                if (!all_finite(m->slab.data, m->slab.numel))
+                    DQ_FATAL_FILE(prog, "training diverged: non-finite parameters at epoch %d, batch %d\n"
+                                  "hint: lower --lr; the last good checkpoint is %s", e + 1, pos.batch, ckpath);
+                pos.seconds = secs_before + (now() - t0);
+                save_checkpoint(c, m, &opt, out->history, &pos, nb, identity.s, hooks);
+            }
+            if (stop && pos.batch < nb) {
+                stopped = true;
+                break;
+            }
+            if (stop) stopped = true;  // the epoch is complete: finish it, checkpoint below
         }
-        double secs = now() - p.start;
+        if (pos.batch < nb) break;  // stopped mid-epoch (checkpoint written above)
+        double secs = secs_before + (now() - t0);
         if (!all_finite(m->slab.data, m->slab.numel))
             DQ_FATAL_FILE(prog, "training diverged: non-finite parameters after epoch %d\n"
                           "hint: lower --lr; the last good checkpoint (%d epochs) is %s", e + 1, e, ckpath);
-        if (hooks && hooks->epoch_end) hooks->epoch_end(hooks->ctx, e);
         EvalResult ev = evaluate(m, test, c->eval_batch, c->test_subset);
         EpochLog *row = &out->history[e];
-        *row = (EpochLog){e + 1, lr, loss_sum / seen, (double)correct / seen, ev.loss, ev.acc, secs, seen / secs};
+        *row = (EpochLog){.epoch = e + 1, .lr = lr, .train_loss = pos.loss_sum / pos.seen,
+                          .train_acc = (double)pos.correct / pos.seen, .test_loss = ev.loss, .test_acc = ev.acc,
+                          .seconds = secs, .img_per_s = pos.seen / secs};
         printf("epoch %3d/%d  lr %.4g  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.1fs  %.0f img/s\n",
                e + 1, c->epochs, lr, row->train_loss, 100 * row->train_acc, row->test_loss,
                100 * row->test_acc, secs, row->img_per_s);
         fflush(stdout);
-        out->seconds += secs;
-        write_csv(c, out->history, e + 1);
-        write_svg(c, m->name, out->history, e + 1);
-        save_checkpoint(c, m, &opt, out->history, e + 1, hooks);
+        out->seconds += now() - t0;
+        pos = (Position){.epoch = e + 1};
+        logs_write_csv(c, out->history, e + 1);
+        logs_write_svg(c, m->name, out->history, e + 1);
+        save_checkpoint(c, m, &opt, out->history, &pos, nb, identity.s, hooks);
     }
-    if (end < c->epochs) printf("stopped after epoch %d of %d (--stop_after); continue with --resume\n", end, c->epochs);
-    out->n_epochs = end;
-    for (int i = 0; i < end; i++) out->best_acc = fmax(out->best_acc, out->history[i].test_acc);
-    if (end > 0) {
-        out->final_acc = out->history[end - 1].test_acc;
-        out->final_loss = out->history[end - 1].test_loss;
-        double *rates = dq_malloc((size_t)end * sizeof(double));
-        for (int i = 0; i < end; i++) rates[i] = out->history[i].img_per_s;
-        qsort(rates, (size_t)end, sizeof *rates, cmp_double);
-        out->img_per_s = rates[end / 2];
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    int done = pos.epoch;
+    out->finished = done == c->epochs;
+    if (!out->finished)
+        printf("stopped %s epoch %d of %d%s; continue with --resume\n", pos.batch ? "during" : "after",
+               pos.batch ? done + 1 : done, c->epochs, stop_signal ? " (signal)" : c->stop_after ? " (--stop_after)" : "");
+    out->n_epochs = done;
+    for (int i = 0; i < done; i++) out->best_acc = fmax(out->best_acc, out->history[i].test_acc);
+    if (done > 0) {
+        out->final_acc = out->history[done - 1].test_acc;
+        out->final_loss = out->history[done - 1].test_loss;
+        double *rates = dq_malloc((size_t)done * sizeof(double));
+        for (int i = 0; i < done; i++) rates[i] = out->history[i].img_per_s;
+        qsort(rates, (size_t)done, sizeof *rates, cmp_double);
+        out->img_per_s = rates[done / 2];
         dq_free(rates);
     }
     out->max_rss_mb = train_max_rss_mb();
-    write_json(c, m, out);
+    logs_write_json(c, m, out);
+    text_free(&identity);
     arena_free(&arena);
     loader_free(ld);
     sgd_free(&opt);

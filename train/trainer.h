@@ -1,17 +1,21 @@
 /* trainer.h — the training and evaluation loops.
  *
  * train_model runs cfg->epochs epochs of SGD on `train`, evaluating on `test` after each, and
- * writes into cfg->out_dir:
+ * writes into cfg->out_dir (checked writable before any work):
  *     log.csv         one row per epoch (epoch, lr, losses, accuracies, seconds, images/s)
  *     curves.svg      loss and accuracy curves, rewritten every epoch
- *     checkpoint.bin  parameters, BN statistics, momentum, history (atomic, every epoch)
+ *     checkpoint.bin  parameters, BN statistics, momentum, history, position, the run's options
+ *                     (atomic: after every epoch, every --checkpoint_every steps, on a stop)
  *     summary.json    the configuration and the final numbers
- * Every random choice of epoch e depends only on (seed, e), so --resume from the checkpoint of
- * epoch e gives the same result as an uninterrupted run. A non-finite loss stops training
- * with a message naming the epoch and the last good checkpoint.
+ * Every random choice depends only on (seed, epoch) and the position in the epoch, and the
+ * checkpoint keeps what a position needs (the dropout stream, the partial epoch's sums), so
+ * --resume from any checkpoint gives the bits of an uninterrupted run. A resume whose options
+ * differ from the checkpoint's run is refused, naming each difference (runid.h). A non-finite
+ * loss stops training with a message naming the epoch and the last good checkpoint; Ctrl-C or
+ * SIGTERM stops at the next step with a checkpoint that --resume continues.
  *
- * Hooks let a quantization method act at epoch and step boundaries and store its own state in
- * the checkpoint, without the trainer knowing about it.
+ * Hooks let a quantization method act at step boundaries and store its own state in the
+ * checkpoint, without the trainer knowing about it.
  */
 #ifndef DQ_TRAINER_H
 #define DQ_TRAINER_H
@@ -20,28 +24,23 @@
 #include "config.h"
 #include "data/dataset.h"
 #include "nn/model.h"
-
-typedef struct EpochLog {
-    int epoch;                 // 1-based
-    double lr;                 // at the end of the epoch
-    double train_loss, train_acc;
-    double test_loss, test_acc;
-    double seconds;            // training time of this epoch (without evaluation)
-    double img_per_s;          // training throughput
-} EpochLog;
+#include "run_state.h"
 
 typedef struct TrainHooks {
     void *ctx;
-    void (*epoch_begin)(void *ctx, int epoch);            // 0-based epoch about to run
+    /* Once, after the checkpoint (if any) is loaded and before the first step. */
+    void (*start)(void *ctx, bool resumed);
     void (*after_step)(void *ctx, int epoch, int batch, float lr);  // after the optimizer step
-    void (*epoch_end)(void *ctx, int epoch);              // before the evaluation
-    void (*save)(void *ctx, Checkpoint *c);               // add sections
-    void (*load)(void *ctx, const Checkpoint *c);         // read them back
+    void (*save)(void *ctx, Checkpoint *c);                         // add sections
+    bool (*load)(void *ctx, const Checkpoint *c, char *err, size_t err_size);  // read them, checked
+    /* After each step: true stops the run there (with a checkpoint), as a signal does. */
+    bool (*stop)(void *ctx, long long step);
 } TrainHooks;
 
 typedef struct TrainResult {
     EpochLog *history;         // n_epochs rows (dq_free)
     int n_epochs;
+    bool finished;             // all cfg->epochs done (false: stopped by --stop_after or a signal)
     double final_acc, best_acc, final_loss;
     double seconds;            // total training time, this process (evaluation excluded)
     double img_per_s;          // median training throughput over epochs
@@ -54,7 +53,9 @@ typedef struct EvalResult {
     int n;
 } EvalResult;
 
-void train_model(Model *m, const TrainConfig *cfg, const Dataset *train, const Dataset *test,
+/* identity: "key=value" lines of the options beyond cfg that decide the run (the model's, the
+ * method's: runid_append), or NULL. */
+void train_model(Model *m, const TrainConfig *cfg, const char *identity, const Dataset *train, const Dataset *test,
                  const TrainHooks *hooks, const char *prog, TrainResult *out);
 EvalResult evaluate(Model *m, const Dataset *d, int batch_size, int subset);
 void train_result_free(TrainResult *r);

@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "core/fileio.h"
+#include "fileio.h"
 
 void text_init(Text *t) {
     t->cap = 1024;

@@ -5,12 +5,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/error.h"
+#include "error.h"
 
-typedef struct Text {
+typedef struct Text Text;
+struct Text {
     char *s;      // NUL-terminated
     size_t len, cap;
-} Text;
+};
 
 void text_init(Text *t);
 void text_free(Text *t);
