@@ -9,6 +9,7 @@
 #include "core/fileio.h"
 #include "helpers.h"
 #include "train/checkpoint.h"
+#include "train/run_state.h"
 
 static char path[64];
 
@@ -104,4 +105,76 @@ Test(checkpoint, rejects_damage_and_mismatch, .init = setup, .fini = teardown) {
     damage(0, 10);
     m = expect_fatal(load_into_width4, NULL);
     cr_assert(strstr(m, "not a checkpoint") != NULL, "got: %s", m);
+}
+
+/* A PARM section whose table says (2^16, 2^16, 2^16, 2^16): the CRC is valid, the sizes are not.
+ * It was refused by the allocator with "size overflow" and no file name. */
+static void load_overflowing_dims(void *ctx) {
+    uint32_t t[10] = {1, 1, 'w', 4, 1u << 16, 1u << 16, 1u << 16, 1u << 16, 0, 0};
+    uint8_t parm[41];
+    memcpy(parm, t, 12);
+    parm[8] = 'w';
+    memcpy(parm + 9, t + 3, 20);
+    memset(parm + 29, 0, 12);
+    Checkpoint c;
+    ckpt_init(&c);
+    ckpt_add(&c, "PARM", parm, sizeof parm);
+    ckpt_save(&c, path);
+    ckpt_free(&c);
+    ParamSlab s;
+    make_slab(&s, 4);
+    cr_assert(ckpt_load(&c, path));
+    ckpt_read_slab_by_name(&c, &s);
+}
+
+Test(checkpoint, overflowing_dimensions_are_refused_naming_the_file, .init = setup, .fini = teardown) {
+    const char *m = expect_fatal(load_overflowing_dims, NULL);
+    cr_assert(strstr(m, path) != NULL && (strstr(m, "2^40") || strstr(m, "dimension")), "got: %s", m);
+}
+
+/* The trainer's sections, crafted with a valid CRC: an epoch number that is not an int, a
+ * position past its epoch, a velocity of the wrong size. Each is refused with a reason. */
+Test(checkpoint, crafted_run_states_are_refused, .init = setup, .fini = teardown) {
+    EpochLog h[2] = {{.epoch = 1, .train_acc = 0.5, .test_acc = 0.5}, {.epoch = 2, .train_acc = 0.5, .test_acc = 0.5}};
+    RunState good = {.epoch = 2, .batch = 0, .batches = 10, .seed = 3, .history = h};
+    rng_seed(&good.dropout, 1, 2);
+    float velo[4] = {0};
+    struct {
+        double epoch1;       // history row 1's epoch field
+        int batch;
+        long long seen;
+        size_t velo_floats;
+        const char *expect;
+    } cases[] = {
+        {.epoch1 = -2147483649.0, .velo_floats = 4, .expect = "history row 2 is malformed"},
+        {.epoch1 = 2, .batch = 11, .velo_floats = 4, .expect = "batch 11 of 10"},
+        {.epoch1 = 2, .seen = 7, .velo_floats = 4, .expect = "7 seen after 0 batches"},
+        {.epoch1 = 2, .velo_floats = 3, .expect = "VELO"},
+        {.epoch1 = 2, .velo_floats = 4, .expect = NULL},  // the state as written
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        RunState s = good;
+        h[1].epoch = 2;
+        s.batch = cases[k].batch, s.seen = cases[k].seen;
+        Checkpoint c;
+        ckpt_init(&c);
+        run_state_save(&c, &s, "lr=0.1\n", velo, cases[k].velo_floats);
+        if (cases[k].epoch1 != 2) {  // rewrite the HIST row's epoch field in place
+            CkptSection *hs = (CkptSection *)(uintptr_t)ckpt_find(&c, "HIST");
+            memcpy(hs->owned + 8 * sizeof(double), &cases[k].epoch1, sizeof(double));
+        }
+        ckpt_save(&c, path);
+        ckpt_free(&c);
+        cr_assert(ckpt_load(&c, path));
+        RunState got;
+        char err[256] = "";
+        bool ok = run_state_parse(&c, 4, &got, err, sizeof err);
+        if (cases[k].expect) cr_assert(!ok && strstr(err, cases[k].expect) != NULL, "case %zu: got '%s'", k, err);
+        else {
+            cr_assert(ok, "the state as written: %s", err);
+            cr_assert(got.epoch == 2 && got.history[1].epoch == 2 && !strncmp(got.identity, "lr=0.1\n", got.identity_len));
+            run_state_free(&got);
+        }
+        ckpt_free(&c);
+    }
 }

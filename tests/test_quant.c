@@ -390,8 +390,9 @@ Test(qcontrol, state_survives_a_checkpoint_and_evaluates_the_same, .init = setup
     cr_assert(ckpt_load(&ck, path));
     ckpt_read_slab(&ck, &m2->slab);
     const CkptSection *sec = ckpt_require(&ck, "QUNT", 0);
-    QBytes in = {(uint8_t *)(uintptr_t)sec->data, sec->size, sec->size, 0, path};
-    quant_run_load(&r2, &in);
+    QBytes in = qbytes_view(sec->data, sec->size);
+    char err[256];
+    cr_assert(quant_run_load(&r2, &in, err, sizeof err), "%s", err);
     ckpt_free(&ck);
     cr_assert_float_eq(r2.lambda_w, 0.3, 0);
     cr_assert_eq(r2.step, 42);
@@ -405,6 +406,60 @@ Test(qcontrol, state_survives_a_checkpoint_and_evaluates_the_same, .init = setup
     model_free(m2);
     quant_context_free(qc);
     quant_context_free(qc2);
+}
+
+/* A crafted quantization state (valid checkpoint CRC, bad content) is refused with a reason:
+ * every field a later step reads is checked, and nothing may follow the last record. */
+Test(qcontrol, crafted_states_are_refused, .init = setup, .fini = teardown) {
+    QuantConfig c = quant_config_defaults;
+    QuantContext *qc = quant_context_new(&c);
+    Model *m = tiny_mnv2(qc);
+    Tensor *x = rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1);
+    calibrate(m, qc, x);
+    QuantRun r;
+    quant_run_init(&r, qc, 100, 0.1f);
+    for (int i = 0; i < 3; i++) quant_run_step(&r, 0.1f);
+    QBytes good = {0};
+    quant_run_save(&r, &good);
+    // offsets in the blob: head (3 ints), steps (2 long long), λ and moved bits (4 doubles), then the
+    // first quantizer's record: name length, name, elems and MACs, its DDQ state (5 ints, 4 floats …)
+    size_t steps = 12, lambdas = 28, q0 = 60, q0_state = q0 + 4 + strlen(qc->layers[0]->wq->name) + 16;
+    struct {
+        size_t at;
+        long long value;
+        int width;  // bytes written at `at`
+        const char *expect;
+    } cases[] = {
+        {.at = 4, .value = 7, .width = 4, .expect = "phase 7"},
+        {.at = steps, .value = 101, .width = 8, .expect = "step 101 of 100"},
+        {.at = steps, .value = -1, .width = 8, .expect = "step -1"},
+        {.at = steps + 8, .value = 1LL << 62, .width = 8, .expect = "this run has 100 steps"},
+        {.at = lambdas, .value = 0x7ff8000000000000LL, .width = 8, .expect = "bad bit price"},
+        {.at = q0_state + 4, .value = 9, .width = 4, .expect = "merged bits out of range"},
+        {.at = q0_state + 12, .value = -5, .width = 4, .expect = "negative bit-change count"},
+        {.at = q0_state + 20, .value = 0x7fc00000, .width = 4, .expect = "gates, price or step out of range"},
+        {.at = 0, .value = 0, .width = 0, .expect = "trailing bytes"},  // one byte appended
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        uint8_t *blob = dq_malloc(good.len + 1);
+        memcpy(blob, good.p, good.len);
+        if (cases[k].width) memcpy(blob + cases[k].at, &cases[k].value, (size_t)cases[k].width);
+        QBytes in = qbytes_view(blob, good.len + (cases[k].width == 0));
+        QuantRun r2;
+        quant_run_init(&r2, qc, 100, 0.1f);
+        char err[256] = "";
+        cr_assert(!quant_run_load(&r2, &in, err, sizeof err), "case %zu is accepted", k);
+        cr_assert(strstr(err, cases[k].expect) != NULL, "case %zu: got '%s'", k, err);
+        quant_run_free(&r2);
+        dq_free(blob);
+    }
+    QBytes in = qbytes_view(good.p, good.len);
+    char err[256];
+    cr_assert(quant_run_load(&r, &in, err, sizeof err), "the state as saved loads: %s", err);
+    dq_free(good.p);
+    quant_run_free(&r);
+    model_free(m);
+    quant_context_free(qc);
 }
 
 static void parse_q(const char *a) {

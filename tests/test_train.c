@@ -181,9 +181,6 @@ static void diverge(void *ctx) {
     train_model(small_model(), &c, NULL, &tr, &tr, NULL, "test", &r);
 }
 
-/* Stops the run after `at` steps, as Ctrl-C would. */
-static bool stop_at(void *ctx, long long step) { return step == *(const long long *)ctx; }
-
 static char *read_file(const char *sub, const char *file) {
     char path[256], err[128];
     snprintf(path, sizeof path, "%s/%s/%s", dir, sub, file);
@@ -204,17 +201,16 @@ Test(train, a_run_stopped_mid_epoch_resumes_to_the_same_bits, .init = setup, .fi
     TrainConfig ca = small_config("straight");
     train_model(a, &ca, NULL, &tr, &te, NULL, "test", &r);
     train_result_free(&r);
-    // 4 batches per epoch: stop after step 6 (epoch 2, batch 2), then after step 11
-    long long stops[2] = {6, 11};
+    // 4 batches per epoch: stop after step 6 (epoch 2, batch 2), then 5 steps later (epoch 3, batch 3)
+    int stops[3] = {6, 5, 0};
     Model *b = NULL;
     TrainConfig cb = small_config("stopped");
     cb.checkpoint_every = 3;
     for (int k = 0; k < 3; k++) {
         model_free(b);
         b = small_model();  // each run a fresh process would start from a fresh model
-        cb.resume = k > 0;
-        TrainHooks h = {.ctx = &stops[k < 2 ? k : 0], .stop = k < 2 ? stop_at : NULL};
-        train_model(b, &cb, NULL, &tr, &te, &h, "test", &r);
+        cb.resume = k > 0, cb.stop_after_steps = stops[k];
+        train_model(b, &cb, NULL, &tr, &te, NULL, "test", &r);
         cr_assert_eq(r.finished, k == 2, "run %d", k);
         train_result_free(&r);
     }
@@ -241,11 +237,12 @@ Test(train, a_run_stopped_mid_epoch_resumes_to_the_same_bits, .init = setup, .fi
 }
 
 static TrainConfig changed;
+static const char *changed_extra;
 
 static void resume_changed(void *ctx) {
     Dataset tr = synthetic(64, 1);
     TrainResult r;
-    train_model(small_model(), &changed, ctx, &tr, &tr, NULL, "test", &r);
+    train_model(small_model(), &changed, changed_extra, &tr, &tr, NULL, "test", &r);
 }
 
 Test(train, a_resume_that_changes_the_run_is_refused, .init = setup, .fini = teardown) {
@@ -263,12 +260,13 @@ Test(train, a_resume_that_changes_the_run_is_refused, .init = setup, .fini = tea
         {NULL, "width=0.25\n", "--width=0.25 (checkpoint: 0.5)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        changed = c;
-        const char *m = expect_fatal(resume_changed, (void *)cases[i].extra);
+        changed = c, changed_extra = cases[i].extra;
+        const char *m = expect_fatal(resume_changed, NULL);
         cr_assert(strstr(m, "cannot resume") && strstr(m, cases[i].expect), "case %zu: got %s", i, m);
     }
     changed = c, changed.lr = 0.1f, changed.threads = 1, changed.batch_size = 8, changed.epochs = 6;
-    const char *m = expect_fatal(resume_changed, "width=0.5\n");
+    changed_extra = "width=0.5\n";
+    const char *m = expect_fatal(resume_changed, NULL);
     const char *want[] = {"--lr=0.1 (checkpoint: 0.05)", "--threads=1 (checkpoint: 2)", "--batch_size=8 (checkpoint: 16)",
                           "--epochs=6 (checkpoint: 4)"};
     for (int k = 0; k < 4; k++) cr_assert(strstr(m, want[k]) != NULL, "'%s' not named in: %s", want[k], m);

@@ -33,6 +33,7 @@ int train_config_options(TrainConfig *c, Option *o) {
     o[n++] = opt_role(opt_int("threads", &c->threads, "worker threads (0: all cores)", 0, 256), OPT_EXECUTION);
     o[n++] = opt_role(opt_bool("resume", &c->resume, "continue from out_dir/checkpoint.bin if present"), OPT_INCIDENTAL);
     o[n++] = opt_role(opt_int("stop_after", &c->stop_after, "stop after N epochs of this run; --resume continues (0: no stop)", 0, 100000), OPT_INCIDENTAL);
+    o[n++] = opt_role(opt_int("stop_after_steps", &c->stop_after_steps, "stop after N steps of this run, with a checkpoint; --resume continues (0: no stop)", 0, 2e9), OPT_INCIDENTAL);
     o[n++] = opt_role(opt_int("checkpoint_every", &c->checkpoint_every, "also checkpoint every N steps, mid-epoch (0: epoch ends only)", 0, 1e9), OPT_INCIDENTAL);
     o[n++] = opt_role(opt_bool("extend", &c->extend, "with --resume: allow more --epochs than the checkpoint's run"), OPT_INCIDENTAL);
     o[n++] = opt_role(opt_bool("prefetch", &c->prefetch, "prepare batches on a background thread"), OPT_INCIDENTAL);

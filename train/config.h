@@ -32,6 +32,7 @@ typedef struct TrainConfig {
     int threads;                  // 0: all cores
     bool resume;                  // continue from out_dir/checkpoint.bin if it exists
     int stop_after;               // stop after this many epochs in this run (0: run them all)
+    int stop_after_steps;         // stop after this many steps in this run, with a checkpoint (0: never)
     int checkpoint_every;         // also checkpoint every N steps, mid-epoch (0: at epoch ends only)
     bool extend;                  // --resume may continue to more --epochs than the checkpoint's run
     bool prefetch;                // load batches on a background thread

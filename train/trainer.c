@@ -262,6 +262,7 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     bool stopped = false;
+    long long steps_here = 0;  // steps of this process (--stop_after_steps)
     for (int e = start; e < end && !stopped; e++) {
         if (pos.batch == 0) rng_seed(&m->dropout_rng, (uint64_t)c->seed, rng_stream(RNG_STREAM_DROPOUT, (uint64_t)e));
         loader_start_epoch_at(ld, e, pos.batch);
@@ -290,7 +291,7 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
             progress_update(&p, b.index + 1, pos.loss_sum / pos.seen, (double)pos.correct / pos.seen,
                             pos.seen - (long long)p.first * c->batch_size);
             long long step = (long long)e * nb + pos.batch;
-            bool stop = stop_signal || (hooks && hooks->stop && hooks->stop(hooks->ctx, step));
+            bool stop = stop_signal || (c->stop_after_steps > 0 && ++steps_here == c->stop_after_steps);
             bool periodic = c->checkpoint_every > 0 && step % c->checkpoint_every == 0;
             if (pos.batch < nb && (stop || periodic)) {
                 if (!all_finite(m->slab.data, m->slab.numel))
@@ -331,7 +332,7 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
     out->finished = done == c->epochs;
     if (!out->finished)
         printf("stopped %s epoch %d of %d%s; continue with --resume\n", pos.batch ? "during" : "after",
-               pos.batch ? done + 1 : done, c->epochs, stop_signal ? " (signal)" : c->stop_after ? " (--stop_after)" : "");
+               pos.batch ? done + 1 : done, c->epochs, stop_signal ? " (signal)" : "");
     out->n_epochs = done;
     for (int i = 0; i < done; i++) out->best_acc = fmax(out->best_acc, out->history[i].test_acc);
     if (done > 0) {

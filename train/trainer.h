@@ -11,8 +11,9 @@
  * checkpoint keeps what a position needs (the dropout stream, the partial epoch's sums), so
  * --resume from any checkpoint gives the bits of an uninterrupted run. A resume whose options
  * differ from the checkpoint's run is refused, naming each difference (runid.h). A non-finite
- * loss stops training with a message naming the epoch and the last good checkpoint; Ctrl-C or
- * SIGTERM stops at the next step with a checkpoint that --resume continues.
+ * loss stops training with a message naming the epoch and the last good checkpoint. Ctrl-C or
+ * SIGTERM, --stop_after=N epochs or --stop_after_steps=N stop at a step boundary with a
+ * checkpoint that --resume continues.
  *
  * Hooks let a quantization method act at step boundaries and store its own state in the
  * checkpoint, without the trainer knowing about it.
@@ -33,8 +34,6 @@ typedef struct TrainHooks {
     void (*after_step)(void *ctx, int epoch, int batch, float lr);  // after the optimizer step
     void (*save)(void *ctx, Checkpoint *c);                         // add sections
     bool (*load)(void *ctx, const Checkpoint *c, char *err, size_t err_size);  // read them, checked
-    /* After each step: true stops the run there (with a checkpoint), as a signal does. */
-    bool (*stop)(void *ctx, long long step);
 } TrainHooks;
 
 typedef struct TrainResult {
