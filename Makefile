@@ -4,6 +4,7 @@
 #   make test           build and run every tests/test_<unit>.c (installs Criterion if missing)
 #   make test SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench          GEMM, model training/eval throughput, quantized step cost (scripts/bench.sh)
+#   make fuzz           every parser under libFuzzer (clang), FUZZ_RUNS executions each (scripts/fuzz.sh)
 #   make DEBUG=1 ...    -O0 -g          make PORTABLE=1 ...  no -march=native (portable scalar)
 #   make ARCH=x86-64-v3 ...  that -march instead of native (x86-64-v3: the AVX2 paths)
 #   make WERROR=1 ...   warnings are errors (CI)
@@ -17,7 +18,11 @@ ifeq ($(origin CC),default)
   CC := gcc
 endif
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)  # set by `make fuzz`: clang, libFuzzer's coverage, ASan + UBSan
+  VARIANT := fuzz
+  OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+  LDSAN   := -fsanitize=address,undefined
+else ifeq ($(SAN),1)
   VARIANT := san
   OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
   LDSAN   := -fsanitize=address,undefined
@@ -63,7 +68,7 @@ TEST_HELP := $(BUILD)/tests/helpers.o
 EXP_SRC   := $(wildcard experiments/exp_*.c)
 EXPS      := $(EXP_SRC:experiments/%.c=%)
 
-.PHONY: all lib test bench check-layers check-slots deps-test deps-data clean help FORCE
+.PHONY: all lib test bench fuzz fuzz-build check-layers check-slots deps-test deps-data clean help FORCE
 .DEFAULT_GOAL := all
 
 all: lib $(EXPS)
@@ -128,6 +133,32 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 
 bench: $(BENCH_BIN)
 	@BUILD=$(BUILD) scripts/bench.sh
+
+# ------------------------------------------------------------------ fuzzing
+# `make fuzz` builds tests/fuzz/fuzz_*.c with clang's libFuzzer under ASan+UBSan (the normal build
+# stays gcc), writes the project's seed corpora, and runs every target FUZZ_RUNS times
+# (scripts/fuzz.sh: executions, speed, findings). Optional: `make test` does not need clang.
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN    := $(filter-out $(BUILD)/fuzz/fuzz_common,$(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%))
+FUZZ_COMMON := $(BUILD)/tests/fuzz/fuzz_common.o
+FUZZ_RUNS   ?= 100000
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $< $(FUZZ_COMMON) $(LIB) $(LDFLAGS) -fsanitize=fuzzer $(LDLIBS) -o $@
+
+$(BUILD)/fuzz/make_corpus: tests/fuzz/make_corpus.c $(FUZZ_COMMON) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $< $(FUZZ_COMMON) $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN) $(BUILD)/fuzz/make_corpus
+
+fuzz:
+	@scripts/ensure-deps.sh clang
+	@$(MAKE) --no-print-directory fuzz-build FUZZ=1 CC=clang
+	@FUZZ_BUILD=build/fuzz-clang/fuzz FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh
 
 # ------------------------------------------------------------------ layering
 check-layers:

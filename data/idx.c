@@ -57,23 +57,32 @@ bool idx_parse(uint8_t *buf, size_t n, int want_ndim, IdxArray *out, char *err, 
     return true;
 }
 
+bool idx_decode(const uint8_t *raw, size_t n, int want_ndim, IdxArray *out, char *err, size_t err_size) {
+    uint8_t *buf;
+    size_t len;
+    if (gzip_is_gzip(raw, n)) {
+        char why[224];
+        if (!gzip_decompress(raw, n, &buf, &len, why, sizeof why)) {
+            snprintf(err, err_size, "corrupt gzip: %s", why);
+            return false;
+        }
+    } else {
+        buf = dq_malloc(n), len = n;
+        memcpy(buf, raw, n);
+    }
+    if (idx_parse(buf, len, want_ndim, out, err, err_size)) return true;
+    dq_free(buf);
+    return false;
+}
+
 void idx_load(const char *path, int want_ndim, IdxArray *out) {
     char err[256];
     size_t n;
     uint8_t *raw = fileio_read_all(path, &n, err, sizeof err);
     if (!raw) DQ_FATAL_FILE(path, "%s", err);
-    if (gzip_is_gzip(raw, n)) {
-        uint8_t *dec;
-        size_t dn;
-        bool ok = gzip_decompress(raw, n, &dec, &dn, err, sizeof err);
-        dq_free(raw);
-        if (!ok) DQ_FATAL_FILE(path, "corrupt gzip: %s", err);
-        raw = dec, n = dn;
-    }
-    if (!idx_parse(raw, n, want_ndim, out, err, sizeof err)) {
-        dq_free(raw);
-        DQ_FATAL_FILE(path, "%s", err);
-    }
+    bool ok = idx_decode(raw, n, want_ndim, out, err, sizeof err);
+    dq_free(raw);
+    if (!ok) DQ_FATAL_FILE(path, "%s", err);
 }
 
 void idx_free(IdxArray *a) {

@@ -20,7 +20,10 @@ typedef struct IdxArray {
 
 /* Parse decoded bytes (takes ownership of buf on success). False + reason on a bad file. */
 bool idx_parse(uint8_t *buf, size_t n, int want_ndim, IdxArray *out, char *err, size_t err_size);
-/* Read, gunzip if needed, parse; fatal "<path>: error: …" on any problem. */
+/* A file's bytes as read (gzip-compressed or plain): gunzip if needed, then parse. Copies what it
+ * keeps; false + reason ("corrupt gzip: …", "truncated: …") on a bad file. The fuzzers call this. */
+bool idx_decode(const uint8_t *raw, size_t n, int want_ndim, IdxArray *out, char *err, size_t err_size);
+/* Read, decode; fatal "<path>: error: …" on any problem. */
 void idx_load(const char *path, int want_ndim, IdxArray *out);
 void idx_free(IdxArray *a);
 

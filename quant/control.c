@@ -310,8 +310,8 @@ bool quant_run_load(QuantRun *r, QBytes *b, char *err, size_t es) {
     qbytes_get(b, tr, (size_t)rows * sizeof *tr);
     for (uint64_t k = 0; k < rows; k++)
         if (tr[k].step != (long long)(k + 1) + (steps[0] - (long long)rows)) {
-            dq_free(tr);
             snprintf(err, es, "quantization state: trace row %llu has step %lld", (unsigned long long)k, tr[k].step);
+            dq_free(tr);
             return false;
         }
     dq_free(r->trace_rows);

@@ -439,11 +439,14 @@ Test(qcontrol, crafted_states_are_refused, .init = setup, .fini = teardown) {
         {.at = q0_state + 12, .value = -5, .width = 4, .expect = "negative bit-change count"},
         {.at = q0_state + 20, .value = 0x7fc00000, .width = 4, .expect = "gates, price or step out of range"},
         {.at = 0, .value = 0, .width = 0, .expect = "trailing bytes"},  // one byte appended
+        {.at = SIZE_MAX, .value = 7, .width = 8, .expect = "trace row 2 has step 7"},  // (the last row's step; fuzzing found
+                                                                                        // its message read freed memory)
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         uint8_t *blob = dq_malloc(good.len + 1);
         memcpy(blob, good.p, good.len);
-        if (cases[k].width) memcpy(blob + cases[k].at, &cases[k].value, (size_t)cases[k].width);
+        size_t at = cases[k].at == SIZE_MAX ? good.len - sizeof(QuantTraceRow) : cases[k].at;
+        if (cases[k].width) memcpy(blob + at, &cases[k].value, (size_t)cases[k].width);
         QBytes in = qbytes_view(blob, good.len + (cases[k].width == 0));
         QuantRun r2;
         quant_run_init(&r2, qc, 100, 0.1f);

@@ -1,6 +1,7 @@
 /* config.c — the shared option table. */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -41,8 +42,15 @@ int train_config_options(TrainConfig *c, Option *o) {
     return n;
 }
 
+bool train_config_validate(const TrainConfig *c, char *err, size_t es) {
+    if (c->lr_min > c->lr) snprintf(err, es, "--lr_min=%g exceeds --lr=%g", c->lr_min, c->lr);
+    else if (c->warmup > c->epochs) snprintf(err, es, "--warmup=%g is longer than --epochs=%d", c->warmup, c->epochs);
+    else if (!c->out_dir[0]) snprintf(err, es, "--out_dir must not be empty");
+    else return true;
+    return false;
+}
+
 void train_config_check(const TrainConfig *c, const char *prog) {
-    if (c->lr_min > c->lr) DQ_FATAL_FILE(prog, "--lr_min=%g exceeds --lr=%g", c->lr_min, c->lr);
-    if (c->warmup > c->epochs) DQ_FATAL_FILE(prog, "--warmup=%g is longer than --epochs=%d", c->warmup, c->epochs);
-    if (!c->out_dir[0]) DQ_FATAL_FILE(prog, "--out_dir must not be empty");
+    char err[512];
+    if (!train_config_validate(c, err, sizeof err)) DQ_FATAL_FILE(prog, "%s", err);
 }

@@ -43,7 +43,9 @@ typedef struct TrainConfig {
 
 /* Writes the shared options (pointing into c) to out; returns how many. */
 int train_config_options(TrainConfig *c, Option *out);
-/* Checks the combination; fatal with the program name on a bad one. */
+/* Checks the combination; false with the reason in err. */
+bool train_config_validate(const TrainConfig *c, char *err, size_t err_size);
+/* The same, fatal with the program name on a bad one. */
 void train_config_check(const TrainConfig *c, const char *prog);
 
 #endif
