@@ -10,6 +10,7 @@
 #   make WERROR=1 ...   warnings are errors (CI)
 #   make check-layers   no #include points up the layers core <- nn <- quant, data <- train
 #   make check-slots    every thread-pool scratch slot has one owner
+#   make check-initializers   struct literals of more than two fields name their fields
 #   make clean
 
 MODULES := core nn quant data train
@@ -68,7 +69,7 @@ TEST_HELP := $(BUILD)/tests/helpers.o
 EXP_SRC   := $(wildcard experiments/exp_*.c)
 EXPS      := $(EXP_SRC:experiments/%.c=%)
 
-.PHONY: all lib test bench fuzz fuzz-build check-layers check-slots deps-test deps-data clean help FORCE
+.PHONY: all lib test bench fuzz fuzz-build check-layers check-slots check-initializers deps-test deps-data clean help FORCE
 .DEFAULT_GOAL := all
 
 all: lib $(EXPS)
@@ -119,7 +120,7 @@ $(TEST_HELP): | deps-test
 deps-data:
 	@scripts/ensure-deps.sh dataset
 
-test: deps-test check-layers check-slots $(TEST_BIN)
+test: deps-test check-layers check-slots check-initializers $(TEST_BIN)
 	@scripts/run-tests.sh $(TEST_BIN)
 
 # ------------------------------------------------------------------ benchmarks
@@ -166,6 +167,9 @@ check-layers:
 
 check-slots:
 	@scripts/check-slots.sh
+
+check-initializers:
+	@scripts/check-initializers.sh
 
 clean:
 	rm -rf build exp_*[!.c]

@@ -78,12 +78,11 @@ int main(int argc, char **argv) {
     if (reps < 1 || max_threads < 1) DQ_FATAL("bench_gemm: --reps and --max_threads must be >= 1");
     load_openblas();
     const Shape shapes[] = {
-        {"square 1024^3", 1024, 1024, 1024},
-        {"pw 65536x24x144", 65536, 144, 24},
-        {"pw 65536x144x24", 65536, 24, 144},
-        {"pw 16384x64x384", 16384, 384, 64},
-        {"pw 4096x960x160", 4096, 160, 960},
-    };
+        {.name = "square 1024^3", .M = 1024, .N = 1024, .K = 1024},
+        {.name = "pw 65536x24x144", .M = 65536, .N = 144, .K = 24},
+        {.name = "pw 65536x144x24", .M = 65536, .N = 24, .K = 144},
+        {.name = "pw 16384x64x384", .M = 16384, .N = 384, .K = 64},
+        {.name = "pw 4096x960x160", .M = 4096, .N = 160, .K = 960}};
     printf("gemm kernel: %s; OpenBLAS: %s; median of %d runs\n\n", gemm_kernel_name(),
            blas_sgemm ? "loaded" : "not found (apt-get install libopenblas-dev for the ratio)", reps);
     printf("| shape (M, K, N) | threads | ours GFLOP/s | OpenBLAS GFLOP/s | ratio |\n");

@@ -120,11 +120,15 @@ int main(int argc, char **argv) {
         for (int w = 0; w < 2; w++) {
             if (width > 0 && w > 0) break;
             float wv = width > 0 ? width : widths[w];
-            if (!strcmp(variant, "both") || !strcmp(variant, "s1x3")) cfgs[nc++] = (Config){"mnv2", wv, MNV2_S1X3};
-            if (!strcmp(variant, "both") || !strcmp(variant, "s1x2")) cfgs[nc++] = (Config){"mnv2", wv, MNV2_S1X2};
+            if (!strcmp(variant, "both") || !strcmp(variant, "s1x3")) cfgs[nc++] = (Config){.model = "mnv2",
+                                                                                            .width = wv,
+                                                                                            .variant = MNV2_S1X3};
+            if (!strcmp(variant, "both") || !strcmp(variant, "s1x2")) cfgs[nc++] = (Config){.model = "mnv2",
+                                                                                            .width = wv,
+                                                                                            .variant = MNV2_S1X2};
         }
     }
-    if (all || !strcmp(model, "resnet20")) cfgs[nc++] = (Config){"resnet20", 0, 0};
+    if (all || !strcmp(model, "resnet20")) cfgs[nc++] = (Config){.model = "resnet20", .width = 0, .variant = 0};
     int batches[2] = {batch ? batch : 64, 128}, nb = batch ? 1 : 2;
     int thr[2] = {threads ? threads : 1, 2}, nt = threads ? 1 : 2;
     bool cifar = !strcmp(input, "cifar");
@@ -138,10 +142,12 @@ int main(int argc, char **argv) {
         LayerFactory qf = quant_factory(qc);
         const LayerFactory *f = strcmp(quant, "none") ? &qf : &nn_float_factory;
         if (!strcmp(cfgs[c].model, "mnv2")) {
-            MobileNetV2Config mc = {cfgs[c].width, cfgs[c].variant, cifar ? 3 : 1, cifar ? 32 : 28, 10, 0.2f};
+            MobileNetV2Config mc = {.width = cfgs[c].width, .variant = cfgs[c].variant, .in_channels = cifar ? 3 : 1,
+                                    .in_size = cifar ? 32 : 28, .num_classes = 10, .dropout = 0.2f};
             m = mobilenetv2_new(&mc, f, 1);
         } else {
-            ResNetConfig rc = {20, cifar ? 3 : 1, cifar ? 32 : 28, 10};
+            ResNetConfig rc = {.depth = 20, .in_channels = cifar ? 3 : 1, .in_size = cifar ? 32 : 28,
+                               .num_classes = 10};
             m = resnet_new(&rc, f, 1);
         }
         for (int bi = 0; bi < nb; bi++)
@@ -163,7 +169,7 @@ int main(int argc, char **argv) {
                 Sgd opt;
                 sgd_init(&opt, &(SgdConfig){.momentum = 0.9f, .weight_decay = 5e-4f}, &m->slab);
                 QuantRun run;
-                Bench b = {m, &t, x, labels, &opt, NULL};
+                Bench b = {.m = m, .t = &t, .x = x, .labels = labels, .opt = &opt};
                 if (strcmp(quant, "none")) {  // calibrate on the batch, then sit in the chosen phase
                     quant_calibrate_begin(qc);
                     t.no_grad = true, t.training = false;

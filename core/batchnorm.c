@@ -61,7 +61,8 @@ void batchnorm_apply(float *y, const float *x, const float *mean, const float *i
         scale[c] = gamma[c] * invstd[c];
         shift[c] = beta[c] - mean[c] * scale[c];
     }
-    ApplyJob job = {y, x, scale, shift, R, C, threads_count(), act};
+    ApplyJob job = {.y = y, .x = x, .scale = scale, .shift = shift, .R = R, .C = C, .chunks = threads_count(),
+                    .act = act};
     parallel_for(job.chunks, apply_task, &job);
 }
 
@@ -216,9 +217,10 @@ static void batchnorm_backward_op(Tape *t, TapeRecord *r) {
     int C = x->shape[x->ndim - 1];
     bool overwrite = false;
     float *dx = r->ref ? tape_grad_of(t, x) : tape_grad_overwrite(t, x, &overwrite);
-    BnGrad g = {dx, tape_grad_of(t, gamma), tape_grad_of(t, beta), overwrite, r->out->grad,
-                r->out->data, s->act, x->data, s->mean, s->invstd, gamma->data,
-                x->numel / (size_t)C, C, s->batch_stats};
+    BnGrad g = {.dx = dx, .dgamma = tape_grad_of(t, gamma), .dbeta = tape_grad_of(t, beta), .dx_overwrite = overwrite,
+                .dy = r->out->grad, .y = r->out->data, .act = s->act, .x = x->data, .mean = s->mean,
+                .invstd = s->invstd, .gamma = gamma->data, .R = x->numel / (size_t)C, .C = C,
+                .batch_stats = s->batch_stats};
     if (r->ref) batchnorm_backward_ref(&g);
     else batchnorm_backward_fast(&g);
 }
@@ -262,7 +264,7 @@ Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormA
     TapeRecord *r = tape_push(t, &BATCHNORM_OP, y, 3, (Tensor *[]){x, gamma, beta});
     if (r) {
         BnSaved *s = arena_alloc(t->arena, sizeof *s);
-        *s = (BnSaved){mean, invstd, t->training, a.act};
+        *s = (BnSaved){.mean = mean, .invstd = invstd, .batch_stats = t->training, .act = a.act};
         r->saved = s;
     }
     return y;

@@ -338,7 +338,8 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int l
         gemm_serial(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    GemmJob job = {trans_a, trans_b, M, N, K, lda, ldb, ldc, A, B, C, beta, SPLIT_M, MR, NULL};
+    GemmJob job = {.ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .A = A,
+                   .B = B, .C = C, .beta = beta, .split = SPLIT_M, .unit = MR};
     int m_items = (M + MR - 1) / MR, n_items = (N + NR - 1) / NR;
     int items;
     if (m_items >= 4 * T && m_items >= n_items) {

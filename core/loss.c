@@ -67,7 +67,7 @@ Tensor *op_softmax_cross_entropy(Tape *t, Tensor *logits, const int *labels, flo
         CeSaved *s = arena_alloc(t->arena, sizeof *s);
         int *copy = arena_alloc(t->arena, dq_mul_size((size_t)N, sizeof(int)));
         for (int n = 0; n < N; n++) copy[n] = labels[n];
-        *s = (CeSaved){probs, copy, smoothing};
+        *s = (CeSaved){.probs = probs, .labels = copy, .smoothing = smoothing};
         r->saved = s;
     }
     return loss;

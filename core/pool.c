@@ -18,7 +18,7 @@ static PoolGeom pool_geom(const char *op, const Tensor *x, Pool2dArgs a) {
     if (a.kernel < 1 || a.stride < 1 || a.pad < 0 || a.pad > a.kernel / 2)
         DQ_FATAL("%s: kernel %d, stride %d, pad %d: need kernel, stride >= 1 and 0 <= pad <= kernel/2",
                  op, a.kernel, a.stride, a.pad);
-    PoolGeom g = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], 0, 0, a};
+    PoolGeom g = {.N = x->shape[0], .H = x->shape[1], .W = x->shape[2], .C = x->shape[3], .OH = 0, .OW = 0, .a = a};
     if (a.kernel > g.H + 2 * a.pad || a.kernel > g.W + 2 * a.pad)
         DQ_FATAL("%s: %dx%d window does not fit a %dx%d input", op, a.kernel, a.kernel, g.H, g.W);
     g.OH = (g.H + 2 * a.pad - a.kernel) / a.stride + 1;

@@ -129,7 +129,7 @@ static void walk(Tape *t) {
         }
         if (!t->keep_grads) {  // the producer has consumed its output's gradient
             FreeGrad *f = arena_alloc(t->arena, sizeof *f);
-            *f = (FreeGrad){r->out->grad, r->out->numel, t->free_grads};
+            *f = (FreeGrad){.data = r->out->grad, .numel = r->out->numel, .next = t->free_grads};
             t->free_grads = f;
             r->out->grad = NULL;
         }

@@ -42,7 +42,8 @@ int main(int argc, char **argv) {
     Experiment x;
     experiment_setup(&x, &cfg, extra, 1, argc, argv, "Train a LeNet-style CNN (FP32).");
     experiment_load_data(&x, &cfg);
-    LeNetConfig lc = {x.train.c, x.train.h, x.train.num_classes, dropout};
+    LeNetConfig lc = {.in_channels = x.train.c, .in_size = x.train.h, .num_classes = x.train.num_classes,
+                      .dropout = dropout};
     Model *m = lenet_new(&lc, &nn_float_factory, (uint64_t)cfg.seed);
     char desc[256];
     model_describe(m, desc, sizeof desc);

@@ -55,7 +55,8 @@ static Model *build(void *ctx, const LayerFactory *f, uint64_t seed, const Datas
     const ModelCfg *c = ctx;
     Mnv2Variant v;
     if (!mobilenetv2_parse_variant(c->variant, &v)) DQ_FATAL("unknown MobileNetV2 variant '%s'", c->variant);
-    MobileNetV2Config mc = {c->width, v, d->c, d->h, d->num_classes, c->dropout};
+    MobileNetV2Config mc = {.width = c->width, .variant = v, .in_channels = d->c, .in_size = d->h,
+                            .num_classes = d->num_classes, .dropout = c->dropout};
     return mobilenetv2_new(&mc, f, seed);
 }
 
@@ -73,7 +74,7 @@ int main(int argc, char **argv) {
     TrainConfig cfg = defaults;
     QPipelineConfig p = {.fp32_epochs = 4, .fp32_lr = 0.1f, .fp32_warmup = 1};
     QuantConfig q = quant_config_defaults;
-    ModelCfg mc = {0.5f, 0.2f, "s1x2"};
+    ModelCfg mc = {.width = 0.5f, .dropout = 0.2f, .variant = "s1x2"};
     char preset[OPT_STRLEN] = "default";
     apply_preset(argc, argv, &cfg, &p);
     Option extra[TRAIN_MAX_OPTIONS] = {

@@ -40,7 +40,7 @@ static const TrainConfig defaults = {  // the quantized fine-tuning; FP32 differ
 };
 
 static Model *build(void *ctx, const LayerFactory *f, uint64_t seed, const Dataset *d) {
-    ResNetConfig rc = {*(int *)ctx, d->c, d->h, d->num_classes};
+    ResNetConfig rc = {.depth = *(int *)ctx, .in_channels = d->c, .in_size = d->h, .num_classes = d->num_classes};
     return resnet_new(&rc, f, seed);
 }
 

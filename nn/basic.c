@@ -18,7 +18,8 @@ typedef struct BnLayer {
 static Tensor *bn_forward(Layer *l, Tape *t, Tensor *x) {
     BnLayer *b = (BnLayer *)l;
     return op_batchnorm(t, x, b->gamma, b->beta,
-                        (BatchNormArgs){b->mean->data, b->var->data, b->momentum, b->eps, b->act});
+                        (BatchNormArgs){.running_mean = b->mean->data, .running_var = b->var->data,
+                                        .momentum = b->momentum, .eps = b->eps, .act = b->act});
 }
 
 static void bn_init(Layer *l, Rng *rng) {
@@ -29,9 +30,9 @@ static void bn_init(Layer *l, Rng *rng) {
     tensor_fill(b->var, 1);
 }
 
-static const LayerOps BN_OPS[3] = {{"batchnorm", bn_forward, bn_init, NULL, NULL},
-                                   {"batchnorm+relu", bn_forward, bn_init, NULL, NULL},
-                                   {"batchnorm+relu6", bn_forward, bn_init, NULL, NULL}};
+static const LayerOps BN_OPS[3] = {{.kind = "batchnorm", .forward = bn_forward, .init = bn_init},
+                                   {.kind = "batchnorm+relu", .forward = bn_forward, .init = bn_init},
+                                   {.kind = "batchnorm+relu6", .forward = bn_forward, .init = bn_init}};
 
 Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int C, float momentum, float eps, ActKind act) {
     BnLayer *b = dq_calloc(1, sizeof *b);
@@ -74,14 +75,14 @@ static Tensor *shortcut_fwd(Layer *l, Tape *t, Tensor *x) {
     return op_shortcut_pad(t, x, s->stride, s->out);
 }
 
-static const LayerOps RELU_OPS = {"relu", relu_fwd, NULL, NULL, NULL};
-static const LayerOps RELU6_OPS = {"relu6", relu6_fwd, NULL, NULL, NULL};
-static const LayerOps MAXPOOL_OPS = {"maxpool2d", maxpool_fwd, NULL, NULL, NULL};
-static const LayerOps AVGPOOL_OPS = {"avgpool2d", avgpool_fwd, NULL, NULL, NULL};
-static const LayerOps GAP_OPS = {"global_avgpool", gap_fwd, NULL, NULL, NULL};
-static const LayerOps FLATTEN_OPS = {"flatten", flatten_fwd, NULL, NULL, NULL};
-static const LayerOps DROPOUT_OPS = {"dropout", dropout_fwd, NULL, NULL, NULL};
-static const LayerOps SHORTCUT_OPS = {"shortcut_pad", shortcut_fwd, NULL, NULL, NULL};
+static const LayerOps RELU_OPS = {.kind = "relu", .forward = relu_fwd};
+static const LayerOps RELU6_OPS = {.kind = "relu6", .forward = relu6_fwd};
+static const LayerOps MAXPOOL_OPS = {.kind = "maxpool2d", .forward = maxpool_fwd};
+static const LayerOps AVGPOOL_OPS = {.kind = "avgpool2d", .forward = avgpool_fwd};
+static const LayerOps GAP_OPS = {.kind = "global_avgpool", .forward = gap_fwd};
+static const LayerOps FLATTEN_OPS = {.kind = "flatten", .forward = flatten_fwd};
+static const LayerOps DROPOUT_OPS = {.kind = "dropout", .forward = dropout_fwd};
+static const LayerOps SHORTCUT_OPS = {.kind = "shortcut_pad", .forward = shortcut_fwd};
 
 static SimpleLayer *simple_new(const LayerOps *ops) {
     SimpleLayer *s = dq_calloc(1, sizeof *s);

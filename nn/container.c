@@ -27,7 +27,8 @@ static void seq_free(Layer *l) {
     dq_free(l);
 }
 
-static const LayerOps SEQ_OPS = {"sequential", seq_forward, NULL, seq_free, seq_children};
+static const LayerOps SEQ_OPS = {.kind = "sequential", .forward = seq_forward, .free = seq_free,
+                                 .children = seq_children};
 
 Layer *sequential_new(const char *name) {
     Sequential *s = dq_calloc(1, sizeof *s);
@@ -71,7 +72,7 @@ static int res_children(Layer *l, Layer ***out) {
     return r->kids[1] ? 2 : 1;
 }
 
-static const LayerOps RES_OPS = {"residual", res_forward, NULL, NULL, res_children};
+static const LayerOps RES_OPS = {.kind = "residual", .forward = res_forward, .children = res_children};
 
 Layer *residual_new(const char *name, Layer *body, Layer *shortcut, bool relu_after) {
     Residual *r = dq_calloc(1, sizeof *r);

@@ -39,13 +39,17 @@ static void inverted_residual(Model *m, Layer *features, const LayerFactory *f, 
     int hidden = (int)((float)in * (float)t + 0.5f);
     if (t != 1) {
         snprintf(part, sizeof part, "%s.expand", name);
-        builder_conv_bn_act(m, body, f, &(ConvDesc){part, in, hidden, 1, 1, 1, ACT_RELU6, .signed_input = true});
+        builder_conv_bn_act(m, body, f, &(ConvDesc){.name = part, .in = in, .out = hidden, .kernel = 1, .stride = 1,
+                                                    .groups = 1, .act = ACT_RELU6, .signed_input = true});
     }
     snprintf(part, sizeof part, "%s.dw", name);
     // Without an expansion the depthwise conv reads the block input (signed).
-    builder_conv_bn_act(m, body, f, &(ConvDesc){part, hidden, hidden, 3, stride, hidden, ACT_RELU6, .signed_input = t == 1});
+    builder_conv_bn_act(m, body, f, &(ConvDesc){.name = part, .in = hidden, .out = hidden, .kernel = 3,
+                                                .stride = stride, .groups = hidden, .act = ACT_RELU6,
+                                                .signed_input = t == 1});
     snprintf(part, sizeof part, "%s.project", name);
-    builder_conv_bn_act(m, body, f, &(ConvDesc){part, hidden, out, 1, 1, 1, ACT_NONE});
+    builder_conv_bn_act(m, body, f, &(ConvDesc){.name = part, .in = hidden, .out = out, .kernel = 1, .stride = 1,
+                                                .groups = 1, .act = ACT_NONE});
     bool identity = stride == 1 && in == out;
     sequential_add(features, identity ? residual_new(name, body, NULL, false) : body);
 }
@@ -63,8 +67,9 @@ Model *mobilenetv2_new(const MobileNetV2Config *c, const LayerFactory *f, uint64
     int last = mobilenetv2_divisible(1280 * (c->width > 1 ? c->width : 1));
     Layer *net = m->net = sequential_new(mname);
     Layer *features = sequential_add(net, sequential_new("features"));
-    builder_conv_bn_act(m, features, f, &(ConvDesc){"features.0", c->in_channels, in, 3, stem_stride, 1,
-                                                    ACT_RELU6, .first = true, .signed_input = true});
+    builder_conv_bn_act(m, features, f, &(ConvDesc){.name = "features.0", .in = c->in_channels, .out = in,
+                                                    .kernel = 3, .stride = stem_stride, .groups = 1, .act = ACT_RELU6,
+                                                    .first = true, .signed_input = true});
     int index = 1;
     for (int s = 0; s < 7; s++) {
         int t = setting[s][0], out = mobilenetv2_divisible((float)setting[s][1] * c->width);
@@ -77,7 +82,8 @@ Model *mobilenetv2_new(const MobileNetV2Config *c, const LayerFactory *f, uint64
     }
     char name[32];
     snprintf(name, sizeof name, "features.%d", index);
-    builder_conv_bn_act(m, features, f, &(ConvDesc){name, in, last, 1, 1, 1, ACT_RELU6, .signed_input = true});
+    builder_conv_bn_act(m, features, f, &(ConvDesc){.name = name, .in = in, .out = last, .kernel = 1, .stride = 1,
+                                                    .groups = 1, .act = ACT_RELU6, .signed_input = true});
     sequential_add(net, global_avgpool_layer_new());
     if (c->dropout > 0) sequential_add(net, dropout_layer_new(c->dropout, &m->dropout_rng));
     LayerSpec fc = {.kind = SPEC_LINEAR, .name = "classifier", .in = last, .out = c->num_classes,

@@ -16,8 +16,9 @@ Model *resnet_new(const ResNetConfig *c, const LayerFactory *f, uint64_t seed) {
     snprintf(mname, sizeof mname, "resnet%d", c->depth);
     Model *m = model_new(mname, c->in_channels, c->in_size, c->in_size, c->num_classes);
     Layer *net = m->net = sequential_new(mname);
-    builder_conv_bn_act(m, net, f, &(ConvDesc){"stem", c->in_channels, 16, 3, 1, 1, ACT_RELU,
-                                               .first = true, .signed_input = true});
+    builder_conv_bn_act(m, net, f, &(ConvDesc){.name = "stem", .in = c->in_channels, .out = 16, .kernel = 3,
+                                               .stride = 1, .groups = 1, .act = ACT_RELU, .first = true,
+                                               .signed_input = true});
     int in = 16;
     for (int stage = 0; stage < 3; stage++) {
         int out = 16 << stage;
@@ -27,9 +28,11 @@ Model *resnet_new(const ResNetConfig *c, const LayerFactory *f, uint64_t seed) {
             Layer *body = sequential_new(name);
             char conv[80];
             snprintf(conv, sizeof conv, "%s.conv1", name);
-            builder_conv_bn_act(m, body, f, &(ConvDesc){conv, in, out, 3, stride, 1, ACT_RELU});
+            builder_conv_bn_act(m, body, f, &(ConvDesc){.name = conv, .in = in, .out = out, .kernel = 3,
+                                                        .stride = stride, .groups = 1, .act = ACT_RELU});
             snprintf(conv, sizeof conv, "%s.conv2", name);
-            builder_conv_bn_act(m, body, f, &(ConvDesc){conv, out, out, 3, 1, 1, ACT_NONE});
+            builder_conv_bn_act(m, body, f, &(ConvDesc){.name = conv, .in = out, .out = out, .kernel = 3, .stride = 1,
+                                                        .groups = 1, .act = ACT_NONE});
             Layer *shortcut = (stride != 1 || in != out) ? shortcut_pad_layer_new(stride, out) : NULL;
             sequential_add(net, residual_new(name, body, shortcut, true));
             in = out;

@@ -43,7 +43,8 @@ void weighted_init(const LayerSpec *s, Tensor *w, Tensor *b, Rng *rng) {
     if (b) tensor_fill(b, 0);
 }
 
-Conv2dArgs spec_conv_args(const LayerSpec *s) { return (Conv2dArgs){s->stride, s->pad, s->groups}; }
+Conv2dArgs spec_conv_args(const LayerSpec *s) { return (Conv2dArgs){.stride = s->stride, .pad = s->pad,
+                                                                    .groups = s->groups}; }
 
 long long spec_macs(const LayerSpec *s, const Tensor *y) {
     long long per_out = s->kind == SPEC_LINEAR ? s->in : (long long)s->kernel * s->kernel * (s->in / s->groups);
@@ -63,8 +64,8 @@ static void weighted_init_op(Layer *l, Rng *rng) {
     weighted_init(&w->spec, w->weight, w->bias, rng);
 }
 
-static const LayerOps CONV_OPS = {"conv2d", weighted_forward, weighted_init_op, NULL, NULL};
-static const LayerOps LINEAR_OPS = {"linear", weighted_forward, weighted_init_op, NULL, NULL};
+static const LayerOps CONV_OPS = {.kind = "conv2d", .forward = weighted_forward, .init = weighted_init_op};
+static const LayerOps LINEAR_OPS = {.kind = "linear", .forward = weighted_forward, .init = weighted_init_op};
 
 static Layer *float_make(const LayerFactory *f, ParamSlab *slab, const LayerSpec *spec) {
     WeightedLayer *w = dq_calloc(1, sizeof *w);

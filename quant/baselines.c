@@ -103,7 +103,8 @@ static void range_task(void *ctx, int begin, int end, int tid) {
 
 static void tensor_min_max(const Tensor *x, float *lo, float *hi) {
     float los[64], his[64];
-    RangeJob job = {x->data, x->numel, x->numel >= 64 ? 64 : 1, los, his};  // every item non-empty
+    RangeJob job = {.x = x->data, .n = x->numel, .items = x->numel >= 64 ? 64 : 1, .lo = los,
+                    .hi = his};  // every item non-empty
     parallel_for(job.items, range_task, &job);
     *lo = los[0], *hi = his[0];
     for (int i = 1; i < job.items; i++) *lo = fminf(*lo, los[i]), *hi = fmaxf(*hi, his[i]);
@@ -132,7 +133,7 @@ typedef struct QVal {
 } QVal;
 
 static inline QVal quantize_one(const Base *b, const float *range, float x, int c) {
-    QVal r = {0, true, 0, 0, 1};
+    QVal r = {.y = 0, .inside = true, .d0 = 0, .d1 = 0, .dx = 1};
     float levels = (float)((1 << b->bits) - 1);
     switch (b->kind) {
     case BASE_MINMAX: {
@@ -450,8 +451,10 @@ static void base_free(Quantizer *q) {
     dq_free(q);
 }
 
-static const QuantizerOps BASE_OPS = {"baseline", base_forward, observe, finish_calibration, base_step, base_bits,
-                                      base_levels, base_describe, base_save, base_load, base_free};
+static const QuantizerOps BASE_OPS = {.kind = "baseline", .forward = base_forward, .observe = observe,
+                                      .finish_calibration = finish_calibration, .step = base_step, .bits = base_bits,
+                                      .levels = base_levels, .describe = base_describe, .save = base_save,
+                                      .load = base_load, .free = base_free};
 
 Quantizer *baseline_new(BaselineKind kind, ParamSlab *slab, const char *name, QuantRole role,
                         bool is_signed, bool pinned, int bits, long long elems, int channels,

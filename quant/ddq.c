@@ -572,8 +572,10 @@ static void ddq_free(Quantizer *q) {
     dq_free(q);
 }
 
-static const QuantizerOps DDQ_OPS = {"ddq", ddq_forward, ddq_observe, ddq_finish_calibration, ddq_step,
-                                     ddq_bits, ddq_levels, ddq_describe, ddq_save, ddq_load, ddq_free};
+static const QuantizerOps DDQ_OPS = {.kind = "ddq", .forward = ddq_forward, .observe = ddq_observe,
+                                     .finish_calibration = ddq_finish_calibration, .step = ddq_step, .bits = ddq_bits,
+                                     .levels = ddq_levels, .describe = ddq_describe, .save = ddq_save,
+                                     .load = ddq_load, .free = ddq_free};
 
 Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_signed, bool pinned,
                    long long elems, int channels, const DdqConfig *cfg) {

@@ -39,7 +39,8 @@ typedef struct BucketSearch {
 } BucketSearch;
 
 static inline BucketSearch search_of(const DdqTables *t) {
-    return (BucketSearch){t->bucket_lo, t->bucket_scale, (float)(t->n_buckets - 1), t->nc - 1, t->bucket, t->thresh};
+    return (BucketSearch){.lo = t->bucket_lo, .scale = t->bucket_scale, .top = (float)(t->n_buckets - 1),
+                          .last = t->nc - 1, .bucket = t->bucket, .thresh = t->thresh};
 }
 
 /* The bucket of x: the same float arithmetic everywhere (scalar and vector), so it is monotone in

@@ -32,8 +32,10 @@ static void qlayer_free(Layer *l) {
     dq_free(q);
 }
 
-static const LayerOps QCONV_OPS = {"qconv2d", qlayer_forward, qlayer_init, qlayer_free, NULL};
-static const LayerOps QLINEAR_OPS = {"qlinear", qlayer_forward, qlayer_init, qlayer_free, NULL};
+static const LayerOps QCONV_OPS = {.kind = "qconv2d", .forward = qlayer_forward, .init = qlayer_init,
+                                   .free = qlayer_free};
+static const LayerOps QLINEAR_OPS = {.kind = "qlinear", .forward = qlayer_forward, .init = qlayer_init,
+                                     .free = qlayer_free};
 
 bool quant_layer_is(const Layer *l) { return l->ops == &QCONV_OPS || l->ops == &QLINEAR_OPS; }
 

@@ -37,8 +37,12 @@ void quant_report_write_bits_svg(const QuantLayerInfo *rows, int n, const char *
     int width = 140 + 14 * n;
     svg_begin(&t, width, 640);
     svg_text(&t, width / 2.0, 22, "middle", 15, title);
-    svg_bar_chart(&t, (SvgAxes){70, 50, width - 100, 180, "weight bits per layer", NULL, "bits", 0, 0, 0, 8.5}, w, n, NULL, 0, "#1f77b4");
-    svg_bar_chart(&t, (SvgAxes){70, 290, width - 100, 180, "activation bits per layer", NULL, "bits", 0, 0, 0, 8.5}, a, n, labels, 1, "#ff7f0e");
+    svg_bar_chart(&t, (SvgAxes){.x = 70, .y = 50, .w = width - 100, .h = 180, .title = "weight bits per layer",
+                                .xlabel = NULL, .ylabel = "bits", .x0 = 0, .x1 = 0, .y0 = 0,
+                                .y1 = 8.5}, w, n, NULL, 0, "#1f77b4");
+    svg_bar_chart(&t, (SvgAxes){.x = 70, .y = 290, .w = width - 100, .h = 180, .title = "activation bits per layer",
+                                .xlabel = NULL, .ylabel = "bits", .x0 = 0, .x1 = 0, .y0 = 0,
+                                .y1 = 8.5}, a, n, labels, 1, "#ff7f0e");
     svg_end(&t);
     save(&t, dir, "bits.svg");
     text_free(&t);

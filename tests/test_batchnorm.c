@@ -15,7 +15,8 @@ Test(batchnorm, hand_computed_training_and_running_stats, .init = test_setup, .f
     Tensor *g = tensor_new(&test_arena, 1, (const int[]){1}), *b = tensor_new(&test_arena, 1, (const int[]){1});
     g->data[0] = 2, b->data[0] = 1;
     float rm = 0, rv = 1;
-    Tensor *y = op_batchnorm(&T, x, g, b, (BatchNormArgs){&rm, &rv, 0.1f, 1e-5f});
+    Tensor *y = op_batchnorm(&T, x, g, b, (BatchNormArgs){.running_mean = &rm, .running_var = &rv, .momentum = 0.1f,
+                                                          .eps = 1e-5f});
     float inv = 1.0f / sqrtf(1.25f + 1e-5f);
     float want[4] = {2 * -1.5f * inv + 1, 2 * -0.5f * inv + 1, 2 * 0.5f * inv + 1, 2 * 1.5f * inv + 1};
     assert_close(y->data, want, 4, 1e-6, 1e-6, "training output");
@@ -23,7 +24,8 @@ Test(batchnorm, hand_computed_training_and_running_stats, .init = test_setup, .f
     cr_assert_float_eq(rv, 0.9f + 0.1f * (5.0f / 3.0f), 1e-6);
     // Eval mode uses the running statistics.
     T.training = false;
-    Tensor *ye = op_batchnorm(&T, x, g, b, (BatchNormArgs){&rm, &rv, 0.1f, 1e-5f});
+    Tensor *ye = op_batchnorm(&T, x, g, b, (BatchNormArgs){.running_mean = &rm, .running_var = &rv, .momentum = 0.1f,
+                                                           .eps = 1e-5f});
     float inv_e = 1.0f / sqrtf(rv + 1e-5f);
     cr_assert_float_eq(ye->data[0], 2 * (1 - rm) * inv_e + 1, 1e-5);
     cr_assert_float_eq(rm, 0.25f, 1e-6, "eval mode must not update running stats");
@@ -36,9 +38,12 @@ typedef struct BnCase {
 } BnCase;
 
 ParameterizedTestParameters(batchnorm, fast_matches_reference) {
-    static BnCase cases[] = {{2, 1, 1, true, ACT_NONE},     {37, 5, 2, true, ACT_RELU},
-                             {1000, 24, 2, true, ACT_RELU6}, {333, 17, 3, false, ACT_RELU6},
-                             {64, 144, 2, true, ACT_NONE},   {50, 8, 2, false, ACT_RELU}};
+    static BnCase cases[] = {{.R = 2, .C = 1, .threads = 1, .batch_stats = true, .act = ACT_NONE},     {.R = 37,
+                              .C = 5, .threads = 2, .batch_stats = true, .act = ACT_RELU},
+                             {.R = 1000, .C = 24, .threads = 2, .batch_stats = true, .act = ACT_RELU6}, {.R = 333,
+                              .C = 17, .threads = 3, .batch_stats = false, .act = ACT_RELU6},
+                             {.R = 64, .C = 144, .threads = 2, .batch_stats = true, .act = ACT_NONE},   {.R = 50,
+                              .C = 8, .threads = 2, .batch_stats = false, .act = ACT_RELU}};
     return cr_make_param_array(BnCase, cases, sizeof cases / sizeof *cases);
 }
 
@@ -68,8 +73,12 @@ ParameterizedTest(BnCase *c, batchnorm, fast_matches_reference, .init = test_set
         float want = act_apply(c->act, g->data[ch] * (x->data[i] - mr[ch]) * inv[ch] + b->data[ch]);
         cr_assert_float_eq(y[i], want, 1e-5, "forward at %zu", i);
     }
-    BnGrad gr = {dxr, dgr, dbr, false, dy->data, y, c->act, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats};
-    BnGrad gf = {dxf, dgf, dbf, false, dy->data, y, c->act, x->data, mr, inv, g->data, c->R, c->C, c->batch_stats};
+    BnGrad gr = {.dx = dxr, .dgamma = dgr, .dbeta = dbr, .dx_overwrite = false, .dy = dy->data, .y = y, .act = c->act,
+                 .x = x->data, .mean = mr, .invstd = inv, .gamma = g->data, .R = c->R, .C = c->C,
+                 .batch_stats = c->batch_stats};
+    BnGrad gf = {.dx = dxf, .dgamma = dgf, .dbeta = dbf, .dx_overwrite = false, .dy = dy->data, .y = y, .act = c->act,
+                 .x = x->data, .mean = mr, .invstd = inv, .gamma = g->data, .R = c->R, .C = c->C,
+                 .batch_stats = c->batch_stats};
     batchnorm_backward_ref(&gr);
     batchnorm_backward_fast(&gf);
     // Overwrite mode: garbage in, the reference's values (from zero) out.
@@ -92,14 +101,15 @@ typedef struct BnCtx {
 
 static Tensor *bn_fn(Tape *t, Tensor **in, void *ctx) {
     BnCtx *c = ctx;
-    return op_batchnorm(t, in[0], in[1], in[2], (BatchNormArgs){c->rm, c->rv, 0.1f, 1e-5f, c->act});
+    return op_batchnorm(t, in[0], in[1], in[2], (BatchNormArgs){.running_mean = c->rm, .running_var = c->rv,
+                                                                .momentum = 0.1f, .eps = 1e-5f, .act = c->act});
 }
 
 static void gradcheck_bn_act(int ndim, const int *shape, bool training, ActKind act, bool ref) {
     Tensor *x = rand_param(ndim, shape, -2, 2);
     int C = shape[ndim - 1];
     Tensor *g = rand_param(1, &C, 0.5f, 1.5f), *b = rand_param(1, &C, -1, 1);
-    BnCtx ctx = {arena_floats(&test_arena, C), arena_floats(&test_arena, C), act};
+    BnCtx ctx = {.rm = arena_floats(&test_arena, C), .rv = arena_floats(&test_arena, C), .act = act};
     rng_fill_uniform(&R, ctx.rm, C, -0.5f, 0.5f);
     rng_fill_uniform(&R, ctx.rv, C, 0.5f, 2);
     GradcheckOptions o = {.training = training, .probes = 30, .skip_kinks = act != ACT_NONE,
@@ -137,7 +147,8 @@ Test(batchnorm, gradcheck_reference_kernels, .init = test_setup, .fini = test_te
 static void bn_single_value(void *ctx) {
     Tensor *x = tensor_new2(&test_arena, 1, 3);
     Tensor *g = tensor_new(&test_arena, 1, (const int[]){3}), *b = tensor_new(&test_arena, 1, (const int[]){3});
-    op_batchnorm(&T, x, g, b, (BatchNormArgs){NULL, NULL, 0.1f, 1e-5f});
+    op_batchnorm(&T, x, g, b, (BatchNormArgs){.running_mean = NULL, .running_var = NULL, .momentum = 0.1f,
+                                              .eps = 1e-5f});
 }
 
 Test(batchnorm, rejects_one_value_per_channel_in_training, .init = test_setup, .fini = test_teardown) {
@@ -149,7 +160,8 @@ Test(batchnorm, rejects_one_value_per_channel_in_training, .init = test_setup, .
 static void bn_wrong_channels(void *ctx) {
     Tensor *x = tensor_new4(&test_arena, 2, 2, 2, 4);
     Tensor *g = tensor_new(&test_arena, 1, (const int[]){3}), *b = tensor_new(&test_arena, 1, (const int[]){3});
-    op_batchnorm(&T, x, g, b, (BatchNormArgs){NULL, NULL, 0.1f, 1e-5f});
+    op_batchnorm(&T, x, g, b, (BatchNormArgs){.running_mean = NULL, .running_var = NULL, .momentum = 0.1f,
+                                              .eps = 1e-5f});
 }
 
 Test(batchnorm, rejects_channel_mismatch, .init = test_setup, .fini = test_teardown) {

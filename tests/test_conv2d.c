@@ -52,7 +52,7 @@ ParameterizedTest(ConvCase *c, conv2d, fast_matches_reference, .init = test_setu
     Tensor *x = rand_tensor(4, (const int[]){c->N, c->H, c->W, c->C}, -1, 1);
     Tensor *w = rand_tensor(4, (const int[]){c->K, c->K, c->C / c->groups, c->OC}, -1, 1);
     Tensor *b = c->bias ? rand_tensor(1, (const int[]){c->OC}, -1, 1) : NULL;
-    ConvGeom g = conv2d_geom(x, w, b, (Conv2dArgs){c->stride, c->pad, c->groups});
+    ConvGeom g = conv2d_geom(x, w, b, (Conv2dArgs){.stride = c->stride, .pad = c->pad, .groups = c->groups});
     size_t ny = (size_t)g.N * g.OH * g.OW * g.OC;
     float *y_ref = arena_floats(&test_arena, ny), *y_fast = arena_floats(&test_arena, ny);
     conv2d_forward_ref(y_ref, x->data, w->data, b ? b->data : NULL, &g);
@@ -160,7 +160,7 @@ Test(conv2d, hand_computed, .init = test_setup, .fini = test_teardown) {
     Tensor *b = tensor_new(&test_arena, 1, (const int[]){1});
     for (int i = 0; i < 9; i++) x->data[i] = (float)(i + 1);
     w->data[0] = 1, w->data[1] = 0, w->data[2] = 0, w->data[3] = -1, b->data[0] = 10;
-    Tensor *y = op_conv2d(&T, x, w, b, (Conv2dArgs){1, 0, 1});
+    Tensor *y = op_conv2d(&T, x, w, b, (Conv2dArgs){.stride = 1, .pad = 0, .groups = 1});
     cr_assert_eq(y->shape[1], 2);
     cr_assert_eq(y->shape[2], 2);
     float want[4] = {6, 6, 6, 6};
@@ -168,7 +168,7 @@ Test(conv2d, hand_computed, .init = test_setup, .fini = test_teardown) {
     // Padding 1, stride 2 on the same input with a 3x3 all-ones kernel: corner sums.
     Tensor *w3 = tensor_new4(&test_arena, 3, 3, 1, 1);
     tensor_fill(w3, 1);
-    Tensor *y3 = op_conv2d(&T, x, w3, NULL, (Conv2dArgs){2, 1, 1});
+    Tensor *y3 = op_conv2d(&T, x, w3, NULL, (Conv2dArgs){.stride = 2, .pad = 1, .groups = 1});
     float want3[4] = {1 + 2 + 4 + 5, 2 + 3 + 5 + 6, 4 + 5 + 7 + 8, 5 + 6 + 8 + 9};
     assert_close(y3->data, want3, 4, 0, 0, "3x3 ones, stride 2, pad 1");
 }
@@ -194,27 +194,27 @@ static void gradcheck_conv(int N, int H, int C, int OC, int K, Conv2dArgs a, boo
 }
 
 Test(conv2d, gradcheck_dense, .init = test_setup, .fini = test_teardown) {
-    gradcheck_conv(2, 5, 3, 4, 3, (Conv2dArgs){1, 1, 1}, false);
-    gradcheck_conv(1, 6, 2, 3, 3, (Conv2dArgs){2, 1, 1}, false);
-    gradcheck_conv(2, 4, 4, 6, 1, (Conv2dArgs){1, 0, 1}, false);
+    gradcheck_conv(2, 5, 3, 4, 3, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 1}, false);
+    gradcheck_conv(1, 6, 2, 3, 3, (Conv2dArgs){.stride = 2, .pad = 1, .groups = 1}, false);
+    gradcheck_conv(2, 4, 4, 6, 1, (Conv2dArgs){.stride = 1, .pad = 0, .groups = 1}, false);
 }
 
 Test(conv2d, gradcheck_depthwise_and_groups, .init = test_setup, .fini = test_teardown) {
-    gradcheck_conv(2, 5, 4, 4, 3, (Conv2dArgs){1, 1, 4}, false);
-    gradcheck_conv(2, 6, 3, 3, 3, (Conv2dArgs){2, 1, 3}, false);
-    gradcheck_conv(1, 5, 4, 6, 3, (Conv2dArgs){1, 1, 2}, false);
+    gradcheck_conv(2, 5, 4, 4, 3, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 4}, false);
+    gradcheck_conv(2, 6, 3, 3, 3, (Conv2dArgs){.stride = 2, .pad = 1, .groups = 3}, false);
+    gradcheck_conv(1, 5, 4, 6, 3, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 2}, false);
 }
 
 Test(conv2d, gradcheck_reference_kernels, .init = test_setup, .fini = test_teardown) {
-    gradcheck_conv(2, 5, 3, 4, 3, (Conv2dArgs){2, 1, 1}, true);
-    gradcheck_conv(1, 5, 4, 4, 3, (Conv2dArgs){1, 1, 4}, true);
+    gradcheck_conv(2, 5, 3, 4, 3, (Conv2dArgs){.stride = 2, .pad = 1, .groups = 1}, true);
+    gradcheck_conv(1, 5, 4, 4, 3, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 4}, true);
 }
 
 Test(conv2d, same_bits_for_same_thread_count, .init = test_setup, .fini = test_teardown) {
     threads_init(2);
     Tensor *x = rand_tensor(4, (const int[]){4, 8, 8, 6}, -1, 1);
     Tensor *w = rand_tensor(4, (const int[]){3, 3, 6, 10}, -1, 1);
-    ConvGeom g = conv2d_geom(x, w, NULL, (Conv2dArgs){1, 1, 1});
+    ConvGeom g = conv2d_geom(x, w, NULL, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 1});
     Tensor *dy = rand_tensor(4, (const int[]){4, 8, 8, 10}, -1, 1);
     float *dw1 = arena_floats_zero(&test_arena, w->numel), *dw2 = arena_floats_zero(&test_arena, w->numel);
     conv2d_backward_fast(NULL, dw1, NULL, dy->data, x->data, w->data, &g, false);
@@ -236,25 +236,25 @@ static void make_bad_conv(void *ctx) {
 }
 
 Test(conv2d, rejects_channel_mismatch, .init = test_setup, .fini = test_teardown) {
-    BadConv b = {{2, 8, 8, 16}, {3, 3, 32, 8}, {1, 1, 1}};
+    BadConv b = {.xshape = {2, 8, 8, 16}, .wshape = {3, 3, 32, 8}, .args = {.stride = 1, .pad = 1, .groups = 1}};
     const char *m = expect_fatal(make_bad_conv, &b);
     cr_assert(strstr(m, "error: conv2d: input has 16 channels") != NULL, "message was: %s", m);
 }
 
 Test(conv2d, rejects_bad_groups_and_stride, .init = test_setup, .fini = test_teardown) {
-    BadConv g = {{2, 8, 8, 6}, {3, 3, 2, 8}, {1, 1, 4}};
+    BadConv g = {.xshape = {2, 8, 8, 6}, .wshape = {3, 3, 2, 8}, .args = {.stride = 1, .pad = 1, .groups = 4}};
     cr_assert(strstr(expect_fatal(make_bad_conv, &g), "groups do not divide") != NULL);
-    BadConv s = {{2, 8, 8, 6}, {3, 3, 6, 8}, {0, 1, 1}};
+    BadConv s = {.xshape = {2, 8, 8, 6}, .wshape = {3, 3, 6, 8}, .args = {.stride = 0, .pad = 1, .groups = 1}};
     cr_assert(strstr(expect_fatal(make_bad_conv, &s), "stride >= 1") != NULL);
 }
 
 Test(conv2d, rejects_kernel_larger_than_input, .init = test_setup, .fini = test_teardown) {
-    BadConv k = {{1, 2, 2, 1}, {5, 5, 1, 1}, {1, 0, 1}};
+    BadConv k = {.xshape = {1, 2, 2, 1}, .wshape = {5, 5, 1, 1}, .args = {.stride = 1, .pad = 0, .groups = 1}};
     cr_assert(strstr(expect_fatal(make_bad_conv, &k), "does not fit") != NULL);
 }
 
 static void conv_mismatch_exit(void) {
-    BadConv b = {{2, 8, 8, 16}, {3, 3, 32, 8}, {1, 1, 1}};
+    BadConv b = {.xshape = {2, 8, 8, 16}, .wshape = {3, 3, 32, 8}, .args = {.stride = 1, .pad = 1, .groups = 1}};
     make_bad_conv(&b);
 }
 

@@ -94,14 +94,15 @@ static void parse_case(const BadIdx *c, int ndim) {
 
 Test(idx, rejects_malformed_headers, .init = make_dir, .fini = remove_dir) {
     BadIdx cases[] = {
-        {"short", {0, 0}, 2, "truncated IDX header"},
-        {"magic", {1, 2, 8, 1, 0, 0, 0, 1, 5}, 9, "not an IDX file"},
-        {"float type", {0, 0, 0x0d, 1, 0, 0, 0, 1, 5}, 9, "element type 0x0d"},
-        {"dims", {0, 0, 8, 2, 0, 0, 0, 1, 0, 0, 0, 1, 5}, 13, "2 dimensions, expected 1"},
-        {"truncated data", {0, 0, 8, 1, 0, 0, 0, 9, 1, 2}, 10, "truncated: header promises 9"},
-        {"trailing", {0, 0, 8, 1, 0, 0, 0, 1, 1, 2}, 10, "trailing bytes"},
-        {"zero dim", {0, 0, 8, 1, 0, 0, 0, 0}, 8, "size 0"},
-    };
+        {.what = "short", .bytes = {0, 0}, .n = 2, .expect = "truncated IDX header"},
+        {.what = "magic", .bytes = {1, 2, 8, 1, 0, 0, 0, 1, 5}, .n = 9, .expect = "not an IDX file"},
+        {.what = "float type", .bytes = {0, 0, 0x0d, 1, 0, 0, 0, 1, 5}, .n = 9, .expect = "element type 0x0d"},
+        {.what = "dims", .bytes = {0, 0, 8, 2, 0, 0, 0, 1, 0, 0, 0, 1, 5}, .n = 13,
+         .expect = "2 dimensions, expected 1"},
+        {.what = "truncated data", .bytes = {0, 0, 8, 1, 0, 0, 0, 9, 1, 2}, .n = 10,
+         .expect = "truncated: header promises 9"},
+        {.what = "trailing", .bytes = {0, 0, 8, 1, 0, 0, 0, 1, 1, 2}, .n = 10, .expect = "trailing bytes"},
+        {.what = "zero dim", .bytes = {0, 0, 8, 1, 0, 0, 0, 0}, .n = 8, .expect = "size 0"}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) parse_case(&cases[i], 1);
 }
 

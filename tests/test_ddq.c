@@ -250,7 +250,8 @@ static Pass one_pass(Quantizer *q, Tensor *x, const float *r, bool reference) {
     tape_backward_from(&T, y, r);
     T.ref_kernels = false;
     DdqState s = ddq_state(q);
-    Pass p = {copy_floats(y->data, x->numel), copy_floats(x->grad, x->numel), {0}, s.sig_down, s.sig_up};
+    Pass p = {.y = copy_floats(y->data, x->numel), .dx = copy_floats(x->grad, x->numel), .grad = {0},
+              .down = s.sig_down, .up = s.sig_up};
     memcpy(p.grad, fine->grad, sizeof p.grad);
     q->ops->step(q, 0);  // clears the signals (levels and gates frozen)
     return p;

@@ -33,11 +33,12 @@ static void net_init(Net *n, uint64_t seed) {
 }
 
 static Tensor *net_forward(Net *n, Tape *t, Tensor *x, Rng *drop) {
-    Tensor *h = op_conv2d(t, x, n->w1, NULL, (Conv2dArgs){1, 1, 1});
-    h = op_relu6(t, op_batchnorm(t, h, n->g1, n->b1, (BatchNormArgs){n->rm, n->rv, 0.1f, 1e-5f}));
-    Tensor *d = op_relu(t, op_conv2d(t, h, n->wd, NULL, (Conv2dArgs){2, 1, 8}));
-    h = op_add(t, op_conv2d(t, d, n->w2, NULL, (Conv2dArgs){1, 0, 1}), d);
-    h = op_maxpool2d(t, h, (Pool2dArgs){2, 2, 0});
+    Tensor *h = op_conv2d(t, x, n->w1, NULL, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 1});
+    h = op_relu6(t, op_batchnorm(t, h, n->g1, n->b1, (BatchNormArgs){.running_mean = n->rm, .running_var = n->rv,
+                                                                     .momentum = 0.1f, .eps = 1e-5f}));
+    Tensor *d = op_relu(t, op_conv2d(t, h, n->wd, NULL, (Conv2dArgs){.stride = 2, .pad = 1, .groups = 8}));
+    h = op_add(t, op_conv2d(t, d, n->w2, NULL, (Conv2dArgs){.stride = 1, .pad = 0, .groups = 1}), d);
+    h = op_maxpool2d(t, h, (Pool2dArgs){.kernel = 2, .stride = 2, .pad = 0});
     h = op_dropout(t, op_flatten(t, op_global_avgpool(t, h)), 0.1f, drop);
     return op_linear(t, h, n->fc, n->fcb);
 }

@@ -22,13 +22,21 @@ typedef struct RefCount {
 
 Test(models, mobilenetv2_matches_reference_counts) {
     RefCount ref[] = {
-        {1.0f, MNV2_S1X3, 3, 32, 2236682, 296473088}, {1.0f, MNV2_S1X3, 1, 28, 2236106, 226538624},
-        {1.0f, MNV2_S1X2, 3, 32, 2236682, 87976448},  {1.0f, MNV2_S1X2, 1, 28, 2236106, 72938624},
-        {0.5f, MNV2_S1X3, 3, 32, 700490, 87998976},   {0.5f, MNV2_S1X3, 1, 28, 700202, 67151424},
-        {0.5f, MNV2_S1X2, 3, 32, 700490, 27969024},   {0.5f, MNV2_S1X2, 1, 28, 700202, 23111712},
-    };
+        {.width = 1.0f, .variant = MNV2_S1X3, .in_c = 3, .size = 32, .params = 2236682,
+         .macs = 296473088}, {.width = 1.0f, .variant = MNV2_S1X3, .in_c = 1, .size = 28, .params = 2236106,
+         .macs = 226538624},
+        {.width = 1.0f, .variant = MNV2_S1X2, .in_c = 3, .size = 32, .params = 2236682,
+         .macs = 87976448},  {.width = 1.0f, .variant = MNV2_S1X2, .in_c = 1, .size = 28, .params = 2236106,
+         .macs = 72938624},
+        {.width = 0.5f, .variant = MNV2_S1X3, .in_c = 3, .size = 32, .params = 700490,
+         .macs = 87998976},   {.width = 0.5f, .variant = MNV2_S1X3, .in_c = 1, .size = 28, .params = 700202,
+         .macs = 67151424},
+        {.width = 0.5f, .variant = MNV2_S1X2, .in_c = 3, .size = 32, .params = 700490,
+         .macs = 27969024},   {.width = 0.5f, .variant = MNV2_S1X2, .in_c = 1, .size = 28, .params = 700202,
+         .macs = 23111712}};
     for (size_t i = 0; i < sizeof ref / sizeof *ref; i++) {
-        MobileNetV2Config c = {ref[i].width, ref[i].variant, ref[i].in_c, ref[i].size, 10, 0.2f};
+        MobileNetV2Config c = {.width = ref[i].width, .variant = ref[i].variant, .in_channels = ref[i].in_c,
+                               .in_size = ref[i].size, .num_classes = 10, .dropout = 0.2f};
         Model *m = mobilenetv2_new(&c, &nn_float_factory, 1);
         cr_assert_eq((long long)m->n_params, ref[i].params, "%s %dx%dx%d params", m->name, ref[i].size, ref[i].size, ref[i].in_c);
         cr_assert_eq(m->macs, ref[i].macs, "%s %dx%dx%d MACs", m->name, ref[i].size, ref[i].size, ref[i].in_c);
@@ -39,7 +47,7 @@ Test(models, mobilenetv2_matches_reference_counts) {
 Test(models, resnet20_matches_reference_counts) {
     long long ref[2][4] = {{3, 32, 269722, 40551040}, {1, 28, 269434, 30821248}};
     for (int i = 0; i < 2; i++) {
-        ResNetConfig c = {20, (int)ref[i][0], (int)ref[i][1], 10};
+        ResNetConfig c = {.depth = 20, .in_channels = (int)ref[i][0], .in_size = (int)ref[i][1], .num_classes = 10};
         Model *m = resnet_new(&c, &nn_float_factory, 1);
         cr_assert_eq((long long)m->n_params, ref[i][2]);
         cr_assert_eq(m->macs, ref[i][3]);
@@ -51,7 +59,7 @@ Test(models, forward_shapes_and_divisible, .init = test_setup, .fini = test_tear
     cr_assert_eq(mobilenetv2_divisible(32 * 0.5f), 16);
     cr_assert_eq(mobilenetv2_divisible(24 * 0.35f), 8);
     cr_assert_eq(mobilenetv2_divisible(1280 * 1.0f), 1280);
-    LeNetConfig lc = {1, 28, 10, 0.25f};
+    LeNetConfig lc = {.in_channels = 1, .in_size = 28, .num_classes = 10, .dropout = 0.25f};
     Model *m = lenet_new(&lc, &nn_float_factory, 1);
     Tensor *x = rand_tensor(4, (const int[]){3, 28, 28, 1}, -1, 1);
     Tensor *y = model_forward(m, &T, x);
@@ -65,7 +73,7 @@ static void wrong_input(void *ctx) {
 }
 
 Test(models, rejects_wrong_input_shape, .init = test_setup_quiet, .fini = test_teardown) {
-    LeNetConfig lc = {1, 28, 10, 0};
+    LeNetConfig lc = {.in_channels = 1, .in_size = 28, .num_classes = 10, .dropout = 0};
     Model *m = lenet_new(&lc, &nn_float_factory, 1);
     const char *msg = expect_fatal(wrong_input, m);
     cr_assert(strstr(msg, "model lenet: input (2, 32, 32, 3), expected (N, 28, 28, 1)") != NULL, "got: %s", msg);
@@ -101,7 +109,8 @@ static void gradcheck_model(Model *m, int batch, const char *const *names, const
     // (measured over 60 seeds of resnet8: worst 5.6% at eps 5e-4 with probes whose one-sided
     // slopes differ by more than 5% skipped). The tolerance is 10%: a wrong term is far larger,
     // and the ops and blocks are checked tightly on their own.
-    GradcheckOptions o = {.training = true, .probes = 8, .eps = 5e-4, .floor = 1e-2, .skip_kinks = true, .kink_tol = 0.05};
+    GradcheckOptions o = {.training = true, .probes = 8, .eps = 5e-4, .floor = 1e-2, .skip_kinks = true,
+                          .kink_tol = 0.05};
     GradcheckResult r = gradcheck(model_fn, &ctx, ins, n, &o);
     cr_assert(r.checked >= 2 * r.skipped, "%s: %d probes on kinks, %d checked", what, r.skipped, r.checked);
     cr_assert(r.max_err < 0.1, "%s: error %.3g at input %d [%zu]: %g vs %g (%d checked, %d kinks skipped)",
@@ -113,17 +122,18 @@ static void gradcheck_model(Model *m, int batch, const char *const *names, const
  * output; the earlier layers are covered by the op and block checks, and by
  * tests/test_determinism.c (fast vs reference kernels on a whole network). */
 Test(models, gradcheck_tiny_models, .init = test_setup, .fini = test_teardown) {
-    MobileNetV2Config mc = {0.25f, MNV2_S1X3, 1, 8, 4, 0};
+    MobileNetV2Config mc = {.width = 0.25f, .variant = MNV2_S1X3, .in_channels = 1, .in_size = 8, .num_classes = 4,
+                            .dropout = 0};
     Model *m = mobilenetv2_new(&mc, &nn_float_factory, 2);
     const char *tail[] = {"classifier.weight", "classifier.bias", "features.18.weight",
                           "features.18.bn.gamma", "features.17.project.weight", "features.17.dw.bn.beta", NULL};
     gradcheck_model(m, 4, tail, "mobilenetv2 w0.25 8x8, last layers");
     model_free(m);
-    ResNetConfig rc = {8, 2, 8, 3};
+    ResNetConfig rc = {.depth = 8, .in_channels = 2, .in_size = 8, .num_classes = 3};
     m = resnet_new(&rc, &nn_float_factory, 3);
     gradcheck_model(m, 3, NULL, "resnet8 8x8");
     model_free(m);
-    LeNetConfig lc = {1, 8, 3, 0};
+    LeNetConfig lc = {.in_channels = 1, .in_size = 8, .num_classes = 3, .dropout = 0};
     m = lenet_new(&lc, &nn_float_factory, 4);
     gradcheck_model(m, 3, NULL, "lenet 8x8");
     model_free(m);
@@ -134,15 +144,21 @@ Test(models, gradcheck_tiny_models, .init = test_setup, .fini = test_teardown) {
 Test(models, gradcheck_inverted_residual_block, .init = test_setup, .fini = test_teardown) {
     Model *m = model_new("block", 1, 6, 6, 3);
     Layer *net = m->net = sequential_new("block");
-    builder_conv_bn_act(m, net, &nn_float_factory, &(ConvDesc){"stem", 1, 4, 3, 1, 1, ACT_RELU6});
+    builder_conv_bn_act(m, net, &nn_float_factory, &(ConvDesc){.name = "stem", .in = 1, .out = 4, .kernel = 3,
+                                                               .stride = 1, .groups = 1, .act = ACT_RELU6});
     Layer *body = sequential_new("b");
-    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){"b.expand", 4, 12, 1, 1, 1, ACT_RELU6});
-    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){"b.dw", 12, 12, 3, 1, 12, ACT_RELU6});
-    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){"b.project", 12, 4, 1, 1, 1, ACT_NONE});
+    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){.name = "b.expand", .in = 4, .out = 12, .kernel = 1,
+                                                                .stride = 1, .groups = 1, .act = ACT_RELU6});
+    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){.name = "b.dw", .in = 12, .out = 12, .kernel = 3,
+                                                                .stride = 1, .groups = 12, .act = ACT_RELU6});
+    builder_conv_bn_act(m, body, &nn_float_factory, &(ConvDesc){.name = "b.project", .in = 12, .out = 4, .kernel = 1,
+                                                                .stride = 1, .groups = 1, .act = ACT_NONE});
     sequential_add(net, residual_new("b", body, NULL, false));
-    builder_conv_bn_act(m, net, &nn_float_factory, &(ConvDesc){"down", 4, 8, 3, 2, 4, ACT_RELU6});
+    builder_conv_bn_act(m, net, &nn_float_factory, &(ConvDesc){.name = "down", .in = 4, .out = 8, .kernel = 3,
+                                                               .stride = 2, .groups = 4, .act = ACT_RELU6});
     sequential_add(net, global_avgpool_layer_new());
-    sequential_add(net, builder_weighted(m, &nn_float_factory, &(LayerSpec){.kind = SPEC_LINEAR, .name = "fc", .in = 8, .out = 3, .bias = true}));
+    sequential_add(net, builder_weighted(m, &nn_float_factory, &(LayerSpec){.kind = SPEC_LINEAR, .name = "fc",
+                                                                            .in = 8, .out = 3, .bias = true}));
     model_finish(m, 5);
     const char *all[] = {"stem.weight", "b.expand.weight", "b.dw.weight", "b.dw.bn.gamma",
                          "b.project.weight", "b.project.bn.beta", "down.weight", "fc.weight", NULL};
@@ -151,7 +167,7 @@ Test(models, gradcheck_inverted_residual_block, .init = test_setup, .fini = test
 }
 
 Test(models, seeded_initialisation, .init = test_setup, .fini = test_teardown) {
-    LeNetConfig lc = {1, 28, 10, 0};
+    LeNetConfig lc = {.in_channels = 1, .in_size = 28, .num_classes = 10, .dropout = 0};
     Model *a = lenet_new(&lc, &nn_float_factory, 7), *b = lenet_new(&lc, &nn_float_factory, 7);
     Model *c = lenet_new(&lc, &nn_float_factory, 8);
     assert_bits_equal(a->slab.data, b->slab.data, a->slab.numel, "same seed");

@@ -51,7 +51,8 @@ static Dataset synthetic(int n, uint64_t seed) {
 }
 
 static Model *build(void *ctx, const LayerFactory *f, uint64_t seed, const Dataset *d) {
-    MobileNetV2Config mc = {0.25f, MNV2_S1X3, d->c, d->h, d->num_classes, 0};
+    MobileNetV2Config mc = {.width = 0.25f, .variant = MNV2_S1X3, .in_channels = d->c, .in_size = d->h,
+                            .num_classes = d->num_classes, .dropout = 0};
     return mobilenetv2_new(&mc, f, seed);
 }
 

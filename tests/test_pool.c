@@ -15,7 +15,7 @@ Test(pool, maxpool_hand_computed, .init = test_setup, .fini = test_teardown) {
     // 4x4 image 0..15, 2x2 windows stride 2 -> 5 7 13 15
     Tensor *x = iota4(1, 4, 4, 1);
     x->requires_grad = true;
-    Tensor *y = op_maxpool2d(&T, x, (Pool2dArgs){2, 2, 0});
+    Tensor *y = op_maxpool2d(&T, x, (Pool2dArgs){.kernel = 2, .stride = 2, .pad = 0});
     assert_close(y->data, (float[]){5, 7, 13, 15}, 4, 0, 0, "maxpool 2x2/2");
     Tensor *s = op_sum(&T, y);
     tape_backward(&T, s);
@@ -27,16 +27,16 @@ Test(pool, maxpool_hand_computed, .init = test_setup, .fini = test_teardown) {
 Test(pool, maxpool_padding_is_ignored, .init = test_setup, .fini = test_teardown) {
     Tensor *x = tensor_new4(&test_arena, 1, 2, 2, 1);
     tensor_fill(x, -3);  // all negative: padding must not win as a zero
-    Tensor *y = op_maxpool2d(&T, x, (Pool2dArgs){3, 1, 1});
+    Tensor *y = op_maxpool2d(&T, x, (Pool2dArgs){.kernel = 3, .stride = 1, .pad = 1});
     assert_close(y->data, (float[]){-3, -3, -3, -3}, 4, 0, 0, "maxpool 3x3/1 pad 1");
 }
 
 Test(pool, avgpool_counts_padding, .init = test_setup, .fini = test_teardown) {
     Tensor *x = tensor_new4(&test_arena, 1, 2, 2, 1);
     tensor_fill(x, 9);
-    Tensor *y = op_avgpool2d(&T, x, (Pool2dArgs){3, 1, 1});
+    Tensor *y = op_avgpool2d(&T, x, (Pool2dArgs){.kernel = 3, .stride = 1, .pad = 1});
     assert_close(y->data, (float[]){4, 4, 4, 4}, 4, 0, 0, "avgpool 3x3 pad 1: 4 of 9 taps inside");
-    Tensor *y2 = op_avgpool2d(&T, iota4(1, 4, 4, 1), (Pool2dArgs){2, 2, 0});
+    Tensor *y2 = op_avgpool2d(&T, iota4(1, 4, 4, 1), (Pool2dArgs){.kernel = 2, .stride = 2, .pad = 0});
     assert_close(y2->data, (float[]){2.5f, 4.5f, 10.5f, 12.5f}, 4, 0, 0, "avgpool 2x2/2");
 }
 
@@ -81,7 +81,7 @@ static void bad_pool(void *ctx) {
 }
 
 Test(pool, rejects_bad_arguments, .init = test_setup, .fini = test_teardown) {
-    Pool2dArgs big = {5, 1, 0}, pad = {2, 1, 2}, stride = {2, 0, 0};
+    Pool2dArgs big = {.kernel = 5, .stride = 1, .pad = 0}, pad = {2, 1, 2}, stride = {2, 0, 0};
     cr_assert(strstr(expect_fatal(bad_pool, &big), "does not fit") != NULL);
     cr_assert(strstr(expect_fatal(bad_pool, &pad), "pad <= kernel/2") != NULL);
     cr_assert(strstr(expect_fatal(bad_pool, &stride), "stride >= 1") != NULL);

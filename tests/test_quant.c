@@ -116,7 +116,8 @@ static BasePass base_pass(Quantizer *q, Tensor *x, const float *r, bool referenc
     tape_backward_from(&T, y, r);
     T.ref_kernels = false;
     Tensor *a = baseline_param(q, 0), *b = baseline_param(q, 1);
-    return (BasePass){copy_floats(y->data, x->numel), copy_floats(x->grad, x->numel), a ? a->grad[0] : 0, b ? b->grad[0] : 0};
+    return (BasePass){.y = copy_floats(y->data, x->numel), .dx = copy_floats(x->grad, x->numel),
+                      .p0 = a ? a->grad[0] : 0, .p1 = b ? b->grad[0] : 0};
 }
 
 /* The vectorised per-tensor kernels (min/max activations, PACT, LSQ, LSQ+) against quantize_one
@@ -195,7 +196,8 @@ Test(baselines, reject_bad_settings, .init = setup, .fini = teardown) {
 /* ------------------------------------------------------------------ quantized models */
 static Model *tiny_mnv2(QuantContext *qc) {
     LayerFactory f = quant_factory(qc);
-    MobileNetV2Config mc = {0.25f, MNV2_S1X3, 1, 8, 4, 0};
+    MobileNetV2Config mc = {.width = 0.25f, .variant = MNV2_S1X3, .in_channels = 1, .in_size = 8, .num_classes = 4,
+                            .dropout = 0};
     return mobilenetv2_new(&mc, &f, 3);
 }
 
@@ -439,7 +441,8 @@ Test(qcontrol, crafted_states_are_refused, .init = setup, .fini = teardown) {
         {.at = q0_state + 12, .value = -5, .width = 4, .expect = "negative bit-change count"},
         {.at = q0_state + 20, .value = 0x7fc00000, .width = 4, .expect = "gates, price or step out of range"},
         {.at = 0, .value = 0, .width = 0, .expect = "trailing bytes"},  // one byte appended
-        {.at = SIZE_MAX, .value = 7, .width = 8, .expect = "trace row 2 has step 7"},  // (the last row's step; fuzzing found
+        {.at = SIZE_MAX, .value = 7, .width = 8,
+         .expect = "trace row 2 has step 7"},  // (the last row's step; fuzzing found
                                                                                         // its message read freed memory)
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {

@@ -29,9 +29,10 @@ typedef struct NetCtx {
 static Tensor *residual_net(Tape *t, Tensor **in, void *ctx) {
     Tensor *x = in[0], *w1 = in[1], *w2 = in[2], *g = in[3], *b = in[4];
     NetCtx *c = ctx;
-    Tensor *h = op_conv2d(t, x, w1, NULL, (Conv2dArgs){1, 1, 1});
-    h = op_relu(t, op_batchnorm(t, h, g, b, (BatchNormArgs){c->rm, c->rv, 0.1f, 1e-5f}));
-    h = op_add(t, op_conv2d(t, h, w2, NULL, (Conv2dArgs){1, 1, 1}), x);
+    Tensor *h = op_conv2d(t, x, w1, NULL, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 1});
+    h = op_relu(t, op_batchnorm(t, h, g, b, (BatchNormArgs){.running_mean = c->rm, .running_var = c->rv,
+                                                            .momentum = 0.1f, .eps = 1e-5f}));
+    h = op_add(t, op_conv2d(t, h, w2, NULL, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 1}), x);
     return op_global_avgpool(t, h);
 }
 
@@ -105,8 +106,9 @@ Test(tape, arena_stops_growing_after_first_step, .init = test_setup, .fini = tes
     size_t mallocs[3];
     for (int step = 0; step < 3; step++) {
         tape_reset(&t);
-        Tensor *h = op_batchnorm(&t, op_conv2d(&t, x, w, NULL, (Conv2dArgs){1, 1, 1}), g, b,
-                                 (BatchNormArgs){NULL, NULL, 0.1f, 1e-5f});
+        Tensor *h = op_batchnorm(&t, op_conv2d(&t, x, w, NULL, (Conv2dArgs){.stride = 1, .pad = 1, .groups = 1}), g, b,
+                                 (BatchNormArgs){.running_mean = NULL, .running_var = NULL, .momentum = 0.1f,
+                                                 .eps = 1e-5f});
         tape_backward(&t, op_mean(&t, op_relu(&t, h)));
         mallocs[step] = a.n_mallocs;
     }
@@ -143,7 +145,8 @@ static void bn_grads(bool ref_fwd, bool ref_bwd, float *dx) {
     rng_fill_uniform(&r, b->data, C, -1, 1);
     float rm[C] = {0}, rv[C] = {0};
     T.ref_kernels = ref_fwd;
-    Tensor *y = op_batchnorm(&T, x, g, b, (BatchNormArgs){.running_mean = rm, .running_var = rv, .momentum = 0.1f, .eps = 1e-5f});
+    Tensor *y = op_batchnorm(&T, x, g, b, (BatchNormArgs){.running_mean = rm, .running_var = rv, .momentum = 0.1f,
+                                                          .eps = 1e-5f});
     T.ref_kernels = ref_bwd;
     float *dy = arena_floats(&test_arena, y->numel);
     rng_fill_uniform(&r, dy, y->numel, -1, 1);

@@ -46,12 +46,14 @@ Test(sgd, matches_the_formula) {
 }
 
 Test(sgd, schedules) {
-    Schedule c = {SCHED_COSINE, 0.1f, 0.0f, 1, 11, 0, 0};
+    Schedule c = {.kind = SCHED_COSINE, .lr = 0.1f, .lr_min = 0.0f, .warmup = 1, .epochs = 11, .step_epochs = 0,
+                  .gamma = 0};
     cr_assert_float_eq(schedule_lr(&c, 0.5), 0.05f, 1e-7, "warm-up is linear");
     cr_assert_float_eq(schedule_lr(&c, 1), 0.1f, 1e-7);
     cr_assert_float_eq(schedule_lr(&c, 6), 0.05f, 1e-7, "cosine halfway");
     cr_assert_float_eq(schedule_lr(&c, 11), 0, 1e-7);
-    Schedule s = {SCHED_STEP, 0.1f, 0, 0, 30, 10, 0.1f};
+    Schedule s = {.kind = SCHED_STEP, .lr = 0.1f, .lr_min = 0, .warmup = 0, .epochs = 30, .step_epochs = 10,
+                  .gamma = 0.1f};
     cr_assert_float_eq(schedule_lr(&s, 9.99), 0.1f, 1e-7);
     cr_assert_float_eq(schedule_lr(&s, 25), 0.001f, 1e-8);
 }
@@ -100,7 +102,7 @@ static TrainConfig small_config(const char *sub) {
 }
 
 static Model *small_model(void) {
-    LeNetConfig lc = {1, 8, 4, 0.1f};
+    LeNetConfig lc = {.in_channels = 1, .in_size = 8, .num_classes = 4, .dropout = 0.1f};
     return lenet_new(&lc, &nn_float_factory, 11);
 }
 

@@ -41,10 +41,16 @@ void logs_write_svg(const TrainConfig *c, const char *title, const EpochLog *h, 
     text_init(&t);
     svg_begin(&t, 960, 420);
     svg_text(&t, 480, 22, "middle", 15, title);
-    SvgSeries loss[2] = {{"train loss", x, trl, n, "#1f77b4", false}, {"test loss", x, tel, n, "#d62728", true}};
-    SvgSeries acc[2] = {{"train acc %", x, tra, n, "#1f77b4", false}, {"test acc %", x, tea, n, "#d62728", true}};
-    svg_line_chart(&t, (SvgAxes){70, 60, 370, 300, "loss", "epoch", "cross-entropy"}, loss, 2);
-    svg_line_chart(&t, (SvgAxes){560, 60, 370, 300, "accuracy", "epoch", "top-1 %"}, acc, 2);
+    SvgSeries loss[2] = {{.label = "train loss", .x = x, .y = trl, .n = n, .color = "#1f77b4",
+                          .dashed = false}, {.label = "test loss", .x = x, .y = tel, .n = n, .color = "#d62728",
+                          .dashed = true}};
+    SvgSeries acc[2] = {{.label = "train acc %", .x = x, .y = tra, .n = n, .color = "#1f77b4",
+                         .dashed = false}, {.label = "test acc %", .x = x, .y = tea, .n = n, .color = "#d62728",
+                         .dashed = true}};
+    svg_line_chart(&t, (SvgAxes){.x = 70, .y = 60, .w = 370, .h = 300, .title = "loss", .xlabel = "epoch",
+                                 .ylabel = "cross-entropy"}, loss, 2);
+    svg_line_chart(&t, (SvgAxes){.x = 560, .y = 60, .w = 370, .h = 300, .title = "accuracy", .xlabel = "epoch",
+                                 .ylabel = "top-1 %"}, acc, 2);
     svg_end(&t);
     char path[4096];
     logs_path(path, sizeof path, c, "curves.svg");
