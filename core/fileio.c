@@ -81,6 +81,20 @@ bool fileio_write_atomic(const char *path, const void *const *parts, const size_
     return true;
 }
 
+bool fileio_check_writable_dir(const char *dir, char *err, size_t err_size) {
+    if (!fileio_make_dirs(dir, err, err_size)) return false;
+    char probe[4200];
+    if (snprintf(probe, sizeof probe, "%s/.ddqc-write-test", dir) >= (int)sizeof probe) {
+        snprintf(err, err_size, "path too long");
+        return false;
+    }
+    const void *parts[1] = {""};
+    size_t sizes[1] = {0};
+    if (!fileio_write_atomic(probe, parts, sizes, 1, err, err_size)) return false;
+    unlink(probe);
+    return true;
+}
+
 bool fileio_make_dirs(const char *dir, char *err, size_t err_size) {
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {

@@ -18,5 +18,8 @@ bool fileio_write_atomic(const char *path, const void *const *parts, const size_
                          int n_parts, char *err, size_t err_size);
 /* mkdir -p for a directory path; false with a reason in err. */
 bool fileio_make_dirs(const char *dir, char *err, size_t err_size);
+/* mkdir -p, then create and remove a file in it: false with a reason when files cannot be
+ * written there (a directory that exists read-only, a path whose name is taken by a file). */
+bool fileio_check_writable_dir(const char *dir, char *err, size_t err_size);
 
 #endif

@@ -73,7 +73,18 @@ static void apply_preset(int argc, char **argv, TrainConfig *cfg, QPipelineConfi
 int main(int argc, char **argv) {
     TrainConfig cfg = defaults;
     QPipelineConfig p = {.fp32_epochs = 4, .fp32_lr = 0.1f, .fp32_warmup = 1};
+    // What decides the quantized result, stated here (docs/ddq.md explains each choice; they are
+    // also the library's defaults, quant/qconfig.c):
     QuantConfig q = quant_config_defaults;
+    q.w_bits = 4, q.a_bits = 4;                            // the budget: mean bits of weights and activations
+    q.pin_bits = 8;                                        // first and last layer, outside the budget
+    q.ddq.init_bits = 8, q.ddq.b_min = 2;                  // every layer starts at 8 bits, none goes below 2
+    q.ddq.lr_gate = 20.0f, q.ddq.ema = 0.98f;              // gate step per unit of (signal − price); signal EMA
+    q.ddq.lr_levels_w = 0.01f, q.ddq.lr_levels_a = 0.25f;  // level learning rates at the peak lr
+    q.ddq.gap = 0.5f;                                      // levels stay half an initial fine step apart
+    q.eta = 0.003f;                                        // dual-ascent step of the bit prices
+    q.phase_warmup = 0.1f, q.phase_joint = 0.5f;           // 10% warm-up, 50% joint, then gates frozen
+    q.calib_batches = 4, q.percentile = 99.9f;             // activation ranges from 4 batches, 99.9th percentile
     ModelCfg mc = {.width = 0.5f, .dropout = 0.2f, .variant = "s1x2"};
     char preset[OPT_STRLEN] = "default";
     apply_preset(argc, argv, &cfg, &p);
@@ -87,6 +98,7 @@ int main(int argc, char **argv) {
     Experiment x;
     experiment_setup(&x, &cfg, extra, n, argc, argv,
                      "Train MobileNetV2 in FP32 (or reuse it), quantize with DDQ (or a baseline), compare.");
+    qpipeline_check(&x, &cfg, &p, &q);
     experiment_load_data(&x, &cfg);
     QPipelineResult r;
     qpipeline_run(&x, &cfg, &p, &q, build, &mc, &r);

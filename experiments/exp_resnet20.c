@@ -47,13 +47,14 @@ static Model *build(void *ctx, const LayerFactory *f, uint64_t seed, const Datas
 int main(int argc, char **argv) {
     TrainConfig cfg = defaults;
     QPipelineConfig p = {.fp32_epochs = 30, .fp32_lr = 0.1f, .fp32_warmup = 1};
-    QuantConfig q = quant_config_defaults;
+    QuantConfig q = quant_config_defaults;  // with --q_method: the values of exp_mobilenetv2.c (docs/ddq.md)
     snprintf(q.method, sizeof q.method, "none");
     int depth = 20;
     Option extra[TRAIN_MAX_OPTIONS] = {opt_int("depth", &depth, "ResNet depth 6n+2 (20, 32, 44, 56)", 8, 1000)};
     int n = 1 + qpipeline_options(&p, &q, extra + 1);
     Experiment x;
     experiment_setup(&x, &cfg, extra, n, argc, argv, "Train a CIFAR-style ResNet in FP32; optionally quantize it.");
+    qpipeline_check(&x, &cfg, &p, &q);
     experiment_load_data(&x, &cfg);
     QPipelineResult r;
     qpipeline_run(&x, &cfg, &p, &q, build, &depth, &r);

@@ -16,6 +16,7 @@
 
 int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *o) {
     int n = 0;
+    p->q_defaults = *q;
     o[n++] = opt_int("fp32_epochs", &p->fp32_epochs, "FP32 training epochs", 1, 100000);
     o[n++] = opt_float("fp32_lr", &p->fp32_lr, "FP32 peak learning rate", 0, 100);
     o[n++] = opt_float("fp32_warmup", &p->fp32_warmup, "FP32 warm-up epochs", 0, 100000);
@@ -233,15 +234,19 @@ static void report(const Experiment *x, const TrainConfig *cfg, const QuantConte
 }
 
 /* ------------------------------------------------------------------ the pipeline */
+void qpipeline_check(const Experiment *x, const TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *q) {
+    quant_config_check(q, p->q_defaults.method[0] ? &p->q_defaults : NULL, x->prog);
+    char err[512];
+    if (quant_method_of(q) != QUANT_NONE && !fileio_check_writable_dir(cfg->out_dir, err, sizeof err))
+        DQ_FATAL_FILE(cfg->out_dir, "cannot write in this directory (--out_dir): %s", err);
+}
+
 void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *qcfg,
                    QBuildFn build, void *build_ctx, QPipelineResult *out) {
     memset(out, 0, sizeof *out);
-    quant_config_check(qcfg, x->prog);
+    qpipeline_check(x, cfg, p, qcfg);  // before hours of FP32 training
     QuantMethod method = quant_method_of(qcfg);
     out->method = method;
-    char err[512];
-    if (method != QUANT_NONE && !fileio_make_dirs(cfg->out_dir, err, sizeof err))  // before hours of FP32 training
-        DQ_FATAL_FILE(cfg->out_dir, "%s", err);
     TrainConfig fc;
     train_fp32(x, cfg, p, build, build_ctx, out, &fc);
     if (method == QUANT_NONE) {

@@ -28,6 +28,9 @@ typedef struct QPipelineConfig {
     float fp32_warmup;               // FP32 warm-up epochs (the fine-tune uses cfg->warmup)
     char fp32_dir[OPT_STRLEN];       // where the FP32 run lives ("" = derived from the model)
     int fp32_seed;                   // seed of the FP32 run (0 = the fine-tune's seed)
+    QuantConfig q_defaults;          // the quantization options before the command line (set by
+                                     // qpipeline_options): what "left at its default" means (left
+                                     // zero by code that builds its config itself: not checked)
 } QPipelineConfig;
 
 typedef struct QPipelineResult {
@@ -43,6 +46,9 @@ typedef struct QPipelineResult {
 
 /* Options of the pipeline (fp32_*) and of quantization (q_*, ddq_*), appended to out. */
 int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *out);
+/* Everything that can be checked before the data loads and the FP32 run trains: the quantization
+ * options, and that the fine-tuning's --out_dir can be written. Fatal "<prog>: error: …". */
+void qpipeline_check(const Experiment *x, const TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *q);
 void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *q,
                    QBuildFn build, void *build_ctx, QPipelineResult *out);
 /* RESULT exp=… method=… fp32_acc=… q_acc=… w_bits=… a_bits=… weight_kb=… … (method=none: the FP32

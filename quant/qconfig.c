@@ -104,16 +104,16 @@ static bool refuse(char *err, size_t es, const char *fmt, ...) {
     return false;
 }
 
-bool quant_config_validate(const QuantConfig *c, char *err, size_t es) {
+bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t es) {
     if (!in_list("ddq|lsq|pact|minmax|none", c->method))
         return refuse(err, es, "--q_method=%s: unknown method", c->method);
     if (!in_list("elements|bitops", c->budget) || !in_list("dual|hinge", c->lambda))
         return refuse(err, es, "--ddq_budget=%s / --ddq_lambda=%s: unknown", c->budget, c->lambda);
-    QuantConfig mine = *c, dflt = quant_config_defaults;
+    QuantConfig mine = *c, dflt = defaults ? *defaults : quant_config_defaults;
     Option om[64], od[64];
     int n = quant_config_options(&mine, om);
     DQ_CHECK(n <= 64 && quant_config_options(&dflt, od) == n);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; defaults && i < n; i++) {
         char a[OPT_STRLEN], b[OPT_STRLEN];
         options_value_str(&om[i], a, sizeof a);
         options_value_str(&od[i], b, sizeof b);
@@ -134,7 +134,7 @@ bool quant_config_validate(const QuantConfig *c, char *err, size_t es) {
     return true;
 }
 
-void quant_config_check(const QuantConfig *c, const char *prog) {
+void quant_config_check(const QuantConfig *c, const QuantConfig *defaults, const char *prog) {
     char err[512];
-    if (!quant_config_validate(c, err, sizeof err)) DQ_FATAL_FILE(prog, "%s", err);
+    if (!quant_config_validate(c, defaults, err, sizeof err)) DQ_FATAL_FILE(prog, "%s", err);
 }

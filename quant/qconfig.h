@@ -35,12 +35,13 @@ extern const QuantConfig quant_config_defaults;
 /* Writes the options (keys prefixed "q_" for the shared ones, "ddq_" for DDQ's) into out;
  * returns how many. */
 int quant_config_options(QuantConfig *c, Option *out);
-/* Checks the combination; false with the reason in err. An option the chosen method does not
- * implement is refused when it differs from its default (--ddq_gap with --q_method=lsq, any --q_*
- * with --q_method=none), never silently ignored. */
-bool quant_config_validate(const QuantConfig *c, char *err, size_t err_size);
+/* Checks the combination; false with the reason in err. With `defaults` (the values the options
+ * started from, before the command line), an option the chosen method does not implement is
+ * refused when it differs from them (--ddq_gap with --q_method=lsq, any --q_* with
+ * --q_method=none), never silently ignored; NULL skips that check. */
+bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t err_size);
 /* The same, fatal "<prog>: error: …" on a bad one. */
-void quant_config_check(const QuantConfig *c, const char *prog);
+void quant_config_check(const QuantConfig *c, const QuantConfig *defaults, const char *prog);
 
 QuantMethod quant_method_of(const QuantConfig *c);
 QuantBudgetKind quant_budget_of(const QuantConfig *c);

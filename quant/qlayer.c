@@ -83,7 +83,7 @@ static Layer *quant_make(const LayerFactory *f, ParamSlab *slab, const LayerSpec
 
 QuantContext *quant_context_new(const QuantConfig *cfg) {
     char err[512];
-    if (!quant_config_validate(cfg, err, sizeof err)) DQ_FATAL("quant_context_new: %s", err);
+    if (!quant_config_validate(cfg, NULL, err, sizeof err)) DQ_FATAL("quant_context_new: %s", err);
     QuantContext *qc = dq_calloc(1, sizeof *qc);
     qc->cfg = *cfg;
     qc->cfg.ddq.percentile = qc->cfg.base.percentile = cfg->percentile;  // one option, every method

@@ -269,24 +269,24 @@ static void q_unused_ddq(void *ctx) {
     QuantConfig c = quant_config_defaults;
     strcpy(c.method, "lsq");
     c.ddq.gap = 1;
-    quant_config_check(&c, "exp");
+    quant_config_check(&c, &quant_config_defaults, "exp");
 }
 static void q_unused_none(void *ctx) {
     QuantConfig c = quant_config_defaults;
     strcpy(c.method, "none");
     c.per_channel = true;
-    quant_config_check(&c, "exp");
+    quant_config_check(&c, &quant_config_defaults, "exp");
 }
 static void q_unused_lsq_percentile(void *ctx) {
     QuantConfig c = quant_config_defaults;
     strcpy(c.method, "lsq");
     c.percentile = 99;
-    quant_config_check(&c, "exp");
+    quant_config_check(&c, &quant_config_defaults, "exp");
 }
 static void q_unused_hinge(void *ctx) {
     QuantConfig c = quant_config_defaults;
     c.hinge = 1;
-    quant_config_check(&c, "exp");
+    quant_config_check(&c, &quant_config_defaults, "exp");
 }
 
 Test(qoptions, options_a_method_ignores_are_refused, .init = setup, .fini = teardown) {
@@ -302,10 +302,10 @@ Test(qoptions, options_a_method_ignores_are_refused, .init = setup, .fini = tear
     strcpy(c.method, "lsq");
     c.per_channel = true;
     char err[256];
-    cr_assert(quant_config_validate(&c, err, sizeof err), "LSQ honours --q_per_channel: %s", err);
+    cr_assert(quant_config_validate(&c, &quant_config_defaults, err, sizeof err), "LSQ honours --q_per_channel: %s", err);
     strcpy(c.method, "pact");
     c.percentile = 99;
-    cr_assert(quant_config_validate(&c, err, sizeof err), "PACT honours --q_per_channel and --q_percentile: %s", err);
+    cr_assert(quant_config_validate(&c, &quant_config_defaults, err, sizeof err), "PACT honours --q_per_channel and --q_percentile: %s", err);
 }
 
 /* Runs quant_run_step with the bits fixed by hand and returns λ_w after `steps` joint steps. */
@@ -476,7 +476,7 @@ static void parse_q(const char *a) {
     snprintf(arg, sizeof arg, "%s", a);
     char *argv[] = {prog, arg, NULL};
     options_parse(o, n, 2, argv, NULL);
-    quant_config_check(&c, "exp");
+    quant_config_check(&c, &quant_config_defaults, "exp");
 }
 
 static void q_bits9(void *ctx) { parse_q("--q_wbits=9"); }
@@ -487,7 +487,7 @@ static void q_frac(void *ctx) {
     QuantConfig c = quant_config_defaults;
     strcpy(c.method, "lsq");
     c.w_bits = 2.5f;
-    quant_config_check(&c, "exp");
+    quant_config_check(&c, &quant_config_defaults, "exp");
 }
 
 Test(qoptions, reject_bad_options, .init = setup, .fini = teardown) {

@@ -206,14 +206,8 @@ static void on_signal(int sig) { stop_signal = sig; }
 
 /* Fatal before any work unless dir exists (made) and a file can be created in it. */
 static void check_writable(const char *dir) {
-    char err[512], probe[4200];
-    if (!fileio_make_dirs(dir, err, sizeof err)) DQ_FATAL_FILE(dir, "%s", err);
-    snprintf(probe, sizeof probe, "%s/.ddqc-write-test", dir);
-    const void *parts[1] = {""};
-    size_t sizes[1] = {0};
-    if (!fileio_write_atomic(probe, parts, sizes, 1, err, sizeof err))
-        DQ_FATAL_FILE(dir, "cannot write in this directory (--out_dir): %s", err);
-    remove(probe);
+    char err[512];
+    if (!fileio_check_writable_dir(dir, err, sizeof err)) DQ_FATAL_FILE(dir, "cannot write in this directory (--out_dir): %s", err);
 }
 
 /* ------------------------------------------------------------------ the loop */

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char err[1024];
     if (options_parse_args(o, n, argc, argv, err, sizeof err) == OPTIONS_OK) {
         train_config_validate(&cfg, err, sizeof err);
-        quant_config_validate(&q, err, sizeof err);
+        quant_config_validate(&q, &quant_config_defaults, err, sizeof err);
     }
     free(text);
     return 0;
