@@ -38,12 +38,14 @@ typedef struct BnCase {
 } BnCase;
 
 ParameterizedTestParameters(batchnorm, fast_matches_reference) {
-    static BnCase cases[] = {{.R = 2, .C = 1, .threads = 1, .batch_stats = true, .act = ACT_NONE},     {.R = 37,
-                              .C = 5, .threads = 2, .batch_stats = true, .act = ACT_RELU},
-                             {.R = 1000, .C = 24, .threads = 2, .batch_stats = true, .act = ACT_RELU6}, {.R = 333,
-                              .C = 17, .threads = 3, .batch_stats = false, .act = ACT_RELU6},
-                             {.R = 64, .C = 144, .threads = 2, .batch_stats = true, .act = ACT_NONE},   {.R = 50,
-                              .C = 8, .threads = 2, .batch_stats = false, .act = ACT_RELU}};
+    static BnCase cases[] = {
+        {.R = 2, .C = 1, .threads = 1, .batch_stats = true, .act = ACT_NONE},
+        {.R = 37, .C = 5, .threads = 2, .batch_stats = true, .act = ACT_RELU},
+        {.R = 1000, .C = 24, .threads = 2, .batch_stats = true, .act = ACT_RELU6},
+        {.R = 333, .C = 17, .threads = 3, .batch_stats = false, .act = ACT_RELU6},
+        {.R = 64, .C = 144, .threads = 2, .batch_stats = true, .act = ACT_NONE},
+        {.R = 50, .C = 8, .threads = 2, .batch_stats = false, .act = ACT_RELU},
+    };
     return cr_make_param_array(BnCase, cases, sizeof cases / sizeof *cases);
 }
 

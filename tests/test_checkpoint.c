@@ -135,7 +135,10 @@ Test(checkpoint, overflowing_dimensions_are_refused_naming_the_file, .init = set
 /* The trainer's sections, crafted with a valid CRC: an epoch number that is not an int, a
  * position past its epoch, a velocity of the wrong size. Each is refused with a reason. */
 Test(checkpoint, crafted_run_states_are_refused, .init = setup, .fini = teardown) {
-    EpochLog h[2] = {{.epoch = 1, .train_acc = 0.5, .test_acc = 0.5}, {.epoch = 2, .train_acc = 0.5, .test_acc = 0.5}};
+    EpochLog h[2] = {
+        {.epoch = 1, .train_acc = 0.5, .test_acc = 0.5},
+        {.epoch = 2, .train_acc = 0.5, .test_acc = 0.5},
+    };
     RunState good = {.epoch = 2, .batch = 0, .batches = 10, .seed = 3, .history = h};
     rng_seed(&good.dropout, 1, 2);
     float velo[4] = {0};

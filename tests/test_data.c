@@ -102,7 +102,8 @@ Test(idx, rejects_malformed_headers, .init = make_dir, .fini = remove_dir) {
         {.what = "truncated data", .bytes = {0, 0, 8, 1, 0, 0, 0, 9, 1, 2}, .n = 10,
          .expect = "truncated: header promises 9"},
         {.what = "trailing", .bytes = {0, 0, 8, 1, 0, 0, 0, 1, 1, 2}, .n = 10, .expect = "trailing bytes"},
-        {.what = "zero dim", .bytes = {0, 0, 8, 1, 0, 0, 0, 0}, .n = 8, .expect = "size 0"}};
+        {.what = "zero dim", .bytes = {0, 0, 8, 1, 0, 0, 0, 0}, .n = 8, .expect = "size 0"},
+    };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) parse_case(&cases[i], 1);
 }
 

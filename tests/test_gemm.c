@@ -44,22 +44,23 @@ static void run_case(const GemmCase *c) {
 
 ParameterizedTestParameters(gemm, matches_reference) {
     static GemmCase cases[] = {
-        {.M = 1, .N = 1, .K = 1, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 1},       {.M = 7, .N = 5,
-         .K = 3, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 1},
-        {.M = 13, .N = 33, .K = 17, .ta = false, .tb = false, .beta = 1, .pad = 3, .threads = 1},    {.M = 12,
-         .N = 32, .K = 256, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 1},
-        {.M = 25, .N = 65, .K = 257, .ta = true, .tb = false, .beta = 0, .pad = 1, .threads = 2},    {.M = 37,
-         .N = 19, .K = 300, .ta = false, .tb = true, .beta = 1, .pad = 0, .threads = 2},
-        {.M = 64, .N = 48, .K = 31, .ta = true, .tb = true, .beta = 0.5f, .pad = 2, .threads = 3},   {.M = 130,
-         .N = 70, .K = 520, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 2},
-        {.M = 3, .N = 200, .K = 1000, .ta = true, .tb = false, .beta = 1, .pad = 0, .threads = 2},   {.M = 5, .N = 7,
-         .K = 4096, .ta = true, .tb = false, .beta = 1, .pad = 0, .threads = 2},
-        {.M = 300, .N = 24, .K = 144, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 2},  {.M = 300,
-         .N = 144, .K = 24, .ta = false, .tb = false, .beta = 0, .pad = 5, .threads = 2},
-        {.M = 96, .N = 3072 + 40, .K = 9, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 2}, {.M = 1,
-         .N = 513, .K = 77, .ta = false, .tb = true, .beta = 0, .pad = 0, .threads = 2},
-        {.M = 511, .N = 1, .K = 77, .ta = true, .tb = false, .beta = 1, .pad = 0, .threads = 2},     {.M = 49,
-         .N = 50, .K = 51, .ta = true, .tb = true, .beta = 1, .pad = 7, .threads = 1}};
+        {.M = 1, .N = 1, .K = 1, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 1},
+        {.M = 7, .N = 5, .K = 3, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 1},
+        {.M = 13, .N = 33, .K = 17, .ta = false, .tb = false, .beta = 1, .pad = 3, .threads = 1},
+        {.M = 12, .N = 32, .K = 256, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 1},
+        {.M = 25, .N = 65, .K = 257, .ta = true, .tb = false, .beta = 0, .pad = 1, .threads = 2},
+        {.M = 37, .N = 19, .K = 300, .ta = false, .tb = true, .beta = 1, .pad = 0, .threads = 2},
+        {.M = 64, .N = 48, .K = 31, .ta = true, .tb = true, .beta = 0.5f, .pad = 2, .threads = 3},
+        {.M = 130, .N = 70, .K = 520, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 2},
+        {.M = 3, .N = 200, .K = 1000, .ta = true, .tb = false, .beta = 1, .pad = 0, .threads = 2},
+        {.M = 5, .N = 7, .K = 4096, .ta = true, .tb = false, .beta = 1, .pad = 0, .threads = 2},
+        {.M = 300, .N = 24, .K = 144, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 2},
+        {.M = 300, .N = 144, .K = 24, .ta = false, .tb = false, .beta = 0, .pad = 5, .threads = 2},
+        {.M = 96, .N = 3072 + 40, .K = 9, .ta = false, .tb = false, .beta = 0, .pad = 0, .threads = 2},
+        {.M = 1, .N = 513, .K = 77, .ta = false, .tb = true, .beta = 0, .pad = 0, .threads = 2},
+        {.M = 511, .N = 1, .K = 77, .ta = true, .tb = false, .beta = 1, .pad = 0, .threads = 2},
+        {.M = 49, .N = 50, .K = 51, .ta = true, .tb = true, .beta = 1, .pad = 7, .threads = 1},
+    };
     return cr_make_param_array(GemmCase, cases, sizeof cases / sizeof *cases);
 }
 

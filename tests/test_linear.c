@@ -27,9 +27,13 @@ typedef struct LinCase {
 } LinCase;
 
 ParameterizedTestParameters(linear, fast_matches_reference) {
-    static LinCase cases[] = {{.N = 1, .IN = 1, .OUT = 1, .threads = 1}, {.N = 3, .IN = 17, .OUT = 5,
-                               .threads = 1}, {.N = 64, .IN = 1280, .OUT = 10, .threads = 2}, {.N = 7, .IN = 33,
-                               .OUT = 129, .threads = 2}, {.N = 130, .IN = 9, .OUT = 3, .threads = 3}};
+    static LinCase cases[] = {
+        {.N = 1, .IN = 1, .OUT = 1, .threads = 1},
+        {.N = 3, .IN = 17, .OUT = 5, .threads = 1},
+        {.N = 64, .IN = 1280, .OUT = 10, .threads = 2},
+        {.N = 7, .IN = 33, .OUT = 129, .threads = 2},
+        {.N = 130, .IN = 9, .OUT = 3, .threads = 3},
+    };
     return cr_make_param_array(LinCase, cases, sizeof cases / sizeof *cases);
 }
 

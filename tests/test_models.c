@@ -1,5 +1,5 @@
 /* test_models.c — the model builders against the PyTorch reference (parameter and MAC counts
- * from ../shared/bench/torch_reference.py), forward shapes, layer and model gradchecks. */
+ * from bench/torch_reference.py), forward shapes, layer and model gradchecks. */
 #include <string.h>
 
 #include "core/error.h"
@@ -22,18 +22,15 @@ typedef struct RefCount {
 
 Test(models, mobilenetv2_matches_reference_counts) {
     RefCount ref[] = {
-        {.width = 1.0f, .variant = MNV2_S1X3, .in_c = 3, .size = 32, .params = 2236682,
-         .macs = 296473088}, {.width = 1.0f, .variant = MNV2_S1X3, .in_c = 1, .size = 28, .params = 2236106,
-         .macs = 226538624},
-        {.width = 1.0f, .variant = MNV2_S1X2, .in_c = 3, .size = 32, .params = 2236682,
-         .macs = 87976448},  {.width = 1.0f, .variant = MNV2_S1X2, .in_c = 1, .size = 28, .params = 2236106,
-         .macs = 72938624},
-        {.width = 0.5f, .variant = MNV2_S1X3, .in_c = 3, .size = 32, .params = 700490,
-         .macs = 87998976},   {.width = 0.5f, .variant = MNV2_S1X3, .in_c = 1, .size = 28, .params = 700202,
-         .macs = 67151424},
-        {.width = 0.5f, .variant = MNV2_S1X2, .in_c = 3, .size = 32, .params = 700490,
-         .macs = 27969024},   {.width = 0.5f, .variant = MNV2_S1X2, .in_c = 1, .size = 28, .params = 700202,
-         .macs = 23111712}};
+        {.width = 1.0f, .variant = MNV2_S1X3, .in_c = 3, .size = 32, .params = 2236682, .macs = 296473088},
+        {.width = 1.0f, .variant = MNV2_S1X3, .in_c = 1, .size = 28, .params = 2236106, .macs = 226538624},
+        {.width = 1.0f, .variant = MNV2_S1X2, .in_c = 3, .size = 32, .params = 2236682, .macs = 87976448},
+        {.width = 1.0f, .variant = MNV2_S1X2, .in_c = 1, .size = 28, .params = 2236106, .macs = 72938624},
+        {.width = 0.5f, .variant = MNV2_S1X3, .in_c = 3, .size = 32, .params = 700490, .macs = 87998976},
+        {.width = 0.5f, .variant = MNV2_S1X3, .in_c = 1, .size = 28, .params = 700202, .macs = 67151424},
+        {.width = 0.5f, .variant = MNV2_S1X2, .in_c = 3, .size = 32, .params = 700490, .macs = 27969024},
+        {.width = 0.5f, .variant = MNV2_S1X2, .in_c = 1, .size = 28, .params = 700202, .macs = 23111712},
+    };
     for (size_t i = 0; i < sizeof ref / sizeof *ref; i++) {
         MobileNetV2Config c = {.width = ref[i].width, .variant = ref[i].variant, .in_channels = ref[i].in_c,
                                .in_size = ref[i].size, .num_classes = 10, .dropout = 0.2f};
