@@ -1,7 +1,9 @@
 /* bench_train.c — training and evaluation throughput of the model builders on random data,
- * the same protocol as ../shared/bench/torch_reference.py: a training step is forward +
- * backward + SGD momentum step; evaluation is an eval-mode forward. Each timing is the median
- * step time over at least --min_iters steps and --budget seconds, after 2 warm-up steps.
+ * the same protocol as bench/torch_reference.py: a training step is forward + backward + SGD
+ * momentum step; evaluation is an eval-mode forward. Each timing is the median step time over at
+ * least --min_iters steps and --budget seconds, after 2 warm-up steps. Every configuration (model,
+ * batch, threads) runs in a process of its own, so its "max RSS" is its own peak, not the
+ * largest one timed before it.
  *
  *   build/release/bench/bench_train [--model=all|mnv2|resnet20] [--width=1.0] [--variant=s1x3]
  *       [--batch=0 (64 and 128)] [--threads=0 (1 and 2)] [--budget=8] [--input=cifar|fmnist]
@@ -10,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/ops.h"
@@ -91,6 +95,96 @@ static void set_bits(Quantizer *q, void *ctx) {
     if (ddq_is(q) && !q->pinned) ddq_set_merged(q, DDQ_K - *(const int *)ctx);
 }
 
+/* What one configuration is timed with. */
+typedef struct Run {
+    Config cfg;
+    int batch, threads, min_iters, ddq_bits;
+    float budget;
+    bool cifar, profile;
+    const char *quant, *phase;
+} Run;
+
+/* One configuration, start to end: build, time, print its row and RESULT line. */
+static void run_one(const Run *u) {
+    Model *m;
+    QuantConfig qcfg = quant_config_defaults;
+    snprintf(qcfg.method, sizeof qcfg.method, "%s", u->quant);
+    bool quantized = strcmp(u->quant, "none") != 0;
+    QuantContext *qc = quant_context_new(&qcfg);
+    LayerFactory qf = quant_factory(qc);
+    const LayerFactory *f = quantized ? &qf : &nn_float_factory;
+    if (!strcmp(u->cfg.model, "mnv2")) {
+        MobileNetV2Config mc = {.width = u->cfg.width, .variant = u->cfg.variant, .in_channels = u->cifar ? 3 : 1,
+                                .in_size = u->cifar ? 32 : 28, .num_classes = 10, .dropout = 0.2f};
+        m = mobilenetv2_new(&mc, f, 1);
+    } else {
+        ResNetConfig rc = {.depth = 20, .in_channels = u->cifar ? 3 : 1, .in_size = u->cifar ? 32 : 28, .num_classes = 10};
+        m = resnet_new(&rc, f, 1);
+    }
+    int B = u->batch;
+    threads_init(u->threads);
+    Arena a;
+    arena_init(&a, 1 << 26, 0);
+    Tape t;
+    tape_init(&t, &a);
+    Arena in;
+    arena_init(&in, 1 << 20, 0);
+    Rng r;
+    rng_seed(&r, 1, 0);
+    Tensor *x = tensor_new4(&in, B, m->in_h, m->in_w, m->in_c);
+    rng_fill_normal(&r, x->data, x->numel, 0, 1);
+    int *labels = arena_alloc(&in, (size_t)B * sizeof(int));
+    for (int i = 0; i < B; i++) labels[i] = (int)rng_below(&r, 10);
+    Sgd opt;
+    sgd_init(&opt, &(SgdConfig){.momentum = 0.9f, .weight_decay = 5e-4f}, &m->slab);
+    QuantRun run;
+    Bench b = {.m = m, .t = &t, .x = x, .labels = labels, .opt = &opt};
+    if (quantized) {  // calibrate on the batch, then sit in the chosen phase
+        quant_calibrate_begin(qc);
+        t.no_grad = true, t.training = false;
+        model_forward(m, &t, x);
+        quant_calibrate_end(qc);
+        int bits = u->ddq_bits;
+        quant_each(qc, set_bits, &bits);
+        quant_run_init(&run, qc, 1000000, 0.01f);
+        run.step = !strcmp(u->phase, "joint") ? 300000 : 900000;
+        b.run = &run;
+    }
+    int it_train, it_eval;
+    TapeProfile prof = {0};
+    if (u->profile) {  // a separate pass: timing every op perturbs the step time a little
+        for (int i = 0; i < 2; i++) train_step(&b);
+        t.profile = &prof;
+        b.run_s = 0;
+        for (int i = 0; i < u->min_iters; i++) train_step(&b);
+        t.profile = NULL;
+        printf("\nprofile of %s, batch %d, %d threads (ms per training step):\n\n", m->name, B, u->threads);
+        tape_profile_print(&prof, u->min_iters);
+        if (b.run) printf("\nquantizer updates (quant_run_step: levels, gates, prices): %.1f ms/step\n", 1e3 * b.run_s / u->min_iters);
+        printf("\n");
+    }
+    double tt = median_time(train_step, &b, u->min_iters, u->budget, &it_train);
+    double te = median_time(eval_step, &b, u->min_iters, u->budget / 2, &it_eval);
+    double tr_ips = B / tt, ev_ips = B / te;
+    double gflops = 3.0 * 2.0 * (double)m->macs * B / tt / 1e9;
+    long rss = train_max_rss_mb();
+    printf("| %s%s%s | %.1f | %d | %d | %.1f | %.1f | %.1f | %ld |\n", m->name, quantized ? " " : "",
+           quantized ? u->quant : "", (double)m->macs / 1e6, B, u->threads, tr_ips, gflops, ev_ips, rss);
+    fflush(stdout);
+    fprintf(stderr, "RESULT bench=train model=%s quant=%s phase=%s ddq_bits=%d mmacs=%.2f batch=%d threads=%d train_img_s=%.2f "
+                    "train_ms_step=%.1f train_iters=%d train_gflops=%.2f eval_img_s=%.2f eval_iters=%d rss_mb=%ld\n",
+            m->name, u->quant, u->phase, u->ddq_bits, (double)m->macs / 1e6, B, u->threads, tr_ips, 1e3 * tt, it_train,
+            gflops, ev_ips, it_eval, rss);
+    fflush(stderr);
+    if (quantized) quant_run_free(&run);
+    sgd_free(&opt);
+    arena_free(&a);
+    arena_free(&in);
+    model_free(m);
+    quant_context_free(qc);
+    threads_shutdown();
+}
+
 int main(int argc, char **argv) {
     char model[OPT_STRLEN] = "all", variant[OPT_STRLEN] = "s1x3", input[OPT_STRLEN] = "cifar";
     float width = 0, budget = 8;
@@ -131,86 +225,25 @@ int main(int argc, char **argv) {
     if (all || !strcmp(model, "resnet20")) cfgs[nc++] = (Config){.model = "resnet20", .width = 0, .variant = 0};
     int batches[2] = {batch ? batch : 64, 128}, nb = batch ? 1 : 2;
     int thr[2] = {threads ? threads : 1, 2}, nt = threads ? 1 : 2;
-    bool cifar = !strcmp(input, "cifar");
     printf("| model | MMAC/img | batch | threads | train img/s | train GFLOP/s | eval img/s | max RSS MB |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
-    for (int c = 0; c < nc; c++) {
-        Model *m;
-        QuantConfig qcfg = quant_config_defaults;
-        snprintf(qcfg.method, sizeof qcfg.method, "%s", quant);
-        QuantContext *qc = quant_context_new(&qcfg);
-        LayerFactory qf = quant_factory(qc);
-        const LayerFactory *f = strcmp(quant, "none") ? &qf : &nn_float_factory;
-        if (!strcmp(cfgs[c].model, "mnv2")) {
-            MobileNetV2Config mc = {.width = cfgs[c].width, .variant = cfgs[c].variant, .in_channels = cifar ? 3 : 1,
-                                    .in_size = cifar ? 32 : 28, .num_classes = 10, .dropout = 0.2f};
-            m = mobilenetv2_new(&mc, f, 1);
-        } else {
-            ResNetConfig rc = {.depth = 20, .in_channels = cifar ? 3 : 1, .in_size = cifar ? 32 : 28,
-                               .num_classes = 10};
-            m = resnet_new(&rc, f, 1);
-        }
+    fflush(stdout);
+    int failed = 0;
+    for (int c = 0; c < nc; c++)
         for (int bi = 0; bi < nb; bi++)
             for (int ti = 0; ti < nt; ti++) {
-                int B = batches[bi];
-                threads_init(thr[ti]);
-                Arena a;
-                arena_init(&a, 1 << 26, 0);
-                Tape t;
-                tape_init(&t, &a);
-                Arena in;
-                arena_init(&in, 1 << 20, 0);
-                Rng r;
-                rng_seed(&r, 1, 0);
-                Tensor *x = tensor_new4(&in, B, m->in_h, m->in_w, m->in_c);
-                rng_fill_normal(&r, x->data, x->numel, 0, 1);
-                int *labels = arena_alloc(&in, (size_t)B * sizeof(int));
-                for (int i = 0; i < B; i++) labels[i] = (int)rng_below(&r, 10);
-                Sgd opt;
-                sgd_init(&opt, &(SgdConfig){.momentum = 0.9f, .weight_decay = 5e-4f}, &m->slab);
-                QuantRun run;
-                Bench b = {.m = m, .t = &t, .x = x, .labels = labels, .opt = &opt};
-                if (strcmp(quant, "none")) {  // calibrate on the batch, then sit in the chosen phase
-                    quant_calibrate_begin(qc);
-                    t.no_grad = true, t.training = false;
-                    model_forward(m, &t, x);
-                    quant_calibrate_end(qc);
-                    quant_each(qc, set_bits, &ddq_bits);
-                    quant_run_init(&run, qc, 1000000, 0.01f);
-                    run.step = !strcmp(phase, "joint") ? 300000 : 900000;
-                    b.run = &run;
+                Run u = {.cfg = cfgs[c], .batch = batches[bi], .threads = thr[ti], .min_iters = min_iters,
+                         .ddq_bits = ddq_bits, .budget = budget, .cifar = !strcmp(input, "cifar"), .profile = profile,
+                         .quant = quant, .phase = phase};
+                pid_t pid = fork();  // its own process: its own peak memory
+                if (pid < 0) DQ_FATAL("bench_train: cannot fork");
+                if (pid == 0) {
+                    run_one(&u);
+                    _exit(0);
                 }
-                int it_train, it_eval;
-                TapeProfile prof = {0};
-                if (profile) {  // a separate pass: timing every op perturbs the step time a little
-                    for (int i = 0; i < 2; i++) train_step(&b);
-                    t.profile = &prof;
-                    b.run_s = 0;
-                    for (int i = 0; i < min_iters; i++) train_step(&b);
-                    t.profile = NULL;
-                    printf("\nprofile of %s, batch %d, %d threads (ms per training step):\n\n", m->name, B, thr[ti]);
-                    tape_profile_print(&prof, min_iters);
-                    if (b.run) printf("\nquantizer updates (quant_run_step: levels, gates, prices): %.1f ms/step\n", 1e3 * b.run_s / min_iters);
-                    printf("\n");
-                }
-                double tt = median_time(train_step, &b, min_iters, budget, &it_train);
-                double te = median_time(eval_step, &b, min_iters, budget / 2, &it_eval);
-                double tr_ips = B / tt, ev_ips = B / te;
-                double gflops = 3.0 * 2.0 * (double)m->macs * B / tt / 1e9;
-                long rss = train_max_rss_mb();
-                printf("| %s%s%s | %.1f | %d | %d | %.1f | %.1f | %.1f | %ld |\n", m->name, strcmp(quant, "none") ? " " : "",
-                       strcmp(quant, "none") ? quant : "", (double)m->macs / 1e6, B, thr[ti], tr_ips, gflops, ev_ips, rss);
-                fflush(stdout);
-                fprintf(stderr, "RESULT bench=train model=%s quant=%s phase=%s ddq_bits=%d mmacs=%.2f batch=%d threads=%d train_img_s=%.2f "
-                                "train_ms_step=%.1f train_iters=%d train_gflops=%.2f eval_img_s=%.2f eval_iters=%d rss_mb=%ld\n",
-                        m->name, quant, phase, ddq_bits, (double)m->macs / 1e6, B, thr[ti], tr_ips, 1e3 * tt, it_train, gflops, ev_ips, it_eval, rss);
-                sgd_free(&opt);
-                arena_free(&a);
-                arena_free(&in);
+                int status;
+                if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) failed++;
             }
-        model_free(m);
-        quant_context_free(qc);
-    }
-    threads_shutdown();
-    return 0;
+    if (failed) fprintf(stderr, "bench_train: error: %d configuration(s) failed\n", failed);
+    return failed ? 1 : 0;
 }

@@ -4,8 +4,8 @@
  * Task: 10-class Fashion-MNIST (60 000 / 10 000 images, 28×28 grey), normalised with the
  * dataset mean and std; augmentation: random crops with 2 pixels of padding, horizontal flips.
  * Model: MobileNetV2 (nn/mobilenetv2.h) width 0.5, CIFAR variant "s1x2" (stem and first
- * stride-2 stage at stride 1): 0.70 M parameters, 23.1 MMAC per image — the size of the DDQ
- * reference prototype's network (../shared/docs/ddq.md §8). Dropout 0.2.
+ * stride-2 stage at stride 1): 0.70 M parameters, 23.1 MMAC per image — compact, where the DDQ
+ * paper says mixed precision matters most, and small enough for a 20-minute run. Dropout 0.2.
  * FP32: SGD, momentum 0.9 (Nesterov), batch 128, weight decay 5e-4 (not on BN/bias), label
  * smoothing 0.1, lr 0.1, one warm-up epoch, cosine to 0. Reused when it has already been run.
  * Quantization: DDQ (docs/ddq.md) on every convolution and the classifier, weights and input
@@ -15,7 +15,7 @@
  * Presets: default — 4 FP32 epochs + 2 DDQ epochs, about 20 minutes on two cores;
  *          full    — 30 FP32 epochs + 8 DDQ epochs, the schedule of docs/results.md.
  * Every --q_... and --ddq_... option switches the method or a variant (--q_method=lsq, pact, …).
- * Expected (the issue's target, full preset): DDQ W4A4 within 0.3 points of FP32; the measured
+ * Expected (the project's target, full preset): DDQ W4A4 within 0.3 points of FP32; the measured
  * figures are in docs/results.md with the commands that produced them.
  */
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * left-right symmetric). Model: nn/resnet.h, 0.27 M parameters, 30.8 MMAC per 28×28 image.
  * FP32: SGD, momentum 0.9 (Nesterov), batch 128, weight decay 5e-4 (not on BN/bias), label
  * smoothing 0.1, learning rate 0.1 with one warm-up epoch then cosine decay to 0, 30 epochs
- * (~50 min on two cores). Expected: ≥ 93% top-1 on the test set (issue 3's target; the measured
+ * (~50 min on two cores). Expected: ≥ 93% top-1 on the test set (the project's target; the measured
  * figure is in README.md with the command that produced it).
  * Quantized (--q_method=ddq|lsq|pact|minmax, --q_wbits, --q_abits): fine-tuning from the FP32
  * checkpoint for --epochs (default 8) at lr 0.01, cosine; first and last layer at 8 bits.

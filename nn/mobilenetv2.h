@@ -10,7 +10,7 @@
  * plus the identity when stride is 1 and input and output channels agree.
  *     t  c   n s        CIFAR variants change the strides:
  *     1  16  1 1          s1x3: stem 1, c=24 stage 1, c=32 stage 1   (32×32 input keeps 32×32
- *     6  24  2 2                until the c=64 stage; this is ../shared/bench's default)
+ *     6  24  2 2                until the c=64 stage; bench/torch_reference.py's default)
  *     6  32  3 2          s1x2: stem 1, c=24 stage 1                (kuangliu/pytorch-cifar)
  *     6  64  4 2          imagenet: torchvision's strides (stem 2)
  *     6  96  3 1

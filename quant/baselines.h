@@ -1,4 +1,5 @@
-/* baselines.h — the fixed-bit quantizers DDQ is compared against (../shared/docs/baselines.md).
+/* baselines.h — the fixed-bit quantizers DDQ is compared against (LSQ: Esser et al. 2020; LSQ+:
+ * Bhalgat et al. 2020; PACT: Choi et al. 2018; DoReFa: Zhou et al. 2016).
  * All share the Quantizer interface; each names its gradient estimator:
  *
  *   minmax  uniform round-to-nearest over the range [min, max] (weights: ±max|w| of the current

@@ -8,14 +8,15 @@
 #   config = model:width:variant:batch:threads, e.g. mnv2:1.0:s1x3:64:2 resnet20:-:-:64:2
 #
 # Needs PyTorch (apt-get install python3-torch python3-torchvision) and, for PyTorch's best
-# setting, tcmalloc (libtcmalloc-minimal4); ../shared/bench/torch_reference.py (or $TORCH_REF).
+# setting, tcmalloc (libtcmalloc-minimal4). The PyTorch side is bench/torch_reference.py (the same
+# architectures as our builders; $TORCH_REF to use another script).
 # Output: a Markdown table; the raw runs go to build/bench_vs_torch.log.
 set -eu
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 [ $# -gt 0 ] && shift
 configs=${*:-"mnv2:1.0:s1x3:64:2 resnet20:-:-:64:2"}
-ref=${TORCH_REF:-../shared/bench/torch_reference.py}
+ref=${TORCH_REF:-bench/torch_reference.py}
 [ -f "$ref" ] || { echo "bench_vs_torch.sh: error: $ref not found (set TORCH_REF)" >&2; exit 1; }
 /usr/bin/python3 -c "import torch" 2>/dev/null ||
   { echo "bench_vs_torch.sh: error: PyTorch missing; run: sudo apt-get install -y python3-torch python3-torchvision" >&2; exit 1; }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# sweep_ablations.sh — Which of DDQ's choices matter? (docs/ddq.md, ../shared/docs/ddq.md §7.3)
+# sweep_ablations.sh — Which of DDQ's choices matter? (docs/ddq.md lists each variant)
 # Question: top-1 at a W4A4 budget (BITS to change) when one choice is switched:
 #   mixed vs fixed bits at the same budget (fixed: --ddq_init_bits=B --ddq_lr_gate=0);
 #   learned vs frozen-uniform levels (--ddq_lr_levels_w=0 --ddq_lr_levels_a=0);
