@@ -94,9 +94,20 @@ Test(options, unknown_flag_exits_nonzero, .init = setup, .fini = test_teardown, 
     p_unknown(NULL);
 }
 
-Test(options, help_exits_zero_and_lists_defaults, .init = setup, .fini = test_teardown, .exit_code = 0) {
+Test(options, help_exits_zero, .init = setup, .fini = test_teardown, .exit_code = 0) {
     cr_redirect_stdout();
     parse("--help", NULL);
+}
+
+Test(options, help_lists_every_option_with_its_default, .init = setup, .fini = test_teardown) {
+    char buf[4096] = "";
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    options_usage(opts, 5, "prog", "About it.", f);
+    fclose(f);
+    const char *want[] = {"usage: prog [--key=value ...]", "About it.", "--n=INT", "count [3]", "--lr=FLOAT", "rate [0.1]",
+                          "--flag=BOOL", "switch [false]", "--name=TEXT", "text [a]", "--schedule=step|cosine",
+                          "kind [cosine]", "--help"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) cr_assert(strstr(buf, want[i]) != NULL, "'%s' not in:\n%s", want[i], buf);
 }
 
 Test(options, the_core_returns_errors_and_help_without_exiting, .init = setup, .fini = test_teardown) {

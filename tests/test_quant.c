@@ -211,6 +211,7 @@ static void calibrate(Model *m, QuantContext *qc, Tensor *x) {
 
 Test(qmodel, factory_quantizes_every_weighted_layer, .init = setup, .fini = teardown) {
     QuantConfig c = quant_config_defaults;
+    c.percentile = 100;  // no clipping: the difference below is rounding alone
     QuantContext *qc = quant_context_new(&c);
     Model *m = tiny_mnv2(qc);
     int weighted = 0;
@@ -220,9 +221,24 @@ Test(qmodel, factory_quantizes_every_weighted_layer, .init = setup, .fini = tear
     cr_assert(!qc->layers[1]->wq->pinned);
     cr_assert_not_null(slab_find(&m->slab, "features.1.dw.wq.levels"));
     Tensor *x = rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1);
-    calibrate(m, qc, x);
+    // Calibrated in training mode: an untrained network's activations in evaluation mode (running
+    // statistics 0 and 1) shrink to nothing deep down, and its ranges would clip everything.
+    quant_calibrate_begin(qc);
+    T.no_grad = true, T.training = true;
+    model_forward(m, &T, x);
+    quant_calibrate_end(qc);
+    T.no_grad = false;
     Tensor *y = model_forward(m, &T, x);
-    cr_assert(y->shape[1] == 4 && isfinite(y->data[0]));
+    cr_assert_eq(y->shape[1], 4);
+    // At the 8 bits a run starts from, the quantized logits are near the float ones, not equal
+    // (measured: 17% of the largest logit after 53 layers of an untrained network, 2 quantizers each).
+    float *yq = copy_floats(y->data, y->numel);
+    quant_set_bypass(qc, true);
+    Tensor *yf = model_forward(m, &T, x);
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < yf->numel; i++) diff = fmax(diff, fabs(yq[i] - yf->data[i])), scale = fmax(scale, fabs(yf->data[i]));
+    cr_assert(diff > 0 && diff < 0.3 * scale, "quantized vs float logits: max difference %g, largest logit %g", diff, scale);
+    dq_free(yq);
     model_free(m);
     quant_context_free(qc);
 }
