@@ -2,7 +2,7 @@
 #
 #   make exp_<name>     experiments/exp_<name>.c  ->  ./exp_<name>
 #   make test           build and run every tests/test_<unit>.c (installs Criterion if missing)
-#   make test SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer (CC=clang: clang's)
 #   make bench          GEMM, model training/eval throughput, quantized step cost (scripts/bench.sh)
 #   make fuzz           every parser under libFuzzer (clang), FUZZ_RUNS executions each (scripts/fuzz.sh)
 #   make DEBUG=1 ...    -O0 -g          make PORTABLE=1 ...  no -march=native (portable scalar)
@@ -76,7 +76,7 @@ all: lib $(EXPS)
 lib: $(LIB)
 
 help:
-	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
