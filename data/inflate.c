@@ -247,15 +247,18 @@ static uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* DEFLATE cannot expand its input more than 1032 times (a 258-byte match per 2 bits). */
+/* DEFLATE cannot expand its input more than 1032 times (a 258-byte match per 2 bits); real data
+ * rarely more than 16 times, and the buffer doubles when it must. */
 #define MAX_EXPANSION 1032
+#define FIRST_GUESS_EXPANSION 16
 
 bool gzip_decompress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len, char *err,
                      size_t err_size) {
     // The last member's ISIZE is a good first guess of the size, but only a guess: a few bytes of
-    // input may claim 4 GiB. Never reserve more than the input can decode to.
+    // input may claim 4 GiB. Never reserve more than the input can decode to, nor at first more
+    // than real data decodes to (the buffer grows if it must).
     size_t len = 0, pos = 0, cap = n >= 18 ? le32(in + n - 4) : 0;
-    if (n < SIZE_MAX / MAX_EXPANSION && cap > n * MAX_EXPANSION) cap = n * MAX_EXPANSION;
+    if (n < SIZE_MAX / MAX_EXPANSION && cap > n * FIRST_GUESS_EXPANSION) cap = n * FIRST_GUESS_EXPANSION;
     if (cap < 64) cap = 64;
     uint8_t *buf = dq_malloc(cap);  // never NULL, even for an empty member
     do {
