@@ -38,6 +38,14 @@ void dq_fatal_file(const char *path, const char *fmt, ...) {
     finish(msg, 1);
 }
 
+bool dq_fail(char *err, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
 void dq_check_failed(const char *file, int line, const char *expr) {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s:%d: error: internal check failed: %s", file, line, expr);

@@ -17,6 +17,7 @@
 #ifndef DQ_ERROR_H
 #define DQ_ERROR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #if defined(__GNUC__)
@@ -45,6 +46,9 @@ DQ_NORETURN void dq_fatal(const char *file, int line, const char *hint, const ch
 DQ_NORETURN void dq_fatal_file(const char *path, const char *fmt, ...) DQ_PRINTF(2, 3);
 DQ_NORETURN void dq_check_failed(const char *file, int line, const char *expr);
 void dq_set_fatal_handler(DQFatalHandler handler);
+/* For the non-exiting readers: the formatted reason into err (size bytes); returns false, so a
+ * check reads `if (bad) return dq_fail(err, size, "…", …);`. */
+bool dq_fail(char *err, size_t size, const char *fmt, ...) DQ_PRINTF(3, 4);
 
 void *dq_malloc(size_t bytes);
 void *dq_calloc(size_t count, size_t size);

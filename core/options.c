@@ -84,15 +84,6 @@ static bool in_choices(const char *choices, const char *v) {
     return false;
 }
 
-static bool fail(char *err, size_t size, const char *fmt, ...) DQ_PRINTF(3, 4);
-static bool fail(char *err, size_t size, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static bool out_of_range(const Option *o, double x) { return o->min < o->max && (x < o->min || x > o->max); }
 
 /* Stores v into o's target; false with the reason in err. */
@@ -101,40 +92,40 @@ static bool set_value(const Option *o, const char *v, char *err, size_t es) {
     errno = 0;
     switch (o->type) {
     case OPT_INT: {
-        if (!*v || isspace((unsigned char)*v)) return fail(err, es, "--%s=%s: not an integer (see --help)", o->key, v);
+        if (!*v || isspace((unsigned char)*v)) return dq_fail(err, es, "--%s=%s: not an integer (see --help)", o->key, v);
         long x = strtol(v, &end, 10);
         if (*end || errno || x < -2147483647L || x > 2147483647L)
-            return fail(err, es, "--%s=%s: not an integer (see --help)", o->key, v);
-        if (out_of_range(o, (double)x)) return fail(err, es, "--%s=%ld: must be in [%g, %g]", o->key, x, o->min, o->max);
+            return dq_fail(err, es, "--%s=%s: not an integer (see --help)", o->key, v);
+        if (out_of_range(o, (double)x)) return dq_fail(err, es, "--%s=%ld: must be in [%g, %g]", o->key, x, o->min, o->max);
         *(int *)o->target = (int)x;
         return true;
     }
     case OPT_FLOAT: {
-        if (!*v || isspace((unsigned char)*v)) return fail(err, es, "--%s=%s: not a number (see --help)", o->key, v);
+        if (!*v || isspace((unsigned char)*v)) return dq_fail(err, es, "--%s=%s: not a number (see --help)", o->key, v);
         double x = strtod(v, &end);
-        if (*end || !isfinite(x)) return fail(err, es, "--%s=%s: not a finite number (see --help)", o->key, v);
+        if (*end || !isfinite(x)) return dq_fail(err, es, "--%s=%s: not a finite number (see --help)", o->key, v);
         float f = (float)x;  // what the run will use: checked, not the double
         if (!isfinite(f) || (errno == ERANGE && x != 0) || (x != 0 && fabsf(f) < FLT_MIN))
-            return fail(err, es, "--%s=%s: not representable as a float (normal floats are %g to %g in magnitude)",
+            return dq_fail(err, es, "--%s=%s: not representable as a float (normal floats are %g to %g in magnitude)",
                         o->key, v, (double)FLT_MIN, (double)FLT_MAX);
-        if (out_of_range(o, (double)f)) return fail(err, es, "--%s=%s: must be in [%g, %g]", o->key, v, o->min, o->max);
+        if (out_of_range(o, (double)f)) return dq_fail(err, es, "--%s=%s: must be in [%g, %g]", o->key, v, o->min, o->max);
         *(float *)o->target = f;
         return true;
     }
     case OPT_BOOL:
         if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) *(bool *)o->target = true;
         else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) *(bool *)o->target = false;
-        else return fail(err, es, "--%s=%s: not a boolean (true/false)", o->key, v);
+        else return dq_fail(err, es, "--%s=%s: not a boolean (true/false)", o->key, v);
         return true;
     case OPT_CHOICE:
-        if (!in_choices(o->choices, v)) return fail(err, es, "--%s=%s: must be one of %s", o->key, v, o->choices);
+        if (!in_choices(o->choices, v)) return dq_fail(err, es, "--%s=%s: must be one of %s", o->key, v, o->choices);
         /* fall through */
     case OPT_STRING:
-        if (strlen(v) >= OPT_STRLEN) return fail(err, es, "--%s: value longer than %d characters", o->key, OPT_STRLEN - 1);
+        if (strlen(v) >= OPT_STRLEN) return dq_fail(err, es, "--%s: value longer than %d characters", o->key, OPT_STRLEN - 1);
         strcpy((char *)o->target, v);
         return true;
     }
-    return fail(err, es, "--%s: unknown option type", o->key);
+    return dq_fail(err, es, "--%s: unknown option type", o->key);
 }
 
 void options_write_json(Text *t, const Option *opts, int n, const char *indent) {
@@ -162,7 +153,7 @@ OptionsStatus options_parse_args(const Option *opts, int n, int argc, char *cons
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return OPTIONS_HELP;
         if (strncmp(a, "--", 2) != 0) {
-            fail(err, err_size, "unexpected argument '%s': options are --key=value (see --help)", a);
+            dq_fail(err, err_size, "unexpected argument '%s': options are --key=value (see --help)", a);
             return OPTIONS_ERROR;
         }
         const char *key = a + 2, *eq = strchr(key, '=');
@@ -171,11 +162,11 @@ OptionsStatus options_parse_args(const Option *opts, int n, int argc, char *cons
         for (int k = 0; k < n && !o; k++)
             if (strlen(opts[k].key) == klen && !strncmp(opts[k].key, key, klen)) o = &opts[k];
         if (!o) {
-            fail(err, err_size, "unknown option '--%.*s' (see --help)", (int)(klen < 200 ? klen : 200), key);
+            dq_fail(err, err_size, "unknown option '--%.*s' (see --help)", (int)(klen < 200 ? klen : 200), key);
             return OPTIONS_ERROR;
         }
         if (!eq && o->type != OPT_BOOL) {
-            fail(err, err_size, "--%s needs a value: --%s=%s", o->key, o->key, type_name(o));
+            dq_fail(err, err_size, "--%s needs a value: --%s=%s", o->key, o->key, type_name(o));
             return OPTIONS_ERROR;
         }
         if (!set_value(o, eq ? eq + 1 : "true", err, err_size)) return OPTIONS_ERROR;

@@ -95,20 +95,11 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
     return NULL;
 }
 
-static bool refuse(char *err, size_t es, const char *fmt, ...) DQ_PRINTF(3, 4);
-static bool refuse(char *err, size_t es, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, es, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t es) {
     if (!in_list("ddq|lsq|pact|minmax|none", c->method))
-        return refuse(err, es, "--q_method=%s: unknown method", c->method);
+        return dq_fail(err, es, "--q_method=%s: unknown method", c->method);
     if (!in_list("elements|bitops", c->budget) || !in_list("dual|hinge", c->lambda))
-        return refuse(err, es, "--ddq_budget=%s / --ddq_lambda=%s: unknown", c->budget, c->lambda);
+        return dq_fail(err, es, "--ddq_budget=%s / --ddq_lambda=%s: unknown", c->budget, c->lambda);
     QuantConfig mine = *c, dflt = defaults ? *defaults : quant_config_defaults;
     Option om[64], od[64];
     int n = quant_config_options(&mine, om);
@@ -119,18 +110,18 @@ bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, ch
         options_value_str(&od[i], b, sizeof b);
         const char *where = strcmp(a, b) ? unused_option(c, &om[i]) : NULL;
         if (where)
-            return refuse(err, es, "--%s=%s has no effect with %s: leave it out (default %s)", om[i].key, a, where, b);
+            return dq_fail(err, es, "--%s=%s has no effect with %s: leave it out (default %s)", om[i].key, a, where, b);
     }
     bool ddq = quant_method_of(c) == QUANT_DDQ;
     if (ddq && (c->w_bits < c->ddq.b_min || c->a_bits < c->ddq.b_min))
-        return refuse(err, es, "the budget (%g/%g bits) is below --ddq_bmin=%d", c->w_bits, c->a_bits, c->ddq.b_min);
+        return dq_fail(err, es, "the budget (%g/%g bits) is below --ddq_bmin=%d", c->w_bits, c->a_bits, c->ddq.b_min);
     if (!ddq && (c->w_bits != (int)c->w_bits || c->a_bits != (int)c->a_bits))
-        return refuse(err, es, "--q_method=%s needs whole bits (got %g/%g); fractional budgets are DDQ's", c->method,
+        return dq_fail(err, es, "--q_method=%s needs whole bits (got %g/%g); fractional budgets are DDQ's", c->method,
                         c->w_bits, c->a_bits);
     if (c->phase_warmup + c->phase_joint > 1)
-        return refuse(err, es, "--ddq_warmup=%g plus --ddq_joint=%g exceed 1", c->phase_warmup, c->phase_joint);
+        return dq_fail(err, es, "--ddq_warmup=%g plus --ddq_joint=%g exceed 1", c->phase_warmup, c->phase_joint);
     if (c->ddq.init_bits < c->ddq.b_min)
-        return refuse(err, es, "--ddq_init_bits=%d is below --ddq_bmin=%d", c->ddq.init_bits, c->ddq.b_min);
+        return dq_fail(err, es, "--ddq_init_bits=%d is below --ddq_bmin=%d", c->ddq.init_bits, c->ddq.b_min);
     return true;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 
 Arena test_arena;
 Tape T;
@@ -37,6 +38,16 @@ Tensor *rand_param(int ndim, const int *shape, float lo, float hi) {
     Tensor *t = rand_tensor(ndim, shape, lo, hi);
     t->requires_grad = true;
     return t;
+}
+
+char *read_text_file(const char *path) {
+    char err[256];
+    size_t n;
+    uint8_t *b = fileio_read_all(path, &n, err, sizeof err);
+    cr_assert_not_null(b, "%s: %s", path, err);
+    b = dq_realloc(b, n + 1);
+    b[n] = 0;
+    return (char *)b;
 }
 
 float *copy_floats(const float *x, size_t n) {

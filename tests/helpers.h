@@ -32,6 +32,8 @@ void test_teardown(void);
 Tensor *rand_tensor(int ndim, const int *shape, float lo, float hi);
 /* Same, requiring a gradient. */
 Tensor *rand_param(int ndim, const int *shape, float lo, float hi);
+/* The file's bytes as a NUL-terminated string (dq_free); fails the test if it cannot be read. */
+char *read_text_file(const char *path);
 /* A heap copy of n floats (free with dq_free). */
 float *copy_floats(const float *x, size_t n);
 

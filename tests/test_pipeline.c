@@ -111,14 +111,9 @@ Test(pipeline, fp32_then_ddq_meets_its_budget_and_resumes, .init = setup, .fini 
 
 /* The text of <dir>/<sub>/<file> (dq_free). */
 static char *slurp(const char *sub, const char *file) {
-    char p[256], err[128];
+    char p[256];
     snprintf(p, sizeof p, "%s/%s/%s", dir, sub, file);
-    size_t n;
-    uint8_t *b = fileio_read_all(p, &n, err, sizeof err);
-    cr_assert_not_null(b, "%s: %s", p, err);
-    b = dq_realloc(b, n + 1);
-    b[n] = 0;
-    return (char *)b;
+    return read_text_file(p);
 }
 
 /* Every baseline: the bits it was asked for in every unpinned layer (8 in the pinned ones), no

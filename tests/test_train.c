@@ -184,14 +184,9 @@ static void diverge(void *ctx) {
 }
 
 static char *read_file(const char *sub, const char *file) {
-    char path[256], err[128];
+    char path[256];
     snprintf(path, sizeof path, "%s/%s/%s", dir, sub, file);
-    size_t n;
-    uint8_t *b = fileio_read_all(path, &n, err, sizeof err);
-    cr_assert_not_null(b, "%s: %s", path, err);
-    b = dq_realloc(b, n + 1);
-    b[n] = 0;
-    return (char *)b;
+    return read_text_file(path);
 }
 
 /* A run stopped in the middle of an epoch (a checkpoint there) and resumed ends with the bits of an

@@ -11,15 +11,6 @@
 
 static const char MAGIC[8] = {'D', 'D', 'Q', 'C', 'K', 'P', 'T', 0};
 
-static bool fail(char *err, size_t size, const char *fmt, ...) DQ_PRINTF(3, 4);
-static bool fail(char *err, size_t size, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 void ckpt_init(Checkpoint *c) { memset(c, 0, sizeof *c); }
 
 void ckpt_free(Checkpoint *c) {
@@ -73,7 +64,7 @@ static bool take(Reader *r, void *dst, size_t n) {
     if (!r->ok) return false;
     if (r->len - r->pos < n) {
         r->ok = false;
-        return fail(r->err, r->err_size, "section %s is truncated", r->what);
+        return dq_fail(r->err, r->err_size, "section %s is truncated", r->what);
     }
     memcpy(dst, r->p + r->pos, n);
     r->pos += n;
@@ -123,20 +114,20 @@ static bool take_entry(Reader *r, uint32_t i, TableEntry *e) {
     memset(e, 0, sizeof *e);
     uint32_t len = take_u32(r);
     if (!r->ok) return false;
-    if (len >= sizeof e->name) return fail(r->err, r->err_size, "parameter %u has a %u-byte name", i, len);
+    if (len >= sizeof e->name) return dq_fail(r->err, r->err_size, "parameter %u has a %u-byte name", i, len);
     if (!take(r, e->name, len)) return false;
-    if (memchr(e->name, 0, len)) return fail(r->err, r->err_size, "parameter %u has a NUL in its name", i);
+    if (memchr(e->name, 0, len)) return dq_fail(r->err, r->err_size, "parameter %u has a NUL in its name", i);
     uint32_t ndim = take_u32(r);
     if (!r->ok) return false;
-    if (ndim < 1 || ndim > TENSOR_MAX_DIMS) return fail(r->err, r->err_size, "parameter '%s' has %u dims", e->name, ndim);
+    if (ndim < 1 || ndim > TENSOR_MAX_DIMS) return dq_fail(r->err, r->err_size, "parameter '%s' has %u dims", e->name, ndim);
     e->ndim = (int)ndim, e->numel = 1;
     for (uint32_t d = 0; d < ndim; d++) {
         uint32_t v = take_u32(r);
         if (!r->ok) return false;
-        if (v < 1 || v > (1u << 30)) return fail(r->err, r->err_size, "parameter '%s' has a dimension of size %u", e->name, v);
+        if (v < 1 || v > (1u << 30)) return dq_fail(r->err, r->err_size, "parameter '%s' has a dimension of size %u", e->name, v);
         e->shape[d] = (int)v;
         if (e->numel > ((size_t)1 << 40) / v)  // more than 2^40 values: not a parameter of this framework
-            return fail(r->err, r->err_size, "parameter '%s' has more than 2^40 values", e->name);
+            return dq_fail(r->err, r->err_size, "parameter '%s' has more than 2^40 values", e->name);
         e->numel *= v;
     }
     (void)take_u32(r);  // flags: informational
@@ -164,8 +155,8 @@ bool ckpt_read_params(const Checkpoint *c, ParamSlab *s, bool by_name, int *copi
     uint32_t n = take_u32(&r);
     if (!r.ok) return false;
     if (!by_name && n != (uint32_t)s->n_params)
-        return fail(err, es, "%u parameters in the file, %d in the model", n, s->n_params);
-    if (n > (uint32_t)s->n_params) return fail(err, es, "%u parameters in the file, %d in the model", n, s->n_params);
+        return dq_fail(err, es, "%u parameters in the file, %d in the model", n, s->n_params);
+    if (n > (uint32_t)s->n_params) return dq_fail(err, es, "%u parameters in the file, %d in the model", n, s->n_params);
     const Param **dst = dq_calloc(n ? n : 1, sizeof *dst);
     bool ok = true;
     size_t total = 0;
@@ -174,25 +165,25 @@ bool ckpt_read_params(const Checkpoint *c, ParamSlab *s, bool by_name, int *copi
         if (!(ok = take_entry(&r, i, &e))) break;
         const Param *p = by_name ? slab_find(s, e.name) : &s->params[i];
         if (!p) {
-            ok = fail(err, es, "parameter '%s' of the file is not in the model", e.name);
+            ok = dq_fail(err, es, "parameter '%s' of the file is not in the model", e.name);
             break;
         }
         for (uint32_t k = 0; k < i && ok; k++)
-            if (dst[k] == p) ok = fail(err, es, "parameter '%s' appears twice in the file", e.name);
+            if (dst[k] == p) ok = dq_fail(err, es, "parameter '%s' appears twice in the file", e.name);
         if (ok && (strcmp(e.name, p->name) != 0 || !same_shape(&e, p->tensor))) {
             char a[96], b[96];
             shape_str(e.shape, e.ndim, a, sizeof a);
             shape_str(p->tensor->shape, p->tensor->ndim, b, sizeof b);
-            ok = fail(err, es, "parameter %u is '%s' %s in the file but '%s' %s in the model", i, e.name, a, p->name, b);
+            ok = dq_fail(err, es, "parameter %u is '%s' %s in the file but '%s' %s in the model", i, e.name, a, p->name, b);
         }
         dst[i] = p;
         total += p->tensor->numel;
     }
     uint64_t numel = 0;
     if (ok) numel = take_u64(&r), ok = r.ok;
-    if (ok && numel != total) ok = fail(err, es, "%llu values in the file for parameters of %zu", (unsigned long long)numel, total);
+    if (ok && numel != total) ok = dq_fail(err, es, "%llu values in the file for parameters of %zu", (unsigned long long)numel, total);
     if (ok && r.len - r.pos != total * sizeof(float))  // checked before anything is copied
-        ok = fail(err, es, "section PARM holds %zu bytes of values, the table promises %zu", r.len - r.pos, total * sizeof(float));
+        ok = dq_fail(err, es, "section PARM holds %zu bytes of values, the table promises %zu", r.len - r.pos, total * sizeof(float));
     for (uint32_t i = 0; i < n && ok; i++) take(&r, dst[i]->tensor->data, dst[i]->tensor->numel * sizeof(float));
     if (ok) *copied = (int)n;
     dq_free(dst);
@@ -223,32 +214,32 @@ bool ckpt_parse(Checkpoint *c, uint8_t *f, size_t n, const char *path, char *err
     ckpt_init(c);
     c->file = f;
     snprintf(c->path, sizeof c->path, "%s", path);
-    if (n < 20 || memcmp(f, MAGIC, 8) != 0) return fail(err, es, "not a checkpoint (bad magic or too short: %zu bytes)", n);
+    if (n < 20 || memcmp(f, MAGIC, 8) != 0) return dq_fail(err, es, "not a checkpoint (bad magic or too short: %zu bytes)", n);
     uint32_t crc;
     memcpy(&crc, f + n - 4, 4);
-    if (crc != crc32_update(0, f, n - 4)) return fail(err, es, "checksum mismatch: the file is corrupt or truncated");
+    if (crc != crc32_update(0, f, n - 4)) return dq_fail(err, es, "checksum mismatch: the file is corrupt or truncated");
     Reader r = {.p = f, .len = n - 4, .pos = 8, .what = "header", .ok = true, .err = err, .err_size = es};
     uint32_t version = take_u32(&r), count = take_u32(&r);
     if (!r.ok) return false;
-    if (version != CHECKPOINT_VERSION) return fail(err, es, "checkpoint version %u, this build reads %d", version, CHECKPOINT_VERSION);
-    if (count > CHECKPOINT_MAX_SECTIONS) return fail(err, es, "%u sections, at most %d", count, CHECKPOINT_MAX_SECTIONS);
+    if (version != CHECKPOINT_VERSION) return dq_fail(err, es, "checkpoint version %u, this build reads %d", version, CHECKPOINT_VERSION);
+    if (count > CHECKPOINT_MAX_SECTIONS) return dq_fail(err, es, "%u sections, at most %d", count, CHECKPOINT_MAX_SECTIONS);
     for (uint32_t i = 0; i < count; i++) {
         CkptSection *s = &c->sections[c->n];
         if (!take(&r, s->tag, 4)) return false;
         s->tag[4] = 0;
         for (int k = 0; k < 4; k++)
-            if (s->tag[k] < 'A' || s->tag[k] > 'Z') return fail(err, es, "section %u has a malformed tag", i);
-        if (ckpt_find(c, s->tag)) return fail(err, es, "section '%s' appears twice", s->tag);
+            if (s->tag[k] < 'A' || s->tag[k] > 'Z') return dq_fail(err, es, "section %u has a malformed tag", i);
+        if (ckpt_find(c, s->tag)) return dq_fail(err, es, "section '%s' appears twice", s->tag);
         uint64_t size = take_u64(&r);
         if (!r.ok) return false;
         if (size > r.len - r.pos)
-            return fail(err, es, "section '%s' claims %llu bytes, %zu remain", s->tag, (unsigned long long)size, r.len - r.pos);
+            return dq_fail(err, es, "section '%s' claims %llu bytes, %zu remain", s->tag, (unsigned long long)size, r.len - r.pos);
         s->data = f + r.pos;
         s->size = (size_t)size;
         r.pos += (size_t)size;
         c->n++;
     }
-    if (r.pos != r.len) return fail(err, es, "%zu bytes after the last section", r.len - r.pos);
+    if (r.pos != r.len) return dq_fail(err, es, "%zu bytes after the last section", r.len - r.pos);
     return true;
 }
 
@@ -260,8 +251,8 @@ const CkptSection *ckpt_find(const Checkpoint *c, const char *tag) {
 
 bool ckpt_section(const Checkpoint *c, const char *tag, size_t size, const CkptSection **out, char *err, size_t es) {
     const CkptSection *s = ckpt_find(c, tag);
-    if (!s) return fail(err, es, "no section '%s' in the checkpoint", tag);
-    if (size && s->size != size) return fail(err, es, "section '%s' has %zu bytes, expected %zu", tag, s->size, size);
+    if (!s) return dq_fail(err, es, "no section '%s' in the checkpoint", tag);
+    if (size && s->size != size) return dq_fail(err, es, "section '%s' has %zu bytes, expected %zu", tag, s->size, size);
     *out = s;
     return true;
 }

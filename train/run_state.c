@@ -16,15 +16,6 @@
  * f64 loss_sum, f64 seconds, u64 rng state, u64 rng inc, u64 has_spare, f64 spare. */
 enum { TRST_BYTES = 4 * 4 + 8 * 9 };
 
-static bool fail(char *err, size_t size, const char *fmt, ...) DQ_PRINTF(3, 4);
-static bool fail(char *err, size_t size, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static void put(uint8_t **p, const void *src, size_t n) {
     memcpy(*p, src, n);
     *p += n;
@@ -64,32 +55,32 @@ static bool parse_position(const Checkpoint *c, RunState *s, char *err, size_t e
     const CkptSection *t = ckpt_find(c, "TRST"), *m = ckpt_find(c, "META");
     if (!t) {
         uint64_t meta[2];
-        if (!m || m->size != sizeof meta) return fail(err, es, "no run state (section TRST or META) in the checkpoint");
+        if (!m || m->size != sizeof meta) return dq_fail(err, es, "no run state (section TRST or META) in the checkpoint");
         memcpy(meta, m->data, sizeof meta);
-        if (meta[0] > MAX_EPOCHS) return fail(err, es, "META holds %llu epochs", (unsigned long long)meta[0]);
+        if (meta[0] > MAX_EPOCHS) return dq_fail(err, es, "META holds %llu epochs", (unsigned long long)meta[0]);
         s->epoch = (int)meta[0], s->seed = meta[1];
         return true;
     }
-    if (t->size != TRST_BYTES) return fail(err, es, "section TRST has %zu bytes, expected %d", t->size, TRST_BYTES);
+    if (t->size != TRST_BYTES) return dq_fail(err, es, "section TRST has %zu bytes, expected %d", t->size, TRST_BYTES);
     const uint8_t *p = t->data;
     uint32_t u[4];
     uint64_t q[3], rng[3];
     double f[2];
     get(&p, u, sizeof u), get(&p, q, sizeof q), get(&p, f, sizeof f), get(&p, rng, sizeof rng);
     get(&p, &s->dropout.spare, sizeof s->dropout.spare);
-    if (u[0] != STATE_VERSION) return fail(err, es, "run state version %u, this build reads %d", u[0], STATE_VERSION);
+    if (u[0] != STATE_VERSION) return dq_fail(err, es, "run state version %u, this build reads %d", u[0], STATE_VERSION);
     if (u[1] > MAX_EPOCHS || u[3] < 1 || u[3] > (1u << 30) || u[2] >= u[3])
-        return fail(err, es, "run state at epoch %u, batch %u of %u", u[1], u[2], u[3]);
+        return dq_fail(err, es, "run state at epoch %u, batch %u of %u", u[1], u[2], u[3]);
     s->epoch = (int)u[1], s->batch = (int)u[2], s->batches = (int)u[3];
     s->seed = q[0];
     if (q[2] > (uint64_t)1 << 50 || q[1] > q[2] || (s->batch == 0 && q[2] != 0))
-        return fail(err, es, "run state: %llu correct of %llu seen after %d batches", (unsigned long long)q[1],
+        return dq_fail(err, es, "run state: %llu correct of %llu seen after %d batches", (unsigned long long)q[1],
                     (unsigned long long)q[2], s->batch);
     s->correct = (long long)q[1], s->seen = (long long)q[2];
     if (!finite_in(f[0], 0, 1e30) || !finite_in(f[1], 0, 1e12))
-        return fail(err, es, "run state: loss sum %g, %g seconds", f[0], f[1]);
+        return dq_fail(err, es, "run state: loss sum %g, %g seconds", f[0], f[1]);
     s->loss_sum = f[0], s->seconds = f[1];
-    if (!(rng[1] & 1) || rng[2] > 1 || !isfinite(s->dropout.spare)) return fail(err, es, "run state: malformed dropout stream");
+    if (!(rng[1] & 1) || rng[2] > 1 || !isfinite(s->dropout.spare)) return dq_fail(err, es, "run state: malformed dropout stream");
     s->dropout.state = rng[0], s->dropout.inc = rng[1], s->dropout.has_spare = rng[2] != 0;
     return true;
 }
@@ -99,9 +90,9 @@ bool run_state_parse(const Checkpoint *c, size_t numel, RunState *s, char *err, 
     if (!parse_position(c, s, err, es)) return false;
     const CkptSection *h, *v;
     if (!ckpt_section(c, "HIST", (size_t)s->epoch * HIST_FIELDS * sizeof(double), &h, err, es)) return false;
-    if (s->epoch == 0 && h->size != 0) return fail(err, es, "section HIST holds rows of no epoch");
+    if (s->epoch == 0 && h->size != 0) return dq_fail(err, es, "section HIST holds rows of no epoch");
     if (!ckpt_section(c, "VELO", numel * sizeof(float), &v, err, es) || (numel == 0 && v->size != 0))
-        return fail(err, es, "section VELO does not hold the %zu velocities of this model", numel);
+        return dq_fail(err, es, "section VELO does not hold the %zu velocities of this model", numel);
     s->history = dq_calloc((size_t)(s->epoch ? s->epoch : 1), sizeof *s->history);
     for (int i = 0; i < s->epoch; i++) {
         double r[HIST_FIELDS];
@@ -111,7 +102,7 @@ bool run_state_parse(const Checkpoint *c, size_t numel, RunState *s, char *err, 
                   finite_in(r[4], 0, 1e30) && finite_in(r[5], 0, 1) && finite_in(r[6], 0, 1e12) && finite_in(r[7], 0, 1e15);
         if (!ok) {
             run_state_free(s);
-            return fail(err, es, "history row %d is malformed (epoch %g, accuracy %g)", i + 1, r[0], r[5]);
+            return dq_fail(err, es, "history row %d is malformed (epoch %g, accuracy %g)", i + 1, r[0], r[5]);
         }
         s->history[i] = (EpochLog){.epoch = i + 1, .lr = r[1], .train_loss = r[2], .train_acc = r[3], .test_loss = r[4],
                                    .test_acc = r[5], .seconds = r[6], .img_per_s = r[7]};
@@ -120,7 +111,7 @@ bool run_state_parse(const Checkpoint *c, size_t numel, RunState *s, char *err, 
     if (o) {
         if (memchr(o->data, 0, o->size)) {
             run_state_free(s);
-            return fail(err, es, "section OPTS is not text");
+            return dq_fail(err, es, "section OPTS is not text");
         }
         s->identity = (const char *)o->data, s->identity_len = o->size;
     }
