@@ -328,6 +328,38 @@ Test(ddq, gates_follow_the_price, .init = setup, .fini = teardown) {
     cr_assert_eq(ddq_state(q).flips, 2);
 }
 
+/* The phase is each quantizer's own state (once flags written into a shared const config):
+ * warm-up moves neither levels nor gates, joint both, frozen the levels only. */
+Test(ddq, phases_decide_what_learns, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 200);
+    Tensor *fine = slab_find(&slab, "q.levels")->tensor;
+    Tensor *x = data(200, -1, 1, true);
+    const DdqPhase phases[3] = {DDQ_PHASE_WARMUP, DDQ_PHASE_JOINT, DDQ_PHASE_FROZEN};
+    for (int k = 0; k < 3; k++) {
+        ddq_set_phase(q, phases[k]);
+        cr_assert_eq(ddq_state(q).phase, phases[k]);
+        float before[DDQ_FINE];
+        memcpy(before, fine->data, sizeof before);
+        int m0 = ddq_state(q).merged;
+        bool moved_levels = false, moved_bits = false;
+        for (int it = 0; it < 30; it++) {
+            ddq_set_price(q, 1.0f);  // a high price: the joint phase merges bits
+            slab_zero_grad(&slab);
+            tape_reset(&T);
+            x->grad = NULL;
+            Tensor *y = quantizer_forward(q, &T, x);
+            tape_backward_from(&T, y, rand_tensor(1, (const int[]){200}, -1, 1)->data);
+            bool signals = ddq_state(q).sig_down != 0;
+            cr_assert_eq(signals, phases[k] == DDQ_PHASE_JOINT, "phase %d: gate signals %s", k, signals ? "on" : "off");
+            q->ops->step(q, 1.0f);
+        }
+        moved_levels = memcmp(before, fine->data, sizeof before) != 0;
+        moved_bits = ddq_state(q).merged != m0;
+        cr_assert_eq(moved_levels, phases[k] != DDQ_PHASE_WARMUP, "phase %d: levels %s", k, moved_levels ? "moved" : "still");
+        cr_assert_eq(moved_bits, phases[k] == DDQ_PHASE_JOINT, "phase %d: bits %s", k, moved_bits ? "moved" : "still");
+    }
+}
+
 Test(ddq, state_round_trip, .init = setup, .fini = teardown) {
     Quantizer *q = make(true, 100);
     ddq_set_merged(q, 3);

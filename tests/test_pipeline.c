@@ -196,3 +196,30 @@ Test(pipeline, the_ddq_trace_matches_the_checkpoint, .init = setup, .fini = tear
     dq_free(want);
     experiment_free(&x);
 }
+
+static Experiment into_a_file_x;
+
+static void pipeline_into_a_file(void *ctx) {
+    QPipelineConfig p = {.fp32_epochs = 1, .fp32_lr = 0.05f};
+    snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32-never", dir);
+    QuantConfig q = quant_config_defaults;
+    TrainConfig c = config("taken");
+    QPipelineResult r;
+    qpipeline_run(&into_a_file_x, &c, &p, &q, build, NULL, &r);
+}
+
+/* A fine-tuning --out_dir that cannot be written is found before the FP32 run trains (it was
+ * found after it, when the fine-tuning began). */
+Test(pipeline, an_unwritable_out_dir_is_found_before_the_fp32_run, .init = setup, .fini = teardown) {
+    into_a_file_x = (Experiment){.prog = "test"};
+    into_a_file_x.train = synthetic(32, 1), into_a_file_x.test = synthetic(16, 2);
+    char path[128];
+    snprintf(path, sizeof path, "%s/taken", dir);
+    FILE *f = fopen(path, "w");  // the directory's name is taken by a file
+    fclose(f);
+    const char *m = expect_fatal(pipeline_into_a_file, NULL);
+    cr_assert(strstr(m, "cannot write in this directory") != NULL, "got: %s", m);
+    snprintf(path, sizeof path, "%s/fp32-never", dir);
+    cr_assert(access(path, F_OK) != 0, "the FP32 run did not start");
+    experiment_free(&into_a_file_x);
+}
