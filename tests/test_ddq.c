@@ -328,6 +328,22 @@ Test(ddq, gates_follow_the_price, .init = setup, .fini = teardown) {
     cr_assert_eq(ddq_state(q).flips, 2);
 }
 
+/* A level far out of place (diverging gradients put one at 2.4e7 in a test run) is projected back
+ * into order exactly: it once moved by (target − v) and float cancellation left it at -2, above
+ * its neighbour at -2.92, and the run's own checkpoint was then refused. */
+Test(ddq, projection_orders_a_level_far_out_of_place, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 10);
+    float fine[DDQ_FINE];
+    for (int i = 0; i < DDQ_FINE; i++) fine[i] = 0.01f * (float)(i - 128);
+    fine[5] = 2.4e7f;  // (not fine[0] or [1]: ddq_set_fine takes the grid's step from them)
+    ddq_set_fine(q, fine, 128);
+    ddq_set_merged(q, 0);  // projects at 8 bits
+    DdqState s = ddq_state(q);
+    for (int j = 1; j < s.n_coarse; j++)
+        cr_assert(s.coarse[j] > s.coarse[j - 1], "v[%d] = %.9g, v[%d] = %.9g", j - 1, s.coarse[j - 1], j, s.coarse[j]);
+    cr_assert_float_eq(s.coarse[5], s.coarse[6] - 0.5f * 0.01f, 1e-6, "v[5] sits one gap below v[6]: %.9g", s.coarse[5]);
+}
+
 /* The phase is each quantizer's own state (once flags written into a shared const config):
  * warm-up moves neither levels nor gates, joint both, frozen the levels only. */
 Test(ddq, phases_decide_what_learns, .init = setup, .fini = teardown) {

@@ -1,7 +1,7 @@
 /* fuzz_checkpoint.c — the checkpoint reader as --resume uses it: the container (magic, CRC,
  * sections), the parameter table into a model, the trainer's run state, and the quantizers'
- * state; after a state that loads, one quantizer step runs on it (a crafted counter must not
- * overflow there). The CRC is recomputed over the fuzzer's bytes first, so the mutations reach
+ * state; after a state that loads, one quantizer step and one forward pass run on it (a crafted
+ * counter must not overflow there, crafted levels must not send the kernels out of their tables). The CRC is recomputed over the fuzzer's bytes first, so the mutations reach
  * the sections instead of dying at the checksum. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,10 +13,19 @@
 #include "train/run_state.h"
 
 static FuzzModel model;
+static Arena arena, inputs;
+static Tape tape;
+static Tensor *x;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     fuzz_model_init(&model);
+    arena_init(&arena, 1 << 20, 0);
+    arena_init(&inputs, 1 << 12, 0);
+    tape_init(&tape, &arena);
+    tape.no_grad = true, tape.training = false;
+    x = tensor_new4(&inputs, 2, 4, 4, 1);
+    for (size_t i = 0; i < x->numel; i++) x->data[i] = (float)i / 8 - 1;
     return 0;
 }
 
@@ -38,8 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const CkptSection *q = ckpt_find(&c, "QUNT");
         if (q) {
             QBytes b = qbytes_view(q->data, q->size);
-            if (quant_run_load(&model.run, &b, err, sizeof err) && model.run.step < model.run.total_steps)
-                quant_run_step(&model.run, 0.01f);
+            if (quant_run_load(&model.run, &b, err, sizeof err)) {
+                if (model.run.step < model.run.total_steps) quant_run_step(&model.run, 0.01f);
+                tape_reset(&tape);
+                model_forward(model.m, &tape, x);
+            }
         }
     }
     ckpt_free(&c);
