@@ -117,11 +117,12 @@ static char *slurp(const char *sub, const char *file) {
 
 /* Every baseline: the bits it was asked for in every unpinned layer (8 in the pinned ones), no
  * more distinct weight values than its bits allow, and a model that learned the task (4 classes,
- * 48 test images: chance is 25% ± 6%; PACT, which drops the negative half of signed inputs, gets
- * 50% here, LSQ and min/max more). The test once asserted only 0 <= accuracy <= 1. */
+ * 240 test images: chance is 25% ± 3%). Measured: LSQ and min/max 97–100%; PACT, which drops the
+ * negative half of signed inputs (this network's linear bottlenecks feed the next block), 58% in
+ * one build and 83% in another. The test once asserted only 0 <= accuracy <= 1. */
 Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = teardown) {
     Experiment x = {.prog = "test"};
-    x.train = synthetic(96, 1), x.test = synthetic(48, 2);
+    x.train = synthetic(96, 1), x.test = synthetic(240, 2);
     QPipelineConfig p = {.fp32_epochs = 10, .fp32_lr = 0.1f};
     snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
     const char *methods[] = {"lsq", "pact", "minmax"};
@@ -136,7 +137,8 @@ Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = t
         cr_assert(r.finished);
         cr_assert_float_eq(r.summary.mean_w_bits, 4, 1e-9, "%s: %g weight bits", methods[i], r.summary.mean_w_bits);
         cr_assert_float_eq(r.summary.mean_a_bits, 4, 1e-9, "%s: %g activation bits", methods[i], r.summary.mean_a_bits);
-        cr_assert(r.fp32_acc > 0.9 && r.q_acc > 0.4, "%s: FP32 %.3f, quantized %.3f on a 4-class task", methods[i],
+        double floor = i == 1 ? 0.4 : 0.8;
+        cr_assert(r.fp32_acc > 0.9 && r.q_acc > floor, "%s: FP32 %.3f, quantized %.3f on a 4-class task", methods[i],
                   r.fp32_acc, r.q_acc);
         char *csv = slurp(methods[i], "layers.csv"), *line = strchr(csv, '\n') + 1;
         int rows = 0;
