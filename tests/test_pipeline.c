@@ -117,9 +117,8 @@ static char *slurp(const char *sub, const char *file) {
 
 /* Every baseline: the bits it was asked for in every unpinned layer (8 in the pinned ones), no
  * more distinct weight values than its bits allow, and a model that learned the task (4 classes,
- * 240 test images: chance is 25% ± 3%). Measured: LSQ and min/max 97–100%; PACT, which drops the
- * negative half of signed inputs (this network's linear bottlenecks feed the next block), 58% in
- * one build and 83% in another. The test once asserted only 0 <= accuracy <= 1. */
+ * 240 test images: chance is 25% ± 3%): measured 97–100% for each in release and sanitizer
+ * builds. The test once asserted only 0 <= accuracy <= 1. */
 Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = teardown) {
     Experiment x = {.prog = "test"};
     x.train = synthetic(96, 1), x.test = synthetic(240, 2);
@@ -131,14 +130,13 @@ Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = t
         snprintf(q.method, sizeof q.method, "%s", methods[i]);
         q.calib_batches = 1, q.w_bits = 4, q.a_bits = 4;
         TrainConfig c = config(methods[i]);
-        c.epochs = 2;
+        c.epochs = 4;  // PACT needs them: 35–83% after 2 epochs depending on the build, 97–99% after 4
         QPipelineResult r;
         qpipeline_run(&x, &c, &p, &q, build, NULL, &r);
         cr_assert(r.finished);
         cr_assert_float_eq(r.summary.mean_w_bits, 4, 1e-9, "%s: %g weight bits", methods[i], r.summary.mean_w_bits);
         cr_assert_float_eq(r.summary.mean_a_bits, 4, 1e-9, "%s: %g activation bits", methods[i], r.summary.mean_a_bits);
-        double floor = i == 1 ? 0.4 : 0.8;
-        cr_assert(r.fp32_acc > 0.9 && r.q_acc > floor, "%s: FP32 %.3f, quantized %.3f on a 4-class task", methods[i],
+        cr_assert(r.fp32_acc > 0.9 && r.q_acc > 0.8, "%s: FP32 %.3f, quantized %.3f on a 4-class task", methods[i],
                   r.fp32_acc, r.q_acc);
         char *csv = slurp(methods[i], "layers.csv"), *line = strchr(csv, '\n') + 1;
         int rows = 0;
