@@ -266,6 +266,10 @@ static bool load_one(Quantizer *q, QBytes *b, char *err, size_t es) {
         return false;
     }
     if (!q->ops->load(q, b, err, es)) return false;
+    if (q->role == QROLE_ACTIVATION && !q->calibrated) {  // calibration precedes every checkpoint
+        snprintf(err, es, "quantizer '%s': an activation quantizer that was never calibrated", q->name);
+        return false;
+    }
     q->elems = e[0], q->macs = e[1];
     q->bypass = false;
     return true;

@@ -478,6 +478,21 @@ Test(qcontrol, crafted_states_are_refused, .init = setup, .fini = teardown) {
     QBytes in = qbytes_view(good.p, good.len);
     char err[256];
     cr_assert(quant_run_load(&r, &in, err, sizeof err), "the state as saved loads: %s", err);
+    // A state whose activation quantizers were never calibrated (found by fuzzing: it loaded, and
+    // the next forward exited with "activation quantizer used before calibration").
+    QuantContext *raw = quant_context_new(&c);
+    Model *m2 = tiny_mnv2(raw);
+    QuantRun r3;
+    quant_run_init(&r3, raw, 100, 0.1f);
+    QBytes uncal = {0};
+    quant_run_save(&r3, &uncal);
+    in = qbytes_view(uncal.p, uncal.len);
+    cr_assert(!quant_run_load(&r, &in, err, sizeof err));
+    cr_assert(strstr(err, "never calibrated") != NULL, "got: %s", err);
+    dq_free(uncal.p);
+    quant_run_free(&r3);
+    model_free(m2);
+    quant_context_free(raw);
     dq_free(good.p);
     quant_run_free(&r);
     model_free(m);
