@@ -3,7 +3,8 @@
 # then every target for FUZZ_RUNS executions under ASan+UBSan, one after the other, with a
 # working corpus kept in build/ between runs. A crash, a sanitizer report, a leak, a timeout
 # (10 s per input), a process over 2 GiB or a single allocation over 256 MiB stops a target and
-# saves the input under FUZZ_BUILD/findings/<target>/; the script then fails.
+# saves the input under FUZZ_BUILD/findings/<target>/; the script then fails. Inputs of past
+# findings, tests/fuzz/regressions/<target>/, are part of every run's corpus.
 #   FUZZ_RUNS=1000000 scripts/fuzz.sh        FUZZ_TARGETS="gzip idx" scripts/fuzz.sh
 # Prints a Markdown table: target, executions, seconds, executions/s, corpus, findings.
 set -u
@@ -18,8 +19,9 @@ for t in $targets; do
   mkdir -p "$b/corpus/$t" "$b/findings/$t"
   log="$b/$t.log"
   start=$(date +%s)
+  regress=""; [ -d "tests/fuzz/regressions/$t" ] && regress="tests/fuzz/regressions/$t"  # past findings
   "$b/fuzz_$t" -runs="$runs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 -max_len=65536 \
-    -print_final_stats=1 -artifact_prefix="$b/findings/$t/" "$b/corpus/$t" "$b/seeds/$t" >"$log" 2>&1
+    -print_final_stats=1 -artifact_prefix="$b/findings/$t/" "$b/corpus/$t" "$b/seeds/$t" $regress >"$log" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
