@@ -174,13 +174,18 @@ Test(train, overfits_one_batch, .init = setup, .fini = teardown) {
     dataset_free(&tr);
 }
 
-static void diverge(void *ctx) {
+/* A run that must stop with a fatal error (expect_fatal catches it). */
+static void run_to_fatal(TrainConfig c) {
     Dataset tr = synthetic(64, 1);
+    TrainResult r;
+    train_model(small_model(), &c, NULL, &tr, &tr, NULL, "test", &r);
+}
+
+static void diverge(void *ctx) {
     TrainConfig c = small_config("nan");
     c.lr = 1e6f;
     c.warmup = 0;
-    TrainResult r;
-    train_model(small_model(), &c, NULL, &tr, &tr, NULL, "test", &r);
+    run_to_fatal(c);
 }
 
 static char *read_file(const char *sub, const char *file) {
@@ -277,12 +282,7 @@ Test(train, a_resume_that_changes_the_run_is_refused, .init = setup, .fini = tea
     dataset_free(&tr);
 }
 
-static void into_a_file(void *ctx) {
-    Dataset tr = synthetic(64, 1);
-    TrainConfig c = small_config("a-file");
-    TrainResult r;
-    train_model(small_model(), &c, NULL, &tr, &tr, NULL, "test", &r);
-}
+static void into_a_file(void *ctx) { run_to_fatal(small_config("a-file")); }
 
 Test(train, an_unwritable_out_dir_is_found_before_training, .init = setup, .fini = teardown) {
     char path[128];
