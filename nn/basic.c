@@ -30,9 +30,15 @@ static void bn_init(Layer *l, Rng *rng) {
     tensor_fill(b->var, 1);
 }
 
-static const LayerOps BN_OPS[3] = {{.kind = "batchnorm", .forward = bn_forward, .init = bn_init},
-                                   {.kind = "batchnorm+relu", .forward = bn_forward, .init = bn_init},
-                                   {.kind = "batchnorm+relu6", .forward = bn_forward, .init = bn_init}};
+static void bn_info(const Layer *l, LayerInfo *i) {
+    const BnLayer *b = (const BnLayer *)l;
+    *i = (LayerInfo){.kind = LAYER_BATCHNORM, .act = b->act, .gamma = b->gamma, .beta = b->beta, .mean = b->mean,
+                     .var = b->var, .eps = b->eps};
+}
+
+static const LayerOps BN_OPS[3] = {{.kind = "batchnorm", .forward = bn_forward, .init = bn_init, .info = bn_info},
+                                   {.kind = "batchnorm+relu", .forward = bn_forward, .init = bn_init, .info = bn_info},
+                                   {.kind = "batchnorm+relu6", .forward = bn_forward, .init = bn_init, .info = bn_info}};
 
 Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int C, float momentum, float eps, ActKind act) {
     BnLayer *b = dq_calloc(1, sizeof *b);
@@ -75,14 +81,29 @@ static Tensor *shortcut_fwd(Layer *l, Tape *t, Tensor *x) {
     return op_shortcut_pad(t, x, s->stride, s->out);
 }
 
-static const LayerOps RELU_OPS = {.kind = "relu", .forward = relu_fwd};
-static const LayerOps RELU6_OPS = {.kind = "relu6", .forward = relu6_fwd};
-static const LayerOps MAXPOOL_OPS = {.kind = "maxpool2d", .forward = maxpool_fwd};
-static const LayerOps AVGPOOL_OPS = {.kind = "avgpool2d", .forward = avgpool_fwd};
-static const LayerOps GAP_OPS = {.kind = "global_avgpool", .forward = gap_fwd};
-static const LayerOps FLATTEN_OPS = {.kind = "flatten", .forward = flatten_fwd};
-static const LayerOps DROPOUT_OPS = {.kind = "dropout", .forward = dropout_fwd};
-static const LayerOps SHORTCUT_OPS = {.kind = "shortcut_pad", .forward = shortcut_fwd};
+static void simple_info(const Layer *l, LayerInfo *i);
+
+static const LayerOps RELU_OPS = {.kind = "relu", .forward = relu_fwd, .info = simple_info};
+static const LayerOps RELU6_OPS = {.kind = "relu6", .forward = relu6_fwd, .info = simple_info};
+static const LayerOps MAXPOOL_OPS = {.kind = "maxpool2d", .forward = maxpool_fwd, .info = simple_info};
+static const LayerOps AVGPOOL_OPS = {.kind = "avgpool2d", .forward = avgpool_fwd, .info = simple_info};
+static const LayerOps GAP_OPS = {.kind = "global_avgpool", .forward = gap_fwd, .info = simple_info};
+static const LayerOps FLATTEN_OPS = {.kind = "flatten", .forward = flatten_fwd, .info = simple_info};
+static const LayerOps DROPOUT_OPS = {.kind = "dropout", .forward = dropout_fwd, .info = simple_info};
+static const LayerOps SHORTCUT_OPS = {.kind = "shortcut_pad", .forward = shortcut_fwd, .info = simple_info};
+
+static void simple_info(const Layer *l, LayerInfo *i) {
+    const SimpleLayer *s = (const SimpleLayer *)l;
+    const LayerOps *o = l->ops;
+    *i = (LayerInfo){.kind = o == &RELU_OPS || o == &RELU6_OPS ? LAYER_ACTIVATION
+                           : o == &MAXPOOL_OPS                 ? LAYER_MAXPOOL
+                           : o == &AVGPOOL_OPS                 ? LAYER_AVGPOOL
+                           : o == &GAP_OPS                     ? LAYER_GLOBAL_AVGPOOL
+                           : o == &FLATTEN_OPS                 ? LAYER_FLATTEN
+                           : o == &DROPOUT_OPS                 ? LAYER_DROPOUT
+                                                               : LAYER_SHORTCUT_PAD,
+                     .act = o == &RELU6_OPS ? ACT_RELU6 : ACT_RELU, .pool = s->pool, .stride = s->stride, .out = s->out};
+}
 
 static SimpleLayer *simple_new(const LayerOps *ops) {
     SimpleLayer *s = dq_calloc(1, sizeof *s);

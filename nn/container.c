@@ -27,8 +27,10 @@ static void seq_free(Layer *l) {
     dq_free(l);
 }
 
+static void seq_info(const Layer *l, LayerInfo *i) { *i = (LayerInfo){.kind = LAYER_SEQUENTIAL}; }
+
 static const LayerOps SEQ_OPS = {.kind = "sequential", .forward = seq_forward, .free = seq_free,
-                                 .children = seq_children};
+                                 .children = seq_children, .info = seq_info};
 
 Layer *sequential_new(const char *name) {
     Sequential *s = dq_calloc(1, sizeof *s);
@@ -72,7 +74,12 @@ static int res_children(Layer *l, Layer ***out) {
     return r->kids[1] ? 2 : 1;
 }
 
-static const LayerOps RES_OPS = {.kind = "residual", .forward = res_forward, .children = res_children};
+static void res_info(const Layer *l, LayerInfo *i) {
+    *i = (LayerInfo){.kind = LAYER_RESIDUAL, .relu_after = ((const Residual *)l)->relu_after};
+}
+
+static const LayerOps RES_OPS = {.kind = "residual", .forward = res_forward, .children = res_children,
+                                 .info = res_info};
 
 Layer *residual_new(const char *name, Layer *body, Layer *shortcut, bool relu_after) {
     Residual *r = dq_calloc(1, sizeof *r);

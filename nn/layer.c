@@ -8,6 +8,12 @@
 
 Tensor *layer_forward(Layer *l, Tape *t, Tensor *x) { return l->ops->forward(l, t, x); }
 
+LayerInfo layer_info(const Layer *l) {
+    LayerInfo i = {.kind = LAYER_OTHER};
+    if (l->ops->info) l->ops->info(l, &i);
+    return i;
+}
+
 void layer_init(Layer *l, Rng *rng) {
     if (l->ops->init) l->ops->init(l, rng);
     if (l->ops->children) {

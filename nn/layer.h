@@ -16,7 +16,39 @@
 #include "core/slab.h"
 #include "core/tape.h"
 
+#include "core/activation.h"
+#include "core/pool.h"
+
 typedef struct Layer Layer;
+
+/* What a layer computes, for tools that translate a network (the integer engine's export):
+ * its kind and the few fields that kind needs. Weighted layers say so; their parameters are read
+ * by whoever made them (quant/ for quantized layers, nn/weighted.h for float ones). */
+typedef enum {
+    LAYER_OTHER,          // nothing a translator knows
+    LAYER_SEQUENTIAL,     // children in order (ops->children)
+    LAYER_RESIDUAL,       // children: body, shortcut (identity when absent); relu_after
+    LAYER_WEIGHTED,       // a convolution or linear layer from a LayerFactory
+    LAYER_BATCHNORM,      // gamma, beta, mean, var, eps; act fused after it
+    LAYER_ACTIVATION,     // act
+    LAYER_MAXPOOL,        // pool
+    LAYER_AVGPOOL,        // pool
+    LAYER_GLOBAL_AVGPOOL,
+    LAYER_FLATTEN,
+    LAYER_DROPOUT,        // identity outside training
+    LAYER_SHORTCUT_PAD,   // stride, out: option-A shortcut (core/shortcut.h)
+} LayerKind;
+
+typedef struct LayerInfo {
+    LayerKind kind;
+    ActKind act;                        // batchnorm (fused), activation
+    const Tensor *gamma, *beta;         // batchnorm: (C) parameters …
+    const Tensor *mean, *var;           // … and running statistics
+    float eps;
+    Pool2dArgs pool;                    // max / average pooling
+    int stride, out;                    // shortcut_pad
+    bool relu_after;                    // residual: ReLU after the sum
+} LayerInfo;
 
 typedef struct LayerOps {
     const char *kind;                                    // "conv2d", "batchnorm", "sequential", …
@@ -24,6 +56,7 @@ typedef struct LayerOps {
     void (*init)(Layer *l, Rng *rng);                    // may be NULL (no parameters)
     void (*free)(Layer *l);                              // frees l itself; may be NULL (plain free)
     int (*children)(Layer *l, Layer ***out);             // containers only; NULL otherwise
+    void (*info)(const Layer *l, LayerInfo *out);        // what it computes; NULL: LAYER_OTHER
 } LayerOps;
 
 struct Layer {
@@ -33,6 +66,8 @@ struct Layer {
 };
 
 Tensor *layer_forward(Layer *l, Tape *t, Tensor *x);
+/* The layer's LayerInfo (kind LAYER_OTHER when it gives none). */
+LayerInfo layer_info(const Layer *l);
 void layer_init(Layer *l, Rng *rng);   /* recursive */
 void layer_free(Layer *l);             /* recursive; accepts NULL */
 /* Call fn on l and, depth first, on every descendant. */

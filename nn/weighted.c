@@ -64,8 +64,12 @@ static void weighted_init_op(Layer *l, Rng *rng) {
     weighted_init(&w->spec, w->weight, w->bias, rng);
 }
 
-static const LayerOps CONV_OPS = {.kind = "conv2d", .forward = weighted_forward, .init = weighted_init_op};
-static const LayerOps LINEAR_OPS = {.kind = "linear", .forward = weighted_forward, .init = weighted_init_op};
+void weighted_info(const Layer *l, LayerInfo *i) { *i = (LayerInfo){.kind = LAYER_WEIGHTED}; }
+
+static const LayerOps CONV_OPS = {.kind = "conv2d", .forward = weighted_forward, .init = weighted_init_op,
+                                  .info = weighted_info};
+static const LayerOps LINEAR_OPS = {.kind = "linear", .forward = weighted_forward, .init = weighted_init_op,
+                                    .info = weighted_info};
 
 static Layer *float_make(const LayerFactory *f, ParamSlab *slab, const LayerSpec *spec) {
     WeightedLayer *w = dq_calloc(1, sizeof *w);

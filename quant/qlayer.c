@@ -33,9 +33,9 @@ static void qlayer_free(Layer *l) {
 }
 
 static const LayerOps QCONV_OPS = {.kind = "qconv2d", .forward = qlayer_forward, .init = qlayer_init,
-                                   .free = qlayer_free};
+                                   .free = qlayer_free, .info = weighted_info};
 static const LayerOps QLINEAR_OPS = {.kind = "qlinear", .forward = qlayer_forward, .init = qlayer_init,
-                                     .free = qlayer_free};
+                                     .free = qlayer_free, .info = weighted_info};
 
 bool quant_layer_is(const Layer *l) { return l->ops == &QCONV_OPS || l->ops == &QLINEAR_OPS; }
 
