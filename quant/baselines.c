@@ -414,6 +414,29 @@ static int base_levels(const Quantizer *q, float *out) {
     return n;
 }
 
+/* Activations: the grid quantize_one computes. LSQ(+): (k − Q_N)·s + β, thresholds half a step
+ * above each level; PACT: k·α/L; min/max: (k − zero)·s. */
+static int base_grid(const Quantizer *q, float *levels, float *thresh) {
+    const Base *b = (const Base *)q;
+    if (q->role != QROLE_ACTIVATION || b->channels != 1 || !q->calibrated) return 0;
+    int L = (1 << b->bits) - 1, n = L + 1;
+    float s, off;
+    switch (b->kind) {
+    case BASE_LSQ: s = b->p0->data[0], off = (b->p1 ? b->p1->data[0] : 0) - qn(b) * s; break;
+    case BASE_PACT: s = b->p0->data[0] / (float)L, off = 0; break;
+    case BASE_MINMAX:
+        s = (b->hi - b->lo) / (float)L;
+        if (s <= 0) s = 1e-12f;
+        off = -rintf(-b->lo / s) * s;
+        break;
+    default: return 0;
+    }
+    if (!(s > 0)) return 0;
+    for (int k = 0; k < n; k++) levels[k] = off + (float)k * s;
+    for (int k = 0; k + 1 < n; k++) thresh[k] = off + ((float)k + 0.5f) * s;
+    return n;
+}
+
 static const char *KIND_NAMES[] = {"minmax", "dorefa", "pact", "lsq"};
 
 static void base_describe(const Quantizer *q, char *buf, size_t size) {
@@ -453,7 +476,7 @@ static void base_free(Quantizer *q) {
 
 static const QuantizerOps BASE_OPS = {.kind = "baseline", .forward = base_forward, .observe = observe,
                                       .finish_calibration = finish_calibration, .step = base_step, .bits = base_bits,
-                                      .levels = base_levels, .describe = base_describe, .save = base_save,
+                                      .levels = base_levels, .grid = base_grid, .describe = base_describe, .save = base_save,
                                       .load = base_load, .free = base_free};
 
 Quantizer *baseline_new(BaselineKind kind, ParamSlab *slab, const char *name, QuantRole role,

@@ -471,6 +471,14 @@ static int ddq_levels(const Quantizer *q, float *out) {
     return d->tab.nc;
 }
 
+static int ddq_grid(const Quantizer *q, float *levels, float *thresh) {
+    const Ddq *d = (const Ddq *)q;
+    if (!q->calibrated || d->scale) return 0;
+    memcpy(levels, d->tab.coarse, (size_t)d->tab.nc * sizeof(float));
+    memcpy(thresh, d->tab.thresh, (size_t)(d->tab.nc - 1) * sizeof(float));
+    return d->tab.nc;
+}
+
 static void ddq_describe(const Quantizer *q, char *buf, size_t size) {
     const Ddq *d = (const Ddq *)q;
     snprintf(buf, size, "ddq %d bits, levels [%.4g, %.4g], %d bit changes", DDQ_K - d->m, d->tab.coarse[0],
@@ -565,7 +573,7 @@ static void ddq_free(Quantizer *q) {
 
 static const QuantizerOps DDQ_OPS = {.kind = "ddq", .forward = ddq_forward, .observe = ddq_observe,
                                      .finish_calibration = ddq_finish_calibration, .step = ddq_step, .bits = ddq_bits,
-                                     .levels = ddq_levels, .describe = ddq_describe, .save = ddq_save,
+                                     .levels = ddq_levels, .grid = ddq_grid, .describe = ddq_describe, .save = ddq_save,
                                      .load = ddq_load, .free = ddq_free};
 
 Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_signed, bool pinned,

@@ -43,6 +43,10 @@ typedef struct QuantizerOps {
     int (*bits)(const Quantizer *q);
     /* Distinct values the quantizer can output now, into out (up to 256); returns how many. */
     int (*levels)(const Quantizer *q, float *out);
+    /* The quantizer as a step function, for the integer engine (activations, per tensor): n levels
+     * ascending into levels, the n − 1 thresholds between them into thresh, so that the output for
+     * x is levels[#{j : x >= thresh[j]}]. Returns n (at most 256), or 0 when it is not one. */
+    int (*grid)(const Quantizer *q, float *levels, float *thresh);
     void (*describe)(const Quantizer *q, char *buf, size_t size);
     void (*save)(const Quantizer *q, QBytes *b);
     /* Restore what save wrote, every field checked (a crafted file must not make a later step
