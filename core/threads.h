@@ -44,6 +44,7 @@ enum {
     THREADS_SLOT_BATCHNORM_SUMS,     // batchnorm.c: per-thread partial sums, backward coefficients
     THREADS_SLOT_BATCHNORM_AFFINE,   // batchnorm.c: the folded scale and shift
     THREADS_SLOT_DDQ_SUMS,           // quant/ddq.c: histograms and gate signals
+    THREADS_SLOT_INT_COLUMNS,        // quant/intrun.c: integer im2col rows and sums
     THREADS_SLOT_TEST,               // tests only
     THREADS_SCRATCH_SLOTS
 };

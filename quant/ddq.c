@@ -36,6 +36,8 @@ typedef struct Ddq {
     QSamples samples;             // calibration data (activations)
     int channels;                 // per-channel weights: C scales (1: per tensor)
     float *scale;                 // (C) s_c, NULL per tensor
+    float snap;                   // ddq_snap: coarse values are snap·k, k in [snap_lo, snap_hi]; 0: off
+    int snap_lo, snap_hi;
 } Ddq;
 
 static const QuantizerOps DDQ_OPS;
@@ -58,12 +60,21 @@ static int table_at(const Ddq *d, int m, float *out) {
 
 int ddq_coarse_at(const Quantizer *q, int m, float *out) { return table_at((const Ddq *)q, m, out); }
 
+/* The coarse values on the snap grid (the pinned 0 stays 0: k = 0 is always in the window). */
+static void snap_values(const Ddq *d, float *v, int n) {
+    for (int j = 0; j < n; j++) {
+        double k = nearbyint(v[j] / d->snap);
+        v[j] = (float)(d->snap * (k < d->snap_lo ? d->snap_lo : k > d->snap_hi ? d->snap_hi : k));
+    }
+}
+
 static void rebuild(Ddq *d) {
     d->tab.nc = table_at(d, d->m, d->tab.coarse);
+    if (d->snap > 0) snap_values(d, d->tab.coarse, d->tab.nc);
     int B = 1 << d->m;
     const float *q = d->fine->data;
     for (int j = 0; j + 1 < d->tab.nc; j++)
-        d->tab.thresh[j] = d->cfg->fine_forward ? 0.5f * (q[(j + 1) * B - 1] + q[(j + 1) * B])
+        d->tab.thresh[j] = d->cfg->fine_forward && !(d->snap > 0) ? 0.5f * (q[(j + 1) * B - 1] + q[(j + 1) * B])
                                             : 0.5f * (d->tab.coarse[j] + d->tab.coarse[j + 1]);
     d->tab.thresh[d->tab.nc - 1] = d->tab.thresh[d->tab.nc] = INFINITY;  // sentinels for bin_fast
     if (d->m > 0) {
@@ -481,11 +492,11 @@ static int ddq_grid(const Quantizer *q, float *levels, float *thresh) {
 
 static void ddq_describe(const Quantizer *q, char *buf, size_t size) {
     const Ddq *d = (const Ddq *)q;
-    snprintf(buf, size, "ddq %d bits, levels [%.4g, %.4g], %d bit changes", DDQ_K - d->m, d->tab.coarse[0],
-             d->tab.coarse[d->tab.nc - 1], d->flips);
+    snprintf(buf, size, "ddq %d bits, levels [%.4g, %.4g], %d bit changes%s", DDQ_K - d->m, d->tab.coarse[0],
+             d->tab.coarse[d->tab.nc - 1], d->flips, d->snap > 0 ? ", on the integer grid" : "");
 }
 
-#define DDQ_STATE_VERSION 1
+#define DDQ_STATE_VERSION 2  // 2: the snap grid (1 had none)
 
 static void ddq_save(const Quantizer *q, QBytes *b) {
     const Ddq *d = (const Ddq *)q;
@@ -501,6 +512,9 @@ static void ddq_save(const Quantizer *q, QBytes *b) {
     qbytes_put(b, d->gate, sizeof d->gate);
     qbytes_put(b, d->ema_gate, sizeof d->ema_gate);
     if (d->scale) qbytes_put(b, d->scale, (size_t)d->channels * sizeof(float));
+    int sk[2] = {d->snap_lo, d->snap_hi};
+    qbytes_put(b, &d->snap, sizeof d->snap);
+    qbytes_put(b, sk, sizeof sk);
 }
 
 static bool all_finite_f(const float *x, size_t n, float lo, float hi) {
@@ -527,8 +541,12 @@ static bool ddq_load(Quantizer *q, QBytes *b, char *err, size_t es) {
               qbytes_get(b, vel, sizeof vel) && qbytes_get(b, vel2, sizeof vel2) && qbytes_get(b, &adam_t, sizeof adam_t) &&
               qbytes_get(b, gate, sizeof gate) && qbytes_get(b, ema_gate, sizeof ema_gate) &&
               (!scale || qbytes_get(b, scale, (size_t)d->channels * sizeof(float)));
+    float snap = 0;
+    int sk[2] = {0, 0};
+    if (ok && head[0] >= 2) ok = qbytes_get(b, &snap, sizeof snap) && qbytes_get(b, sk, sizeof sk);
     const char *bad = !ok ? "truncated"
-                    : head[0] != DDQ_STATE_VERSION ? "unknown version"
+                    : head[0] != 1 && head[0] != DDQ_STATE_VERSION ? "unknown version"
+                    : !(snap >= 0 && snap < 1e30f) || (snap > 0 && (sk[0] > 0 || sk[1] < 0 || sk[1] - sk[0] > 255)) ? "bad snap grid"
                     : head[1] < 0 || head[1] > (q->pinned ? 0 : DDQ_K - d->cfg->b_min) ? "merged bits out of range"
                     : head[2] < -1 || head[2] >= DDQ_FINE ? "zero index out of range"
                     : head[3] < 0 ? "negative bit-change count"
@@ -560,6 +578,7 @@ static bool ddq_load(Quantizer *q, QBytes *b, char *err, size_t es) {
     memcpy(d->ema_gate, ema_gate, sizeof ema_gate);
     if (scale) memcpy(d->scale, scale, (size_t)d->channels * sizeof(float));
     dq_free(scale);
+    d->snap = snap, d->snap_lo = sk[0], d->snap_hi = sk[1];
     if (q->calibrated) rebuild(d);
     return true;
 }
@@ -612,8 +631,29 @@ void ddq_set_price(Quantizer *q, float price) { ((Ddq *)q)->price = price; }
 
 void ddq_set_phase(Quantizer *q, DdqPhase phase) {
     DQ_CHECK(ddq_is(q) && phase >= DDQ_PHASE_WARMUP && phase <= DDQ_PHASE_FROZEN);
-    ((Ddq *)q)->phase = phase;
+    Ddq *d = (Ddq *)q;
+    d->phase = phase;
+    if (phase == DDQ_PHASE_FROZEN && d->cfg->snap_grid && q->calibrated) ddq_snap(q);
 }
+
+void ddq_snap(Quantizer *q) {
+    Ddq *d = (Ddq *)q;
+    DQ_CHECK(ddq_is(q) && q->calibrated);
+    if (d->snap > 0) return;
+    float v[DDQ_FINE];
+    int n = table_at(d, d->m, v);
+    double lo = fmin(v[0], 0), hi = fmax(v[n - 1], 0);
+    if (q->role == QROLE_WEIGHT) {  // int8, zero point 0
+        d->snap = (float)fmax(-lo / 128, hi / 127), d->snap_lo = -128, d->snap_hi = 127;
+    } else {  // 256 codes around 0
+        d->snap = (float)((hi - lo) / 255);
+        d->snap_lo = (int)lround(lo / d->snap), d->snap_hi = d->snap_lo + 255;
+    }
+    if (!(d->snap > 0)) d->snap = d->step, d->snap_lo = -128, d->snap_hi = 127;  // a degenerate range
+    rebuild(d);
+}
+
+float ddq_snap_step(const Quantizer *q) { return ((const Ddq *)q)->snap; }
 
 void ddq_set_merged(Quantizer *q, int m) {
     Ddq *d = (Ddq *)q;

@@ -43,6 +43,7 @@ typedef struct DdqConfig {
     bool product_rule;      // variant: signals for all K gates; bits = leading merged gates
     bool adam;              // variant: Adam on the levels
     float alpha;            // variant: gradient correction α·∂mean((x_q − x)²)/∂v (0: off)
+    bool snap_grid;         // at the freeze, put the levels on the integer engine's grid (ddq_snap)
 } DdqConfig;
 
 /* What learns when (the controller sets it, control.h): warm-up — neither levels nor gates;
@@ -76,6 +77,16 @@ typedef struct DdqState {
 DdqState ddq_state(const Quantizer *q);
 void ddq_set_price(Quantizer *q, float price);
 void ddq_set_phase(Quantizer *q, DdqPhase phase);
+/* Snap to the integer grid the engine runs on (intmodel.h), from now on: the coarse values become
+ * s·k, k an integer in a window of 256 (activations, zero point free) or [−128, 127] (weights, in
+ * units of the channel scale), s fixed now from the current range (the finest grid that holds it).
+ * The fine levels keep learning underneath — the forward uses their snapped coarse values, as
+ * quantization-aware training uses quantized weights over float ones — so the frozen phase stays
+ * on the grid and the integer model computes exactly what was trained. Called at the freeze when
+ * DdqConfig.snap_grid is set; idempotent. */
+void ddq_snap(Quantizer *q);
+/* The grid step (0: not snapped). */
+float ddq_snap_step(const Quantizer *q);
 /* Force m merged bits (final budget guarantee, tests); rebuilds the coarse values. */
 void ddq_set_merged(Quantizer *q, int m);
 /* Replace the fine grid (tests). */

@@ -12,6 +12,7 @@ static Tensor *qlayer_forward(Layer *l, Tape *t, Tensor *x) {
     QuantLayer *q = (QuantLayer *)l;
     q->aq->elems = (long long)(x->numel / (size_t)x->shape[0]);
     Tensor *xq = quantizer_forward(q->aq, t, x);
+    if (q->qc->tap) q->qc->tap(q->qc->tap_ctx, q, xq);
     Tensor *wq = quantizer_forward(q->wq, t, q->weight);
     Tensor *y = q->spec.kind == SPEC_LINEAR ? op_linear(t, xq, wq, q->bias)
                                             : op_conv2d(t, xq, wq, q->bias, spec_conv_args(&q->spec));
@@ -70,6 +71,7 @@ static Layer *quant_make(const LayerFactory *f, ParamSlab *slab, const LayerSpec
     layer_set_name(&q->base, spec->name);
     q->spec = *spec;
     q->spec.name = q->base.name;
+    q->qc = qc;
     weighted_register(slab, &q->spec, &q->weight, &q->bias);
     q->wq = make_quantizer(qc, slab, &q->spec, QROLE_WEIGHT);
     q->aq = make_quantizer(qc, slab, &q->spec, QROLE_ACTIVATION);

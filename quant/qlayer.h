@@ -18,14 +18,18 @@
 #include "qconfig.h"
 #include "quantizer.h"
 
-typedef struct QuantLayer {
+typedef struct QuantLayer QuantLayer;
+typedef struct QuantContext QuantContext;
+
+struct QuantLayer {
     Layer base;
     LayerSpec spec;       // copy; spec.name points at base.name
     Tensor *weight, *bias;
     Quantizer *wq, *aq;   // weight and input-activation quantizers
-} QuantLayer;
+    QuantContext *qc;     // the context it belongs to
+};
 
-typedef struct QuantContext {
+struct QuantContext {
     QuantConfig cfg;      // owned copy: quantizers point at cfg.ddq / cfg.base
     QuantMethod method;   // cfg's strings, parsed once
     QuantBudgetKind budget;
@@ -33,7 +37,11 @@ typedef struct QuantContext {
     QuantLayer **layers;  // in model order
     int n_layers, cap_layers;
     struct DdqControl *ddq;  // DDQ's budget controller (control.h), NULL for other methods
-} QuantContext;
+    /* Optional: called by every quantized layer's forward with its quantized input (for checks
+     * that compare what the layers saw, such as the integer engine's code agreement). */
+    void (*tap)(void *ctx, const QuantLayer *l, const Tensor *xq);
+    void *tap_ctx;
+};
 
 /* cfg must be valid (quant_config_validate): a bad one is an internal error here. */
 QuantContext *quant_context_new(const QuantConfig *cfg);

@@ -1,0 +1,137 @@
+/* intmodel.h — a quantized model as an integer program: what the integer engine runs.
+ *
+ * intmodel_from builds one from a trained quantized Model (any method): it walks the layers and
+ * emits a short list of integer ops. Every quantized layer's input becomes codes (uint8), its
+ * weights int8 values on a per-output-channel grid, its product an exact int32 sum. What follows
+ * a product (the layer's scale, BatchNorm, ReLU/ReLU6) is folded into one per-channel affine map
+ * y = a·acc + b and an activation, and then either
+ *   - counted against the next quantizer's thresholds — "requantization by thresholds": each
+ *     threshold t becomes an integer threshold on acc, so the next codes come out exact for
+ *     learned, non-uniform levels as for uniform ones; or
+ *   - kept as a fixed-point value (int32, 2^-16 units: "FIX") where a value is used twice or
+ *     pooled: the residual streams, global pooling, max pooling; the next quantizer then counts
+ *     its thresholds on that.
+ * The classifier's sums become float logits at the very end.
+ *
+ * Approximations (measured by intmodel_compare): a quantizer's levels are snapped to an integer
+ * grid (activations: max|level|/127 or /255 per tensor; weights: max|w|/127 per output channel),
+ * exact when the levels already sit on it; FIX values are rounded to 2^-16 and saturate at
+ * ±32768.
+ *
+ *     (N, H, W, C) everywhere, channels-last; a "code" tensor stores k + zero as uint8, where k is
+ *     the level's integer value and zero the quantizer's zero point (0 after a ReLU).
+ */
+#ifndef DQ_INTMODEL_H
+#define DQ_INTMODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nn/model.h"
+#include "qlayer.h"
+
+
+typedef enum { ITENSOR_CODES, ITENSOR_FIX } ITensorKind;
+
+typedef struct ITensor {
+    ITensorKind kind;
+    int h, w, c;               // per image
+    int frac;                  // FIX: values are int32 multiples of 2^-frac
+} ITensor;
+
+/* A quantizer as the engine sees it: the integer value of each code and the thresholds. */
+typedef struct IQuant {
+    int n;                     // levels (codes 0..n−1)
+    float scale;               // level ≈ scale · k
+    int zero;                  // stored byte = k + zero; k in [−zero, 255 − zero]
+    int16_t k[256];            // integer value of each code
+    float thresh[255];         // decision thresholds (float, as the fake-quant quantizer has them)
+} IQuant;
+
+typedef enum {
+    IOP_QUANT_INPUT,   // float image → codes of q
+    IOP_CONV,          // codes → int32 sums → epilogue
+    IOP_QUANT_FIX,     // FIX → codes of q
+    IOP_ADD,           // FIX + FIX → FIX (ReLU after when relu)
+    IOP_GAP,           // FIX → FIX mean over H, W
+    IOP_MAXPOOL,       // FIX → FIX
+    IOP_SHORTCUT,      // FIX → FIX: option-A shortcut (subsample, zero-pad channels)
+} IOpKind;
+
+typedef enum {
+    IEPI_CODES,        // thresholds → codes of the next quantizer
+    IEPI_FIX,          // fixed point
+    IEPI_LOGITS,       // float y = a·acc + b (the classifier)
+} IEpilogue;
+
+typedef struct IConv {
+    int kh, kw, stride, pad, groups;
+    int cin, cout;
+    int wbits;                 // the weights' bits: codes packed at this width in the file
+    uint8_t *wcodes;           // (KH, KW, Cin/G, Cout) codes, one per byte in memory
+    int8_t *wtable;            // (Cout, 2^wbits) int8 value of each weight code
+    int8_t *w;                 // (KH, KW, Cin/G, Cout) int8 weights (expanded from the two above)
+    int32_t *wsum;             // (Cout) Σ w over the receptive field: the input zero's correction
+    int in_zero;               // zero of the input codes
+    int in_kmax;               // max |k| of the input codes (for the output's bound)
+    float *a, *b;              // (Cout) y = a·acc + b, acc the exact Σ k_x·w
+    ActKind act;               // then this activation
+    IEpilogue epi;
+    IQuant out;                // IEPI_CODES: the next quantizer
+    int32_t *thr;              // IEPI_CODES: (Cout, out.n − 1) integer thresholds on s·acc
+    int8_t *sign;              // IEPI_CODES: (Cout) s = +1, or −1 where a < 0
+    int8_t *packed;            // fast kernels: weights in igemm's layout (dense, pointwise, linear)
+} IConv;
+
+typedef struct IOp {
+    IOpKind kind;
+    int in, in2, out;          // tensor indices (in2: IOP_ADD's second operand)
+    IConv conv;                // IOP_CONV
+    IQuant q;                  // IOP_QUANT_INPUT, IOP_QUANT_FIX
+    Pool2dArgs pool;           // IOP_MAXPOOL
+    int stride;                // IOP_SHORTCUT
+    bool relu;                 // IOP_ADD
+    char name[64];             // the layer it comes from
+} IOp;
+
+typedef struct IntModel {
+    int in_h, in_w, in_c, num_classes;
+    IOp *ops;
+    int n_ops, cap_ops;
+    ITensor *tensors;          // tensor 0 is the float input (kind ignored)
+    int n_tensors, cap_tensors;
+    int logits;                // the op whose epilogue gives the logits
+} IntModel;
+
+/* The integer program of a quantized model whose quantizers are calibrated. False with the
+ * reason (a layer or a quantizer the engine cannot express) in err. */
+bool intmodel_from(const Model *m, const QuantContext *qc, IntModel *out, char *err, size_t err_size);
+void intmodel_free(IntModel *im);
+
+/* One line per op: kind, layer, tensors, shapes and bits (a listing for users and debugging). */
+void intmodel_print(const IntModel *im, FILE *f);
+
+/* Run on x (N, H, W, C) floats, normalised as for the float model; logits (N, classes) out.
+ * ref: the plain reference kernels. */
+void intmodel_forward(const IntModel *im, const float *x, int n, float *logits, bool ref);
+
+/* Agreement with the fake-quant model, per IOP_CONV op (arrays of n_ops), summed over calls:
+ *   alone  the op's input codes agree when every earlier quantized layer got the fake-quant codes
+ *          (each layer's own exactness: float rounding in the fake-quant path and the snapped
+ *          levels are all that remain);
+ *   chain  they agree when the program runs on its own (differences compound layer to layer);
+ * and how many images' top-1 agree. */
+typedef struct IntAgreement {
+    int n_ops;
+    long long *alone, *chain, *total;
+    long long top1_agree, images;
+} IntAgreement;
+
+void intagreement_init(IntAgreement *a, const IntModel *im);
+void intagreement_free(IntAgreement *a);
+
+/* Runs both on x (N, H, W, C) and adds to a. qc must be m's quantizers (their layers are tapped). */
+void intmodel_agreement(const IntModel *im, Model *m, QuantContext *qc, const float *x, int n, IntAgreement *a);
+
+#endif

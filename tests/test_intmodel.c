@@ -1,0 +1,167 @@
+/* test_intmodel.c — the integer engine against the fake-quant model it comes from: small
+ * quantized networks (MobileNetV2 with DDQ, learned non-uniform levels included, and with LSQ;
+ * ResNet-8 and LeNet with DDQ), whose BatchNorm statistics and quantizer ranges come from a few
+ * batches. The integer logits' argmax equals the fake-quant one on every input; the codes each
+ * quantized layer receives agree with the fake-quant codes (≥ 99.9%); the fast kernels give the
+ * reference kernels' logits bit for bit. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "helpers.h"
+#include "nn/lenet.h"
+#include "nn/mobilenetv2.h"
+#include "nn/resnet.h"
+#include "quant/control.h"
+#include "quant/intmodel.h"
+
+typedef enum { NET_MNV2, NET_RESNET, NET_LENET } NetKind;
+
+static Model *build(NetKind k, QuantContext *qc) {
+    LayerFactory f = quant_factory(qc);
+    if (k == NET_MNV2) {
+        MobileNetV2Config c = {.width = 0.25f, .variant = MNV2_S1X3, .in_channels = 1, .in_size = 8, .num_classes = 4};
+        return mobilenetv2_new(&c, &f, 3);
+    }
+    if (k == NET_RESNET) {
+        ResNetConfig c = {.depth = 8, .in_channels = 2, .in_size = 8, .num_classes = 4};
+        return resnet_new(&c, &f, 3);
+    }
+    LeNetConfig c = {.in_channels = 1, .in_size = 8, .num_classes = 4, .dropout = 0.2f};
+    return lenet_new(&c, &f, 3);
+}
+
+/* BatchNorm statistics from 20 batches (the quantizers still pass data through), then the
+ * quantizers calibrated on one more, as the pipeline does after FP32 training. */
+static void settle(Model *m, QuantContext *qc, Tensor *x) {
+    Arena a;
+    arena_init(&a, 1 << 20, 0);
+    Tape t;
+    tape_init(&t, &a);
+    t.no_grad = true;
+    for (int i = 0; i < 20; i++) {
+        tape_reset(&t);
+        t.training = true;
+        model_forward(m, &t, x);
+    }
+    t.training = false;
+    quant_calibrate_begin(qc);
+    tape_reset(&t);
+    model_forward(m, &t, x);
+    quant_calibrate_end(qc);
+    arena_free(&a);
+}
+
+typedef struct Check {
+    NetKind net;
+    const char *method;
+    int bits;        // DDQ: unpinned quantizers' bits (0: 8, as calibrated) …
+    bool bend;       // … their fine levels bent (u + 0.3·u³): off any integer grid …
+    bool snap;       // … and snapped to it (ddq_snap, the --ddq_snap_grid option)
+    double min_alone, min_top1;  // the bars where levels are off the grid (0: 99.9%, all)
+    int threads;
+} Check;
+
+/* Every unpinned DDQ quantizer at c->bits: merged blocks of the uniform fine grid are already
+ * non-uniform near the pinned zero; bent, they are arbitrary floats. */
+static void learned_levels(Quantizer *q, void *ctx) {
+    const Check *c = ctx;
+    if (!ddq_is(q) || q->pinned) return;
+    DdqState s = ddq_state(q);
+    if (c->bend) {
+        float fine[DDQ_FINE];
+        float lo = s.fine[0], hi = s.fine[DDQ_FINE - 1];
+        int zero = -1;
+        for (int i = 0; i < DDQ_FINE; i++)
+            if (s.fine[i] == 0) zero = i;
+        for (int i = 0; i < DDQ_FINE; i++) {
+            float u = s.fine[i] / (s.fine[i] < 0 ? -lo : hi);  // [−1, 1]
+            fine[i] = (u + 0.3f * u * u * u) / 1.3f * (s.fine[i] < 0 ? -lo : hi);
+        }
+        ddq_set_fine(q, fine, zero);
+    }
+    ddq_set_merged(q, 8 - c->bits);
+    if (c->snap) ddq_snap(q);
+}
+
+
+static void check(const Check *c) {
+    threads_init(c->threads);
+    QuantConfig cfg = quant_config_defaults;
+    strcpy(cfg.method, c->method);
+    QuantContext *qc = quant_context_new(&cfg);
+    Model *m = build(c->net, qc);
+    int n = 48;
+    Arena keep;  // the inputs outlive the tape's resets
+    arena_init(&keep, 1 << 16, 0);
+    Tensor *x = tensor_new4(&keep, n, m->in_h, m->in_w, m->in_c), *xt = tensor_new4(&keep, n, m->in_h, m->in_w, m->in_c);
+    rng_fill_uniform(&R, x->data, x->numel, -2, 2);
+    rng_fill_uniform(&R, xt->data, xt->numel, -2, 2);
+    settle(m, qc, x);
+    if (c->bits) quant_each(qc, learned_levels, (void *)(uintptr_t)c);
+    IntModel im;
+    char err[256];
+    cr_assert(intmodel_from(m, qc, &im, err, sizeof err), "%s %s: %s", m->name, c->method, err);
+    if (getenv("LAYERS")) intmodel_print(&im, stderr);
+    float *ref = dq_malloc((size_t)n * m->num_classes * sizeof(float)), *fast = dq_malloc((size_t)n * m->num_classes * sizeof(float));
+    intmodel_forward(&im, xt->data, n, ref, true);
+    intmodel_forward(&im, xt->data, n, fast, false);
+    assert_bits_equal(fast, ref, (size_t)n * m->num_classes, "fast kernels vs reference kernels");
+    IntAgreement ag;
+    intagreement_init(&ag, &im);
+    intmodel_agreement(&im, m, qc, xt->data, n, &ag);
+    long long alone = 0, chain = 0, total = 0, layers = 0;
+    for (int i = 0; i < im.n_ops; i++) alone += ag.alone[i], chain += ag.chain[i], total += ag.total[i], layers += ag.total[i] > 0;
+    if (getenv("LAYERS"))
+        for (int i = 0; i < im.n_ops; i++)
+            if (ag.total[i]) cr_log_info("  %-24s alone %lld chain %lld of %lld", im.ops[i].name, ag.alone[i], ag.chain[i], ag.total[i]);
+    cr_log_info("%s %s bits %d%s: top-1 %lld/%lld, codes alone %.4f%%, chained %.4f%% over %lld layers", m->name, c->method,
+                c->bits, c->snap ? " snapped" : "", ag.top1_agree, ag.images, 100.0 * alone / total, 100.0 * chain / total, layers);
+    cr_assert(layers > 3 && total > 0, "%s: codes compared in %lld layers", m->name, layers);
+    double want = c->min_alone ? c->min_alone : 0.999;
+    cr_assert(alone >= want * total, "%s %s: codes agree %.4f%% layer by layer (want %.2f%%)", m->name, c->method,
+              100.0 * alone / total, 100 * want);
+    // Snapped, the integer program is the trained model: what differs is a fake-quant value that
+    // float rounding put on the other side of a threshold (seen: a float32 mean 1e-7 off), ≤ 1e-5.
+    if (c->snap) cr_assert(total - alone <= total / 100000, "%s: snapped levels, yet %lld codes differ", m->name, total - alone);
+    cr_assert(ag.top1_agree >= (c->min_top1 ? c->min_top1 : 1.0) * n, "%s %s: the integer top-1 is the fake-quant top-1 on %lld of %d inputs",
+              m->name, c->method, ag.top1_agree, n);
+    intagreement_free(&ag);
+    dq_free(ref), dq_free(fast);
+    intmodel_free(&im);
+    arena_free(&keep);
+    model_free(m);
+    quant_context_free(qc);
+    threads_shutdown();
+}
+
+Test(intmodel, mobilenetv2_ddq, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_MNV2, .method = "ddq", .threads = 2});
+}
+/* Levels off the grid: the snapping approximation, measured (intmodel.h); the bars are loose. */
+Test(intmodel, mobilenetv2_ddq_learned_levels_off_grid, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_MNV2, .method = "ddq", .bits = 4, .bend = true, .min_alone = 0.95, .min_top1 = 0.85, .threads = 2});
+}
+Test(intmodel, mobilenetv2_ddq_learned_levels_snapped_4_bits, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_MNV2, .method = "ddq", .bits = 4, .bend = true, .snap = true, .threads = 2});
+}
+Test(intmodel, mobilenetv2_ddq_learned_levels_snapped_2_bits, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_MNV2, .method = "ddq", .bits = 2, .bend = true, .snap = true, .threads = 1});
+}
+Test(intmodel, mobilenetv2_lsq, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_MNV2, .method = "lsq", .threads = 2});
+}
+Test(intmodel, mobilenetv2_minmax, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_MNV2, .method = "minmax", .threads = 2});
+}
+Test(intmodel, resnet8_ddq_snapped_3_bits, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_RESNET, .method = "ddq", .bits = 3, .bend = true, .snap = true, .threads = 3});
+}
+Test(intmodel, lenet_ddq_snapped_4_bits, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_LENET, .method = "ddq", .bits = 4, .bend = true, .snap = true, .threads = 2});
+}
+Test(intmodel, mobilenetv2_pact, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_MNV2, .method = "pact", .threads = 2});
+}
