@@ -174,6 +174,6 @@ check-initializers:
 clean:
 	rm -rf build exp_*[!.c]
 
--include $(OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELP:.o=.d) $(EXPS:%=$(BUILD)/%.d)
+-include $(OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_HELP:.o=.d) $(EXPS:%=$(BUILD)/%.d) $(FUZZ_COMMON:.o=.d) $(FUZZ_BIN:=.d) $(BUILD)/fuzz/make_corpus.d
 
 .SECONDARY:  # keep build/<variant>/exp_* (intermediate files of the copy rule)

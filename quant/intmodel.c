@@ -145,10 +145,9 @@ static int32_t acc_threshold(double a, double b, ActKind act, double t) {
     return v <= -2147483647.0 ? INT32_MIN + 1 : v >= 2147483647.0 ? INT32_MAX : (int32_t)v;
 }
 
-/* Decide an ACC's epilogue: codes of q. */
-static void epilogue_codes(IConv *cv, const IQuant *q) {
-    cv->epi = IEPI_CODES;
-    cv->out = *q;
+/* The integer thresholds of a codes epilogue, from its affine map, activation and quantizer. */
+static void epilogue_thresholds(IConv *cv) {
+    const IQuant *q = &cv->out;
     int nt = q->n - 1;
     cv->thr = dq_malloc(dq_mul_size((size_t)cv->cout, (size_t)(nt ? nt : 1)) * sizeof(int32_t));
     cv->sign = dq_malloc((size_t)cv->cout);
@@ -162,12 +161,11 @@ static void epilogue_codes(IConv *cv, const IQuant *q) {
 /* ------------------------------------------------------------------ values */
 /* The largest |act(a·acc + b)| the conv can produce: |a|·Σ|w|·max|k| + |b| per channel. */
 static double conv_bound(const IConv *cv) {
-    int T = 1 << cv->wbits;
     size_t per = (size_t)cv->kh * cv->kw * (cv->cin / cv->groups);
     double bound = 0;
     for (int c = 0; c < cv->cout; c++) {
         double sw = 0;
-        for (size_t i = 0; i < per; i++) sw += abs(cv->wtable[(size_t)c * T + cv->wcodes[i * cv->cout + c]]);
+        for (size_t i = 0; i < per; i++) sw += abs(intconv_table(cv, c)[cv->wcodes[i * cv->cout + c]]);
         double y = fabs((double)cv->a[c]) * sw * cv->in_kmax + fabs((double)cv->b[c]);
         if (cv->act == ACT_RELU6 && y > 6) y = 6;
         bound = fmax(bound, y);
@@ -198,7 +196,8 @@ static Val need_codes(Walk *w, Val v, const Quantizer *q, const char *name) {
         return v;
     }
     if (v.kind == V_ACC) {
-        epilogue_codes(&im->ops[v.op].conv, &iq);
+        im->ops[v.op].conv.epi = IEPI_CODES;
+        im->ops[v.op].conv.out = iq;
         im->tensors[v.tensor].kind = ITENSOR_CODES;
         return (Val){.kind = V_CODES, .tensor = v.tensor, .h = v.h, .w = v.w, .c = v.c};
     }
@@ -214,8 +213,15 @@ static Val need_codes(Walk *w, Val v, const Quantizer *q, const char *name) {
 }
 
 /* ------------------------------------------------------------------ layers */
-/* Weights: the fake-quant values, snapped per output channel to int8 and kept as codes into a
- * per-channel table of the distinct values (at most 2^bits of them). */
+/* Weights: the fake-quant values, snapped per output channel to int8, stored as codes into a
+ * table of int8 values: 8-bit weights index the identity (code = k + 128); fewer bits index the
+ * channel's distinct values in ascending order (the last repeated to fill 2^bits), one table for
+ * the layer when every channel's is the same (levels on a grid shared through channel scales). */
+static int k_of(float v, float scale) {
+    long k = lroundf(v / scale);
+    return k < -128 ? -128 : k > 127 ? 127 : (int)k;
+}
+
 static bool conv_weights(Walk *w, const QuantLayer *l, IConv *cv, float *wscale) {
     Arena a;
     arena_init(&a, 1 << 16, 0);
@@ -227,33 +233,46 @@ static bool conv_weights(Walk *w, const QuantLayer *l, IConv *cv, float *wscale)
     size_t per = wq->numel / (size_t)C;
     cv->wcodes = dq_malloc(wq->numel);
     cv->wtable = dq_calloc((size_t)C * T, 1);
-    bool ok = true;
     float levels[256], vals[256];
     int nl = l->wq->ops->levels(l->wq, levels);  // the whole tensor's levels (per-tensor quantizers)
+    float wl = grid_scale(levels, nl, true);
+    bool on_layer[256] = {0};
+    int n_layer = 0;  // distinct integer levels on the layer's grid
+    for (int j = 0; j < nl; j++) n_layer += !on_layer[k_of(levels[j], wl) + 128], on_layer[k_of(levels[j], wl) + 128] = true;
+    bool ok = true;
     for (int c = 0; c < C && ok; c++) {
         int nv = 0;  // the channel's distinct values
-        for (size_t i = 0; i < per && nv <= T; i++) {
+        for (size_t i = 0; i < per && nv < 256; i++) {
             float v = wq->data[i * C + c];
             int j = 0;
             while (j < nv && vals[j] != v) j++;
-            if (j == nv && nv < 256) vals[nv++] = v;
+            if (j == nv) vals[nv++] = v;
         }
-        float wl = grid_scale(levels, nl, true), wc = grid_scale(vals, nv, true);
-        wscale[c] = sits_on(vals, nv, wc) || !sits_on(vals, nv, wl) ? wc : wl;  // exact first, then finest
-        int n = 0;
+        // the layer's grid when the channel sits on it: every channel then indexes one table of all
+        // the levels; otherwise the channel's own grid and its own values
+        bool layer = sits_on(vals, nv, wl) && n_layer <= T;
+        wscale[c] = layer ? wl : grid_scale(vals, nv, true);
+        bool used[256] = {0};
+        if (layer)
+            for (int j = 0; j < nl; j++) used[k_of(levels[j], wl) + 128] = true;
+        else
+            for (size_t i = 0; i < per; i++) used[k_of(wq->data[i * C + c], wscale[c]) + 128] = true;
         int8_t *tab = cv->wtable + (size_t)c * T;
-        for (size_t i = 0; i < per && ok; i++) {
-            long k = lroundf(wq->data[i * C + c] / wscale[c]);
-            int8_t v = (int8_t)(k < -128 ? -128 : k > 127 ? 127 : k);
-            int code = 0;
-            while (code < n && tab[code] != v) code++;
-            if (code == n) {
-                if (n == T) ok = fail(w, "a channel has more distinct weights than its bits allow", l->base.name);
-                else tab[n++] = v;
+        uint8_t code_of[256] = {0};
+        int n = 0;
+        for (int u = 0; u < 256; u++) {
+            if (!used[u] && cv->wbits < 8) continue;
+            if (n == T) {
+                ok = fail(w, "a channel has more distinct weights than its bits allow", l->base.name);
+                break;
             }
-            cv->wcodes[i * C + c] = (uint8_t)code;
+            code_of[u] = (uint8_t)n, tab[n++] = (int8_t)(u - 128);
         }
+        for (int j = n; j < T && n > 0; j++) tab[j] = tab[n - 1];
+        for (size_t i = 0; i < per && ok; i++) cv->wcodes[i * C + c] = code_of[k_of(wq->data[i * C + c], wscale[c]) + 128];
     }
+    cv->shared_table = true;
+    for (int c = 1; c < C && cv->shared_table; c++) cv->shared_table = !memcmp(cv->wtable, cv->wtable + (size_t)c * T, (size_t)T);
     arena_free(&a);
     return ok;
 }
@@ -377,12 +396,12 @@ static Val lower(Walk *w, Layer *l, Val v) {
 
 /* ------------------------------------------------------------------ weights for the kernels */
 static void finish_conv(IConv *cv) {
+    if (cv->epi == IEPI_CODES) epilogue_thresholds(cv);
     size_t nw = (size_t)cv->kh * cv->kw * (cv->cin / cv->groups) * cv->cout;
-    int T = 1 << cv->wbits;
     cv->w = dq_malloc(nw);
     for (size_t i = 0; i < nw; i++) {
         int c = (int)(i % (size_t)cv->cout);
-        cv->w[i] = cv->wtable[(size_t)c * T + cv->wcodes[i]];
+        cv->w[i] = intconv_table(cv, c)[cv->wcodes[i]];
     }
     cv->wsum = dq_calloc((size_t)cv->cout, sizeof(int32_t));
     for (size_t i = 0; i < nw; i++) cv->wsum[i % (size_t)cv->cout] += cv->w[i];
@@ -393,7 +412,7 @@ static void finish_conv(IConv *cv) {
     }
 }
 
-static void intmodel_finish(IntModel *im) {
+void intmodel_finish(IntModel *im) {
     for (int i = 0; i < im->n_ops; i++)
         if (im->ops[i].kind == IOP_CONV) finish_conv(&im->ops[i].conv);
 }

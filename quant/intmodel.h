@@ -70,7 +70,8 @@ typedef struct IConv {
     int cin, cout;
     int wbits;                 // the weights' bits: codes packed at this width in the file
     uint8_t *wcodes;           // (KH, KW, Cin/G, Cout) codes, one per byte in memory
-    int8_t *wtable;            // (Cout, 2^wbits) int8 value of each weight code
+    int8_t *wtable;            // (Cout, 2^wbits) int8 value of each weight code (rows equal: shared)
+    bool shared_table;         // every channel's row is the same (the file stores one)
     int8_t *w;                 // (KH, KW, Cin/G, Cout) int8 weights (expanded from the two above)
     int32_t *wsum;             // (Cout) Σ w over the receptive field: the input zero's correction
     int in_zero;               // zero of the input codes
@@ -83,6 +84,11 @@ typedef struct IConv {
     int8_t *sign;              // IEPI_CODES: (Cout) s = +1, or −1 where a < 0
     int8_t *packed;            // fast kernels: weights in igemm's layout (dense, pointwise, linear)
 } IConv;
+
+/* Channel c's weight table. */
+static inline const int8_t *intconv_table(const IConv *cv, int c) {
+    return cv->wtable + (cv->shared_table ? 0 : (size_t)c << cv->wbits);
+}
 
 typedef struct IOp {
     IOpKind kind;
@@ -111,6 +117,24 @@ void intmodel_free(IntModel *im);
 
 /* One line per op: kind, layer, tensors, shapes and bits (a listing for users and debugging). */
 void intmodel_print(const IntModel *im, FILE *f);
+
+/* The kernels' forms of a program read from a file or just built: expanded int8 weights, their
+ * packed GEMM layout, the input zero's correction, the integer thresholds of codes epilogues. */
+void intmodel_finish(IntModel *im);
+
+/* The model file (.dqm; layout in intfile.c), written atomically; bytes: its size. */
+bool intmodel_save(const IntModel *im, const char *path, size_t *bytes, char *err, size_t err_size);
+/* Read back, every count and shape checked before use; false with the reason in err (never a
+ * crash on a damaged file). parse: the same on bytes in memory. */
+bool intmodel_load(IntModel *im, const char *path, char *err, size_t err_size);
+bool intmodel_parse(IntModel *im, const uint8_t *file, size_t n, char *err, size_t err_size);
+
+typedef struct IntModelSize {
+    size_t file;       // bytes of the .dqm
+    size_t weights;    // of which packed weight codes
+    size_t tables;     // of which weight tables
+} IntModelSize;
+IntModelSize intmodel_size(const IntModel *im);
 
 /* Run on x (N, H, W, C) floats, normalised as for the float model; logits (N, classes) out.
  * ref: the plain reference kernels. */

@@ -11,7 +11,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 b=${FUZZ_BUILD:-build/fuzz-clang/fuzz}
 runs=${FUZZ_RUNS:-100000}
-targets=${FUZZ_TARGETS:-"gzip inflate idx cifar checkpoint options"}
+targets=${FUZZ_TARGETS:-"gzip inflate idx cifar checkpoint intmodel options"}
 "$b/make_corpus" "$b/seeds" >/dev/null || { echo "fuzz.sh: error: make_corpus failed" >&2; exit 1; }
 status=0
 printf '| target | executions | seconds | exec/s | corpus files | findings |\n|---|---|---|---|---|---|\n'

@@ -1,5 +1,5 @@
 /* make_corpus.c — writes the fuzzers' seed corpora, made by the project itself:
- *     make_corpus DIR    ->  DIR/<target>/seed-*  for gzip, inflate, idx, cifar, checkpoint, options
+ *     make_corpus DIR    ->  DIR/<target>/seed-*  for gzip, inflate, idx, cifar, checkpoint, intmodel, options
  * DEFLATE seeds come from a small encoder here (stored blocks; fixed-Huffman blocks with greedy
  * LZ77 matches) and, for dynamic-Huffman blocks, from the system's gzip when it is installed.
  * Checkpoints are real ones of the fuzzers' model (fuzz_common.h), with and without quantizer
@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "fuzz_common.h"
+#include "quant/intmodel.h"
 #include "train/checkpoint.h"
 #include "train/run_state.h"
 
@@ -260,6 +261,29 @@ static void checkpoint_seeds(void) {
     fuzz_model_free(&f);
 }
 
+/* Integer model files of the fuzzers' network: as calibrated (8 bits), and at 4 and 2 bits with
+ * the levels snapped (tables, packed codes at odd widths). */
+static void intmodel_seeds(void) {
+    FuzzModel f;
+    fuzz_model_init(&f);
+    for (int bits = 8; bits >= 2; bits -= bits == 8 ? 4 : 2) {
+        for (int i = 0; i < f.qc->n_layers; i++) {
+            Quantizer *q[2] = {f.qc->layers[i]->wq, f.qc->layers[i]->aq};
+            for (int k = 0; k < 2; k++)
+                if (ddq_is(q[k]) && !q[k]->pinned) ddq_set_merged(q[k], 8 - bits), ddq_snap(q[k]);
+        }
+        IntModel im;
+        char err[256], dir[1200], path[1400];
+        if (!intmodel_from(f.m, f.qc, &im, err, sizeof err)) DQ_FATAL("make_corpus: %s", err);
+        snprintf(dir, sizeof dir, "%s/intmodel", root);
+        if (!fileio_make_dirs(dir, err, sizeof err)) DQ_FATAL_FILE(dir, "%s", err);
+        snprintf(path, sizeof path, "%s/seed-%d-bits", dir, bits);
+        if (!intmodel_save(&im, path, NULL, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+        intmodel_free(&im);
+    }
+    fuzz_model_free(&f);
+}
+
 static void option_seeds(void) {
     const char *lines[] = {
         "--lr=0.1\n--epochs=3\n--schedule=step",
@@ -286,6 +310,7 @@ int main(int argc, char **argv) {
     idx_seeds();
     cifar_seeds();
     checkpoint_seeds();
+    intmodel_seeds();
     option_seeds();
     printf("make_corpus: seeds written under %s\n", root);
     return 0;
