@@ -12,6 +12,7 @@
 #include "nn/weighted.h"
 #include "quant/control.h"
 #include "core/text.h"
+#include "inteval.h"
 #include "train/runid.h"
 
 int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *o) {
@@ -132,6 +133,18 @@ static Model *quantized_from_fp32(Experiment *x, const TrainConfig *cfg, const T
     return m;
 }
 
+/* The finished FP32 model again (its evaluation speed goes beside the integer engine's). */
+static Model *fp32_model(Experiment *x, const TrainConfig *fc, QBuildFn build, void *build_ctx) {
+    Model *fm = build(build_ctx, &nn_float_factory, (uint64_t)fc->seed, &x->train);
+    char ckpath[4096];
+    snprintf(ckpath, sizeof ckpath, "%s/checkpoint.bin", fc->out_dir);
+    Checkpoint ck;
+    if (!ckpt_load(&ck, ckpath)) DQ_FATAL_FILE(ckpath, "the FP32 checkpoint is missing");
+    ckpt_read_slab(&ck, &fm->slab);
+    ckpt_free(&ck);
+    return fm;
+}
+
 /* 3. Calibrate the activation quantizers on a few training batches (evaluation mode: the FP32
  * model's BatchNorm statistics). */
 static void calibrate(Model *m, QuantContext *qc, const Dataset *train, int batches, int batch_size, int seed) {
@@ -197,21 +210,68 @@ static void write_json(const Experiment *x, const QPipelineResult *r, const char
     text_printf(&t, ",\n  \"fp32_acc\": %.6f,\n  \"quantized_acc\": %.6f,\n  \"mean_w_bits\": %.4f,\n"
                     "  \"mean_a_bits\": %.4f,\n  \"weight_kb\": %.2f,\n  \"fp32_weight_kb\": %.2f,\n"
                     "  \"fp32_epoch_s\": %.1f,\n  \"quantized_epoch_s\": %.1f,\n  \"bits_moved_w\": %.4f,\n"
-                    "  \"bits_moved_a\": %.4f\n}\n",
+                    "  \"bits_moved_a\": %.4f",
                 r->fp32_acc, r->q_acc, r->summary.mean_w_bits, r->summary.mean_a_bits, r->summary.weight_kb,
                 r->summary.fp32_weight_kb, r->fp32_epoch_s, r->q_epoch_s, r->moved_w, r->moved_a);
+    if (r->int_ok)
+        text_printf(&t, ",\n  \"integer_acc\": %.6f,\n  \"integer_top1_agreement\": %.6f,\n  \"integer_codes_alone\": %.6f,\n"
+                        "  \"integer_codes_chained\": %.6f,\n  \"dqm_bytes\": %zu,\n  \"dqm_weight_bytes\": %zu,\n"
+                        "  \"dqm_table_bytes\": %zu,\n  \"integer_eval_img_s\": %.1f,\n  \"fake_quant_eval_img_s\": %.1f,\n"
+                        "  \"fp32_eval_img_s\": %.1f",
+                    r->int_acc, r->int_agree, r->int_codes_alone, r->int_codes_chain, r->dqm.file, r->dqm.weights,
+                    r->dqm.tables, r->int_img_s, r->fq_img_s, r->fp32_eval_img_s);
+    text_printf(&t, "\n}\n");
     char path[4096], err[512];
     snprintf(path, sizeof path, "%s/quant_summary.json", dir);
     if (!text_save(&t, path, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
     text_free(&t);
 }
 
+/* 6. The integer model: built, written to model.dqm, read back, and what the file holds evaluated
+ * by the integer engine beside the FP32 model (fp32) and the fake-quant one (m); the per-layer
+ * code agreement goes into rows (layers.csv). */
+static void integer_model(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, Model *fp32,
+                          QuantLayerInfo *rows, int n, QPipelineResult *out) {
+    IntModel im;
+    if (!intmodel_from(m, qc, &im, out->int_why, sizeof out->int_why)) {
+        printf("\ninteger engine: this model has no integer form: %s\n", out->int_why);
+        return;
+    }
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/model.dqm", cfg->out_dir);
+    if (!intmodel_save(&im, path, NULL, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    intmodel_free(&im);
+    if (!intmodel_load(&im, path, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);  // what the file holds
+    out->dqm = intmodel_size(&im);
+    printf("\n== integer engine: %s (%.1f KB), %d ops, evaluated on %d threads, batch %d\n", path,
+           out->dqm.file / 1024.0, im.n_ops, threads_count(), cfg->eval_batch);
+    EvalSpeed ie = int_evaluate(&im, &x->test, cfg->eval_batch, cfg->test_subset);
+    EvalSpeed fq = float_evaluate(m, &x->test, cfg->eval_batch, cfg->test_subset);
+    EvalSpeed fe = float_evaluate(fp32, &x->test, cfg->eval_batch, cfg->test_subset);
+    IntAgreement ag;
+    intagreement_init(&ag, &im);
+    int_agreement_on(&im, m, qc, &x->test, cfg->eval_batch, cfg->test_subset, &ag);
+    long long alone = 0, chain = 0, total = 0;
+    for (int i = 0; i < im.n_ops; i++) alone += ag.alone[i], chain += ag.chain[i], total += ag.total[i];
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < im.n_ops; i++)
+            if (im.ops[i].kind == IOP_CONV && ag.total[i] && !strcmp(im.ops[i].name, rows[r].name))
+                rows[r].int_alone = (double)ag.alone[i] / ag.total[i], rows[r].int_chain = (double)ag.chain[i] / ag.total[i];
+    out->int_ok = true;
+    out->int_acc = ie.acc, out->int_img_s = ie.img_s, out->fq_img_s = fq.img_s, out->fp32_eval_img_s = fe.img_s;
+    out->int_agree = ag.images ? (double)ag.top1_agree / ag.images : 0;
+    out->int_codes_alone = total ? (double)alone / total : 0, out->int_codes_chain = total ? (double)chain / total : 0;
+    intagreement_free(&ag);
+    intmodel_free(&im);
+}
+
 /* 5. Report: the per-layer table (printed and as files), FP32 against quantized, the JSON. */
-static void report(const Experiment *x, const TrainConfig *cfg, const QuantContext *qc, const Model *m, QPipelineResult *out) {
+static void report(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, Model *fp32, QPipelineResult *out) {
     QuantLayerInfo *rows = dq_calloc((size_t)qc->n_layers, sizeof *rows);
     int n = quant_report(qc, rows, qc->n_layers);
     const char *method = quant_method_name(qc->method);
     out->summary = quant_summary(rows, n, qc);
+    integer_model(x, cfg, qc, m, fp32, rows, n, out);
     printf("\nper-layer quantization (%s):\n\n", method);
     quant_report_print(stdout, rows, n);
     quant_report_write_csv(rows, n, cfg->out_dir);
@@ -220,16 +280,31 @@ static void report(const Experiment *x, const TrainConfig *cfg, const QuantConte
              out->summary.mean_a_bits);
     quant_report_write_bits_svg(rows, n, cfg->out_dir, title);
     quant_report_write_levels_svg(rows, n, cfg->out_dir);
-    printf("\n| | top-1 | mean W bits | mean A bits | weight KB |\n|---|---|---|---|---|\n");
-    printf("| FP32 | %.2f%% | 32 | 32 | %.1f |\n", 100 * out->fp32_acc, out->summary.fp32_weight_kb);
-    printf("| %s | %.2f%% | %.2f | %.2f | %.1f |\n", method, 100 * out->q_acc, out->summary.mean_w_bits,
-           out->summary.mean_a_bits, out->summary.weight_kb);
+    printf("\n| | top-1 | mean W bits | mean A bits | weight KB | eval img/s |\n|---|---|---|---|---|---|\n");
+    char fp32_speed[32] = "", fq_speed[32] = "";  // measured beside the integer engine only
+    if (out->int_ok) snprintf(fp32_speed, sizeof fp32_speed, "%.0f", out->fp32_eval_img_s);
+    if (out->int_ok) snprintf(fq_speed, sizeof fq_speed, "%.0f", out->fq_img_s);
+    printf("| FP32 | %.2f%% | 32 | 32 | %.1f | %s |\n", 100 * out->fp32_acc, out->summary.fp32_weight_kb, fp32_speed);
+    printf("| %s (fake-quant) | %.2f%% | %.2f | %.2f | %.1f | %s |\n", method, 100 * out->q_acc, out->summary.mean_w_bits,
+           out->summary.mean_a_bits, out->summary.weight_kb, fq_speed);
+    if (out->int_ok) {
+        printf("| %s integer (model.dqm) | %.2f%% | %.2f | %.2f | %.1f (file) | %.0f |\n", method, 100 * out->int_acc,
+               out->summary.mean_w_bits, out->summary.mean_a_bits, out->dqm.file / 1024.0, out->int_img_s);
+        printf("\ninteger vs fake-quant: top-1 agrees on %.2f%% of the test images; activation codes agree %.4f%% "
+               "layer by layer, %.4f%% chained (layers.csv)\n",
+               100 * out->int_agree, 100 * out->int_codes_alone, 100 * out->int_codes_chain);
+        printf("model.dqm: %.1f KB = weight codes %.1f KB + weight tables %.1f KB + scales, thresholds and structure "
+               "%.1f KB (the table's weight KB: %.1f); integer evaluation at %.2fx FP32's images/s\n",
+               out->dqm.file / 1024.0, out->dqm.weights / 1024.0, out->dqm.tables / 1024.0,
+               (out->dqm.file - out->dqm.weights - out->dqm.tables) / 1024.0, out->summary.weight_kb,
+               out->fp32_eval_img_s > 0 ? out->int_img_s / out->fp32_eval_img_s : 0);
+    }
     if (qc->method == QUANT_DDQ)
         printf("\nfinal budget guarantee moved %+.3f mean weight bits and %+.3f mean activation bits%s\n", out->moved_w,
                out->moved_a, fabs(out->moved_w) > 0.1 || fabs(out->moved_a) > 0.1 ? " (more than 0.1: the joint phase did not settle)" : "");
     write_json(x, out, cfg->out_dir);
-    printf("files: %s/{log.csv,curves.svg,layers.csv,bits.svg,levels.svg,%squant_summary.json}\n", cfg->out_dir,
-           qc->method == QUANT_DDQ ? "ddq_trace.csv," : "");
+    printf("files: %s/{log.csv,curves.svg,layers.csv,bits.svg,levels.svg,%s%squant_summary.json}\n", cfg->out_dir,
+           qc->method == QUANT_DDQ ? "ddq_trace.csv," : "", out->int_ok ? "model.dqm," : "");
     dq_free(rows);
 }
 
@@ -258,7 +333,11 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
     threads_init(cfg->threads);
     calibrate(m, qc, &x->train, qcfg->calib_batches, cfg->batch_size, cfg->seed);
     out->finished = fine_tune(x, cfg, qc, m, out);
-    if (out->finished) report(x, cfg, qc, m, out);
+    if (out->finished) {
+        Model *fp32 = fp32_model(x, &fc, build, build_ctx);
+        report(x, cfg, qc, m, fp32, out);
+        model_free(fp32);
+    }
     model_free(m);
     quant_context_free(qc);
 }
@@ -276,10 +355,16 @@ void qpipeline_result_line(const Experiment *x, const QuantConfig *q, const QPip
     }
     printf("RESULT exp=%s model=%s method=%s w_budget=%g a_budget=%g fp32_acc=%.4f q_acc=%.4f delta=%.4f "
            "w_bits=%.3f a_bits=%.3f weight_kb=%.1f fp32_weight_kb=%.1f fp32_epoch_s=%.1f q_epoch_s=%.1f "
-           "step_ratio=%.3f moved_w=%.3f moved_a=%.3f\n",
+           "step_ratio=%.3f moved_w=%.3f moved_a=%.3f",
            x->prog, r->model, quant_method_name(r->method), q->w_bits, q->a_bits, r->fp32_acc, r->q_acc,
            r->q_acc - r->fp32_acc, r->summary.mean_w_bits, r->summary.mean_a_bits, r->summary.weight_kb,
            r->summary.fp32_weight_kb, r->fp32_epoch_s, r->q_epoch_s,
            r->fp32_img_s > 0 && r->q_img_s > 0 ? r->fp32_img_s / r->q_img_s : 0, r->moved_w, r->moved_a);
+    if (r->int_ok)
+        printf(" int_acc=%.4f int_top1_agree=%.4f int_codes_alone=%.6f int_codes_chained=%.6f dqm_kb=%.1f "
+               "int_img_s=%.0f fp32_eval_img_s=%.0f int_speedup=%.2f",
+               r->int_acc, r->int_agree, r->int_codes_alone, r->int_codes_chain, r->dqm.file / 1024.0, r->int_img_s,
+               r->fp32_eval_img_s, r->fp32_eval_img_s > 0 ? r->int_img_s / r->fp32_eval_img_s : 0);
+    printf("\n");
     fflush(stdout);
 }

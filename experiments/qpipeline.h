@@ -10,12 +10,15 @@
  *      state goes into the checkpoint);
  *   5. report: FP32 vs quantized accuracy, mean bits, weight KB; the per-layer table (printed,
  *      layers.csv), bits.svg (per-layer bits) and levels.svg (each layer's weight histogram with
- *      its levels drawn over it), ddq_trace.csv (λ and mean bits per step).
+ *      its levels drawn over it), ddq_trace.csv (λ and mean bits per step);
+ *   6. the integer model: model.dqm (quant/intmodel.h), evaluated by the integer engine on the test
+ *      set beside FP32 and fake-quant (accuracy, top-1 and code agreement, file size, images/s).
  * The experiment file supplies the model builder and its defaults.
  */
 #ifndef DQ_QPIPELINE_H
 #define DQ_QPIPELINE_H
 
+#include "quant/intmodel.h"
 #include "quant/qconfig.h"
 #include "quant/report.h"
 #include "train/experiment.h"
@@ -42,6 +45,14 @@ typedef struct QPipelineResult {
     QuantSummary summary;
     double moved_w, moved_a;         // mean bits moved by DDQ's final guarantee
     char model[64];
+    // 6. the integer model (model.dqm), when the engine can express the method
+    bool int_ok;
+    char int_why[256];               // !int_ok: the reason
+    double int_acc;                  // top-1 of the integer engine
+    double int_agree;                // share of test images whose top-1 equals the fake-quant top-1
+    double int_codes_alone, int_codes_chain;  // activation codes agreeing, layer by layer / chained
+    double int_img_s, fq_img_s, fp32_eval_img_s;  // evaluation speeds (forward passes alone)
+    IntModelSize dqm;                // the file's bytes, of which weight codes and tables
 } QPipelineResult;
 
 /* Options of the pipeline (fp32_*) and of quantization (q_*, ddq_*), appended to out. */

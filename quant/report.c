@@ -26,6 +26,7 @@ int quant_report(const QuantContext *qc, QuantLayerInfo *out, int max) {
         QuantLayerInfo *r = &out[i];
         memset(r, 0, sizeof *r);
         r->layer = l, r->name = l->base.name, r->kind = spec_kind_name(l->spec.kind);
+        r->int_alone = r->int_chain = -1;
         r->params = (long long)l->weight->numel + (l->bias ? (long long)l->bias->numel : 0);
         r->macs = l->base.macs;
         r->w_bits = l->wq->ops->bits(l->wq), r->a_bits = l->aq->ops->bits(l->aq);

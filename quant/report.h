@@ -17,6 +17,8 @@ typedef struct QuantLayerInfo {
     float w_lo, w_hi;          // smallest and largest weight level
     int w_levels;              // distinct quantized weight values actually used
     double w_bytes;            // weights·w_bits/8 (+ 4 bytes per bias)
+    double int_alone, int_chain;  // integer engine: share of this layer's input codes that agree
+                                  // with fake-quant, layer by layer and chained (< 0: not measured)
 } QuantLayerInfo;
 
 typedef struct QuantSummary {
@@ -31,7 +33,8 @@ int quant_report(const QuantContext *qc, QuantLayerInfo *out, int max);
 QuantSummary quant_summary(const QuantLayerInfo *rows, int n, const QuantContext *qc);
 void quant_report_print(FILE *f, const QuantLayerInfo *rows, int n);
 /* The report as files in dir (report_write.c), each written atomically; fatal if one cannot be:
- *   layers.csv   one row per layer: kind, pinned, params, MACs, bits, level range, distinct levels, bytes
+ *   layers.csv   one row per layer: kind, pinned, params, MACs, bits, level range, distinct levels, bytes,
+ *                integer code agreement (alone, chained; empty when not measured)
  *   bits.svg     weight and activation bits per layer (title atop)
  *   levels.svg   each layer's FP32-valued weight histogram with its quantization levels over it */
 void quant_report_write_csv(const QuantLayerInfo *rows, int n, const char *dir);

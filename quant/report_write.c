@@ -18,11 +18,14 @@ static void save(const Text *t, const char *dir, const char *file) {
 void quant_report_write_csv(const QuantLayerInfo *rows, int n, const char *dir) {
     Text t;
     text_init(&t);
-    text_printf(&t, "layer,kind,pinned,params,macs,w_bits,a_bits,w_level_lo,w_level_hi,distinct_w_levels,weight_bytes\n");
+    text_printf(&t, "layer,kind,pinned,params,macs,w_bits,a_bits,w_level_lo,w_level_hi,distinct_w_levels,weight_bytes,"
+                    "int_codes_alone,int_codes_chained\n");
     for (int i = 0; i < n; i++) {
         const QuantLayerInfo *r = &rows[i];
-        text_printf(&t, "%s,%s,%d,%lld,%lld,%d,%d,%.6g,%.6g,%d,%.1f\n", r->name, r->kind, r->pinned, r->params,
+        text_printf(&t, "%s,%s,%d,%lld,%lld,%d,%d,%.6g,%.6g,%d,%.1f,", r->name, r->kind, r->pinned, r->params,
                     r->macs, r->w_bits, r->a_bits, r->w_lo, r->w_hi, r->w_levels, r->w_bytes);
+        if (r->int_alone >= 0) text_printf(&t, "%.6f,%.6f\n", r->int_alone, r->int_chain);
+        else text_printf(&t, ",\n");
     }
     save(&t, dir, "layers.csv");
     text_free(&t);

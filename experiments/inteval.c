@@ -1,0 +1,73 @@
+/* inteval.c — see inteval.h. */
+#include "inteval.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "data/loader.h"
+
+static int argmax(const float *v, int n) {
+    int best = 0;
+    for (int k = 1; k < n; k++) best = v[k] > v[best] ? k : best;
+    return best;
+}
+
+static Loader *eval_loader(const Dataset *d, int batch_size, int subset) {
+    LoaderConfig lc = {.batch_size = batch_size, .subset = subset, .prefetch = true};
+    Loader *ld = loader_new(d, &lc);
+    loader_start_epoch(ld, 0);
+    return ld;
+}
+
+static EvalSpeed finish(long long correct, long long n, double seconds) {
+    return (EvalSpeed){.acc = n ? (double)correct / (double)n : 0, .n = n, .seconds = seconds,
+                       .img_s = seconds > 0 ? (double)n / seconds : 0};
+}
+
+EvalSpeed int_evaluate(const IntModel *im, const Dataset *d, int batch_size, int subset) {
+    Loader *ld = eval_loader(d, batch_size, subset);
+    float *logits = dq_malloc(dq_mul_size((size_t)batch_size, (size_t)im->num_classes) * sizeof(float));
+    long long correct = 0, n = 0;
+    double seconds = 0;
+    Batch b;
+    while (loader_next(ld, &b)) {
+        double t0 = clock_seconds();
+        intmodel_forward(im, b.x.data, b.n, logits, false);
+        seconds += clock_seconds() - t0;
+        for (int i = 0; i < b.n; i++) correct += argmax(logits + (size_t)i * im->num_classes, im->num_classes) == b.labels[i];
+        n += b.n;
+    }
+    dq_free(logits);
+    loader_free(ld);
+    return finish(correct, n, seconds);
+}
+
+EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset) {
+    Loader *ld = eval_loader(d, batch_size, subset);
+    Arena a;
+    arena_init(&a, 1 << 24, 0);
+    Tape t;
+    tape_init(&t, &a);
+    t.no_grad = true, t.training = false;
+    long long correct = 0, n = 0;
+    double seconds = 0;
+    Batch b;
+    while (loader_next(ld, &b)) {
+        tape_reset(&t);
+        double t0 = clock_seconds();
+        Tensor *y = model_forward(m, &t, &b.x);
+        seconds += clock_seconds() - t0;
+        for (int i = 0; i < b.n; i++) correct += argmax(y->data + (size_t)i * m->num_classes, m->num_classes) == b.labels[i];
+        n += b.n;
+    }
+    arena_free(&a);
+    loader_free(ld);
+    return finish(correct, n, seconds);
+}
+
+void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,
+                      IntAgreement *ag) {
+    Loader *ld = eval_loader(d, batch_size, subset);
+    Batch b;
+    while (loader_next(ld, &b)) intmodel_agreement(im, m, qc, b.x.data, b.n, ag);
+    loader_free(ld);
+}
