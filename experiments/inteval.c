@@ -23,7 +23,7 @@ static EvalSpeed finish(long long correct, long long n, double seconds) {
                        .img_s = seconds > 0 ? (double)n / seconds : 0};
 }
 
-EvalSpeed int_evaluate(const IntModel *im, const Dataset *d, int batch_size, int subset) {
+EvalSpeed int_evaluate(IntModel *im, const Dataset *d, int batch_size, int subset, bool ref, int *pred) {
     Loader *ld = eval_loader(d, batch_size, subset);
     float *logits = dq_malloc(dq_mul_size((size_t)batch_size, (size_t)im->num_classes) * sizeof(float));
     long long correct = 0, n = 0;
@@ -31,9 +31,13 @@ EvalSpeed int_evaluate(const IntModel *im, const Dataset *d, int batch_size, int
     Batch b;
     while (loader_next(ld, &b)) {
         double t0 = clock_seconds();
-        intmodel_forward(im, b.x.data, b.n, logits, false);
+        intmodel_forward(im, b.x.data, b.n, logits, ref);
         seconds += clock_seconds() - t0;
-        for (int i = 0; i < b.n; i++) correct += argmax(logits + (size_t)i * im->num_classes, im->num_classes) == b.labels[i];
+        for (int i = 0; i < b.n; i++) {
+            int k = argmax(logits + (size_t)i * im->num_classes, im->num_classes);
+            correct += k == b.labels[i];
+            if (pred) pred[n + i] = k;
+        }
         n += b.n;
     }
     dq_free(logits);
@@ -41,7 +45,7 @@ EvalSpeed int_evaluate(const IntModel *im, const Dataset *d, int batch_size, int
     return finish(correct, n, seconds);
 }
 
-EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset) {
+EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset, int *pred) {
     Loader *ld = eval_loader(d, batch_size, subset);
     Arena a;
     arena_init(&a, 1 << 24, 0);
@@ -56,7 +60,11 @@ EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset)
         double t0 = clock_seconds();
         Tensor *y = model_forward(m, &t, &b.x);
         seconds += clock_seconds() - t0;
-        for (int i = 0; i < b.n; i++) correct += argmax(y->data + (size_t)i * m->num_classes, m->num_classes) == b.labels[i];
+        for (int i = 0; i < b.n; i++) {
+            int k = argmax(y->data + (size_t)i * m->num_classes, m->num_classes);
+            correct += k == b.labels[i];
+            if (pred) pred[n + i] = k;
+        }
         n += b.n;
     }
     arena_free(&a);

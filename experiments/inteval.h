@@ -17,9 +17,10 @@ typedef struct EvalSpeed {
     double img_s;
 } EvalSpeed;
 
-EvalSpeed int_evaluate(const IntModel *im, const Dataset *d, int batch_size, int subset);
+/* ref: the plain reference kernels. pred: each image's top-1 class, or NULL. */
+EvalSpeed int_evaluate(IntModel *im, const Dataset *d, int batch_size, int subset, bool ref, int *pred);
 /* The float model (FP32 or fake-quant) in evaluation mode, timed the same way. */
-EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset);
+EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset, int *pred);
 /* intmodel_agreement over the set (ag initialised by the caller). */
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,
                       IntAgreement *ag);

@@ -227,6 +227,8 @@ static void write_json(const Experiment *x, const QPipelineResult *r, const char
     text_free(&t);
 }
 
+#define INT_AGREEMENT_IMAGES 1000  // code agreement runs the program twice and the fake-quant model once
+
 /* 6. The integer model: built, written to model.dqm, read back, and what the file holds evaluated
  * by the integer engine beside the FP32 model (fp32) and the fake-quant one (m); the per-layer
  * code agreement goes into rows (layers.csv). */
@@ -245,12 +247,17 @@ static void integer_model(Experiment *x, const TrainConfig *cfg, QuantContext *q
     out->dqm = intmodel_size(&im);
     printf("\n== integer engine: %s (%.1f KB), %d ops, evaluated on %d threads, batch %d\n", path,
            out->dqm.file / 1024.0, im.n_ops, threads_count(), cfg->eval_batch);
-    EvalSpeed ie = int_evaluate(&im, &x->test, cfg->eval_batch, cfg->test_subset);
-    EvalSpeed fq = float_evaluate(m, &x->test, cfg->eval_batch, cfg->test_subset);
-    EvalSpeed fe = float_evaluate(fp32, &x->test, cfg->eval_batch, cfg->test_subset);
-    IntAgreement ag;
+    int n_test = cfg->test_subset > 0 && cfg->test_subset < x->test.n ? cfg->test_subset : x->test.n;
+    int *pi = dq_malloc((size_t)n_test * sizeof(int)), *pq = dq_malloc((size_t)n_test * sizeof(int));
+    EvalSpeed ie = int_evaluate(&im, &x->test, cfg->eval_batch, n_test, false, pi);
+    EvalSpeed fq = float_evaluate(m, &x->test, cfg->eval_batch, n_test, pq);
+    EvalSpeed fe = float_evaluate(fp32, &x->test, cfg->eval_batch, n_test, NULL);
+    long long same = 0;
+    for (int i = 0; i < n_test; i++) same += pi[i] == pq[i];
+    dq_free(pi), dq_free(pq);
+    IntAgreement ag;  // the codes, on the first INT_AGREEMENT_IMAGES test images
     intagreement_init(&ag, &im);
-    int_agreement_on(&im, m, qc, &x->test, cfg->eval_batch, cfg->test_subset, &ag);
+    int_agreement_on(&im, m, qc, &x->test, cfg->eval_batch, n_test < INT_AGREEMENT_IMAGES ? n_test : INT_AGREEMENT_IMAGES, &ag);
     long long alone = 0, chain = 0, total = 0;
     for (int i = 0; i < im.n_ops; i++) alone += ag.alone[i], chain += ag.chain[i], total += ag.total[i];
     for (int r = 0; r < n; r++)
@@ -259,7 +266,7 @@ static void integer_model(Experiment *x, const TrainConfig *cfg, QuantContext *q
                 rows[r].int_alone = (double)ag.alone[i] / ag.total[i], rows[r].int_chain = (double)ag.chain[i] / ag.total[i];
     out->int_ok = true;
     out->int_acc = ie.acc, out->int_img_s = ie.img_s, out->fq_img_s = fq.img_s, out->fp32_eval_img_s = fe.img_s;
-    out->int_agree = ag.images ? (double)ag.top1_agree / ag.images : 0;
+    out->int_agree = n_test ? (double)same / n_test : 0;
     out->int_codes_alone = total ? (double)alone / total : 0, out->int_codes_chain = total ? (double)chain / total : 0;
     intagreement_free(&ag);
     intmodel_free(&im);
@@ -291,8 +298,8 @@ static void report(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Mode
         printf("| %s integer (model.dqm) | %.2f%% | %.2f | %.2f | %.1f (file) | %.0f |\n", method, 100 * out->int_acc,
                out->summary.mean_w_bits, out->summary.mean_a_bits, out->dqm.file / 1024.0, out->int_img_s);
         printf("\ninteger vs fake-quant: top-1 agrees on %.2f%% of the test images; activation codes agree %.4f%% "
-               "layer by layer, %.4f%% chained (layers.csv)\n",
-               100 * out->int_agree, 100 * out->int_codes_alone, 100 * out->int_codes_chain);
+               "layer by layer, %.4f%% chained (first %d test images; per layer in layers.csv)\n",
+               100 * out->int_agree, 100 * out->int_codes_alone, 100 * out->int_codes_chain, INT_AGREEMENT_IMAGES);
         printf("model.dqm: %.1f KB = weight codes %.1f KB + weight tables %.1f KB + scales, thresholds and structure "
                "%.1f KB (the table's weight KB: %.1f); integer evaluation at %.2fx FP32's images/s\n",
                out->dqm.file / 1024.0, out->dqm.weights / 1024.0, out->dqm.tables / 1024.0,

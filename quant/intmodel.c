@@ -150,11 +150,16 @@ static void epilogue_thresholds(IConv *cv) {
     const IQuant *q = &cv->out;
     int nt = q->n - 1;
     cv->thr = dq_malloc(dq_mul_size((size_t)cv->cout, (size_t)(nt ? nt : 1)) * sizeof(int32_t));
-    cv->sign = dq_malloc((size_t)cv->cout);
+    cv->sign = dq_calloc((size_t)cv->cout + 16, sizeof(int32_t));  // 16: slack for the vector kernels
     for (int c = 0; c < cv->cout; c++) {
         cv->sign[c] = cv->a[c] < 0 ? -1 : 1;
         for (int j = 0; j < nt; j++)
             cv->thr[(size_t)c * nt + j] = acc_threshold(cv->a[c], cv->b[c], cv->act, q->thresh[j]);
+    }
+    if (nt <= 16) {  // the vector kernels' layout: threshold j of every channel together
+        cv->thr_t = dq_calloc(dq_mul_size((size_t)cv->cout, (size_t)(nt ? nt : 1)) + 16, sizeof(int32_t));
+        for (int c = 0; c < cv->cout; c++)
+            for (int j = 0; j < nt; j++) cv->thr_t[(size_t)j * cv->cout + c] = cv->thr[(size_t)c * nt + j];
     }
 }
 
@@ -412,9 +417,45 @@ static void finish_conv(IConv *cv) {
     }
 }
 
+/* The first-guess table of a quantizer: over [t_0, t_{n−2}], how many thresholds lie below each
+ * bucket's lower edge. */
+static void iquant_lut(IQuant *q) {
+    int nt = q->n - 1;
+    float lo = q->thresh[0], hi = q->thresh[nt - 1];
+    q->lut_lo = lo;
+    q->lut_inv = hi > lo && isfinite(hi - lo) ? (float)(IQUANT_LUT / ((double)hi - lo)) : 0;
+    for (int b = 0, j = 0; b < IQUANT_LUT; b++) {
+        double edge = lo + b / (double)q->lut_inv;
+        while (q->lut_inv > 0 && j < nt && q->thresh[j] <= edge) j++;
+        q->lut[b] = (uint8_t)(q->lut_inv > 0 ? j : 0);
+    }
+}
+
+/* x·2^-frac >= t  ⟺  x >= ceil(t·2^frac): the thresholds of a quantizer on a FIX tensor. */
+static void fix_thresholds(const IQuant *q, int frac, int32_t *thr) {
+    for (int j = 0; j < q->n - 1; j++) {
+        double v = ceil(ldexp(q->thresh[j], frac));
+        thr[j] = v <= -2147483648.0 ? INT32_MIN : v >= 2147483647.0 ? INT32_MAX : (int32_t)v;
+    }
+}
+
 void intmodel_finish(IntModel *im) {
-    for (int i = 0; i < im->n_ops; i++)
-        if (im->ops[i].kind == IOP_CONV) finish_conv(&im->ops[i].conv);
+    for (int i = 0; i < im->n_ops; i++) {
+        IOp *op = &im->ops[i];
+        if (op->kind == IOP_QUANT_INPUT || op->kind == IOP_QUANT_FIX) iquant_lut(&op->q);
+        if (op->kind == IOP_QUANT_FIX) fix_thresholds(&op->q, im->tensors[op->in].frac, op->fix_thr);
+        if (op->kind != IOP_CONV) continue;
+        IConv *cv = &op->conv;
+        finish_conv(cv);
+        if (cv->epi == IEPI_CODES) iquant_lut(&cv->out);
+        if (cv->epi == IEPI_FIX) {
+            double unit = ldexp(1, im->tensors[op->out].frac);
+            cv->fix_a = dq_malloc((size_t)cv->cout * sizeof(double));
+            cv->fix_b = dq_malloc((size_t)cv->cout * sizeof(double));
+            for (int c = 0; c < cv->cout; c++) cv->fix_a[c] = cv->a[c] * unit, cv->fix_b[c] = cv->b[c] * unit;
+            cv->fix_hi = 6 * unit;
+        }
+    }
 }
 
 bool intmodel_from(const Model *m, const QuantContext *qc, IntModel *im, char *err, size_t err_size) {
@@ -440,9 +481,11 @@ void intmodel_free(IntModel *im) {
     for (int i = 0; i < im->n_ops; i++) {
         IConv *cv = &im->ops[i].conv;
         dq_free(cv->wcodes), dq_free(cv->wtable), dq_free(cv->w), dq_free(cv->wsum), dq_free(cv->a);
-        dq_free(cv->b), dq_free(cv->thr), dq_free(cv->sign), dq_free(cv->packed);
+        dq_free(cv->b), dq_free(cv->thr), dq_free(cv->sign), dq_free(cv->thr_t), dq_free(cv->packed), dq_free(cv->fix_a), dq_free(cv->fix_b);
     }
+    intmodel_release_work(im);
     dq_free(im->ops);
     dq_free(im->tensors);
+    dq_free(im->op_seconds);
     memset(im, 0, sizeof *im);
 }

@@ -40,13 +40,19 @@ typedef struct ITensor {
     int frac;                  // FIX: values are int32 multiples of 2^-frac
 } ITensor;
 
+#define IQUANT_LUT 1024
+
 /* A quantizer as the engine sees it: the integer value of each code and the thresholds. */
 typedef struct IQuant {
     int n;                     // levels (codes 0..n−1)
     float scale;               // level ≈ scale · k
     int zero;                  // stored byte = k + zero; k in [−zero, 255 − zero]
-    int16_t k[256];            // integer value of each code
+    int16_t k[256 + 2];        // integer value of each code (+2: slack for 32-bit gathers)
     float thresh[255];         // decision thresholds (float, as the fake-quant quantizer has them)
+    // derived (intmodel_finish): the kernels' first guess of a code, the number of thresholds
+    // below each of IQUANT_LUT buckets of y from lut_lo; exact comparisons then settle it
+    float lut_lo, lut_inv;
+    uint8_t lut[IQUANT_LUT + 4];  // +4: slack for 32-bit gathers
 } IQuant;
 
 typedef enum {
@@ -81,8 +87,11 @@ typedef struct IConv {
     IEpilogue epi;
     IQuant out;                // IEPI_CODES: the next quantizer
     int32_t *thr;              // IEPI_CODES: (Cout, out.n − 1) integer thresholds on s·acc
-    int8_t *sign;              // IEPI_CODES: (Cout) s = +1, or −1 where a < 0
+    int32_t *sign;             // IEPI_CODES: (Cout) s = +1, or −1 where a < 0
+    int32_t *thr_t;            // IEPI_CODES with ≤ 16 thresholds: thr transposed, (out.n − 1, Cout) (derived)
     int8_t *packed;            // fast kernels: weights in igemm's layout (dense, pointwise, linear)
+    double *fix_a, *fix_b;     // IEPI_FIX: a, b times 2^frac of the output (derived)
+    double fix_hi;             // IEPI_FIX: ReLU6's 6 times 2^frac
 } IConv;
 
 /* Channel c's weight table. */
@@ -99,6 +108,7 @@ typedef struct IOp {
     int stride;                // IOP_SHORTCUT
     bool relu;                 // IOP_ADD
     char name[64];             // the layer it comes from
+    int32_t fix_thr[255];      // IOP_QUANT_FIX: q's thresholds on the FIX input (derived)
 } IOp;
 
 typedef struct IntModel {
@@ -108,6 +118,8 @@ typedef struct IntModel {
     ITensor *tensors;          // tensor 0 is the float input (kind ignored)
     int n_tensors, cap_tensors;
     int logits;                // the op whose epilogue gives the logits
+    struct IntWork *work;      // intmodel_forward's buffers, kept between calls (not thread-safe)
+    double *op_seconds;        // (n_ops) time in each op, summed, when set (dq_calloc it to profile)
 } IntModel;
 
 /* The integer program of a quantized model whose quantizers are calibrated. False with the
@@ -121,6 +133,8 @@ void intmodel_print(const IntModel *im, FILE *f);
 /* The kernels' forms of a program read from a file or just built: expanded int8 weights, their
  * packed GEMM layout, the input zero's correction, the integer thresholds of codes epilogues. */
 void intmodel_finish(IntModel *im);
+/* Frees the buffers intmodel_forward keeps (intmodel_free does it too). */
+void intmodel_release_work(IntModel *im);
 
 /* The model file (.dqm; layout in intfile.c), written atomically; bytes: its size. */
 bool intmodel_save(const IntModel *im, const char *path, size_t *bytes, char *err, size_t err_size);
@@ -137,8 +151,9 @@ typedef struct IntModelSize {
 IntModelSize intmodel_size(const IntModel *im);
 
 /* Run on x (N, H, W, C) floats, normalised as for the float model; logits (N, classes) out.
- * ref: the plain reference kernels. */
-void intmodel_forward(const IntModel *im, const float *x, int n, float *logits, bool ref);
+ * ref: the plain reference kernels. The tensors' buffers stay with im for the next call of the
+ * same or a smaller batch (one call at a time per model). */
+void intmodel_forward(IntModel *im, const float *x, int n, float *logits, bool ref);
 
 /* Agreement with the fake-quant model, per IOP_CONV op (arrays of n_ops), summed over calls:
  *   alone  the op's input codes agree when every earlier quantized layer got the fake-quant codes

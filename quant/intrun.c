@@ -11,10 +11,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/igemm.h"
 #include "core/threads.h"
 #include "intmodel.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#elif defined(__SSSE3__)
+#include <tmmintrin.h>
+#endif
+
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+
+static inline i32x16 load_i32x16(const int32_t *p) {
+    i32x16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* table[idx[i]] for 16 bytes (idx < 16): one pshufb where there is one. */
+static inline u8x16 lookup16(u8x16 table, u8x16 idx) {
+    u8x16 r;
+#if defined(__SSSE3__)
+    __m128i t, i;
+    memcpy(&t, &table, 16);
+    memcpy(&i, &idx, 16);
+    t = _mm_shuffle_epi8(t, i);
+    memcpy(&r, &t, 16);
+#else
+    for (int j = 0; j < 16; j++) r[j] = table[idx[j] & 15];
+#endif
+    return r;
+}
 
 typedef struct Buffers {
     void **t;          // per tensor: uint8 (codes) or int32 (FIX); t[0] the float input
@@ -24,16 +55,6 @@ static size_t tensor_elems(const ITensor *t, int n) { return (size_t)n * t->h * 
 
 /* ------------------------------------------------------------------ thresholds */
 /* How many of the n ascending thresholds thr[] are <= v (a binary search). */
-static inline int count_le_i32(const int32_t *thr, int n, int64_t v) {
-    int lo = 0, hi = n;
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (thr[mid] <= v) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 static inline int count_le_f32(const float *thr, int n, float v) {
     int lo = 0, hi = n;
     while (lo < hi) {
@@ -44,51 +65,141 @@ static inline int count_le_f32(const float *thr, int n, float v) {
     return lo;
 }
 
-static void quant_input(const IQuant *q, const float *x, uint8_t *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(q->k[count_le_f32(q->thresh, q->n - 1, x[i])] + q->zero);
+/* The code of v among q's thresholds: the table's guess from y (v's value, approximately), then
+ * exact comparisons of v with the thresholds thr (ascending) either way. Exact whatever the guess. */
+static inline int settle(const IQuant *q, float y, int64_t v, const int32_t *thr, int nt) {
+    float f = (y - q->lut_lo) * q->lut_inv;
+    int code = f <= 0 || f != f ? 0 : f >= IQUANT_LUT ? nt : q->lut[(int)f];
+    while (code < nt && thr[code] <= v) code++;
+    while (code > 0 && thr[code - 1] > v) code--;
+    return code;
 }
 
-static void quant_fix(const IQuant *q, const int32_t *x, int frac, uint8_t *out, size_t n) {
-    int32_t thr[255];
-    for (int j = 0; j < q->n - 1; j++) {  // x·2^-frac >= t  ⟺  x >= ceil(t·2^frac)
-        double v = ceil(ldexp(q->thresh[j], frac));
-        thr[j] = v <= -2147483648.0 ? INT32_MIN : v >= 2147483647.0 ? INT32_MAX : (int32_t)v;
+#if defined(__AVX512F__)
+/* settle() for 16 values at once: the table's guess by a gather, then exact comparisons with the
+ * thresholds (gathered at thr_base + off + code: off per lane) until no lane moves; the bytes k + zero. */
+static inline __m128i settle16(const IQuant *q, __m512 y, __m512i v, const int32_t *thr_base, __m512i off, int nt) {
+    __m512 f = _mm512_mul_ps(_mm512_sub_ps(y, _mm512_set1_ps(q->lut_lo)), _mm512_set1_ps(q->lut_inv));
+    __mmask16 low = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_NLT_UQ) ^ 0xFFFF;  // f < 0 or NaN
+    __mmask16 high = _mm512_cmp_ps_mask(f, _mm512_set1_ps((float)IQUANT_LUT), _CMP_GE_OQ);
+    __m512i idx = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(f, _mm512_setzero_ps()), _mm512_set1_ps(IQUANT_LUT - 1)));
+    __m512i code = _mm512_and_si512(_mm512_i32gather_epi32(idx, (const void *)q->lut, 1), _mm512_set1_epi32(0xFF));
+    code = _mm512_mask_mov_epi32(code, low, _mm512_setzero_si512());
+    code = _mm512_mask_mov_epi32(code, high, _mm512_set1_epi32(nt));
+    __m512i one = _mm512_set1_epi32(1), top = _mm512_set1_epi32(nt);
+    for (;;) {
+        __m512i at = _mm512_add_epi32(off, code);
+        __mmask16 can_up = _mm512_cmplt_epi32_mask(code, top), can_down = _mm512_cmpgt_epi32_mask(code, _mm512_setzero_si512());
+        __m512i t_up = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), can_up, at, thr_base, 4);
+        __m512i t_down = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), can_down, _mm512_sub_epi32(at, one), thr_base, 4);
+        __mmask16 up = can_up & _mm512_cmple_epi32_mask(t_up, v), down = can_down & _mm512_cmpgt_epi32_mask(t_down, v);
+        if (!(up | down)) break;
+        code = _mm512_mask_add_epi32(code, up, code, one);
+        code = _mm512_mask_sub_epi32(code, down, code, one);
     }
-    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(q->k[count_le_i32(thr, q->n - 1, x[i])] + q->zero);
+    __m512i k = _mm512_i32gather_epi32(code, (const void *)q->k, 2);  // int16 in the low half
+    k = _mm512_srai_epi32(_mm512_slli_epi32(k, 16), 16);
+    return _mm512_cvtepi32_epi8(_mm512_add_epi32(k, _mm512_set1_epi32(q->zero)));
+}
+#endif
+
+static void quant_input(const IQuant *q, const float *x, uint8_t *out, size_t n) {
+    int nt = q->n - 1;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], f = (v - q->lut_lo) * q->lut_inv;
+        int code = f <= 0 || f != f ? 0 : f >= IQUANT_LUT ? nt : q->lut[(int)f];
+        while (code < nt && q->thresh[code] <= v) code++;
+        while (code > 0 && q->thresh[code - 1] > v) code--;
+        out[i] = (uint8_t)(q->k[code] + q->zero);
+    }
+}
+
+static void quant_fix(const IQuant *q, const int32_t *thr, const int32_t *x, int frac, uint8_t *out, size_t n) {
+    int nt = q->n - 1;
+    size_t i = 0;
+    if (nt <= 16) {  // count the thresholds reached, 16 values at a time
+        u8x16 table;
+        for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
+        for (; i + 16 <= n; i += 16) {
+            i32x16 v = load_i32x16(x + i), count = {0};
+            for (int j = 0; j < nt; j++) count -= (i32x16)(v >= thr[j]);
+            u8x16 codes = lookup16(table, __builtin_convertvector(count, u8x16));
+            memcpy(out + i, &codes, 16);
+        }
+    }
+    float unit = ldexpf(1, -frac);
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16) {
+        __m512i v = _mm512_loadu_si512((const void *)(x + i));
+        __m128i b = settle16(q, _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(unit)), v, thr, _mm512_setzero_si512(), nt);
+        _mm_storeu_si128((__m128i *)(void *)(out + i), b);
+    }
+#endif
+    for (; i < n; i++) out[i] = (uint8_t)(q->k[settle(q, (float)x[i] * unit, x[i], thr, nt)] + q->zero);
 }
 
 /* ------------------------------------------------------------------ epilogue */
-static inline int32_t to_fix(double v, int frac) {
-    double f = nearbyint(ldexp(v, frac));
-    return f >= 2147483647.0 ? INT32_MAX : f <= -2147483647.0 ? -INT32_MAX : (int32_t)f;
+/* v rounded half away from zero, saturated to ±(2^31 − 1) (no libm call in the inner loop). */
+static inline int32_t round_sat(double v) {
+    if (v >= 2147483647.0) return INT32_MAX;
+    if (v <= -2147483647.0) return -INT32_MAX;
+    return (int32_t)(v >= 0 ? v + 0.5 : v - 0.5);
 }
 
-static inline double activate(ActKind act, double y) {
+static inline double activate(ActKind act, double y, double six) {
     if (act == ACT_NONE) return y;
     y = y > 0 ? y : 0;
-    return act == ACT_RELU6 && y > 6 ? 6 : y;
+    return act == ACT_RELU6 && y > six ? six : y;
 }
 
 /* One output row of OC sums (zero-corrected) to its destination. */
-static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t at, int frac) {
+static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t at) {
     int OC = cv->cout, nt = cv->out.n - 1;
     switch (cv->epi) {
     case IEPI_CODES: {
         uint8_t *o = (uint8_t *)dst + at;
-        for (int c = 0; c < OC; c++) {
-            int64_t v = (int64_t)cv->sign[c] * acc[c];
-            o[c] = (uint8_t)(cv->out.k[count_le_i32(cv->thr + (size_t)c * nt, nt, v)] + cv->out.zero);
+        const IQuant *q = &cv->out;
+        int c = 0;
+        if (nt <= 16) {  // count the thresholds reached, 16 channels at a time
+            u8x16 table;
+            for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
+            for (; c < OC; c += 16) {  // past OC the lanes read slack (sums, signs, thresholds: 16 more) and are dropped
+                i32x16 v = load_i32x16(acc + c) * load_i32x16(cv->sign + c), count = {0};
+                for (int j = 0; j < nt; j++) count -= (i32x16)(v >= load_i32x16(cv->thr_t + (size_t)j * OC + c));
+                u8x16 codes = lookup16(table, __builtin_convertvector(count, u8x16));
+                memcpy(o + c, &codes, OC - c < 16 ? (size_t)(OC - c) : 16);
+            }
+        }
+#if defined(__AVX512F__)
+        if (nt > 16) {
+            __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            __m512 lo = _mm512_setzero_ps(), six = _mm512_set1_ps(cv->act == ACT_RELU6 ? 6.0f : INFINITY);
+            for (; c + 16 <= OC; c += 16) {
+                __m512i a = _mm512_loadu_si512((const void *)(acc + c));
+                __m512 y = _mm512_fmadd_ps(_mm512_loadu_ps(cv->a + c), _mm512_cvtepi32_ps(a), _mm512_loadu_ps(cv->b + c));
+                if (cv->act != ACT_NONE) y = _mm512_min_ps(_mm512_max_ps(y, lo), six);
+                __m512i v = _mm512_mullo_epi32(a, _mm512_loadu_si512((const void *)(cv->sign + c)));
+                __m512i off = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(c)), _mm512_set1_epi32(nt));
+                _mm_storeu_si128((__m128i *)(void *)(o + c), settle16(q, y, v, cv->thr, off, nt));
+            }
+        }
+#endif
+        for (; c < OC; c++) {
+            float y = cv->a[c] * (float)acc[c] + cv->b[c];
+            y = cv->act == ACT_NONE ? y : y < 0 ? 0 : cv->act == ACT_RELU6 && y > 6 ? 6 : y;
+            int code = settle(q, y, (int64_t)cv->sign[c] * acc[c], cv->thr + (size_t)c * nt, nt);
+            o[c] = (uint8_t)(q->k[code] + q->zero);
         }
         break;
     }
     case IEPI_FIX: {
         int32_t *o = (int32_t *)dst + at;
-        for (int c = 0; c < OC; c++) o[c] = to_fix(activate(cv->act, (double)cv->a[c] * acc[c] + cv->b[c]), frac);
+        for (int c = 0; c < OC; c++) o[c] = round_sat(activate(cv->act, cv->fix_a[c] * acc[c] + cv->fix_b[c], cv->fix_hi));
         break;
     }
     case IEPI_LOGITS: {
         float *o = (float *)dst + at;
-        for (int c = 0; c < OC; c++) o[c] = (float)activate(cv->act, (double)cv->a[c] * acc[c] + cv->b[c]);
+        for (int c = 0; c < OC; c++) o[c] = (float)activate(cv->act, (double)cv->a[c] * acc[c] + cv->b[c], 6);
         break;
     }
     }
@@ -100,14 +211,13 @@ typedef struct ConvRun {
     const uint8_t *x;
     void *y;
     int N, H, W, C, OH, OW;
-    int frac;          // FIX output: its fraction bits
 } ConvRun;
 
 /* The reference: the equation, one output pixel at a time. */
 static void conv_ref(const ConvRun *r) {
     const IConv *cv = r->cv;
     int OC = cv->cout, ICg = cv->cin / cv->groups, OCg = OC / cv->groups;
-    int32_t *acc = dq_malloc((size_t)OC * sizeof(int32_t));
+    int32_t *acc = dq_malloc(((size_t)OC + 16) * sizeof(int32_t));  // 16: the vector epilogue's overreach
     for (int n = 0; n < r->N; n++)
         for (int oh = 0; oh < r->OH; oh++)
             for (int ow = 0; ow < r->OW; ow++) {
@@ -125,27 +235,39 @@ static void conv_ref(const ConvRun *r) {
                         }
                     acc[oc] = s;
                 }
-                epilogue_row(cv, acc, r->y, (((size_t)n * r->OH + oh) * r->OW + ow) * OC, r->frac);
+                epilogue_row(cv, acc, r->y, (((size_t)n * r->OH + oh) * r->OW + ow) * OC);
             }
     dq_free(acc);
 }
 
-/* Fast dense / pointwise / linear: rows of im2col bytes (K padded to 4) through igemm. */
-enum { ROWS = 64 };
+enum { ROWS = 64 };  // output pixels per block of the fast kernels
 
+/* The epilogue of rows outputs (sums zero-corrected, row-major, rows × OC) from output row row0. */
+static void epilogue_block(const IConv *cv, const int32_t *acc, int rows, void *dst, size_t row0) {
+    for (int r = 0; r < rows; r++) epilogue_row(cv, acc + (size_t)r * cv->cout, dst, (row0 + (size_t)r) * cv->cout);
+}
+
+/* Fast dense / pointwise / linear: rows of im2col bytes (K padded to 4) through igemm; a 1×1
+ * stride-1 convolution whose channels are a multiple of 4 reads its input rows as they are. */
 static size_t im2col_stride(const IConv *cv) { return (size_t)(cv->kh * cv->kw * cv->cin + 3) / 4 * 4; }
+
+static bool direct_rows(const IConv *cv) {
+    return cv->kh == 1 && cv->kw == 1 && cv->stride == 1 && cv->pad == 0 && cv->cin % 4 == 0;
+}
 
 static void dense_rows(void *ctx, int begin, int end, int tid) {
     const ConvRun *r = ctx;
     const IConv *cv = r->cv;
     int K = cv->kh * cv->kw * cv->cin, OC = cv->cout, P = r->OH * r->OW, M = r->N * P;
-    size_t lda = im2col_stride(cv), col_words = ROWS * lda / 4 + 16;  // 4 bytes a word; 16 words of slack
-    float *scratch = threads_scratch(tid, THREADS_SLOT_INT_COLUMNS, col_words + (size_t)OC * ROWS);
+    bool direct = direct_rows(cv);
+    size_t lda = direct ? (size_t)cv->cin : im2col_stride(cv), col_words = direct ? 0 : ROWS * lda / 4 + 16;
+    float *scratch = threads_scratch(tid, THREADS_SLOT_INT_COLUMNS, col_words + (size_t)OC * ROWS + 16);
     uint8_t *col = (uint8_t *)scratch;
     int32_t *acc = (int32_t *)(void *)(scratch + col_words);
     for (int blk = begin; blk < end; blk++) {
         int m0 = blk * ROWS, m1 = m0 + ROWS < M ? m0 + ROWS : M;
-        for (int m = m0; m < m1; m++) {
+        const uint8_t *a = direct ? r->x + (size_t)m0 * lda : col;
+        for (int m = m0; m < m1 && !direct; m++) {
             int n = m / P, rem = m % P, oh = rem / r->OW, ow = rem % r->OW;
             uint8_t *d = col + (size_t)(m - m0) * lda;
             for (int kh = 0; kh < cv->kh; kh++)
@@ -156,47 +278,51 @@ static void dense_rows(void *ctx, int begin, int end, int tid) {
                 }
             memset(col + (size_t)(m - m0) * lda + K, 0, lda - (size_t)K);
         }
-        igemm_serial(m1 - m0, OC, K, col, (int)lda, cv->packed, acc, OC);
-        for (int m = m0; m < m1; m++) {
-            int32_t *a = acc + (size_t)(m - m0) * OC;
-            for (int c = 0; c < OC; c++) a[c] -= cv->in_zero * cv->wsum[c];
-            epilogue_row(cv, a, r->y, (size_t)m * OC, r->frac);
-        }
+        igemm_serial(m1 - m0, OC, K, a, (int)lda, cv->packed, acc, OC);
+        for (int m = 0; m < m1 - m0; m++)
+            for (int c = 0; c < OC; c++) acc[(size_t)m * OC + c] -= cv->in_zero * cv->wsum[c];
+        epilogue_block(cv, acc, m1 - m0, r->y, (size_t)m0);
     }
 }
 
-/* Fast depthwise (G = C = OC): the taps of each output pixel, C channels along the vector. */
+/* Fast depthwise (G = C = OC): a block of up to ROWS pixels of one output row at a time, each tap
+ * added over the whole block — acc[ow][c] += (u − zero)·w[c], channels along the vector — so the
+ * padding (value 0) is simply left out. */
 static void depthwise_rows(void *ctx, int begin, int end, int tid) {
     const ConvRun *r = ctx;
     const IConv *cv = r->cv;
-    int C = cv->cout;
-    int32_t *acc = (int32_t *)(void *)threads_scratch(tid, THREADS_SLOT_INT_COLUMNS, (size_t)C);
+    int C = cv->cout, S = cv->stride, zero = cv->in_zero;
+    int32_t *block = (int32_t *)(void *)threads_scratch(tid, THREADS_SLOT_INT_COLUMNS, (size_t)C * ROWS + 16);
     for (int row = begin; row < end; row++) {  // row = n·OH + oh
         int n = row / r->OH, oh = row % r->OH;
-        for (int ow = 0; ow < r->OW; ow++) {
-            for (int c = 0; c < C; c++) acc[c] = -cv->in_zero * cv->wsum[c];  // padding included: see below
+        for (int ow0 = 0; ow0 < r->OW; ow0 += ROWS) {
+            int ow1 = ow0 + ROWS < r->OW ? ow0 + ROWS : r->OW;
+            memset(block, 0, (size_t)(ow1 - ow0) * C * sizeof(int32_t));
             for (int kh = 0; kh < cv->kh; kh++) {
-                int ih = oh * cv->stride - cv->pad + kh;
+                int ih = oh * S - cv->pad + kh;
+                if (ih < 0 || ih >= r->H) continue;
+                const uint8_t *xrow = r->x + ((size_t)n * r->H + ih) * r->W * C;
                 for (int kw = 0; kw < cv->kw; kw++) {
-                    int iw = ow * cv->stride - cv->pad + kw;
                     const int8_t *w = cv->w + (size_t)(kh * cv->kw + kw) * C;
-                    if (ih < 0 || ih >= r->H || iw < 0 || iw >= r->W) {  // the zero byte
-                        for (int c = 0; c < C; c++) acc[c] += cv->in_zero * w[c];
-                        continue;
+                    // the outputs whose input column iw = ow·S − pad + kw is inside [0, W)
+                    int lo = ow0, hi = ow1;
+                    while (lo < hi && lo * S - cv->pad + kw < 0) lo++;
+                    while (hi > lo && (hi - 1) * S - cv->pad + kw >= r->W) hi--;
+                    for (int ow = lo; ow < hi; ow++) {
+                        const uint8_t *x = xrow + (size_t)(ow * S - cv->pad + kw) * C;
+                        int32_t *acc = block + (size_t)(ow - ow0) * C;
+                        for (int c = 0; c < C; c++) acc[c] += (x[c] - zero) * w[c];
                     }
-                    const uint8_t *x = r->x + (((size_t)n * r->H + ih) * r->W + iw) * C;
-                    for (int c = 0; c < C; c++) acc[c] += x[c] * w[c];
                 }
             }
-            epilogue_row(cv, acc, r->y, ((size_t)row * r->OW + ow) * C, r->frac);
+            epilogue_block(cv, block, ow1 - ow0, r->y, (size_t)row * r->OW + (size_t)ow0);
         }
     }
 }
 
 static void conv_run(const IConv *cv, const ITensor *in, const ITensor *out, const uint8_t *x, void *y, int N,
                      bool ref) {
-    ConvRun r = {.cv = cv, .x = x, .y = y, .N = N, .H = in->h, .W = in->w, .C = in->c, .OH = out->h, .OW = out->w,
-                 .frac = out->frac};
+    ConvRun r = {.cv = cv, .x = x, .y = y, .N = N, .H = in->h, .W = in->w, .C = in->c, .OH = out->h, .OW = out->w};
     if (cv->kh == 1 && cv->kw == 1 && in->c != cv->cin)  // a linear layer on a flattened input
         r.H = r.W = 1, r.C = cv->cin;
     if (ref) conv_ref(&r);
@@ -270,14 +396,19 @@ typedef struct Runner {
     bool ref;
 } Runner;
 
-static void runner_init(Runner *r, const IntModel *im, const float *x, int n, float *logits, bool ref) {
-    *r = (Runner){.im = im, .logits = logits, .n = n, .ref = ref};
-    r->buf = dq_calloc((size_t)im->n_tensors, sizeof *r->buf);
-    r->buf[0] = (void *)(uintptr_t)x;
+static void **new_buffers(const IntModel *im, int n) {
+    void **buf = dq_calloc((size_t)im->n_tensors, sizeof *buf);
     for (int t = 1; t < im->n_tensors; t++) {
         size_t e = tensor_elems(&im->tensors[t], n);
-        r->buf[t] = dq_malloc(im->tensors[t].kind == ITENSOR_CODES ? e : e * sizeof(int32_t));
+        buf[t] = dq_malloc(im->tensors[t].kind == ITENSOR_CODES ? e : e * sizeof(int32_t));
     }
+    return buf;
+}
+
+static void runner_init(Runner *r, const IntModel *im, const float *x, int n, float *logits, bool ref) {
+    *r = (Runner){.im = im, .logits = logits, .n = n, .ref = ref};
+    r->buf = new_buffers(im, n);
+    r->buf[0] = (void *)(uintptr_t)x;
 }
 
 static void runner_free(Runner *r) {
@@ -292,10 +423,11 @@ static void runner_until(Runner *r, int end) {
     int n = r->n;
     for (; r->next < end; r->next++) {
         const IOp *op = &im->ops[r->next];
+        double t0 = im->op_seconds ? clock_seconds() : 0;
         const ITensor *in = &im->tensors[op->in], *out = &im->tensors[op->out];
         switch (op->kind) {
         case IOP_QUANT_INPUT: quant_input(&op->q, buf[0], buf[op->out], tensor_elems(in, n)); break;
-        case IOP_QUANT_FIX: quant_fix(&op->q, buf[op->in], in->frac, buf[op->out], tensor_elems(in, n)); break;
+        case IOP_QUANT_FIX: quant_fix(&op->q, op->fix_thr, buf[op->in], in->frac, buf[op->out], tensor_elems(in, n)); break;
         case IOP_CONV:
             conv_run(&op->conv, in, out, buf[op->in], r->next == im->logits ? (void *)r->logits : buf[op->out], n, r->ref);
             break;
@@ -307,14 +439,32 @@ static void runner_until(Runner *r, int end) {
         case IOP_MAXPOOL: maxpool_fix(buf[op->in], buf[op->out], in, out, op->pool, n); break;
         case IOP_SHORTCUT: shortcut_fix(buf[op->in], buf[op->out], in, out, op->stride, n); break;
         }
+        if (im->op_seconds) im->op_seconds[r->next] += clock_seconds() - t0;
     }
 }
 
-void intmodel_forward(const IntModel *im, const float *x, int n, float *logits, bool ref) {
-    Runner r;
-    runner_init(&r, im, x, n, logits, ref);
+struct IntWork {
+    int n;             // images the buffers hold
+    void **buf;
+};
+
+void intmodel_release_work(IntModel *im) {
+    if (!im->work) return;
+    for (int t = 1; t < im->n_tensors; t++) dq_free(im->work->buf[t]);
+    dq_free(im->work->buf);
+    dq_free(im->work);
+    im->work = NULL;
+}
+
+void intmodel_forward(IntModel *im, const float *x, int n, float *logits, bool ref) {
+    if (im->work && im->work->n < n) intmodel_release_work(im);
+    if (!im->work) {
+        im->work = dq_malloc(sizeof *im->work);
+        im->work->n = n, im->work->buf = new_buffers(im, n);
+    }
+    Runner r = {.im = im, .buf = im->work->buf, .logits = logits, .n = n, .ref = ref};
+    r.buf[0] = (void *)(uintptr_t)x;
     runner_until(&r, im->n_ops);
-    runner_free(&r);
 }
 
 /* ------------------------------------------------------------------ agreement with fake-quant */

@@ -63,6 +63,20 @@ typedef struct Compare {
     bool in_current_pass;  // second pass: keys only the current run has
 } Compare;
 
+/* Options added after checkpoints carried identities: a checkpoint without the key ran as if it
+ * had this value, so that value matches its absence (older runs stay resumable and reusable). */
+static const struct {
+    const char *key, *before;
+} ADDED_LATER[] = {
+    {"ddq_snap_grid", "false"},
+};
+
+static bool absent_means(const char *key, const char *value) {
+    for (size_t i = 0; i < sizeof ADDED_LATER / sizeof *ADDED_LATER; i++)
+        if (!strcmp(key, ADDED_LATER[i].key)) return !strcmp(value, ADDED_LATER[i].before);
+    return false;
+}
+
 static void compare_key(const char *key, void *ctx) {
     Compare *c = ctx;
     char a[OPT_STRLEN] = "", b[OPT_STRLEN] = "";
@@ -70,6 +84,7 @@ static void compare_key(const char *key, void *ctx) {
     bool has_b = lookup(c->current, c->current_len, key, b, sizeof b);
     if (c->in_current_pass && has_a) return;  // compared in the first pass
     if (has_a && has_b && !strcmp(a, b)) return;
+    if (!has_a && has_b && absent_means(key, b)) return;
     if (!strcmp(key, "threads") && !c->how->continues) return;  // a finished run is only reused
     if (!strcmp(key, "epochs") && has_a && has_b && c->how->extend && atoi(b) > atoi(a)) return;
     text_printf(&c->diff, "%s--%s=%s (checkpoint: %s)", c->diff.len ? ", " : "", key, has_b ? b : "unset",

@@ -1,0 +1,34 @@
+/* test_runid.c — run identities: a difference is named, threads may differ for a finished run,
+ * and an option added after a checkpoint was written matches its absence only at the value the
+ * older run had in effect. */
+#include <string.h>
+
+#include "helpers.h"
+#include "train/runid.h"
+
+static bool same(const char *stored, const char *current, bool continues, char *diff, size_t n) {
+    RunIdCheck how = {.continues = continues};
+    return runid_compare(stored, strlen(stored), current, &how, diff, n);
+}
+
+Test(runid, differences_are_named) {
+    char diff[256];
+    cr_assert(same("lr=0.1\nepochs=3\n", "lr=0.1\nepochs=3\n", true, diff, sizeof diff));
+    cr_assert(!same("lr=0.1\nepochs=3\n", "lr=0.2\nepochs=3\n", true, diff, sizeof diff));
+    cr_assert(strstr(diff, "--lr=0.2 (checkpoint: 0.1)"), "%s", diff);
+    cr_assert(!same("lr=0.1\n", "lr=0.1\nmomentum=0.9\n", true, diff, sizeof diff), "a key only the new run has");
+    cr_assert(strstr(diff, "--momentum=0.9 (checkpoint: unset)"), "%s", diff);
+}
+
+Test(runid, threads_may_differ_only_for_a_finished_run) {
+    char diff[256];
+    cr_assert(same("threads=2\n", "threads=4\n", false, diff, sizeof diff));
+    cr_assert(!same("threads=2\n", "threads=4\n", true, diff, sizeof diff));
+}
+
+Test(runid, an_option_added_later_matches_its_absence_at_the_old_behaviour) {
+    char diff[256];
+    cr_assert(same("lr=0.1\n", "lr=0.1\nddq_snap_grid=false\n", true, diff, sizeof diff), "%s", diff);
+    cr_assert(!same("lr=0.1\n", "lr=0.1\nddq_snap_grid=true\n", true, diff, sizeof diff));
+    cr_assert(strstr(diff, "--ddq_snap_grid=true (checkpoint: unset)"), "%s", diff);
+}
