@@ -156,7 +156,7 @@ static void epilogue_thresholds(IConv *cv) {
         for (int j = 0; j < nt; j++)
             cv->thr[(size_t)c * nt + j] = acc_threshold(cv->a[c], cv->b[c], cv->act, q->thresh[j]);
     }
-    if (nt <= 16) {  // the vector kernels' layout: threshold j of every channel together
+    if (nt <= 15) {  // the vector kernels' layout: threshold j of every channel together
         cv->thr_t = dq_calloc(dq_mul_size((size_t)cv->cout, (size_t)(nt ? nt : 1)) + 16, sizeof(int32_t));
         for (int c = 0; c < cv->cout; c++)
             for (int j = 0; j < nt; j++) cv->thr_t[(size_t)j * cv->cout + c] = cv->thr[(size_t)c * nt + j];

@@ -88,7 +88,7 @@ typedef struct IConv {
     IQuant out;                // IEPI_CODES: the next quantizer
     int32_t *thr;              // IEPI_CODES: (Cout, out.n − 1) integer thresholds on s·acc
     int32_t *sign;             // IEPI_CODES: (Cout) s = +1, or −1 where a < 0
-    int32_t *thr_t;            // IEPI_CODES with ≤ 16 thresholds: thr transposed, (out.n − 1, Cout) (derived)
+    int32_t *thr_t;            // IEPI_CODES with ≤ 15 thresholds: thr transposed, (out.n − 1, Cout) (derived)
     int8_t *packed;            // fast kernels: weights in igemm's layout (dense, pointwise, linear)
     double *fix_a, *fix_b;     // IEPI_FIX: a, b times 2^frac of the output (derived)
     double fix_hi;             // IEPI_FIX: ReLU6's 6 times 2^frac
@@ -154,6 +154,13 @@ IntModelSize intmodel_size(const IntModel *im);
  * ref: the plain reference kernels. The tensors' buffers stay with im for the next call of the
  * same or a smaller batch (one call at a time per model). */
 void intmodel_forward(IntModel *im, const float *x, int n, float *logits, bool ref);
+
+/* One convolution of a finished program on codes x (N, in) into y (uint8 codes, int32 FIX or float
+ * logits, as its epilogue says): the kernels' entry for tests and benchmarks. */
+void intconv_forward(const IConv *cv, const ITensor *in, const ITensor *out, const uint8_t *x, void *y, int n, bool ref);
+
+/* One quantization op (IOP_QUANT_INPUT: floats, IOP_QUANT_FIX: int32) of a finished program. */
+void intquant_forward(const IOp *op, const ITensor *in, const void *x, uint8_t *y, int n, bool ref);
 
 /* Agreement with the fake-quant model, per IOP_CONV op (arrays of n_ops), summed over calls:
  *   alone  the op's input codes agree when every earlier quantized layer got the fake-quant codes

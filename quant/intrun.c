@@ -117,7 +117,7 @@ static void quant_input(const IQuant *q, const float *x, uint8_t *out, size_t n)
 static void quant_fix(const IQuant *q, const int32_t *thr, const int32_t *x, int frac, uint8_t *out, size_t n) {
     int nt = q->n - 1;
     size_t i = 0;
-    if (nt <= 16) {  // count the thresholds reached, 16 values at a time
+    if (nt <= 15) {  // ≤ 16 codes: count the thresholds reached, 16 values at a time
         u8x16 table;
         for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
         for (; i + 16 <= n; i += 16) {
@@ -160,7 +160,7 @@ static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t 
         uint8_t *o = (uint8_t *)dst + at;
         const IQuant *q = &cv->out;
         int c = 0;
-        if (nt <= 16) {  // count the thresholds reached, 16 channels at a time
+        if (nt <= 15) {  // ≤ 16 codes (a 16-byte table): count the thresholds reached, 16 channels at a time
             u8x16 table;
             for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
             for (; c < OC; c += 16) {  // past OC the lanes read slack (sums, signs, thresholds: 16 more) and are dropped
@@ -171,7 +171,7 @@ static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t 
             }
         }
 #if defined(__AVX512F__)
-        if (nt > 16) {
+        if (nt > 15) {
             __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             __m512 lo = _mm512_setzero_ps(), six = _mm512_set1_ps(cv->act == ACT_RELU6 ? 6.0f : INFINITY);
             for (; c + 16 <= OC; c += 16) {
@@ -205,6 +205,54 @@ static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t 
     }
 }
 
+/* The reference epilogue, as the definitions read: a code is the number of the channel's integer
+ * thresholds that s·acc reaches, counted one by one; a FIX value is act(a·acc + b)·2^frac rounded
+ * half away from zero. */
+static void epilogue_ref(const IConv *cv, const int32_t *acc, void *dst, size_t at) {
+    int nt = cv->out.n - 1;
+    for (int c = 0; c < cv->cout; c++) {
+        if (cv->epi == IEPI_CODES) {
+            int64_t v = (int64_t)cv->sign[c] * acc[c];
+            int code = 0;
+            for (int j = 0; j < nt; j++) code += v >= cv->thr[(size_t)c * nt + j];
+            ((uint8_t *)dst)[at + c] = (uint8_t)(cv->out.k[code] + cv->out.zero);
+        } else if (cv->epi == IEPI_FIX) {
+            double y = activate(cv->act, (double)cv->a[c] * acc[c] + cv->b[c], 6) * (cv->fix_hi / 6);  // fix_hi = 6·2^frac
+            double r = y >= 0 ? floor(y + 0.5) : -floor(-y + 0.5);
+            ((int32_t *)dst)[at + c] = r >= 2147483647.0 ? INT32_MAX : r <= -2147483647.0 ? -INT32_MAX : (int32_t)r;
+        } else {
+            ((float *)dst)[at + c] = (float)activate(cv->act, (double)cv->a[c] * acc[c] + cv->b[c], 6);
+        }
+    }
+}
+
+static void quant_input_ref(const IQuant *q, const float *x, uint8_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int code = 0;
+        for (int j = 0; j < q->n - 1; j++) code += x[i] >= q->thresh[j];
+        out[i] = (uint8_t)(q->k[code] + q->zero);
+    }
+}
+
+static void quant_fix_ref(const IQuant *q, const int32_t *thr, const int32_t *x, uint8_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int code = 0;
+        for (int j = 0; j < q->n - 1; j++) code += x[i] >= thr[j];
+        out[i] = (uint8_t)(q->k[code] + q->zero);
+    }
+}
+
+void intquant_forward(const IOp *op, const ITensor *in, const void *x, uint8_t *y, int n, bool ref) {
+    size_t e = tensor_elems(in, n);
+    if (op->kind == IOP_QUANT_INPUT) {
+        if (ref) quant_input_ref(&op->q, x, y, e);
+        else quant_input(&op->q, x, y, e);
+    } else {
+        if (ref) quant_fix_ref(&op->q, op->fix_thr, x, y, e);
+        else quant_fix(&op->q, op->fix_thr, x, in->frac, y, e);
+    }
+}
+
 /* ------------------------------------------------------------------ convolution */
 typedef struct ConvRun {
     const IConv *cv;
@@ -235,7 +283,7 @@ static void conv_ref(const ConvRun *r) {
                         }
                     acc[oc] = s;
                 }
-                epilogue_row(cv, acc, r->y, (((size_t)n * r->OH + oh) * r->OW + ow) * OC);
+                epilogue_ref(cv, acc, r->y, (((size_t)n * r->OH + oh) * r->OW + ow) * OC);
             }
     dq_free(acc);
 }
@@ -320,8 +368,7 @@ static void depthwise_rows(void *ctx, int begin, int end, int tid) {
     }
 }
 
-static void conv_run(const IConv *cv, const ITensor *in, const ITensor *out, const uint8_t *x, void *y, int N,
-                     bool ref) {
+void intconv_forward(const IConv *cv, const ITensor *in, const ITensor *out, const uint8_t *x, void *y, int N, bool ref) {
     ConvRun r = {.cv = cv, .x = x, .y = y, .N = N, .H = in->h, .W = in->w, .C = in->c, .OH = out->h, .OW = out->w};
     if (cv->kh == 1 && cv->kw == 1 && in->c != cv->cin)  // a linear layer on a flattened input
         r.H = r.W = 1, r.C = cv->cin;
@@ -426,10 +473,11 @@ static void runner_until(Runner *r, int end) {
         double t0 = im->op_seconds ? clock_seconds() : 0;
         const ITensor *in = &im->tensors[op->in], *out = &im->tensors[op->out];
         switch (op->kind) {
-        case IOP_QUANT_INPUT: quant_input(&op->q, buf[0], buf[op->out], tensor_elems(in, n)); break;
-        case IOP_QUANT_FIX: quant_fix(&op->q, op->fix_thr, buf[op->in], in->frac, buf[op->out], tensor_elems(in, n)); break;
+        case IOP_QUANT_INPUT:
+        case IOP_QUANT_FIX: intquant_forward(op, in, buf[op->in], buf[op->out], n, r->ref); break;
         case IOP_CONV:
-            conv_run(&op->conv, in, out, buf[op->in], r->next == im->logits ? (void *)r->logits : buf[op->out], n, r->ref);
+            intconv_forward(&op->conv, in, out, buf[op->in], r->next == im->logits ? (void *)r->logits : buf[op->out], n,
+                            r->ref);
             break;
         case IOP_ADD:
             add_fix(buf[op->in], in->frac, buf[op->in2], im->tensors[op->in2].frac, buf[op->out], out->frac,
