@@ -73,14 +73,15 @@ static void integer_of(const MobileNetV2Config *mc, IntModel *im) {
     QuantContext *qc = quant_context_new(&qcfg);
     LayerFactory f = quant_factory(qc);
     Model *m = mobilenetv2_new(mc, &f, 1);
-    Arena a;
+    Arena a, keep;  // the tape's, and the input's (which outlives the tape's resets)
     arena_init(&a, 1 << 24, 0);
+    arena_init(&keep, 1 << 20, 0);
     Tape t;
     tape_init(&t, &a);
     t.no_grad = true;
     Rng r;
     rng_seed(&r, 5, rng_stream(RNG_STREAM_FREE, 0));
-    Tensor *x = tensor_new4(&a, 32, mc->in_size, mc->in_size, mc->in_channels);
+    Tensor *x = tensor_new4(&keep, 32, mc->in_size, mc->in_size, mc->in_channels);
     rng_fill_uniform(&r, x->data, x->numel, -2, 2);
     for (int i = 0; i < 4; i++) {
         t.training = true;
@@ -96,6 +97,7 @@ static void integer_of(const MobileNetV2Config *mc, IntModel *im) {
     char err[256];
     if (!intmodel_from(m, qc, im, err, sizeof err)) DQ_FATAL("bench_infer: %s", err);
     arena_free(&a);
+    arena_free(&keep);
     model_free(m);
     quant_context_free(qc);
 }
@@ -122,20 +124,28 @@ static double int_rate(IntModel *im, const float *x, int n, float *logits, doubl
     return iters * (double)n / el;
 }
 
+static const char *save_dir = "";
+
 static void bench_net(const Net *net, int reps, double budget, int threads) {
     Model *fm = mobilenetv2_new(&net->cfg, &nn_float_factory, 1);
     IntModel im;
     integer_of(&net->cfg, &im);
+    if (save_dir[0]) {  // for exp_infer --profile
+        char path[1200], err[256];
+        snprintf(path, sizeof path, "%s/%s.dqm", save_dir, fm->name);
+        if (!intmodel_save(&im, path, NULL, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    }
     IntModelSize size = intmodel_size(&im);
     int batches[2] = {64, 1};
     for (int bi = 0; bi < 2; bi++) {
         int n = batches[bi];
-        Arena a;
+        Arena a, keep;
         arena_init(&a, 1 << 24, 0);
+        arena_init(&keep, 1 << 20, 0);
         Tape t;
         tape_init(&t, &a);
         t.no_grad = true, t.training = false;
-        Tensor *x = tensor_new4(&a, n, net->cfg.in_size, net->cfg.in_size, net->cfg.in_channels);
+        Tensor *x = tensor_new4(&keep, n, net->cfg.in_size, net->cfg.in_size, net->cfg.in_channels);
         Rng r;
         rng_seed(&r, 9, rng_stream(RNG_STREAM_FREE, 1));
         rng_fill_uniform(&r, x->data, x->numel, -2, 2);
@@ -152,6 +162,7 @@ static void bench_net(const Net *net, int reps, double budget, int threads) {
                 net->name, n, threads, fr, ir, ir / fr, size.file / 1024.0);
         dq_free(f), dq_free(logits);
         arena_free(&a);
+        arena_free(&keep);
     }
     intmodel_free(&im);
     model_free(fm);
@@ -213,12 +224,15 @@ static void bench_igemm(int reps, double budget, int threads) {
 int main(int argc, char **argv) {
     int reps = 9, threads = 2;
     float budget = 0.3f;
+    char save[OPT_STRLEN] = "";
     Option opts[] = {
         opt_int("reps", &reps, "timed repetitions per cell (median)", 1, 1000),
         opt_int("threads", &threads, "threads", 1, 256),
         opt_float("budget", &budget, "seconds per timed repetition", 0.01, 100),
+        opt_string("save", save, "directory to write the benchmarked integer models into (.dqm)"),
     };
-    options_parse(opts, 3, argc, argv, "Integer engine against FP32 evaluation; the int8 GEMM against its peak.");
+    save_dir = save;
+    options_parse(opts, 4, argc, argv, "Integer engine against FP32 evaluation; the int8 GEMM against its peak.");
     threads_init(threads);
     static const Net nets[] = {
         {"mobilenetv2-w0.5-s1x2 28x28x1", {.width = 0.5f, .variant = MNV2_S1X2, .in_channels = 1, .in_size = 28, .num_classes = 10}},

@@ -350,13 +350,29 @@ static void depthwise_rows(void *ctx, int begin, int end, int tid) {
                 int ih = oh * S - cv->pad + kh;
                 if (ih < 0 || ih >= r->H) continue;
                 const uint8_t *xrow = r->x + ((size_t)n * r->H + ih) * r->W * C;
-                for (int kw = 0; kw < cv->kw; kw++) {
+                // outputs whose three input columns are all inside: the kernel row's taps together
+                int in_lo = ow0, in_hi = ow1;
+                if (cv->kw == 3) {
+                    while (in_lo < in_hi && in_lo * S - cv->pad < 0) in_lo++;
+                    while (in_hi > in_lo && (in_hi - 1) * S - cv->pad + 2 >= r->W) in_hi--;
+                    const int8_t *w0 = cv->w + (size_t)(kh * 3) * C, *w1 = w0 + C, *w2 = w1 + C;
+                    for (int ow = in_lo; ow < in_hi; ow++) {
+                        const uint8_t *x = xrow + (size_t)(ow * S - cv->pad) * C;
+                        int32_t *acc = block + (size_t)(ow - ow0) * C;
+                        for (int c = 0; c < C; c++)
+                            acc[c] += (x[c] - zero) * w0[c] + (x[C + c] - zero) * w1[c] + (x[2 * C + c] - zero) * w2[c];
+                    }
+                } else {
+                    in_lo = in_hi = ow0;
+                }
+                for (int kw = 0; kw < cv->kw; kw++) {  // the rest, tap by tap
                     const int8_t *w = cv->w + (size_t)(kh * cv->kw + kw) * C;
                     // the outputs whose input column iw = ow·S − pad + kw is inside [0, W)
                     int lo = ow0, hi = ow1;
                     while (lo < hi && lo * S - cv->pad + kw < 0) lo++;
                     while (hi > lo && (hi - 1) * S - cv->pad + kw >= r->W) hi--;
                     for (int ow = lo; ow < hi; ow++) {
+                        if (ow >= in_lo && ow < in_hi) continue;  // done above
                         const uint8_t *x = xrow + (size_t)(ow * S - cv->pad + kw) * C;
                         int32_t *acc = block + (size_t)(ow - ow0) * C;
                         for (int c = 0; c < C; c++) acc[c] += (x[c] - zero) * w[c];
@@ -394,13 +410,16 @@ static void add_fix(const int32_t *a, int fa, const int32_t *b, int fb, int32_t 
     }
 }
 
+/* The mean over H·W, rounded half away from zero (sums of at most 2^16 pixels of 31 bits: int64). */
 static void gap_fix(const int32_t *x, int32_t *y, int N, int HW, int C) {
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
-            int64_t s = 0;
-            for (int p = 0; p < HW; p++) s += x[((size_t)n * HW + p) * C + c];
-            y[(size_t)n * C + c] = (int32_t)llround((double)s / HW);
-        }
+    int64_t *s = dq_malloc((size_t)C * sizeof(int64_t));
+    for (int n = 0; n < N; n++) {
+        memset(s, 0, (size_t)C * sizeof(int64_t));
+        for (int p = 0; p < HW; p++)  // pixel by pixel: the channels along the vector
+            for (int c = 0; c < C; c++) s[c] += x[((size_t)n * HW + p) * C + c];
+        for (int c = 0; c < C; c++) y[(size_t)n * C + c] = (int32_t)(s[c] >= 0 ? (s[c] + HW / 2) / HW : -((-s[c] + HW / 2) / HW));
+    }
+    dq_free(s);
 }
 
 static void maxpool_fix(const int32_t *x, int32_t *y, const ITensor *in, const ITensor *out, Pool2dArgs p, int N) {

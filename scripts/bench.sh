@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench.sh — what `make bench` runs: GEMM GFLOP/s beside OpenBLAS, training/eval throughput of the
-# models, and the cost of a quantized training step against FP32. Run it on an otherwise idle
+# models, the cost of a quantized training step against FP32, and the integer engine against FP32
+# evaluation (with the int8 GEMM against its peak). Run it on an otherwise idle
 # machine; compare with PyTorch through scripts/bench_vs_torch.sh (same sitting, alternating).
 #   BENCH_QUICK=1 scripts/bench.sh    one batch size and thread count, shorter budgets
 set -eu
@@ -22,3 +23,7 @@ echo
 echo "## Quantized training step against FP32 (MobileNetV2 w0.5 s1x2, 28x28x1, batch 128, 2 threads)"
 echo
 scripts/bench_qstep.sh "$([ "$quick" = 1 ] && echo 1 || echo 3)"
+echo
+echo "## Integer inference against FP32 evaluation (DDQ W4A4, levels snapped; 2 threads) and the int8 GEMM"
+echo
+if [ "$quick" = 1 ]; then "$b/bench_infer" --reps=3 --budget=0.2 2>/dev/null; else "$b/bench_infer" 2>/dev/null; fi
