@@ -26,11 +26,9 @@
 typedef int32_t i32x16 __attribute__((vector_size(64)));
 typedef uint8_t u8x16 __attribute__((vector_size(16)));
 
-static inline i32x16 load_i32x16(const int32_t *p) {
-    i32x16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* 16 int32 from p into the vector v (a macro: a 64-byte vector is no function argument or result
+ * without AVX-512, whose calling convention differs). */
+#define LOAD_I32X16(v, p) memcpy(&(v), (p), sizeof(i32x16))
 
 /* table[idx[i]] for 16 bytes (idx < 16): one pshufb where there is one. */
 static inline u8x16 lookup16(u8x16 table, u8x16 idx) {
@@ -121,7 +119,8 @@ static void quant_fix(const IQuant *q, const int32_t *thr, const int32_t *x, int
         u8x16 table;
         for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
         for (; i + 16 <= n; i += 16) {
-            i32x16 v = load_i32x16(x + i), count = {0};
+            i32x16 v, count = {0};
+            LOAD_I32X16(v, x + i);
             for (int j = 0; j < nt; j++) count -= (i32x16)(v >= thr[j]);
             u8x16 codes = lookup16(table, __builtin_convertvector(count, u8x16));
             memcpy(out + i, &codes, 16);
@@ -164,8 +163,14 @@ static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t 
             u8x16 table;
             for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
             for (; c < OC; c += 16) {  // past OC the lanes read slack (sums, signs, thresholds: 16 more) and are dropped
-                i32x16 v = load_i32x16(acc + c) * load_i32x16(cv->sign + c), count = {0};
-                for (int j = 0; j < nt; j++) count -= (i32x16)(v >= load_i32x16(cv->thr_t + (size_t)j * OC + c));
+                i32x16 v, s, t, count = {0};
+                LOAD_I32X16(v, acc + c);
+                LOAD_I32X16(s, cv->sign + c);
+                v *= s;
+                for (int j = 0; j < nt; j++) {
+                    LOAD_I32X16(t, cv->thr_t + (size_t)j * OC + c);
+                    count -= (i32x16)(v >= t);
+                }
                 u8x16 codes = lookup16(table, __builtin_convertvector(count, u8x16));
                 memcpy(o + c, &codes, OC - c < 16 ? (size_t)(OC - c) : 16);
             }
