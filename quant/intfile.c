@@ -447,3 +447,13 @@ IntModelSize intmodel_size(const IntModel *im) {
     }
     return s;
 }
+
+bool intmodel_check(const IntModel *im, char *err, size_t err_size) {
+    Out o = {0};
+    serialize(im, &o);
+    IntModel back;
+    bool ok = intmodel_parse(&back, o.p, o.n, err, err_size);
+    if (ok) intmodel_free(&back);
+    dq_free(o.p);
+    return ok;
+}

@@ -473,6 +473,14 @@ bool intmodel_from(const Model *m, const QuantContext *qc, IntModel *im, char *e
     im->ops[v.op].conv.epi = IEPI_LOGITS;
     im->logits = v.op;
     intmodel_finish(im);
+    // what the file reader would refuse (a diverged model's non-finite scales or disordered
+    // thresholds) is refused here, with the reader's reason, so that a saved program always loads
+    char why[256];
+    if (!intmodel_check(im, why, sizeof why)) {
+        snprintf(err, err_size, "%s: %s", m->name, why);
+        intmodel_free(im);
+        return false;
+    }
     return true;
 }
 

@@ -142,6 +142,8 @@ bool intmodel_save(const IntModel *im, const char *path, size_t *bytes, char *er
  * crash on a damaged file). parse: the same on bytes in memory. */
 bool intmodel_load(IntModel *im, const char *path, char *err, size_t err_size);
 bool intmodel_parse(IntModel *im, const uint8_t *file, size_t n, char *err, size_t err_size);
+/* Would its file be read back? (intmodel_from ends with it: a program it returns always loads.) */
+bool intmodel_check(const IntModel *im, char *err, size_t err_size);
 
 typedef struct IntModelSize {
     size_t file;       // bytes of the .dqm
