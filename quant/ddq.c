@@ -546,7 +546,7 @@ static bool ddq_load(Quantizer *q, QBytes *b, char *err, size_t es) {
     if (ok && head[0] >= 2) ok = qbytes_get(b, &snap, sizeof snap) && qbytes_get(b, sk, sizeof sk);
     const char *bad = !ok ? "truncated"
                     : head[0] != 1 && head[0] != DDQ_STATE_VERSION ? "unknown version"
-                    : !(snap >= 0 && snap < 1e30f) || (snap > 0 && (sk[0] > 0 || sk[1] < 0 || sk[1] - sk[0] > 255)) ? "bad snap grid"
+                    : !(snap >= 0 && snap < 1e30f) || (snap > 0 && (sk[0] > 0 || sk[1] < 0 || (long long)sk[1] - sk[0] > 255)) ? "bad snap grid"
                     : head[1] < 0 || head[1] > (q->pinned ? 0 : DDQ_K - d->cfg->b_min) ? "merged bits out of range"
                     : head[2] < -1 || head[2] >= DDQ_FINE ? "zero index out of range"
                     : head[3] < 0 ? "negative bit-change count"

@@ -443,11 +443,20 @@ void intmodel_finish(IntModel *im) {
     for (int i = 0; i < im->n_ops; i++) {
         IOp *op = &im->ops[i];
         if (op->kind == IOP_QUANT_INPUT || op->kind == IOP_QUANT_FIX) iquant_lut(&op->q);
-        if (op->kind == IOP_QUANT_FIX) fix_thresholds(&op->q, im->tensors[op->in].frac, op->fix_thr);
+        if (op->kind == IOP_QUANT_FIX) {
+            fix_thresholds(&op->q, im->tensors[op->in].frac, op->fix_thr);
+            // a saturated FIX value (INT32_MAX) reaches a threshold INT32_MAX, which the line
+            // treats as never reached: no line then
+            int nt = op->q.n - 1;
+            if (op->fix_thr[nt - 1] != INT32_MAX) intaffine_fit(&op->fix_aff, op->fix_thr, 1, nt, op->q.k, op->q.zero);
+        }
         if (op->kind != IOP_CONV) continue;
         IConv *cv = &op->conv;
         finish_conv(cv);
-        if (cv->epi == IEPI_CODES) iquant_lut(&cv->out);
+        if (cv->epi == IEPI_CODES) {
+            iquant_lut(&cv->out);
+            intaffine_fit(&cv->aff, cv->thr, cv->cout, cv->out.n - 1, cv->out.k, cv->out.zero);
+        }
         if (cv->epi == IEPI_FIX) {
             double unit = ldexp(1, im->tensors[op->out].frac);
             cv->fix_a = dq_malloc((size_t)cv->cout * sizeof(double));
@@ -488,6 +497,8 @@ void intmodel_free(IntModel *im) {
     if (!im) return;
     for (int i = 0; i < im->n_ops; i++) {
         IConv *cv = &im->ops[i].conv;
+        intaffine_free(&cv->aff);
+        intaffine_free(&im->ops[i].fix_aff);
         dq_free(cv->wcodes), dq_free(cv->wtable), dq_free(cv->w), dq_free(cv->wsum), dq_free(cv->a);
         dq_free(cv->b), dq_free(cv->thr), dq_free(cv->sign), dq_free(cv->thr_t), dq_free(cv->packed), dq_free(cv->fix_a), dq_free(cv->fix_b);
     }

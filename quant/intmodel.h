@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "intaffine.h"
 #include "nn/model.h"
 #include "qlayer.h"
 
@@ -89,6 +90,7 @@ typedef struct IConv {
     int32_t *thr;              // IEPI_CODES: (Cout, out.n − 1) integer thresholds on s·acc
     int32_t *sign;             // IEPI_CODES: (Cout) s = +1, or −1 where a < 0
     int32_t *thr_t;            // IEPI_CODES with ≤ 15 thresholds: thr transposed, (out.n − 1, Cout) (derived)
+    IAffine aff;               // IEPI_CODES: the codes by arithmetic, where exact (derived)
     int8_t *packed;            // fast kernels: weights in igemm's layout (dense, pointwise, linear)
     double *fix_a, *fix_b;     // IEPI_FIX: a, b times 2^frac of the output (derived)
     double fix_hi;             // IEPI_FIX: ReLU6's 6 times 2^frac
@@ -109,6 +111,7 @@ typedef struct IOp {
     bool relu;                 // IOP_ADD
     char name[64];             // the layer it comes from
     int32_t fix_thr[255];      // IOP_QUANT_FIX: q's thresholds on the FIX input (derived)
+    IAffine fix_aff;           // IOP_QUANT_FIX: its codes by arithmetic, where exact (derived)
 } IOp;
 
 typedef struct IntModel {

@@ -101,6 +101,62 @@ static inline __m128i settle16(const IQuant *q, __m512 y, __m512i v, const int32
 }
 #endif
 
+/* Codes by the line (intaffine.h) for n values v = s·x (s NULL: 1), value i on channel i's line
+ * and thresholds (per) or all on line 0 and thr's one row, written as bytes to out. A line that is
+ * not exact is settled by two comparisons. */
+static void affine_bytes(const IAffine *a, const int32_t *x, const int32_t *s, bool per, const int32_t *thr, int nt,
+                         const u8x16 *table, uint8_t *out, size_t n) {
+    size_t i = 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    __m512d m = _mm512_set1_pd(a->m[0]), e = _mm512_set1_pd(a->e[0]), lo = _mm512_set1_pd(a->lo[0]), hi = _mm512_set1_pd(a->hi[0]);
+    __m256i kstep = _mm256_set1_epi32(a->kstep), kbase = _mm256_set1_epi32(a->kbase), one = _mm256_set1_epi32(1);
+    __m256i top = _mm256_set1_epi32(nt), row = per ? _mm256_setr_epi32(0, nt, 2 * nt, 3 * nt, 4 * nt, 5 * nt, 6 * nt, 7 * nt)
+                                                   : _mm256_setzero_si256();
+    __m128i t;
+    memcpy(&t, table, 16);
+    for (; i < n; i += 8) {
+        __mmask8 k = n - i < 8 ? (__mmask8)((1u << (n - i)) - 1) : 0xFF;  // the tail: masked loads
+        __m256i v = _mm256_maskz_loadu_epi32(k, x + i);
+        if (s) v = _mm256_mullo_epi32(v, _mm256_maskz_loadu_epi32(k, s + i));
+        if (per) {
+            m = _mm512_maskz_loadu_pd(k, a->m + i), e = _mm512_maskz_loadu_pd(k, a->e + i);
+            lo = _mm512_maskz_loadu_pd(k, a->lo + i), hi = _mm512_maskz_loadu_pd(k, a->hi + i);
+        }
+        __m512d f = _mm512_fmadd_pd(_mm512_cvtepi32_pd(v), m, e);
+        f = _mm512_roundscale_pd(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __m256i code = _mm512_cvttpd_epi32(_mm512_min_pd(_mm512_max_pd(f, lo), hi));
+        if (!a->exact) {  // intaffine_settle, 8 lanes: the thresholds above and below by gathers
+            const int32_t *base = thr + (per ? i * (size_t)nt : 0);
+            __m256i at = _mm256_add_epi32(row, code);
+            __mmask8 can_up = k & _mm256_cmplt_epi32_mask(code, top), can_down = k & _mm256_cmpgt_epi32_mask(code, _mm256_setzero_si256());
+            __m256i t_up = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), can_up, at, base, 4);
+            __m256i t_down = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), can_down, _mm256_sub_epi32(at, one), base, 4);
+            __mmask8 up = can_up & _mm256_cmple_epi32_mask(t_up, v), down = can_down & ~up & _mm256_cmpgt_epi32_mask(t_down, v);
+            code = _mm256_mask_sub_epi32(_mm256_mask_add_epi32(code, up, code, one), down, code, one);
+        }
+        __m128i b = a->stepped ? _mm256_cvtepi32_epi8(_mm256_add_epi32(_mm256_mullo_epi32(code, kstep), kbase))
+                    : nt < 16  ? _mm_shuffle_epi8(t, _mm256_cvtepi32_epi8(code))
+                               : _mm256_cvtepi32_epi8(_mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), k, code, a->bytes, 4));
+        memcpy(out + i, &b, n - i < 8 ? n - i : 8);
+    }
+#endif
+    for (; i < n; i++) {
+        size_t c = per ? i : 0;
+        int32_t v = s ? s[i] * x[i] : x[i];
+        int code = intaffine_code(v, a->m[c], a->e[c], a->lo[c], a->hi[c]);
+        if (!a->exact) code = intaffine_settle(code, v, thr + c * (size_t)nt, nt);
+        out[i] = (uint8_t)(a->stepped ? code * a->kstep + a->kbase : a->bytes[code]);
+    }
+}
+
+/* The 16-entry byte table of a quantizer with ≤ 16 levels (k + zero; past the last level, the last). */
+static u8x16 byte_table(const IQuant *q) {
+    u8x16 table;
+    int nt = q->n - 1;
+    for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
+    return table;
+}
+
 static void quant_input(const IQuant *q, const float *x, uint8_t *out, size_t n) {
     int nt = q->n - 1;
     for (size_t i = 0; i < n; i++) {
@@ -112,12 +168,17 @@ static void quant_input(const IQuant *q, const float *x, uint8_t *out, size_t n)
     }
 }
 
-static void quant_fix(const IQuant *q, const int32_t *thr, const int32_t *x, int frac, uint8_t *out, size_t n) {
+static void quant_fix(const IOp *op, const int32_t *x, int frac, uint8_t *out, size_t n) {
+    const IQuant *q = &op->q;
+    const int32_t *thr = op->fix_thr;
     int nt = q->n - 1;
     size_t i = 0;
+    u8x16 table = byte_table(q);
+    if (op->fix_aff.ok && (op->fix_aff.exact || nt > 15)) {  // by the line (≤ 16 codes: the count is as quick)
+        affine_bytes(&op->fix_aff, x, NULL, false, thr, nt, &table, out, n);
+        return;
+    }
     if (nt <= 15) {  // ≤ 16 codes: count the thresholds reached, 16 values at a time
-        u8x16 table;
-        for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
         for (; i + 16 <= n; i += 16) {
             i32x16 v, count = {0};
             LOAD_I32X16(v, x + i);
@@ -159,9 +220,12 @@ static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t 
         uint8_t *o = (uint8_t *)dst + at;
         const IQuant *q = &cv->out;
         int c = 0;
+        u8x16 table = byte_table(q);
+        if (cv->aff.ok && (cv->aff.exact || nt > 15)) {  // codes by the line (≤ 16 codes: the count is as quick)
+            affine_bytes(&cv->aff, acc, cv->sign, true, cv->thr, nt, &table, o, (size_t)OC);
+            break;
+        }
         if (nt <= 15) {  // ≤ 16 codes (a 16-byte table): count the thresholds reached, 16 channels at a time
-            u8x16 table;
-            for (int j = 0; j < 16; j++) table[j] = (uint8_t)(q->k[j < nt ? j : nt] + q->zero);
             for (; c < OC; c += 16) {  // past OC the lanes read slack (sums, signs, thresholds: 16 more) and are dropped
                 i32x16 v, s, t, count = {0};
                 LOAD_I32X16(v, acc + c);
@@ -254,7 +318,7 @@ void intquant_forward(const IOp *op, const ITensor *in, const void *x, uint8_t *
         else quant_input(&op->q, x, y, e);
     } else {
         if (ref) quant_fix_ref(&op->q, op->fix_thr, x, y, e);
-        else quant_fix(&op->q, op->fix_thr, x, in->frac, y, e);
+        else quant_fix(op, x, in->frac, y, e);
     }
 }
 
@@ -634,6 +698,7 @@ void intmodel_print(const IntModel *im, FILE *f) {
             fprintf(f, "  %dx%d/%d g%d w%db -> %s %d levels", op->conv.kh, op->conv.kw, op->conv.stride, op->conv.groups,
                     op->conv.wbits, epis[op->conv.epi], op->conv.epi == IEPI_CODES ? op->conv.out.n : 0);
         if (op->kind == IOP_QUANT_INPUT || op->kind == IOP_QUANT_FIX) fprintf(f, "  %d levels", op->q.n);
+        if ((op->kind == IOP_CONV && op->conv.aff.ok) || (op->kind == IOP_QUANT_FIX && op->fix_aff.ok)) fprintf(f, " (by a line)");
         fputc('\n', f);
     }
 }

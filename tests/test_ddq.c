@@ -393,6 +393,26 @@ Test(ddq, state_round_trip, .init = setup, .fini = teardown) {
     dq_free(b.p);
 }
 
+/* The snapped grid's code range at the end of the state: one wider than 256 codes is refused,
+ * also when its two ends are so far apart that their difference overflows an int (found by the
+ * checkpoint fuzzer under UBSan). */
+Test(ddq, a_bad_snap_grid_is_refused, .init = setup, .fini = teardown) {
+    Quantizer *q = make(true, 10);
+    QBytes saved = {0};
+    q->ops->save(q, &saved);
+    const int32_t ranges[][2] = {{-900000000, 1500000000}, {-200, 100}, {INT32_MIN, INT32_MAX}};
+    for (int i = 0; i < 3; i++) {
+        float snap = 0.01f;
+        memcpy(saved.p + saved.len - 12, &snap, 4);
+        memcpy(saved.p + saved.len - 8, ranges[i], 8);
+        QBytes in = qbytes_view(saved.p, saved.len);
+        char err[256] = "";
+        cr_assert(!q->ops->load(q, &in, err, sizeof err), "codes %d..%d accepted", ranges[i][0], ranges[i][1]);
+        cr_assert(strstr(err, "bad snap grid") != NULL, "got: %s", err);
+    }
+    dq_free(saved.p);
+}
+
 /* Per-channel weights: every channel is quantized on its own scale, s_c·Q(w/s_c). */
 Test(ddq, per_channel_scales, .init = setup, .fini = teardown) {
     Quantizer *q = made = ddq_new(&slab, "pc", QROLE_WEIGHT, true, false, 40, 4, &cfg);

@@ -17,19 +17,29 @@ typedef struct Case {
     int n, h, w, cin, cout, k, stride, pad;
     bool depthwise, flat;   // depthwise: groups = channels; flat: a linear layer on an h×w×cin input
     bool ties;              // sums that land exactly on the thresholds: a = ±1, b = 0, integer thresholds
+    int grid;               // output levels: 0 uneven gaps, GRID_EVEN evenly spaced, GRID_KINK one gap wider
     int wbits, levels;      // levels of the output quantizer (IEPI_CODES)
     int zero;               // the input's zero point
     IEpilogue epi;
     ActKind act;
 } Case;
 
-static void make_quant(IQuant *q, int n) {
+enum { GRID_UNEVEN, GRID_EVEN, GRID_KINK };
+
+/* n levels over about [−1, 3]: uneven gaps (no line fits the thresholds: the comparisons), even
+ * ones (a line: codes by arithmetic) or even with one wider gap in the middle, as DDQ's learned
+ * levels have at zero (a line within one code, and integer values that are not evenly spaced). */
+static void make_quant_grid(IQuant *q, int n, int grid) {
     memset(q, 0, sizeof *q);
     q->n = n, q->zero = n <= 16 ? 0 : 100, q->scale = 0.05f;
     float lo = -1.0f;
-    for (int j = 0; j < n; j++) q->k[j] = (int16_t)(j - q->zero);                      // ascending
-    for (int j = 0; j + 1 < n; j++) lo += 4.0f / n * (0.5f + rng_uniform(&R)), q->thresh[j] = lo;  // uneven gaps
+    for (int j = 0; j < n; j++) q->k[j] = (int16_t)(j - q->zero + (grid == GRID_KINK && j >= n / 2));  // ascending
+    for (int j = 0; j + 1 < n; j++) {
+        float gap = grid == GRID_UNEVEN ? 0.5f + rng_uniform(&R) : grid == GRID_KINK && j == n / 2 - 1 ? 1.5f : 1.0f;
+        lo += 4.0f / n * gap, q->thresh[j] = lo;
+    }
 }
+
 
 static void run_case(const Case *c) {
     IntModel im = {0};
@@ -57,7 +67,7 @@ static void run_case(const Case *c) {
         cv->a[o] = (rng_uniform(&R) < 0.2f ? -1 : 1) * (0.5f + rng_uniform(&R)) * 12.0f / (255.0f * 128 * sqrtf((float)nw / cv->cout));
         cv->b[o] = rng_uniform(&R) - 0.5f;
     }
-    if (c->epi == IEPI_CODES) make_quant(&cv->out, c->levels);
+    if (c->epi == IEPI_CODES) make_quant_grid(&cv->out, c->levels, c->grid);
     if (c->ties) {  // small sums; y = ±acc; thresholds on the integers around 0
         for (size_t i = 0; i < (size_t)cv->cout * tab; i++) cv->wtable[i] = (int8_t)((int)rng_below(&R, 5) - 2);
         for (int o = 0; o < cv->cout; o++) cv->a[o] = o % 3 ? 1.0f : -1.0f, cv->b[o] = 0;
@@ -65,6 +75,9 @@ static void run_case(const Case *c) {
     }
     if (c->epi == IEPI_LOGITS) im.logits = 0;
     intmodel_finish(&im);
+    // the codes by a line (intaffine.h): taken wherever the levels are even or kinked once
+    cr_assert(c->epi != IEPI_CODES || (!c->grid && !c->ties) || cv->aff.ok, "%d levels (grid %d): no line fits", c->levels,
+              c->grid);
     size_t in_n = (size_t)c->n * c->h * c->w * c->cin, out_n = (size_t)c->n * oh * ow * c->cout;
     uint8_t *x = dq_malloc(in_n);
     for (size_t i = 0; i < in_n; i++) x[i] = (uint8_t)(c->ties ? c->zero + (int)rng_below(&R, 3) - 1 : (int)rng_below(&R, 256));
@@ -115,6 +128,14 @@ static const Case cases[] = {
     {.n = 2, .h = 6, .w = 6, .cin = 8, .cout = 35, .k = 1, .stride = 1, .pad = 0, .ties = true, .wbits = 3, .levels = 41, .zero = 128, .epi = IEPI_CODES, .act = ACT_NONE},
     {.n = 1, .h = 7, .w = 7, .cin = 33, .cout = 33, .k = 3, .stride = 1, .pad = 1, .depthwise = true, .ties = true, .wbits = 3, .levels = 15, .zero = 128, .epi = IEPI_CODES, .act = ACT_RELU},
     {.n = 1, .h = 7, .w = 7, .cin = 33, .cout = 33, .k = 3, .stride = 2, .pad = 1, .depthwise = true, .ties = true, .wbits = 3, .levels = 25, .zero = 128, .epi = IEPI_CODES, .act = ACT_NONE},
+    // even and once-kinked levels: codes by a line (exact, or within one code and settled), the
+    // bytes stepped, from the 16-entry table or gathered
+    {.n = 2, .h = 9, .w = 7, .cin = 3, .cout = 16, .k = 3, .stride = 1, .pad = 1, .grid = GRID_EVEN, .wbits = 8, .levels = 256, .zero = 128, .epi = IEPI_CODES, .act = ACT_RELU6},
+    {.n = 1, .h = 7, .w = 7, .cin = 32, .cout = 37, .k = 1, .stride = 1, .pad = 0, .grid = GRID_EVEN, .wbits = 4, .levels = 16, .zero = 0, .epi = IEPI_CODES, .act = ACT_NONE},
+    {.n = 2, .h = 5, .w = 9, .cin = 24, .cout = 19, .k = 1, .stride = 1, .pad = 0, .grid = GRID_KINK, .wbits = 6, .levels = 128, .zero = 0, .epi = IEPI_CODES, .act = ACT_RELU},
+    {.n = 1, .h = 6, .w = 6, .cin = 16, .cout = 16, .k = 1, .stride = 1, .pad = 0, .grid = GRID_KINK, .wbits = 5, .levels = 12, .zero = 0, .epi = IEPI_CODES, .act = ACT_RELU6},
+    {.n = 2, .h = 7, .w = 5, .cin = 41, .cout = 41, .k = 3, .stride = 2, .pad = 1, .depthwise = true, .grid = GRID_KINK, .wbits = 8, .levels = 64, .zero = 0, .epi = IEPI_CODES, .act = ACT_NONE},
+    {.n = 1, .h = 9, .w = 9, .cin = 23, .cout = 23, .k = 3, .stride = 1, .pad = 1, .depthwise = true, .grid = GRID_EVEN, .wbits = 7, .levels = 200, .zero = 3, .epi = IEPI_CODES, .act = ACT_RELU},
 };
 
 static void all_cases(int threads) {
@@ -133,9 +154,12 @@ Test(intkernels, every_width_and_level_count, .init = test_setup, .fini = test_t
         for (int lv = 2; lv <= 256; lv = lv < 20 ? lv + 1 : lv * 2) {
             Case c = {.n = 2, .h = 6, .w = 5, .cin = 20, .cout = 19, .k = 1, .stride = 1, .pad = 0, .wbits = wb,
                       .levels = lv > 256 ? 256 : lv, .zero = lv % 3 ? 0 : 128, .epi = IEPI_CODES, .act = (ActKind)(lv % 3)};
-            run_case(&c);
-            c.depthwise = true, c.cout = c.cin, c.k = 3, c.pad = 1;
-            run_case(&c);
+            for (c.grid = GRID_UNEVEN; c.grid <= GRID_KINK; c.grid++) {
+                c.depthwise = false, c.cout = 19, c.k = 1, c.pad = 0;
+                run_case(&c);
+                c.depthwise = true, c.cout = c.cin, c.k = 3, c.pad = 1;
+                run_case(&c);
+            }
         }
     threads_shutdown();
 }
@@ -143,6 +167,7 @@ Test(intkernels, every_width_and_level_count, .init = test_setup, .fini = test_t
 /* The quantization ops on values spread over the thresholds and on the thresholds themselves:
  * fixed point (the integer thresholds) and the float input, every level count. */
 Test(intkernels, quantization_ops_equal_reference, .init = test_setup, .fini = test_teardown) {
+    for (int grid = GRID_UNEVEN; grid <= GRID_KINK; grid++)
     for (int levels = 2; levels <= 256; levels = levels < 20 ? levels + 1 : levels * 2) {
         IntModel im = {0};
         im.n_tensors = 3, im.n_ops = 2;
@@ -153,9 +178,10 @@ Test(intkernels, quantization_ops_equal_reference, .init = test_setup, .fini = t
         im.tensors[2] = (ITensor){.kind = ITENSOR_CODES, .h = 7, .w = 9, .c = 5};
         im.ops[0] = (IOp){.kind = IOP_QUANT_INPUT, .in = 0, .out = 2};
         im.ops[1] = (IOp){.kind = IOP_QUANT_FIX, .in = 1, .out = 2};
-        make_quant(&im.ops[0].q, levels > 256 ? 256 : levels);
+        make_quant_grid(&im.ops[0].q, levels > 256 ? 256 : levels, grid);
         im.ops[1].q = im.ops[0].q;
         intmodel_finish(&im);
+        cr_assert(grid == GRID_UNEVEN || im.ops[1].fix_aff.ok, "%d levels (grid %d): no line fits", levels, grid);
         int n = 3;
         size_t e = (size_t)n * 7 * 9 * 5;
         float *xf = dq_malloc(e * sizeof(float));

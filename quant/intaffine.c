@@ -1,0 +1,111 @@
+/* intaffine.c — fitting and checking the line of a codes epilogue (see intaffine.h). */
+#include "intaffine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+/* How many of the nt ascending thresholds are <= v, for v one of them (t) or just below (t − 1):
+ * the first index of t's run, or the first index past it. */
+static int count_at(const int32_t *thr, int nt, int j, bool below) {
+    if (below) {
+        while (j > 0 && thr[j - 1] == thr[j]) j--;
+        return j;
+    }
+    while (j + 1 < nt && thr[j + 1] == thr[j]) j++;
+    return j + 1;
+}
+
+/* The line's check: the formula is within `off` of the count at every finite threshold and just
+ * below it (both monotone: then everywhere). */
+static bool line_holds(const int32_t *thr, int nt, int j0, int j1, double m, double e, double lo, double hi, int off) {
+    if (!isfinite(m) || !isfinite(e)) return false;
+    for (int j = j0; j < j1; j++) {
+        if (abs(intaffine_code(thr[j], m, e, lo, hi) - count_at(thr, nt, j, false)) > off) return false;
+        if (abs(intaffine_code(thr[j] - 1, m, e, lo, hi) - count_at(thr, nt, j, true)) > off) return false;
+    }
+    return true;
+}
+
+/* A line within one code: the least-squares line through the crossings thr[j] − ½. */
+static bool fit_near(const int32_t *thr, int nt, int j0, int j1, double *m, double *e, double lo, double hi) {
+    int L = j1 - j0;
+    double D = 1, c0 = thr[j0] - 0.5;
+    if (L > 1) {
+        double sx = 0, sy = 0, sxx = 0, sxy = 0;
+        for (int j = j0; j < j1; j++) {
+            double x = j - j0, y = thr[j] - 0.5;
+            sx += x, sy += y, sxx += x * x, sxy += x * y;
+        }
+        D = (L * sxy - sx * sy) / (L * sxx - sx * sx);
+        c0 = (sy - D * sx) / L;
+    }
+    if (!(D > 0)) return false;
+    *m = 1 / D, *e = j0 + 1 - c0 / D;
+    return line_holds(thr, nt, j0, j1, *m, *e, lo, hi, 1);
+}
+
+/* One channel: the codes step at the finite thresholds j0..j1−1, so a line c(j) = c0 + (j − j0)·D
+ * must cross j + 1 in (thr[j] − 1, thr[j]]. Which slopes allow that follows from every pair
+ * i < j (c(j) − c(i) = (j − i)·D between thr[j] − thr[i] ∓ 1); the line takes the middle slope,
+ * then the middle of the offsets it allows, and is checked as the kernels compute it. */
+static bool fit_channel(const int32_t *thr, int nt, double *m, double *e, double *lo, double *hi, bool *exact) {
+    int j0 = 0, j1 = nt;
+    while (j0 < nt && thr[j0] == INT32_MIN) j0++;
+    while (j1 > j0 && thr[j1 - 1] == INT32_MAX) j1--;
+    *lo = j0, *hi = j1;
+    *exact = true;
+    if (j1 == j0) {  // a constant code
+        *m = 0, *e = j0;
+        return true;
+    }
+    *exact = false;
+    double dlo = 0, dhi = INFINITY;  // the slope, strictly between
+    for (int i = j0; i < j1; i++)
+        for (int j = i + 1; j < j1; j++) {
+            double span = (double)thr[j] - thr[i];
+            dlo = fmax(dlo, (span - 1) / (j - i)), dhi = fmin(dhi, (span + 1) / (j - i));
+        }
+    if (!(dlo < dhi)) return fit_near(thr, nt, j0, j1, m, e, *lo, *hi);
+    double D = isfinite(dhi) ? (dlo + dhi) / 2 : 1, clo = -INFINITY, chi = INFINITY;
+    for (int j = j0; j < j1; j++) {
+        clo = fmax(clo, thr[j] - 1 - (j - j0) * D), chi = fmin(chi, thr[j] - (j - j0) * D);
+    }
+    double c0 = (clo + chi) / 2;
+    // floor((v − c0)/D + j0 + 1) = floor(v·m + e)
+    double mt = 1 / D, et = j0 + 1 - c0 / D;
+    if (!line_holds(thr, nt, j0, j1, mt, et, *lo, *hi, 0)) return fit_near(thr, nt, j0, j1, m, e, *lo, *hi);
+    *m = mt, *e = et, *exact = true;
+    return true;
+}
+
+void intaffine_fit(IAffine *a, const int32_t *thr, int channels, int nt, const int16_t *k, int zero) {
+    intaffine_free(a);
+    int levels = nt + 1;
+    a->kstep = k[1] - k[0];
+    a->kbase = k[0] + zero;
+    a->stepped = true;
+    for (int j = 0; j < levels; j++) {
+        a->bytes[j] = k[j] + zero;
+        if (j > 0 && k[j] - k[j - 1] != a->kstep) a->stepped = false;
+    }
+    size_t n = (size_t)channels;
+    a->m = dq_calloc(n, sizeof(double)), a->e = dq_calloc(n, sizeof(double));
+    a->lo = dq_calloc(n, sizeof(double)), a->hi = dq_calloc(n, sizeof(double));
+    a->exact = true;
+    for (int c = 0; c < channels; c++) {
+        bool exact;
+        if (!fit_channel(thr + (size_t)c * nt, nt, &a->m[c], &a->e[c], &a->lo[c], &a->hi[c], &exact)) {
+            intaffine_free(a);
+            return;
+        }
+        a->exact &= exact;
+    }
+    a->ok = true;
+}
+
+void intaffine_free(IAffine *a) {
+    dq_free(a->m), dq_free(a->e), dq_free(a->lo), dq_free(a->hi);
+    memset(a, 0, sizeof *a);
+}
