@@ -137,7 +137,8 @@ static void affine_bytes(const IAffine *a, const int32_t *x, const int32_t *s, b
         __m128i b = a->stepped ? _mm256_cvtepi32_epi8(_mm256_add_epi32(_mm256_mullo_epi32(code, kstep), kbase))
                     : nt < 16  ? _mm_shuffle_epi8(t, _mm256_cvtepi32_epi8(code))
                                : _mm256_cvtepi32_epi8(_mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), k, code, a->bytes, 4));
-        memcpy(out + i, &b, n - i < 8 ? n - i : 8);
+        if (n - i >= 8) memcpy(out + i, &b, 8);  // a constant size: one store, not a byte loop
+        else memcpy(out + i, &b, n - i);
     }
 #endif
     for (; i < n; i++) {
@@ -174,7 +175,7 @@ static void quant_fix(const IOp *op, const int32_t *x, int frac, uint8_t *out, s
     int nt = q->n - 1;
     size_t i = 0;
     u8x16 table = byte_table(q);
-    if (op->fix_aff.ok && (op->fix_aff.exact || nt > 15)) {  // by the line (≤ 16 codes: the count is as quick)
+    if (op->fix_aff.ok && (op->fix_aff.exact || nt > 15)) {  // by the line (a near line with ≤ 16 codes: counting is quicker than its two gathers)
         affine_bytes(&op->fix_aff, x, NULL, false, thr, nt, &table, out, n);
         return;
     }
@@ -221,7 +222,7 @@ static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t 
         const IQuant *q = &cv->out;
         int c = 0;
         u8x16 table = byte_table(q);
-        if (cv->aff.ok && (cv->aff.exact || nt > 15)) {  // codes by the line (≤ 16 codes: the count is as quick)
+        if (cv->aff.ok && (cv->aff.exact || nt > 15)) {  // by the line (a near line with ≤ 16 codes: counting is quicker than its two gathers)
             affine_bytes(&cv->aff, acc, cv->sign, true, cv->thr, nt, &table, o, (size_t)OC);
             break;
         }
@@ -236,7 +237,8 @@ static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t 
                     count -= (i32x16)(v >= t);
                 }
                 u8x16 codes = lookup16(table, __builtin_convertvector(count, u8x16));
-                memcpy(o + c, &codes, OC - c < 16 ? (size_t)(OC - c) : 16);
+                if (OC - c >= 16) memcpy(o + c, &codes, 16);  // a constant size: one store, not a byte loop
+                else memcpy(o + c, &codes, (size_t)(OC - c));
             }
         }
 #if defined(__AVX512F__)
@@ -311,14 +313,30 @@ static void quant_fix_ref(const IQuant *q, const int32_t *thr, const int32_t *x,
     }
 }
 
+typedef struct QuantRun {
+    const IOp *op;
+    const ITensor *in;
+    const void *x;
+    uint8_t *y;
+} QuantRun;
+
+/* The fast quantization of images [begin, end) (elementwise: any split gives the same bytes). */
+static void quant_images(void *ctx, int begin, int end, int tid) {
+    const QuantRun *r = ctx;
+    size_t per = tensor_elems(r->in, 1), at = per * (size_t)begin, e = per * (size_t)(end - begin);
+    if (r->op->kind == IOP_QUANT_INPUT) quant_input(&r->op->q, (const float *)r->x + at, r->y + at, e);
+    else quant_fix(r->op, (const int32_t *)r->x + at, r->in->frac, r->y + at, e);
+}
+
 void intquant_forward(const IOp *op, const ITensor *in, const void *x, uint8_t *y, int n, bool ref) {
     size_t e = tensor_elems(in, n);
-    if (op->kind == IOP_QUANT_INPUT) {
-        if (ref) quant_input_ref(&op->q, x, y, e);
-        else quant_input(&op->q, x, y, e);
+    if (!ref) {
+        QuantRun r = {.op = op, .in = in, .x = x, .y = y};
+        parallel_for(n, quant_images, &r);
+    } else if (op->kind == IOP_QUANT_INPUT) {
+        quant_input_ref(&op->q, x, y, e);
     } else {
-        if (ref) quant_fix_ref(&op->q, op->fix_thr, x, y, e);
-        else quant_fix(op, x, in->frac, y, e);
+        quant_fix_ref(&op->q, op->fix_thr, x, y, e);
     }
 }
 
