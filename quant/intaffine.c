@@ -90,6 +90,7 @@ void intaffine_fit(IAffine *a, const int32_t *thr, int channels, int nt, const i
         a->bytes[j] = k[j] + zero;
         if (j > 0 && k[j] - k[j - 1] != a->kstep) a->stepped = false;
     }
+    for (int j = 0; j < 16; j++) a->bytes16[j] = (uint8_t)a->bytes[j < levels ? j : levels - 1];
     size_t n = (size_t)channels;
     a->m = dq_calloc(n, sizeof(double)), a->e = dq_calloc(n, sizeof(double));
     a->lo = dq_calloc(n, sizeof(double)), a->hi = dq_calloc(n, sizeof(double));

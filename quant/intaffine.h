@@ -27,6 +27,7 @@ typedef struct IAffine {
     bool stepped;         // byte = code·kstep + kbase; otherwise bytes[code]
     int kstep, kbase;
     int32_t bytes[256];   // k + zero of each code
+    uint8_t bytes16[16];  // the same as bytes (codes past the last: the last), for a 16-byte lookup
     double *m, *e;        // (channels) the line per channel
     double *lo, *hi;      // (channels) the codes of thresholds always / never reached
 } IAffine;
