@@ -29,6 +29,34 @@ typedef uint8_t u8x16 __attribute__((vector_size(16)));
 /* 16 int32 from p into the vector v (a macro: a 64-byte vector is no function argument or result
  * without AVX-512, whose calling convention differs). */
 #define LOAD_I32X16(v, p) memcpy(&(v), (p), sizeof(i32x16))
+typedef int8_t i8x16 __attribute__((vector_size(16)));
+/* 16 bytes at p, unsigned or signed, widened into the 16 int32 lanes of v (GCC's own conversion
+ * of a byte vector is built lane by lane: the AVX-512 instruction where there is one). */
+#if defined(__AVX512F__)
+#define WIDEN_U8X16(v, p)                                                                                              \
+    do {                                                                                                               \
+        __m512i w_ = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)));                     \
+        memcpy(&(v), &w_, 64);                                                                                         \
+    } while (0)
+#define WIDEN_I8X16(v, p)                                                                                              \
+    do {                                                                                                               \
+        __m512i w_ = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)));                     \
+        memcpy(&(v), &w_, 64);                                                                                         \
+    } while (0)
+#else
+#define WIDEN_U8X16(v, p)                                                                                              \
+    do {                                                                                                               \
+        u8x16 b_;                                                                                                      \
+        memcpy(&b_, (p), 16);                                                                                          \
+        (v) = __builtin_convertvector(b_, i32x16);                                                                     \
+    } while (0)
+#define WIDEN_I8X16(v, p)                                                                                              \
+    do {                                                                                                               \
+        i8x16 b_;                                                                                                      \
+        memcpy(&b_, (p), 16);                                                                                          \
+        (v) = __builtin_convertvector(b_, i32x16);                                                                     \
+    } while (0)
+#endif
 
 /* table[idx[i]] for 16 bytes (idx < 16): one pshufb where there is one. */
 static inline u8x16 lookup16(u8x16 table, u8x16 idx) {
@@ -472,11 +500,29 @@ static void depthwise_rows(void *ctx, int begin, int end, int tid) {
                     while (in_lo < in_hi && in_lo * S - cv->pad < 0) in_lo++;
                     while (in_hi > in_lo && (in_hi - 1) * S - cv->pad + 2 >= r->W) in_hi--;
                     const int8_t *w0 = cv->w + (size_t)(kh * 3) * C, *w1 = w0 + C, *w2 = w1 + C;
-                    for (int ow = in_lo; ow < in_hi; ow++) {
+                    int c = 0;
+                    for (; c + 16 <= C; c += 16) {  // 16 channels at a time, their taps kept for the row
+                        i32x16 k0, k1, k2, zk, a, x0, x1, x2;
+                        WIDEN_I8X16(k0, w0 + c);
+                        WIDEN_I8X16(k1, w1 + c);
+                        WIDEN_I8X16(k2, w2 + c);
+                        zk = zero * (k0 + k1 + k2);  // Σ (u − zero)·k = Σ u·k − zero·Σ k
+                        for (int ow = in_lo; ow < in_hi; ow++) {
+                            const uint8_t *x = xrow + (size_t)(ow * S - cv->pad) * C + c;
+                            int32_t *acc = block + (size_t)(ow - ow0) * C + c;
+                            LOAD_I32X16(a, acc);
+                            WIDEN_U8X16(x0, x);
+                            WIDEN_U8X16(x1, x + C);
+                            WIDEN_U8X16(x2, x + 2 * C);
+                            a += x0 * k0 + x1 * k1 + x2 * k2 - zk;
+                            memcpy(acc, &a, sizeof a);
+                        }
+                    }
+                    for (int ow = in_lo; ow < in_hi && c < C; ow++) {  // the channels past the last 16
                         const uint8_t *x = xrow + (size_t)(ow * S - cv->pad) * C;
                         int32_t *acc = block + (size_t)(ow - ow0) * C;
-                        for (int c = 0; c < C; c++)
-                            acc[c] += (x[c] - zero) * w0[c] + (x[C + c] - zero) * w1[c] + (x[2 * C + c] - zero) * w2[c];
+                        for (int cc = c; cc < C; cc++)
+                            acc[cc] += (x[cc] - zero) * w0[cc] + (x[C + cc] - zero) * w1[cc] + (x[2 * C + cc] - zero) * w2[cc];
                     }
                 } else {
                     in_lo = in_hi = ow0;
@@ -491,7 +537,16 @@ static void depthwise_rows(void *ctx, int begin, int end, int tid) {
                         if (ow >= in_lo && ow < in_hi) continue;  // done above
                         const uint8_t *x = xrow + (size_t)(ow * S - cv->pad + kw) * C;
                         int32_t *acc = block + (size_t)(ow - ow0) * C;
-                        for (int c = 0; c < C; c++) acc[c] += (x[c] - zero) * w[c];
+                        int c = 0;
+                        for (; c + 16 <= C; c += 16) {
+                            i32x16 a, u, k;
+                            LOAD_I32X16(a, acc + c);
+                            WIDEN_U8X16(u, x + c);
+                            WIDEN_I8X16(k, w + c);
+                            a += (u - zero) * k;
+                            memcpy(acc + c, &a, sizeof a);
+                        }
+                        for (; c < C; c++) acc[c] += (x[c] - zero) * w[c];
                     }
                 }
             }
