@@ -17,19 +17,22 @@ static int count_at(const int32_t *thr, int nt, int j, bool below) {
     return j + 1;
 }
 
-/* The line's check: the formula is within `off` of the count at every finite threshold and just
- * below it (both monotone: then everywhere). */
-static bool line_holds(const int32_t *thr, int nt, int j0, int j1, double m, double e, double lo, double hi, int off) {
+/* The line's check: count − formula lies in [low, high] at every finite threshold and just below
+ * it (both monotone: then everywhere). */
+static bool line_holds(const int32_t *thr, int nt, int j0, int j1, double m, double e, double lo, double hi, int low, int high) {
     if (!isfinite(m) || !isfinite(e)) return false;
     for (int j = j0; j < j1; j++) {
-        if (abs(intaffine_code(thr[j], m, e, lo, hi) - count_at(thr, nt, j, false)) > off) return false;
-        if (abs(intaffine_code(thr[j] - 1, m, e, lo, hi) - count_at(thr, nt, j, true)) > off) return false;
+        int d1 = count_at(thr, nt, j, false) - intaffine_code(thr[j], m, e, lo, hi);
+        int d0 = count_at(thr, nt, j, true) - intaffine_code(thr[j] - 1, m, e, lo, hi);
+        if (d1 < low || d1 > high || d0 < low || d0 > high) return false;
     }
     return true;
 }
 
-/* A line within one code: the least-squares line through the crossings thr[j] − ½. */
-static bool fit_near(const int32_t *thr, int nt, int j0, int j1, double *m, double *e, double lo, double hi) {
+/* A line within one code: the least-squares line through the crossings thr[j] − ½, lowered by
+ * half a code if that keeps it never above the count (then one comparison settles it: *below),
+ * else as it is if it is within one either way. */
+static bool fit_near(const int32_t *thr, int nt, int j0, int j1, double *m, double *e, double lo, double hi, bool *below) {
     int L = j1 - j0;
     double D = 1, c0 = thr[j0] - 0.5;
     if (L > 1) {
@@ -43,19 +46,26 @@ static bool fit_near(const int32_t *thr, int nt, int j0, int j1, double *m, doub
     }
     if (!(D > 0)) return false;
     *m = 1 / D, *e = j0 + 1 - c0 / D;
-    return line_holds(thr, nt, j0, j1, *m, *e, lo, hi, 1);
+    static const double shifts[] = {0.5, 0.25, 0.75, 0, 1};
+    for (int t = 0; t < 5; t++)
+        if (line_holds(thr, nt, j0, j1, *m, *e - shifts[t], lo, hi, 0, 1)) {
+            *e -= shifts[t], *below = true;
+            return true;
+        }
+    *below = false;
+    return line_holds(thr, nt, j0, j1, *m, *e, lo, hi, -1, 1);
 }
 
 /* One channel: the codes step at the finite thresholds j0..j1−1, so a line c(j) = c0 + (j − j0)·D
  * must cross j + 1 in (thr[j] − 1, thr[j]]. Which slopes allow that follows from every pair
  * i < j (c(j) − c(i) = (j − i)·D between thr[j] − thr[i] ∓ 1); the line takes the middle slope,
  * then the middle of the offsets it allows, and is checked as the kernels compute it. */
-static bool fit_channel(const int32_t *thr, int nt, double *m, double *e, double *lo, double *hi, bool *exact) {
+static bool fit_channel(const int32_t *thr, int nt, double *m, double *e, double *lo, double *hi, bool *exact, bool *below) {
     int j0 = 0, j1 = nt;
     while (j0 < nt && thr[j0] == INT32_MIN) j0++;
     while (j1 > j0 && thr[j1 - 1] == INT32_MAX) j1--;
     *lo = j0, *hi = j1;
-    *exact = true;
+    *exact = *below = true;
     if (j1 == j0) {  // a constant code
         *m = 0, *e = j0;
         return true;
@@ -67,7 +77,7 @@ static bool fit_channel(const int32_t *thr, int nt, double *m, double *e, double
             double span = (double)thr[j] - thr[i];
             dlo = fmax(dlo, (span - 1) / (j - i)), dhi = fmin(dhi, (span + 1) / (j - i));
         }
-    if (!(dlo < dhi)) return fit_near(thr, nt, j0, j1, m, e, *lo, *hi);
+    if (!(dlo < dhi)) return fit_near(thr, nt, j0, j1, m, e, *lo, *hi, below);
     double D = isfinite(dhi) ? (dlo + dhi) / 2 : 1, clo = -INFINITY, chi = INFINITY;
     for (int j = j0; j < j1; j++) {
         clo = fmax(clo, thr[j] - 1 - (j - j0) * D), chi = fmin(chi, thr[j] - (j - j0) * D);
@@ -75,7 +85,7 @@ static bool fit_channel(const int32_t *thr, int nt, double *m, double *e, double
     double c0 = (clo + chi) / 2;
     // floor((v − c0)/D + j0 + 1) = floor(v·m + e)
     double mt = 1 / D, et = j0 + 1 - c0 / D;
-    if (!line_holds(thr, nt, j0, j1, mt, et, *lo, *hi, 0)) return fit_near(thr, nt, j0, j1, m, e, *lo, *hi);
+    if (!line_holds(thr, nt, j0, j1, mt, et, *lo, *hi, 0, 0)) return fit_near(thr, nt, j0, j1, m, e, *lo, *hi, below);
     *m = mt, *e = et, *exact = true;
     return true;
 }
@@ -91,17 +101,18 @@ void intaffine_fit(IAffine *a, const int32_t *thr, int channels, int nt, const i
         if (j > 0 && k[j] - k[j - 1] != a->kstep) a->stepped = false;
     }
     for (int j = 0; j < 16; j++) a->bytes16[j] = (uint8_t)a->bytes[j < levels ? j : levels - 1];
+    for (int j = 0; j < 256; j++) a->bytes256[j] = (uint8_t)a->bytes[j < levels ? j : levels - 1];
     size_t n = (size_t)channels;
     a->m = dq_calloc(n, sizeof(double)), a->e = dq_calloc(n, sizeof(double));
     a->lo = dq_calloc(n, sizeof(double)), a->hi = dq_calloc(n, sizeof(double));
-    a->exact = true;
+    a->exact = a->below = true;
     for (int c = 0; c < channels; c++) {
-        bool exact;
-        if (!fit_channel(thr + (size_t)c * nt, nt, &a->m[c], &a->e[c], &a->lo[c], &a->hi[c], &exact)) {
+        bool exact, below;
+        if (!fit_channel(thr + (size_t)c * nt, nt, &a->m[c], &a->e[c], &a->lo[c], &a->hi[c], &exact, &below)) {
             intaffine_free(a);
             return;
         }
-        a->exact &= exact;
+        a->exact &= exact, a->below &= exact || below;
     }
     a->ok = true;
 }

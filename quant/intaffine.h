@@ -11,7 +11,8 @@
  * Where no line is exact (learned levels with a kink at zero, thresholds rounded from float
  * levels finer than their own precision) a line within one code of the count everywhere (the
  * same check, off by at most one) still saves most of the work: one comparison with the
- * threshold above and one with the threshold below settle it. The stored byte is then
+ * threshold above and one with the threshold below settle it — only the one above where the line
+ * could be lowered to never exceed the count. The stored byte is then
  * code·kstep + kbase when the quantizer's integer values are evenly spaced, else a table lookup.
  */
 #ifndef DQ_INTAFFINE_H
@@ -24,10 +25,12 @@
 typedef struct IAffine {
     bool ok;              // every channel's line is within one code: the kernels may use it
     bool exact;           // every channel's line is exact (no comparisons needed)
+    bool below;           // every channel's line is exact or one below the count at most (one comparison)
     bool stepped;         // byte = code·kstep + kbase; otherwise bytes[code]
     int kstep, kbase;
     int32_t bytes[256];   // k + zero of each code
     uint8_t bytes16[16];  // the same as bytes (codes past the last: the last), for a 16-byte lookup
+    uint8_t bytes256[256];  // the same as bytes, for byte permutes (vpermb) where there are many
     double *m, *e;        // (channels) the line per channel
     double *lo, *hi;      // (channels) the codes of thresholds always / never reached
 } IAffine;

@@ -142,6 +142,11 @@ static void affine_bytes(const IAffine *a, const int32_t *x, const int32_t *s, b
                                                    : _mm256_setzero_si256();
     __m128i t;
     memcpy(&t, a->bytes16, 16);
+#if defined(__AVX512VBMI__) && defined(__AVX512BW__)
+    // more than 16 uneven levels: the code's byte from four 64-byte tables by two vpermi2b
+    __m512i t0 = _mm512_loadu_si512((const void *)a->bytes256), t1 = _mm512_loadu_si512((const void *)(a->bytes256 + 64));
+    __m512i t2 = _mm512_loadu_si512((const void *)(a->bytes256 + 128)), t3 = _mm512_loadu_si512((const void *)(a->bytes256 + 192));
+#endif
     for (; i < n; i += 8) {
         __mmask8 k = n - i < 8 ? (__mmask8)((1u << (n - i)) - 1) : 0xFF;  // the tail: masked loads
         __m256i v = _mm256_maskz_loadu_epi32(k, x + i);
@@ -158,13 +163,25 @@ static void affine_bytes(const IAffine *a, const int32_t *x, const int32_t *s, b
             __m256i at = _mm256_add_epi32(row, code);
             __mmask8 can_up = k & _mm256_cmplt_epi32_mask(code, top), can_down = k & _mm256_cmpgt_epi32_mask(code, _mm256_setzero_si256());
             __m256i t_up = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), can_up, at, base, 4);
-            __m256i t_down = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), can_down, _mm256_sub_epi32(at, one), base, 4);
-            __mmask8 up = can_up & _mm256_cmple_epi32_mask(t_up, v), down = can_down & ~up & _mm256_cmpgt_epi32_mask(t_down, v);
+            __mmask8 up = can_up & _mm256_cmple_epi32_mask(t_up, v), down = 0;
+            if (!a->below) {
+                __m256i t_down = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), can_down, _mm256_sub_epi32(at, one), base, 4);
+                down = can_down & ~up & _mm256_cmpgt_epi32_mask(t_down, v);
+            }
             code = _mm256_mask_sub_epi32(_mm256_mask_add_epi32(code, up, code, one), down, code, one);
         }
-        __m128i b = a->stepped ? _mm256_cvtepi32_epi8(_mm256_add_epi32(_mm256_mullo_epi32(code, kstep), kbase))
-                    : nt < 16  ? _mm_shuffle_epi8(t, _mm256_cvtepi32_epi8(code))
-                               : _mm256_cvtepi32_epi8(_mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), k, code, a->bytes, 4));
+        __m128i b;
+        if (a->stepped) b = _mm256_cvtepi32_epi8(_mm256_add_epi32(_mm256_mullo_epi32(code, kstep), kbase));
+        else if (nt < 16) b = _mm_shuffle_epi8(t, _mm256_cvtepi32_epi8(code));
+        else {
+#if defined(__AVX512VBMI__) && defined(__AVX512BW__)
+            __m512i idx = _mm512_castsi128_si512(_mm256_cvtepi32_epi8(code));
+            __m512i low = _mm512_permutex2var_epi8(t0, idx, t1), high = _mm512_permutex2var_epi8(t2, idx, t3);
+            b = _mm512_castsi512_si128(_mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high));  // bit 7: 128..255
+#else
+            b = _mm256_cvtepi32_epi8(_mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), k, code, a->bytes, 4));
+#endif
+        }
         if (n - i >= 8) memcpy(out + i, &b, 8);  // a constant size: one store, not a byte loop
         else memcpy(out + i, &b, n - i);
     }
@@ -800,7 +817,8 @@ void intmodel_print(const IntModel *im, FILE *f) {
             fprintf(f, "  %dx%d/%d g%d w%db -> %s %d levels", op->conv.kh, op->conv.kw, op->conv.stride, op->conv.groups,
                     op->conv.wbits, epis[op->conv.epi], op->conv.epi == IEPI_CODES ? op->conv.out.n : 0);
         if (op->kind == IOP_QUANT_INPUT || op->kind == IOP_QUANT_FIX) fprintf(f, "  %d levels", op->q.n);
-        if ((op->kind == IOP_CONV && op->conv.aff.ok) || (op->kind == IOP_QUANT_FIX && op->fix_aff.ok)) fprintf(f, " (by a line)");
+        const IAffine *a = op->kind == IOP_CONV ? &op->conv.aff : op->kind == IOP_QUANT_FIX ? &op->fix_aff : NULL;
+        if (a && a->ok) fprintf(f, " (by a line%s)", a->exact ? "" : a->below ? ", then 1 comparison" : ", then 2 comparisons");
         fputc('\n', f);
     }
 }

@@ -24,18 +24,24 @@ typedef struct Case {
     ActKind act;
 } Case;
 
-enum { GRID_UNEVEN, GRID_EVEN, GRID_KINK };
+enum { GRID_UNEVEN, GRID_EVEN, GRID_KINK, GRID_STEP };
+
+static int two_comparisons;  // cases whose line needed both comparisons (the path must be seen)
 
 /* n levels over about [−1, 3]: uneven gaps (no line fits the thresholds: the comparisons), even
  * ones (a line: codes by arithmetic) or even with one wider gap in the middle, as DDQ's learned
- * levels have at zero (a line within one code, and integer values that are not evenly spaced). */
+ * levels have at zero (a line within one code, and integer values that are not evenly spaced);
+ * GRID_STEP's gap is so wide that no line stays on one side of the count. */
 static void make_quant_grid(IQuant *q, int n, int grid) {
     memset(q, 0, sizeof *q);
     q->n = n, q->zero = n <= 16 ? 0 : 100, q->scale = 0.05f;
     float lo = -1.0f;
-    for (int j = 0; j < n; j++) q->k[j] = (int16_t)(j - q->zero + (grid == GRID_KINK && j >= n / 2));  // ascending
+    for (int j = 0; j < n; j++) q->k[j] = (int16_t)(j - q->zero + (grid >= GRID_KINK && j >= n / 2));  // ascending
     for (int j = 0; j + 1 < n; j++) {
-        float gap = grid == GRID_UNEVEN ? 0.5f + rng_uniform(&R) : grid == GRID_KINK && j == n / 2 - 1 ? 1.5f : 1.0f;
+        float gap = grid == GRID_UNEVEN                         ? 0.5f + rng_uniform(&R)
+                    : grid == GRID_KINK && j == n / 2 - 1 ? 1.5f
+                    : grid == GRID_STEP && j == n / 2 - 1 ? 2.4f
+                                                          : 1.0f;
         lo += 4.0f / n * gap, q->thresh[j] = lo;
     }
 }
@@ -76,8 +82,9 @@ static void run_case(const Case *c) {
     if (c->epi == IEPI_LOGITS) im.logits = 0;
     intmodel_finish(&im);
     // the codes by a line (intaffine.h): taken wherever the levels are even or kinked once
-    cr_assert(c->epi != IEPI_CODES || (!c->grid && !c->ties) || cv->aff.ok, "%d levels (grid %d): no line fits", c->levels,
-              c->grid);
+    cr_assert(c->epi != IEPI_CODES || (!c->grid && !c->ties) || c->grid == GRID_STEP || cv->aff.ok,
+              "%d levels (grid %d): no line fits", c->levels, c->grid);
+    two_comparisons += c->epi == IEPI_CODES && cv->aff.ok && !cv->aff.below;
     size_t in_n = (size_t)c->n * c->h * c->w * c->cin, out_n = (size_t)c->n * oh * ow * c->cout;
     uint8_t *x = dq_malloc(in_n);
     for (size_t i = 0; i < in_n; i++) x[i] = (uint8_t)(c->ties ? c->zero + (int)rng_below(&R, 3) - 1 : (int)rng_below(&R, 256));
@@ -154,7 +161,7 @@ Test(intkernels, every_width_and_level_count, .init = test_setup, .fini = test_t
         for (int lv = 2; lv <= 256; lv = lv < 20 ? lv + 1 : lv * 2) {
             Case c = {.n = 2, .h = 6, .w = 5, .cin = 20, .cout = 19, .k = 1, .stride = 1, .pad = 0, .wbits = wb,
                       .levels = lv > 256 ? 256 : lv, .zero = lv % 3 ? 0 : 128, .epi = IEPI_CODES, .act = (ActKind)(lv % 3)};
-            for (c.grid = GRID_UNEVEN; c.grid <= GRID_KINK; c.grid++) {
+            for (c.grid = GRID_UNEVEN; c.grid <= GRID_STEP; c.grid++) {
                 c.depthwise = false, c.cout = 19, c.k = 1, c.pad = 0;
                 run_case(&c);
                 c.depthwise = true, c.cout = c.cin, c.k = 3, c.pad = 1;
@@ -162,6 +169,7 @@ Test(intkernels, every_width_and_level_count, .init = test_setup, .fini = test_t
             }
         }
     threads_shutdown();
+    cr_assert(two_comparisons > 0, "no case took a line settled by two comparisons");
 }
 
 /* The quantization ops on values spread over the thresholds and on the thresholds themselves:
