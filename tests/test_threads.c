@@ -1,7 +1,8 @@
 /* test_threads.c — the pool's parallel-for: every item exactly once, ranges fixed by (n, T),
- * nested calls serial, scratch buffers per thread and slot. */
+ * nested calls serial, scratch buffers per thread and slot, jobs back to back and after sleeps. */
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/threads.h"
 #include "helpers.h"
@@ -81,4 +82,31 @@ Test(threads, default_is_all_cores) {
     cr_assert_eq(threads_count(), threads_available());
     threads_shutdown();
     cr_assert_eq(threads_count(), 1, "no pool: the caller alone");
+}
+
+/* Job after job, back to back (workers and caller spinning) and with pauses long enough for
+ * them to fall asleep: every job sees its own context and finishes before the next starts. */
+typedef struct Stamp {
+    long job;
+    long seen[257];
+} Stamp;
+
+static void stamp(void *ctx, int begin, int end, int tid) {
+    Stamp *s = ctx;
+    for (int i = begin; i < end; i++) s->seen[i] = s->job;
+}
+
+Test(threads, many_jobs_awake_and_asleep) {
+    static Stamp s;
+    for (int nt = 2; nt <= 3; nt++) {
+        threads_init(nt);
+        for (long job = 1; job <= 3000; job++) {
+            int n = (int)(job % 257) + 1;
+            s.job = job;
+            parallel_for(n, stamp, &s);
+            for (int i = 0; i < n; i++) cr_assert_eq(s.seen[i], job, "T=%d job %ld item %d saw job %ld", nt, job, i, s.seen[i]);
+            if (job % 500 == 0) nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);  // longer than the spin: all sleep
+        }
+        threads_shutdown();
+    }
 }
