@@ -33,30 +33,21 @@ typedef int8_t i8x16 __attribute__((vector_size(16)));
 /* 16 bytes at p, unsigned or signed, widened into the 16 int32 lanes of v (GCC's own conversion
  * of a byte vector is built lane by lane: the AVX-512 instruction where there is one). */
 #if defined(__AVX512F__)
-#define WIDEN_U8X16(v, p)                                                                                              \
+#define WIDEN_X16(v, p, cvt, bytes_t)                                                                                  \
     do {                                                                                                               \
-        __m512i w_ = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)));                     \
-        memcpy(&(v), &w_, 64);                                                                                         \
-    } while (0)
-#define WIDEN_I8X16(v, p)                                                                                              \
-    do {                                                                                                               \
-        __m512i w_ = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)));                     \
+        __m512i w_ = cvt(_mm_loadu_si128((const __m128i *)(const void *)(p)));                                      \
         memcpy(&(v), &w_, 64);                                                                                         \
     } while (0)
 #else
-#define WIDEN_U8X16(v, p)                                                                                              \
+#define WIDEN_X16(v, p, cvt, bytes_t)                                                                                  \
     do {                                                                                                               \
-        u8x16 b_;                                                                                                      \
-        memcpy(&b_, (p), 16);                                                                                          \
-        (v) = __builtin_convertvector(b_, i32x16);                                                                     \
-    } while (0)
-#define WIDEN_I8X16(v, p)                                                                                              \
-    do {                                                                                                               \
-        i8x16 b_;                                                                                                      \
+        bytes_t b_;                                                                                                    \
         memcpy(&b_, (p), 16);                                                                                          \
         (v) = __builtin_convertvector(b_, i32x16);                                                                     \
     } while (0)
 #endif
+#define WIDEN_U8X16(v, p) WIDEN_X16(v, p, _mm512_cvtepu8_epi32, u8x16)
+#define WIDEN_I8X16(v, p) WIDEN_X16(v, p, _mm512_cvtepi8_epi32, i8x16)
 
 /* table[idx[i]] for 16 bytes (idx < 16): one pshufb where there is one. */
 static inline u8x16 lookup16(u8x16 table, u8x16 idx) {
@@ -297,7 +288,9 @@ static void count_rows(const IConv *cv, const int32_t *acc, int rows, uint8_t *o
     }
 }
 
-/* One output row of OC sums (zero-corrected) to its destination. */
+/* One output row of OC sums (zero-corrected) to its destination: the epilogues epilogue_block
+ * has no block form for (codes settled from the table's guess, fixed point without AVX-512,
+ * logits). */
 static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t at) {
     int OC = cv->cout, nt = cv->out.n - 1;
     switch (cv->epi) {
@@ -305,14 +298,6 @@ static void epilogue_row(const IConv *cv, const int32_t *acc, void *dst, size_t 
         uint8_t *o = (uint8_t *)dst + at;
         const IQuant *q = &cv->out;
         int c = 0;
-        if (by_line(cv)) {
-            affine_bytes(&cv->aff, acc, cv->sign, true, cv->thr, nt, o, (size_t)OC);
-            break;
-        }
-        if (nt <= 15) {
-            count_rows(cv, acc, 1, o);
-            break;
-        }
 #if defined(__AVX512F__)
         if (nt > 15) {
             __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -449,7 +434,6 @@ static void conv_ref(const ConvRun *r) {
 
 enum { ROWS = 64 };  // output pixels per block of the fast kernels
 
-/* The epilogue of rows outputs (sums zero-corrected, row-major, rows × OC) from output row row0. */
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 /* The fixed-point epilogue of rows outputs, 8 channels at a time with their a, b loaded once:
  * the same operations as epilogue_row's (fma, the activation's clamp, half away from zero,
@@ -474,13 +458,23 @@ static void fix_rows(const IConv *cv, const int32_t *acc, int rows, int32_t *o) 
 }
 #endif
 
+/* The epilogue of rows outputs (sums zero-corrected, row-major, rows × OC) from output row row0,
+ * the way chosen once for the block. */
 static void epilogue_block(const IConv *cv, const int32_t *acc, int rows, void *dst, size_t row0) {
-    if (cv->epi == IEPI_CODES && !by_line(cv) && cv->out.n <= 16) count_rows(cv, acc, rows, (uint8_t *)dst + row0 * cv->cout);
+    int OC = cv->cout;
+    if (cv->epi == IEPI_CODES && by_line(cv)) {
+        uint8_t *o = (uint8_t *)dst + row0 * OC;
+        for (int r = 0; r < rows; r++)
+            affine_bytes(&cv->aff, acc + (size_t)r * OC, cv->sign, true, cv->thr, cv->out.n - 1, o + (size_t)r * OC, (size_t)OC);
+    } else if (cv->epi == IEPI_CODES && cv->out.n <= 16) {
+        count_rows(cv, acc, rows, (uint8_t *)dst + row0 * OC);
 #if defined(__AVX512F__) && defined(__AVX512VL__)
-    else if (cv->epi == IEPI_FIX) fix_rows(cv, acc, rows, (int32_t *)dst + row0 * cv->cout);
+    } else if (cv->epi == IEPI_FIX) {
+        fix_rows(cv, acc, rows, (int32_t *)dst + row0 * OC);
 #endif
-    else
-        for (int r = 0; r < rows; r++) epilogue_row(cv, acc + (size_t)r * cv->cout, dst, (row0 + (size_t)r) * cv->cout);
+    } else {
+        for (int r = 0; r < rows; r++) epilogue_row(cv, acc + (size_t)r * OC, dst, (row0 + (size_t)r) * OC);
+    }
 }
 
 /* Fast dense / pointwise / linear: rows of im2col bytes (K padded to 4) through igemm; a 1×1
