@@ -18,15 +18,32 @@ static int count_at(const int32_t *thr, int nt, int j, bool below) {
 }
 
 /* The line's check: count − formula lies in [low, high] at every finite threshold and just below
- * it (both monotone: then everywhere). */
-static bool line_holds(const int32_t *thr, int nt, int j0, int j1, double m, double e, double lo, double hi, int low, int high) {
-    if (!isfinite(m) || !isfinite(e)) return false;
+ * it (both monotone: then everywhere); in double, or in float (f32). */
+static bool line_check(const int32_t *thr, int nt, int j0, int j1, double m, double e, double lo, double hi, int low, int high,
+                       bool f32) {
+    if (!isfinite(m) || !isfinite(e) || (f32 && (!isfinite((float)m) || !isfinite((float)e)))) return false;
     for (int j = j0; j < j1; j++) {
-        int d1 = count_at(thr, nt, j, false) - intaffine_code(thr[j], m, e, lo, hi);
-        int d0 = count_at(thr, nt, j, true) - intaffine_code(thr[j] - 1, m, e, lo, hi);
+        int c1 = f32 ? intaffine_code_f(thr[j], (float)m, (float)e, (float)lo, (float)hi) : intaffine_code(thr[j], m, e, lo, hi);
+        int c0 = f32 ? intaffine_code_f(thr[j] - 1, (float)m, (float)e, (float)lo, (float)hi)
+                     : intaffine_code(thr[j] - 1, m, e, lo, hi);
+        int d1 = count_at(thr, nt, j, false) - c1, d0 = count_at(thr, nt, j, true) - c0;
         if (d1 < low || d1 > high || d0 < low || d0 > high) return false;
     }
     return true;
+}
+
+static bool line_holds(const int32_t *thr, int nt, int j0, int j1, double m, double e, double lo, double hi, int low, int high) {
+    return line_check(thr, nt, j0, j1, m, e, lo, hi, low, high, false);
+}
+
+/* Whether channel c's line rounded to float is as good as a's kernels need (exact, at most one
+ * below, or within one); the float arrays filled either way. */
+static bool float_holds(IAffine *a, const int32_t *thr, int nt, int c) {
+    a->mf[c] = (float)a->m[c], a->ef[c] = (float)a->e[c], a->lof[c] = (float)a->lo[c], a->hif[c] = (float)a->hi[c];
+    int j0 = (int)a->lo[c], j1 = (int)a->hi[c];
+    if (j1 == j0) return true;  // a constant code: m = 0
+    int low = a->exact || a->below ? 0 : -1, high = a->exact ? 0 : 1;
+    return line_check(thr, nt, j0, j1, a->m[c], a->e[c], a->lo[c], a->hi[c], low, high, true);
 }
 
 /* A line within one code: the least-squares line through the crossings thr[j] − ½, lowered by
@@ -115,9 +132,14 @@ void intaffine_fit(IAffine *a, const int32_t *thr, int channels, int nt, const i
         a->exact &= exact, a->below &= exact || below;
     }
     a->ok = true;
+    a->mf = dq_calloc(n, sizeof(float)), a->ef = dq_calloc(n, sizeof(float));
+    a->lof = dq_calloc(n, sizeof(float)), a->hif = dq_calloc(n, sizeof(float));
+    a->f32 = true;
+    for (int c = 0; c < channels; c++) a->f32 &= float_holds(a, thr + (size_t)c * nt, nt, c);
 }
 
 void intaffine_free(IAffine *a) {
     dq_free(a->m), dq_free(a->e), dq_free(a->lo), dq_free(a->hi);
+    dq_free(a->mf), dq_free(a->ef), dq_free(a->lof), dq_free(a->hif);
     memset(a, 0, sizeof *a);
 }

@@ -14,6 +14,10 @@
  * threshold above and one with the threshold below settle it — only the one above where the line
  * could be lowered to never exceed the count. The stored byte is then
  * code·kstep + kbase when the quantizer's integer values are evenly spaced, else a table lookup.
+ *
+ * The same line in float (intaffine_code_f: 16 lanes to a vector where double has 8) is taken
+ * wherever it passes the same check as the double one: float's conversion of v, its fma and its
+ * floor are monotone too, so the check at the thresholds proves it just as well.
  */
 #ifndef DQ_INTAFFINE_H
 #define DQ_INTAFFINE_H
@@ -33,11 +37,19 @@ typedef struct IAffine {
     uint8_t bytes256[256];  // the same as bytes, for byte permutes (vpermb) where there are many
     double *m, *e;        // (channels) the line per channel
     double *lo, *hi;      // (channels) the codes of thresholds always / never reached
+    bool f32;             // the float line below passes the same check on every channel
+    float *mf, *ef, *lof, *hif;  // (channels) m, e, lo, hi rounded to float
 } IAffine;
 
 /* The formula (the kernels' vector forms do the same operations in the same order). */
 static inline int intaffine_code(int32_t v, double m, double e, double lo, double hi) {
     double f = floor(fma((double)v, m, e));
+    return (int)(f < lo ? lo : f > hi ? hi : f);
+}
+
+/* The formula in float (the float kernels' operations, in their order). */
+static inline int intaffine_code_f(int32_t v, float m, float e, float lo, float hi) {
+    float f = floorf(fmaf((float)v, m, e));
     return (int)(f < lo ? lo : f > hi ? hi : f);
 }
 

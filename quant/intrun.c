@@ -126,6 +126,57 @@ static inline __m128i settle16(const IQuant *q, __m512 y, __m512i v, const int32
 static void affine_bytes(const IAffine *a, const int32_t *x, const int32_t *s, bool per, const int32_t *thr, int nt,
                          uint8_t *out, size_t n) {
     size_t i = 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__)
+    if (a->f32) {  // the same steps in float, 16 lanes
+        __m512 m = _mm512_set1_ps(a->mf[0]), e = _mm512_set1_ps(a->ef[0]), lo = _mm512_set1_ps(a->lof[0]), hi = _mm512_set1_ps(a->hif[0]);
+        __m512i kstep = _mm512_set1_epi32(a->kstep), kbase = _mm512_set1_epi32(a->kbase), one = _mm512_set1_epi32(1);
+        __m512i top = _mm512_set1_epi32(nt), lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        __m512i row = per ? _mm512_mullo_epi32(lane, top) : _mm512_setzero_si512();
+        __m128i t;
+        memcpy(&t, a->bytes16, 16);
+#if defined(__AVX512VBMI__)
+        __m512i t0 = _mm512_loadu_si512((const void *)a->bytes256), t1 = _mm512_loadu_si512((const void *)(a->bytes256 + 64));
+        __m512i t2 = _mm512_loadu_si512((const void *)(a->bytes256 + 128)), t3 = _mm512_loadu_si512((const void *)(a->bytes256 + 192));
+#endif
+        for (; i < n; i += 16) {
+            __mmask16 k = n - i < 16 ? (__mmask16)((1u << (n - i)) - 1) : 0xFFFF;
+            __m512i v = _mm512_maskz_loadu_epi32(k, x + i);
+            if (s) v = _mm512_mullo_epi32(v, _mm512_maskz_loadu_epi32(k, s + i));
+            if (per) {
+                m = _mm512_maskz_loadu_ps(k, a->mf + i), e = _mm512_maskz_loadu_ps(k, a->ef + i);
+                lo = _mm512_maskz_loadu_ps(k, a->lof + i), hi = _mm512_maskz_loadu_ps(k, a->hif + i);
+            }
+            __m512 f = _mm512_roundscale_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(v), m, e), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+            __m512i code = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(f, lo), hi));
+            if (!a->exact) {  // intaffine_settle, 16 lanes
+                const int32_t *base = thr + (per ? i * (size_t)nt : 0);
+                __m512i at = _mm512_add_epi32(row, code);
+                __mmask16 can_up = k & _mm512_cmplt_epi32_mask(code, top), can_down = k & _mm512_cmpgt_epi32_mask(code, _mm512_setzero_si512());
+                __m512i t_up = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), can_up, at, base, 4);
+                __mmask16 up = can_up & _mm512_cmple_epi32_mask(t_up, v), down = 0;
+                if (!a->below) {
+                    __m512i t_down = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), can_down, _mm512_sub_epi32(at, one), base, 4);
+                    down = can_down & ~up & _mm512_cmpgt_epi32_mask(t_down, v);
+                }
+                code = _mm512_mask_sub_epi32(_mm512_mask_add_epi32(code, up, code, one), down, code, one);
+            }
+            __m128i b;
+            if (a->stepped) b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_mullo_epi32(code, kstep), kbase));
+            else if (nt < 16) b = _mm_shuffle_epi8(t, _mm512_cvtepi32_epi8(code));
+            else {
+#if defined(__AVX512VBMI__)
+                __m512i idx = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(code));
+                __m512i low = _mm512_permutex2var_epi8(t0, idx, t1), high = _mm512_permutex2var_epi8(t2, idx, t3);
+                b = _mm512_castsi512_si128(_mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high));
+#else
+                b = _mm512_cvtepi32_epi8(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, code, a->bytes, 4));
+#endif
+            }
+            _mm_mask_storeu_epi8(out + i, k, b);
+        }
+        return;
+    }
+#endif
 #if defined(__AVX512F__) && defined(__AVX512VL__)
     __m512d m = _mm512_set1_pd(a->m[0]), e = _mm512_set1_pd(a->e[0]), lo = _mm512_set1_pd(a->lo[0]), hi = _mm512_set1_pd(a->hi[0]);
     __m256i kstep = _mm256_set1_epi32(a->kstep), kbase = _mm256_set1_epi32(a->kbase), one = _mm256_set1_epi32(1);
@@ -719,28 +770,64 @@ static void runner_until(Runner *r, int end) {
     }
 }
 
+/* The buffers of each part of a batch: one part per thread when the batch is split by images. */
 struct IntWork {
-    int n;             // images the buffers hold
-    void **buf;
+    int n, parts;      // images the buffers were made for; parts of the batch
+    void ***buf;       // (parts) per tensor
 };
 
 void intmodel_release_work(IntModel *im) {
-    if (!im->work) return;
-    for (int t = 1; t < im->n_tensors; t++) dq_free(im->work->buf[t]);
-    dq_free(im->work->buf);
-    dq_free(im->work);
+    struct IntWork *w = im->work;
+    if (!w) return;
+    for (int p = 0; p < w->parts; p++) {
+        for (int t = 1; t < im->n_tensors; t++) dq_free(w->buf[p][t]);
+        dq_free(w->buf[p]);
+    }
+    dq_free(w->buf);
+    dq_free(w);
     im->work = NULL;
 }
 
-void intmodel_forward(IntModel *im, const float *x, int n, float *logits, bool ref) {
-    if (im->work && im->work->n < n) intmodel_release_work(im);
-    if (!im->work) {
-        im->work = dq_malloc(sizeof *im->work);
-        im->work->n = n, im->work->buf = new_buffers(im, n);
+typedef struct Parts {
+    IntModel *im;
+    const float *x;
+    float *logits;
+    int n, parts;
+    bool ref;
+} Parts;
+
+/* Parts [begin, end) of the batch, each its images [n·p/P, n·(p+1)/P) through the whole program
+ * on its own buffers (the kernels' parallel_for inside runs serially on this thread). */
+static void run_parts(void *ctx, int begin, int end, int tid) {
+    const Parts *pt = ctx;
+    const IntModel *im = pt->im;
+    size_t in_elems = (size_t)im->in_h * im->in_w * im->in_c;
+    for (int p = begin; p < end; p++) {
+        int first = (int)((long long)pt->n * p / pt->parts), last = (int)((long long)pt->n * (p + 1) / pt->parts);
+        Runner r = {.im = im, .buf = im->work->buf[p], .logits = pt->logits + (size_t)first * im->num_classes,
+                    .n = last - first, .ref = pt->ref};
+        r.buf[0] = (void *)(uintptr_t)(pt->x + (size_t)first * in_elems);
+        runner_until(&r, im->n_ops);
     }
-    Runner r = {.im = im, .buf = im->work->buf, .logits = logits, .n = n, .ref = ref};
-    r.buf[0] = (void *)(uintptr_t)x;
-    runner_until(&r, im->n_ops);
+}
+
+/* A batch of at least 4 images per thread is split by images, one part per thread, with no
+ * synchronisation between the ops; a smaller one (and a profiled run, whose op times are one
+ * thread's) runs op after op, each op split across the threads. Every image's integers are the
+ * same either way. */
+void intmodel_forward(IntModel *im, const float *x, int n, float *logits, bool ref) {
+    int T = threads_count(), parts = T > 1 && n >= 4 * T && !im->op_seconds ? T : 1;
+    struct IntWork *w = im->work;
+    if (w && (w->parts != parts || w->n < n)) intmodel_release_work(im);
+    if (!im->work) {
+        w = im->work = dq_malloc(sizeof *w);
+        w->n = n, w->parts = parts;
+        w->buf = dq_calloc((size_t)parts, sizeof *w->buf);
+        for (int p = 0; p < parts; p++) w->buf[p] = new_buffers(im, (n + parts - 1) / parts);
+    }
+    Parts pt = {.im = im, .x = x, .logits = logits, .n = n, .parts = parts, .ref = ref};
+    if (parts == 1) run_parts(&pt, 0, 1, 0);
+    else parallel_for(parts, run_parts, &pt);
 }
 
 /* ------------------------------------------------------------------ agreement with fake-quant */
@@ -839,7 +926,9 @@ void intmodel_print(const IntModel *im, FILE *f) {
                     op->conv.wbits, epis[op->conv.epi], op->conv.epi == IEPI_CODES ? op->conv.out.n : 0);
         if (op->kind == IOP_QUANT_INPUT || op->kind == IOP_QUANT_FIX) fprintf(f, "  %d levels", op->q.n);
         const IAffine *a = op->kind == IOP_CONV ? &op->conv.aff : op->kind == IOP_QUANT_FIX ? &op->fix_aff : NULL;
-        if (a && a->ok) fprintf(f, " (by a line%s)", a->exact ? "" : a->below ? ", then 1 comparison" : ", then 2 comparisons");
+        if (a && a->ok)
+            fprintf(f, " (by a line in %s%s)", a->f32 ? "float" : "double",
+                    a->exact ? "" : a->below ? ", then 1 comparison" : ", then 2 comparisons");
         fputc('\n', f);
     }
 }

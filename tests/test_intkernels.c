@@ -27,6 +27,7 @@ typedef struct Case {
 enum { GRID_UNEVEN, GRID_EVEN, GRID_KINK, GRID_STEP };
 
 static int two_comparisons;  // cases whose line needed both comparisons (the path must be seen)
+static int float_lines, double_lines;  // cases whose line the kernels took in float / in double
 
 /* n levels over about [−1, 3]: uneven gaps (no line fits the thresholds: the comparisons), even
  * ones (a line: codes by arithmetic) or even with one wider gap in the middle, as DDQ's learned
@@ -85,6 +86,8 @@ static void run_case(const Case *c) {
     cr_assert(c->epi != IEPI_CODES || (!c->grid && !c->ties) || c->grid == GRID_STEP || cv->aff.ok,
               "%d levels (grid %d): no line fits", c->levels, c->grid);
     two_comparisons += c->epi == IEPI_CODES && cv->aff.ok && !cv->aff.below;
+    float_lines += c->epi == IEPI_CODES && cv->aff.ok && cv->aff.f32;
+    double_lines += c->epi == IEPI_CODES && cv->aff.ok && !cv->aff.f32;
     size_t in_n = (size_t)c->n * c->h * c->w * c->cin, out_n = (size_t)c->n * oh * ow * c->cout;
     uint8_t *x = dq_malloc(in_n);
     for (size_t i = 0; i < in_n; i++) x[i] = (uint8_t)(c->ties ? c->zero + (int)rng_below(&R, 3) - 1 : (int)rng_below(&R, 256));
@@ -170,6 +173,8 @@ Test(intkernels, every_width_and_level_count, .init = test_setup, .fini = test_t
         }
     threads_shutdown();
     cr_assert(two_comparisons > 0, "no case took a line settled by two comparisons");
+    cr_assert(float_lines > 0 && double_lines > 0, "lines in float: %d cases, in double: %d (both paths must be seen)",
+              float_lines, double_lines);
 }
 
 /* The quantization ops on values spread over the thresholds and on the thresholds themselves:

@@ -109,6 +109,11 @@ static void check(const Check *c) {
     intmodel_forward(&im, xt->data, n, ref, true);
     intmodel_forward(&im, xt->data, n, fast, false);
     assert_bits_equal(fast, ref, (size_t)n * m->num_classes, "fast kernels vs reference kernels");
+    // 48 images run split by images (one part per thread), 3 of the second part op by op
+    float few[3 * 16];
+    cr_assert(m->num_classes <= 16);
+    intmodel_forward(&im, xt->data + (size_t)29 * m->in_h * m->in_w * m->in_c, 3, few, false);
+    assert_bits_equal(few, fast + (size_t)29 * m->num_classes, (size_t)3 * m->num_classes, "3 images vs the same in the batch");
     IntAgreement ag;
     intagreement_init(&ag, &im);
     intmodel_agreement(&im, m, qc, xt->data, n, &ag);
