@@ -1,6 +1,8 @@
 /* inteval.c — see inteval.h. */
 #include "inteval.h"
 
+#include <string.h>
+
 #include "core/clock.h"
 #include "core/error.h"
 #include "data/loader.h"
@@ -70,6 +72,26 @@ EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset,
     arena_free(&a);
     loader_free(ld);
     return finish(correct, n, seconds);
+}
+
+void float_logits_on(Model *m, const Dataset *d, int batch_size, int n, float *x, float *logits) {
+    Loader *ld = eval_loader(d, batch_size, n);
+    Arena a;
+    arena_init(&a, 1 << 24, 0);
+    Tape t;
+    tape_init(&t, &a);
+    t.no_grad = true, t.training = false;
+    size_t img = (size_t)m->in_h * m->in_w * m->in_c, done = 0;
+    Batch b;
+    while (loader_next(ld, &b)) {
+        tape_reset(&t);
+        Tensor *y = model_forward(m, &t, &b.x);
+        memcpy(x + done * img, b.x.data, (size_t)b.n * img * sizeof(float));
+        memcpy(logits + done * m->num_classes, y->data, (size_t)b.n * m->num_classes * sizeof(float));
+        done += (size_t)b.n;
+    }
+    arena_free(&a);
+    loader_free(ld);
 }
 
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,

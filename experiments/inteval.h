@@ -21,6 +21,9 @@ typedef struct EvalSpeed {
 EvalSpeed int_evaluate(IntModel *im, const Dataset *d, int batch_size, int subset, bool ref, int *pred);
 /* The float model (FP32 or fake-quant) in evaluation mode, timed the same way. */
 EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset, int *pred);
+/* The first n images of the set as the model sees them (x: n·H·W·C floats) and the float model's
+ * evaluation-mode logits for them (n·classes). */
+void float_logits_on(Model *m, const Dataset *d, int batch_size, int n, float *x, float *logits);
 /* intmodel_agreement over the set (ag initialised by the caller). */
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,
                       IntAgreement *ag);

@@ -9,6 +9,7 @@
 #include "core/fileio.h"
 #include "core/threads.h"
 #include "data/loader.h"
+#include "nn/onnx.h"
 #include "nn/weighted.h"
 #include "quant/control.h"
 #include "core/text.h"
@@ -23,6 +24,9 @@ int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *o) {
     o[n++] = opt_float("fp32_warmup", &p->fp32_warmup, "FP32 warm-up epochs", 0, 100000);
     o[n++] = opt_role(opt_string("fp32_dir", p->fp32_dir, "FP32 run directory, reused when finished (empty: derived)"), OPT_INCIDENTAL);
     o[n++] = opt_int("fp32_seed", &p->fp32_seed, "seed of the FP32 model (0: --seed); fine-tune seeds share one FP32 model", 0, 1 << 30);
+    o[n++] = opt_role(opt_bool("export_onnx", &p->export_onnx,
+                               "write out_dir/fp32.onnx (ONNX, opset 13) and fp32.onnx.check for scripts/onnx_check.js"),
+                      OPT_INCIDENTAL);
     return n + quant_config_options(q, o + n);
 }
 
@@ -143,6 +147,31 @@ static Model *fp32_model(Experiment *x, const TrainConfig *fc, QBuildFn build, v
     ckpt_read_slab(&ck, &fm->slab);
     ckpt_free(&ck);
     return fm;
+}
+
+#define ONNX_CHECK_IMAGES 1000
+
+/* --export_onnx: the FP32 model as ONNX, and the first test images with our logits beside it. */
+static void export_onnx_fp32(Experiment *x, const TrainConfig *cfg, const TrainConfig *fc, QBuildFn build, void *build_ctx) {
+    char path[4096], check[4200], err[512];
+    if (!fileio_make_dirs(cfg->out_dir, err, sizeof err)) DQ_FATAL_FILE(cfg->out_dir, "%s", err);
+    snprintf(path, sizeof path, "%s/fp32.onnx", cfg->out_dir);
+    snprintf(check, sizeof check, "%s.check", path);
+    Model *m = fp32_model(x, fc, build, build_ctx);
+    size_t bytes;
+    if (!onnx_export_float(m, path, &bytes, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    int n = x->test.n < ONNX_CHECK_IMAGES ? x->test.n : ONNX_CHECK_IMAGES;
+    float *xs = dq_malloc((size_t)n * m->in_h * m->in_w * m->in_c * sizeof(float));
+    float *logits = dq_malloc((size_t)n * m->num_classes * sizeof(float));
+    float_logits_on(m, &x->test, cfg->eval_batch, n, xs, logits);
+    const float *sets[1] = {logits};
+    if (!onnx_save_check(check, xs, n, m->in_h, m->in_w, m->in_c, sets, 1, m->num_classes, err, sizeof err))
+        DQ_FATAL_FILE(check, "%s", err);
+    printf("== ONNX: %s (%.1f KB) and %s (the first %d test images, our FP32 logits); check it with\n"
+           "   node scripts/onnx_check.js %s %s fp32\n",
+           path, bytes / 1024.0, check, n, path, check);
+    dq_free(xs), dq_free(logits);
+    model_free(m);
 }
 
 /* 3. Calibrate the activation quantizers on a few training batches (evaluation mode: the FP32
@@ -331,6 +360,7 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
     out->method = method;
     TrainConfig fc;
     train_fp32(x, cfg, p, build, build_ctx, out, &fc);
+    if (p->export_onnx) export_onnx_fp32(x, cfg, &fc, build, build_ctx);
     if (method == QUANT_NONE) {
         out->q_acc = out->fp32_acc, out->finished = true;
         return;

@@ -82,3 +82,10 @@ static Layer *float_make(const LayerFactory *f, ParamSlab *slab, const LayerSpec
 }
 
 const LayerFactory nn_float_factory = {float_make, NULL};
+
+bool weighted_float_params(const Layer *l, const LayerSpec **spec, const Tensor **weight, const Tensor **bias) {
+    if (l->ops != &CONV_OPS && l->ops != &LINEAR_OPS) return false;
+    const WeightedLayer *w = (const WeightedLayer *)l;
+    *spec = &w->spec, *weight = w->weight, *bias = w->bias;
+    return true;
+}

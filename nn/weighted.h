@@ -20,6 +20,9 @@ void weighted_init(const LayerSpec *spec, Tensor *weight, Tensor *bias, Rng *rng
 Conv2dArgs spec_conv_args(const LayerSpec *spec);
 /* MACs per image of a weighted layer producing `y` (batch N = y->shape[0]). */
 long long spec_macs(const LayerSpec *spec, const Tensor *y);
+/* A float layer of nn_float_factory: its spec and parameters (bias NULL without one); false for
+ * any other layer. */
+bool weighted_float_params(const Layer *l, const LayerSpec **spec, const Tensor **weight, const Tensor **bias);
 /* LayerOps.info of every weighted layer (float or quantized): LAYER_WEIGHTED. */
 void weighted_info(const Layer *l, LayerInfo *out);
 
