@@ -4,6 +4,8 @@
  *     ./exp_infer --model=runs/mobilenetv2-ddq/model.dqm
  *     ./exp_infer --model=m.dqm --dataset=cifar10 --data_dir=/data/cifar10 --threads=2 --batch=1
  *     ./exp_infer --model=m.dqm --list          the program, one op per line
+ *     ./exp_infer --model=m.dqm --export_onnx=m.onnx   as ONNX QDQ, with check data for
+ *                                                       scripts/onnx_check.js
  *
  * Speed is the forward passes alone (the loader's work is outside the clock), the median of
  * --repeat passes over the set. A damaged or mismatched model file is "<file>: error: …", exit 1.
@@ -19,15 +21,37 @@
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "inteval.h"
+#include "nn/onnx.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
+/* --export_onnx: the QDQ model, and the first test images with the integer engine's logits. */
+static void export_onnx(IntModel *im, const Dataset *test, int batch, const char *path) {
+    char err[512], check[OPT_STRLEN + 8];
+    size_t bytes;
+    long long clamped;
+    if (!intmodel_export_onnx(im, path, &bytes, &clamped, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    int n = test->n < 1000 ? test->n : 1000;
+    float *x = dq_malloc((size_t)n * im->in_h * im->in_w * im->in_c * sizeof(float));
+    float *logits = dq_malloc((size_t)n * im->num_classes * sizeof(float));
+    int_logits_on(im, test, batch, n, x, logits);
+    snprintf(check, sizeof check, "%s.check", path);
+    const float *sets[1] = {logits};
+    if (!onnx_save_check(check, x, n, im->in_h, im->in_w, im->in_c, sets, 1, im->num_classes, err, sizeof err))
+        DQ_FATAL_FILE(check, "%s", err);
+    printf("ONNX QDQ: %s (%.1f KB%s) and %s (the first %d test images, our integer logits); check it with\n"
+           "   node scripts/onnx_check.js %s %s qdq\n",
+           path, bytes / 1024.0, clamped ? ", some int8 -128 weights of negated channels set to 127" : "", check, n, path,
+           check);
+    dq_free(x), dq_free(logits);
+}
+
 int main(int argc, char **argv) {
     char model[OPT_STRLEN] = "", dataset[OPT_STRLEN] = "fashion-mnist", data_dir[OPT_STRLEN] = DATASET_DEFAULT_DIR;
-    char kernels[OPT_STRLEN] = "fast";
+    char kernels[OPT_STRLEN] = "fast", onnx[OPT_STRLEN] = "";
     int threads = 0, batch = 128, subset = 0, repeat = 3;
     bool list = false, profile = false;
     Option opts[] = {
@@ -41,6 +65,8 @@ int main(int argc, char **argv) {
         opt_choice("kernels", kernels, "fast kernels, or the plain reference ones", "fast|ref"),
         opt_bool("list", &list, "print the program (one op per line) and exit"),
         opt_bool("profile", &profile, "print the time spent in each op (summed over the passes)"),
+        opt_string("export_onnx", onnx, "write the model as ONNX QDQ to this file (and FILE.check: the first "
+                                        "1000 test images, our integer logits) and exit"),
     };
     int n_opts = (int)(sizeof opts / sizeof *opts);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -65,6 +91,12 @@ int main(int argc, char **argv) {
         DQ_FATAL_FILE(model, "the model takes %dx%dx%d images into %d classes; %s has %dx%dx%d and %d", im.in_h, im.in_w,
                       im.in_c, im.num_classes, dataset, test.h, test.w, test.c, test.num_classes);
     threads_init(threads);
+    if (onnx[0]) {
+        export_onnx(&im, &test, batch, onnx);
+        intmodel_free(&im), dataset_free(&test);
+        threads_shutdown();
+        return 0;
+    }
     bool ref = !strcmp(kernels, "ref");
     if (profile) im.op_seconds = dq_calloc((size_t)im.n_ops, sizeof(double));
     double *speeds = dq_malloc((size_t)repeat * sizeof(double)), acc = 0;

@@ -94,6 +94,18 @@ void float_logits_on(Model *m, const Dataset *d, int batch_size, int n, float *x
     loader_free(ld);
 }
 
+void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float *x, float *logits) {
+    Loader *ld = eval_loader(d, batch_size, n);
+    size_t img = (size_t)im->in_h * im->in_w * im->in_c, done = 0;
+    Batch b;
+    while (loader_next(ld, &b)) {
+        intmodel_forward(im, b.x.data, b.n, logits + done * im->num_classes, false);
+        memcpy(x + done * img, b.x.data, (size_t)b.n * img * sizeof(float));
+        done += (size_t)b.n;
+    }
+    loader_free(ld);
+}
+
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,
                       IntAgreement *ag) {
     Loader *ld = eval_loader(d, batch_size, subset);

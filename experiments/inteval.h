@@ -24,6 +24,8 @@ EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset,
 /* The first n images of the set as the model sees them (x: n·H·W·C floats) and the float model's
  * evaluation-mode logits for them (n·classes). */
 void float_logits_on(Model *m, const Dataset *d, int batch_size, int n, float *x, float *logits);
+/* The same images and the integer program's logits for them. */
+void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float *x, float *logits);
 /* intmodel_agreement over the set (ag initialised by the caller). */
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,
                       IntAgreement *ag);

@@ -25,7 +25,8 @@ int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *o) {
     o[n++] = opt_role(opt_string("fp32_dir", p->fp32_dir, "FP32 run directory, reused when finished (empty: derived)"), OPT_INCIDENTAL);
     o[n++] = opt_int("fp32_seed", &p->fp32_seed, "seed of the FP32 model (0: --seed); fine-tune seeds share one FP32 model", 0, 1 << 30);
     o[n++] = opt_role(opt_bool("export_onnx", &p->export_onnx,
-                               "write out_dir/fp32.onnx (ONNX, opset 13) and fp32.onnx.check for scripts/onnx_check.js"),
+                               "write the FP32 model as out_dir/fp32.onnx and the quantized one as ONNX QDQ, out_dir/model.onnx, each "
+                               "with a .check file for scripts/onnx_check.js"),
                       OPT_INCIDENTAL);
     return n + quant_config_options(q, o + n);
 }
@@ -256,13 +257,38 @@ static void write_json(const Experiment *x, const QPipelineResult *r, const char
     text_free(&t);
 }
 
-#define INT_AGREEMENT_IMAGES 1000  // code agreement runs the program twice and the fake-quant model once
+#define INT_AGREEMENT_IMAGES 1000
+
+/* --export_onnx: the integer program as ONNX QDQ (model.onnx), and the first test images with the
+ * integer engine's and the fake-quant model's logits beside it. */
+static void export_onnx_qdq(Experiment *x, const TrainConfig *cfg, IntModel *im, Model *m) {
+    char path[4096], check[4200], err[512];
+    snprintf(path, sizeof path, "%s/model.onnx", cfg->out_dir);
+    snprintf(check, sizeof check, "%s.check", path);
+    size_t bytes;
+    long long clamped;
+    if (!intmodel_export_onnx(im, path, &bytes, &clamped, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    int n = x->test.n < ONNX_CHECK_IMAGES ? x->test.n : ONNX_CHECK_IMAGES;
+    size_t img = (size_t)m->in_h * m->in_w * m->in_c;
+    float *xs = dq_malloc((size_t)n * img * sizeof(float)), *xf = dq_malloc((size_t)n * img * sizeof(float));
+    float *li = dq_malloc((size_t)n * m->num_classes * sizeof(float)), *lf = dq_malloc((size_t)n * m->num_classes * sizeof(float));
+    int_logits_on(im, &x->test, cfg->eval_batch, n, xs, li);
+    float_logits_on(m, &x->test, cfg->eval_batch, n, xf, lf);
+    const float *sets[2] = {li, lf};
+    if (!onnx_save_check(check, xs, n, m->in_h, m->in_w, m->in_c, sets, 2, m->num_classes, err, sizeof err))
+        DQ_FATAL_FILE(check, "%s", err);
+    printf("== ONNX QDQ: %s (%.1f KB%s) and %s (the first %d test images; the integer engine's and the fake-quant "
+           "logits); check it with\n   node scripts/onnx_check.js %s %s qdq\n",
+           path, bytes / 1024.0, clamped ? ", some int8 -128 weights of negated channels set to 127" : "", check, n, path,
+           check);
+    dq_free(xs), dq_free(xf), dq_free(li), dq_free(lf);
+}  // code agreement runs the program twice and the fake-quant model once
 
 /* 6. The integer model: built, written to model.dqm, read back, and what the file holds evaluated
  * by the integer engine beside the FP32 model (fp32) and the fake-quant one (m); the per-layer
  * code agreement goes into rows (layers.csv). */
 static void integer_model(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, Model *fp32,
-                          QuantLayerInfo *rows, int n, QPipelineResult *out) {
+                          QuantLayerInfo *rows, int n, bool onnx, QPipelineResult *out) {
     IntModel im;
     if (!intmodel_from(m, qc, &im, out->int_why, sizeof out->int_why)) {
         printf("\ninteger engine: this model has no integer form: %s\n", out->int_why);
@@ -298,16 +324,18 @@ static void integer_model(Experiment *x, const TrainConfig *cfg, QuantContext *q
     out->int_agree = n_test ? (double)same / n_test : 0;
     out->int_codes_alone = total ? (double)alone / total : 0, out->int_codes_chain = total ? (double)chain / total : 0;
     intagreement_free(&ag);
+    if (onnx) export_onnx_qdq(x, cfg, &im, m);
     intmodel_free(&im);
 }
 
 /* 5. Report: the per-layer table (printed and as files), FP32 against quantized, the JSON. */
-static void report(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, Model *fp32, QPipelineResult *out) {
+static void report(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, Model *fp32, bool onnx,
+                   QPipelineResult *out) {
     QuantLayerInfo *rows = dq_calloc((size_t)qc->n_layers, sizeof *rows);
     int n = quant_report(qc, rows, qc->n_layers);
     const char *method = quant_method_name(qc->method);
     out->summary = quant_summary(rows, n, qc);
-    integer_model(x, cfg, qc, m, fp32, rows, n, out);
+    integer_model(x, cfg, qc, m, fp32, rows, n, onnx, out);
     printf("\nper-layer quantization (%s):\n\n", method);
     quant_report_print(stdout, rows, n);
     quant_report_write_csv(rows, n, cfg->out_dir);
@@ -372,7 +400,7 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
     out->finished = fine_tune(x, cfg, qc, m, out);
     if (out->finished) {
         Model *fp32 = fp32_model(x, &fc, build, build_ctx);
-        report(x, cfg, qc, m, fp32, out);
+        report(x, cfg, qc, m, fp32, p->export_onnx, out);
         model_free(fp32);
     }
     model_free(m);

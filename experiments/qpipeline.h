@@ -31,7 +31,7 @@ typedef struct QPipelineConfig {
     float fp32_warmup;               // FP32 warm-up epochs (the fine-tune uses cfg->warmup)
     char fp32_dir[OPT_STRLEN];       // where the FP32 run lives ("" = derived from the model)
     int fp32_seed;                   // seed of the FP32 run (0 = the fine-tune's seed)
-    bool export_onnx;                // write the FP32 model as ONNX (fp32.onnx) with its check data
+    bool export_onnx;                // write fp32.onnx and the QDQ model.onnx, each with its check data
     QuantConfig q_defaults;          // the quantization options before the command line (set by
                                      // qpipeline_options): what "left at its default" means (left
                                      // zero by code that builds its config itself: not checked)

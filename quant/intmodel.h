@@ -155,6 +155,13 @@ typedef struct IntModelSize {
 } IntModelSize;
 IntModelSize intmodel_size(const IntModel *im);
 
+/* The program as an ONNX QDQ model (intonnx.c): uint8 activations through QuantizeLinear /
+ * DequantizeLinear, int8 per-channel weights, int32 biases, a level table where learned levels
+ * are not the whole fine grid. clamped: weights of channels with a < 0 that int8 could not negate
+ * (−128), set to 127. False with the reason in err. */
+bool intmodel_export_onnx(const IntModel *im, const char *path, size_t *bytes, long long *clamped, char *err,
+                          size_t err_size);
+
 /* Run on x (N, H, W, C) floats, normalised as for the float model; logits (N, classes) out.
  * ref: the plain reference kernels. The tensors' buffers stay with im for the next call of the
  * same or a smaller batch (one call at a time per model). */

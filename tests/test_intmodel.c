@@ -5,6 +5,7 @@
  * quantized layer receives agree with the fake-quant codes (≥ 99.9%); the fast kernels give the
  * reference kernels' logits bit for bit. */
 #include <math.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "nn/mobilenetv2.h"
 #include "nn/resnet.h"
 #include "quant/control.h"
+#include "nn/onnx.h"
 #include "quant/intmodel.h"
 
 typedef enum { NET_MNV2, NET_RESNET, NET_LENET } NetKind;
@@ -61,6 +63,7 @@ typedef struct Check {
     bool bend;       // … their fine levels bent (u + 0.3·u³): off any integer grid …
     bool snap;       // … and snapped to it (ddq_snap, the --ddq_snap_grid option)
     double min_alone, min_top1;  // the bars where levels are off the grid (0: 99.9%, all)
+    double min_onnx;             // ONNX Runtime's top-1 against ours (0: 99%)
     int threads;
 } Check;
 
@@ -86,6 +89,32 @@ static void learned_levels(Quantizer *q, void *ctx) {
     if (c->snap) ddq_snap(q);
 }
 
+
+/* Where ONNX Runtime is installed (scripts/ensure-deps.sh onnxruntime): the program as ONNX QDQ
+ * runs there, its top-1 agreeing with the integer engine's on at least c->min_onnx of the inputs
+ * and its operators integer convolutions (scripts/onnx_check.js checks both). */
+static void onnx_check(IntModel *im, const Model *m, const float *x, int n, const float *logits, const Check *c) {
+    if (system("node -e \"require('./scripts/node_modules/onnxruntime-node')\" >/dev/null 2>&1") != 0) {
+        cr_log_warn("ONNX Runtime is not installed: the QDQ export is not run (scripts/ensure-deps.sh onnxruntime)");
+        return;
+    }
+    char err[256], cmd[512], path[64], check[64], logp[64];  // the tests run in parallel processes
+    snprintf(path, sizeof path, "test_intmodel_%d.onnx", (int)getpid());
+    snprintf(check, sizeof check, "test_intmodel_%d.check", (int)getpid());
+    snprintf(logp, sizeof logp, "test_intmodel_%d.log", (int)getpid());
+    long long clamped;
+    cr_assert(intmodel_export_onnx(im, path, NULL, &clamped, err, sizeof err), "%s", err);
+    const float *sets[1] = {logits};
+    cr_assert(onnx_save_check(check, x, n, m->in_h, m->in_w, m->in_c, sets, 1, m->num_classes, err, sizeof err));
+    snprintf(cmd, sizeof cmd, "node scripts/onnx_check.js %s %s qdq --min_agree=%g >%s 2>&1", path, check,
+             c->min_onnx ? c->min_onnx : 0.99, logp);
+    int status = system(cmd);
+    char *log = read_text_file(logp);
+    cr_log_info("%s %s%s: %s", m->name, c->method, c->snap ? " snapped" : "", log);
+    cr_assert(status == 0, "%s %s: ONNX Runtime:\n%s", m->name, c->method, log);
+    dq_free(log);
+    remove(path), remove(check), remove(logp);
+}
 
 static void check(const Check *c) {
     threads_init(c->threads);
@@ -114,6 +143,7 @@ static void check(const Check *c) {
     cr_assert(m->num_classes <= 16);
     intmodel_forward(&im, xt->data + (size_t)29 * m->in_h * m->in_w * m->in_c, 3, few, false);
     assert_bits_equal(few, fast + (size_t)29 * m->num_classes, (size_t)3 * m->num_classes, "3 images vs the same in the batch");
+    onnx_check(&im, m, xt->data, n, fast, c);
     IntAgreement ag;
     intagreement_init(&ag, &im);
     intmodel_agreement(&im, m, qc, xt->data, n, &ag);
@@ -162,7 +192,10 @@ Test(intmodel, mobilenetv2_minmax, .init = test_setup, .fini = test_teardown) {
     check(&(Check){.net = NET_MNV2, .method = "minmax", .threads = 2});
 }
 Test(intmodel, resnet8_ddq_snapped_3_bits, .init = test_setup, .fini = test_teardown) {
-    check(&(Check){.net = NET_RESNET, .method = "ddq", .bits = 3, .bend = true, .snap = true, .threads = 3});
+    // ONNX: 3-bit levels snapped to the grid sit 30-odd grid steps apart, and where a gap is even the
+    // threshold between two levels falls on a grid point, which QuantizeLinear's rounding to the
+    // grid cannot place: half a grid step of values get the level above (measured 0.896 here)
+    check(&(Check){.net = NET_RESNET, .method = "ddq", .bits = 3, .bend = true, .snap = true, .min_onnx = 0.85, .threads = 3});
 }
 Test(intmodel, lenet_ddq_snapped_4_bits, .init = test_setup, .fini = test_teardown) {
     check(&(Check){.net = NET_LENET, .method = "ddq", .bits = 4, .bend = true, .snap = true, .threads = 2});

@@ -1,0 +1,249 @@
+/* intonnx.c — an integer program (intmodel.h) as an ONNX QDQ graph (nn/onnx.h writes it).
+ *
+ * Codes tensors are uint8 (k + zero); fixed-point tensors are float (their real values). Each
+ * convolution is the unit ONNX Runtime fuses into an integer convolution:
+ *
+ *     codes ─DequantizeLinear(s_x, zero)─┐
+ *     int8 weights ─DequantizeLinear(s_w[c] = |a_c|/s_x, axis 0)─ Conv ─ Relu/Clip ─ QuantizeLinear(s_y, zero_y)
+ *     int32 bias round(b_c/|a_c|) ─DequantizeLinear(|a_c|, axis 0)─┘
+ *
+ * so that Conv computes a·acc + b as the engine does (a channel with a < 0 has its weights
+ * negated; an int8 −128 there becomes 127, counted in *clamped). QuantizeLinear rounds to the
+ * quantizer's fine grid (its scale); where the learned levels are not every point of that grid
+ * from 0 to 255, a 256-entry uint8 table maps each fine byte to the byte of the level whose
+ * thresholds hold its value (Cast to int32, then Gather). Residual adds, pooling and the
+ * option-A shortcut act on the float values; the classifier's logits are its Conv's output.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "intmodel.h"
+#include "nn/onnx.h"
+
+typedef struct QWalk {
+    OnnxGraph g;
+    const IntModel *im;
+    const IQuant **quant;   // (tensors) the quantizer of each codes tensor
+    char (*name)[32];       // (tensors) the ONNX value holding it
+    bool clip_bounds;
+    long long clamped;
+} QWalk;
+
+/* Whether Q's fine bytes already are the codes' bytes: levels k = every integer from −zero to
+ * 255 − zero. */
+static bool fine_is_codes(const IQuant *q) {
+    if (q->n != 256) return false;
+    for (int j = 0; j < 256; j++)
+        if (q->k[j] + q->zero != j) return false;
+    return true;
+}
+
+/* value → QuantizeLinear(q) (→ the level table) into out. `tag` names the initializers. */
+static void quantize(QWalk *w, const char *value, const IQuant *q, const char *tag, const char *layer, char *out) {
+    char s[96], z[96], fine[32];
+    snprintf(s, sizeof s, "%s.scale", tag), snprintf(z, sizeof z, "%s.zero", tag);
+    onnx_init_float(&w->g, s, NULL, 0, &q->scale);
+    uint8_t zero = (uint8_t)q->zero;
+    onnx_init(&w->g, z, ONNX_UINT8, NULL, 0, &zero, 1);
+    onnx_value(&w->g, fine);
+    onnx_node_begin(&w->g, "QuantizeLinear", layer, ONNX_NAMES(value, s, z), ONNX_NAMES(fine));
+    onnx_node_end(&w->g);
+    if (fine_is_codes(q)) {
+        strcpy(out, fine);
+        return;
+    }
+    uint8_t table[256];  // fine byte → the byte of the level holding its value
+    for (int b = 0; b < 256; b++) {
+        float v = (float)(b - q->zero) * q->scale;
+        int code = 0;
+        while (code < q->n - 1 && q->thresh[code] <= v) code++;
+        table[b] = (uint8_t)(q->k[code] + q->zero);
+    }
+    char t[96], idx[32];
+    snprintf(t, sizeof t, "%s.levels", tag);
+    long long dims[1] = {256};
+    onnx_init(&w->g, t, ONNX_UINT8, dims, 1, table, 256);
+    onnx_value(&w->g, idx), onnx_value(&w->g, out);
+    onnx_node_begin(&w->g, "Cast", layer, ONNX_NAMES(fine), ONNX_NAMES(idx));
+    onnx_attr_int(&w->g, "to", ONNX_INT32);
+    onnx_node_end(&w->g);
+    onnx_node_begin(&w->g, "Gather", layer, ONNX_NAMES(t, idx), ONNX_NAMES(out));
+    onnx_node_end(&w->g);
+}
+
+static void activation(QWalk *w, ActKind act, const char *layer, char *v) {
+    if (act == ACT_NONE) return;
+    char y[32];
+    onnx_value(&w->g, y);
+    if (act == ACT_RELU6 && !w->clip_bounds) {
+        onnx_init_float(&w->g, "zero", NULL, 0, (const float[]){0});
+        onnx_init_float(&w->g, "six", NULL, 0, (const float[]){6});
+        w->clip_bounds = true;
+    }
+    if (act == ACT_RELU6) onnx_node_begin(&w->g, "Clip", layer, ONNX_NAMES(v, "zero", "six"), ONNX_NAMES(y));
+    else onnx_node_begin(&w->g, "Relu", layer, ONNX_NAMES(v), ONNX_NAMES(y));
+    onnx_node_end(&w->g);
+    strcpy(v, y);
+}
+
+/* One convolution: DQ of its input codes, its weights and bias, Conv, the activation, and the
+ * epilogue's quantization (or the float value). A linear layer on a flattened H×W×C input is the
+ * Conv whose kernel covers it. */
+static bool conv(QWalk *w, int i, char *err, size_t err_size) {
+    const IOp *op = &w->im->ops[i];
+    const IConv *cv = &op->conv;
+    const ITensor *in = &w->im->tensors[op->in];
+    const IQuant *qin = w->quant[op->in];
+    if (!qin) {
+        snprintf(err, err_size, "%s: the convolution's input has no quantizer", op->name);
+        return false;
+    }
+    bool flat = cv->cin != in->c;  // linear on (H, W, C) flattened channels last
+    int kh = flat ? in->h : cv->kh, kw = flat ? in->w : cv->kw, icg = flat ? in->c : cv->cin / cv->groups;
+    int O = cv->cout;
+    size_t per = (size_t)icg * kh * kw;
+    int8_t *wt = dq_malloc((size_t)O * per);
+    float *sw = dq_malloc((size_t)O * sizeof(float)), *sb = dq_malloc((size_t)O * sizeof(float));
+    int32_t *bias = dq_malloc((size_t)O * sizeof(int32_t));
+    int8_t *wz = dq_calloc((size_t)O, 1);
+    int32_t *bz = dq_calloc((size_t)O, sizeof(int32_t));
+    for (int o = 0; o < O; o++) {
+        float a = fabsf(cv->a[o]);
+        int s = cv->a[o] < 0 ? -1 : 1;
+        sw[o] = a / qin->scale, sb[o] = a;
+        double bq = a > 0 ? cv->b[o] / (double)a : 0;
+        bias[o] = (int32_t)fmax(-2147483647.0, fmin(2147483647.0, nearbyint(bq)));
+        // ours (KH, KW, Cin/G, Cout) (flat: (H·W·C, Cout), channels last) to OIHW
+        for (int y = 0; y < kh; y++)
+            for (int x = 0; x < kw; x++)
+                for (int c = 0; c < icg; c++) {
+                    int v = s * cv->w[(((size_t)y * kw + x) * icg + c) * O + o];
+                    w->clamped += v > 127;
+                    wt[(size_t)o * per + ((size_t)c * kh + y) * kw + x] = (int8_t)(v > 127 ? 127 : v);
+                }
+    }
+    char tag[96], wn[112], wsn[112], wzn[112], bn[112], bsn[112], bzn[112], x[32], wd[32], bd[32], y[32];
+    snprintf(tag, sizeof tag, "%s_%d", op->name, i);
+    snprintf(wn, sizeof wn, "%s.weight", tag), snprintf(wsn, sizeof wsn, "%s.weight_scale", tag);
+    snprintf(wzn, sizeof wzn, "%s.weight_zero", tag), snprintf(bn, sizeof bn, "%s.bias", tag);
+    snprintf(bsn, sizeof bsn, "%s.bias_scale", tag), snprintf(bzn, sizeof bzn, "%s.bias_zero", tag);
+    long long wdims[4] = {O, icg, kh, kw}, odims[1] = {O};
+    onnx_init(&w->g, wn, ONNX_INT8, wdims, 4, wt, (size_t)O * per);
+    onnx_init_float(&w->g, wsn, odims, 1, sw);
+    onnx_init(&w->g, wzn, ONNX_INT8, odims, 1, wz, (size_t)O);
+    onnx_init(&w->g, bn, ONNX_INT32, odims, 1, bias, (size_t)O * sizeof(int32_t));
+    onnx_init_float(&w->g, bsn, odims, 1, sb);
+    onnx_init(&w->g, bzn, ONNX_INT32, odims, 1, bz, (size_t)O * sizeof(int32_t));
+    dq_free(wt), dq_free(sw), dq_free(sb), dq_free(bias), dq_free(wz), dq_free(bz);
+    char xs[112], xz[112];
+    snprintf(xs, sizeof xs, "%s.input_scale", tag), snprintf(xz, sizeof xz, "%s.input_zero", tag);
+    onnx_init_float(&w->g, xs, NULL, 0, &qin->scale);
+    uint8_t zin = (uint8_t)qin->zero;
+    onnx_init(&w->g, xz, ONNX_UINT8, NULL, 0, &zin, 1);
+    onnx_value(&w->g, x), onnx_value(&w->g, wd), onnx_value(&w->g, bd), onnx_value(&w->g, y);
+    onnx_node_begin(&w->g, "DequantizeLinear", op->name, ONNX_NAMES(w->name[op->in], xs, xz), ONNX_NAMES(x));
+    onnx_node_end(&w->g);
+    onnx_node_begin(&w->g, "DequantizeLinear", op->name, ONNX_NAMES(wn, wsn, wzn), ONNX_NAMES(wd));
+    onnx_attr_int(&w->g, "axis", 0);
+    onnx_node_end(&w->g);
+    onnx_node_begin(&w->g, "DequantizeLinear", op->name, ONNX_NAMES(bn, bsn, bzn), ONNX_NAMES(bd));
+    onnx_attr_int(&w->g, "axis", 0);
+    onnx_node_end(&w->g);
+    onnx_node_begin(&w->g, "Conv", op->name, ONNX_NAMES(x, wd, bd), ONNX_NAMES(y));
+    long long ks[2] = {kh, kw}, st[2] = {cv->stride, cv->stride}, pads[4] = {cv->pad, cv->pad, cv->pad, cv->pad};
+    onnx_attr_ints(&w->g, "kernel_shape", ks, 2);
+    onnx_attr_ints(&w->g, "strides", st, 2);
+    onnx_attr_ints(&w->g, "pads", pads, 4);
+    onnx_attr_int(&w->g, "group", flat ? 1 : cv->groups);
+    onnx_node_end(&w->g);
+    activation(w, cv->act, op->name, y);
+    if (cv->epi == IEPI_CODES) {
+        quantize(w, y, &cv->out, tag, op->name, w->name[op->out]);
+        w->quant[op->out] = &cv->out;
+    } else strcpy(w->name[op->out], y);
+    return true;
+}
+
+static void simple(QWalk *w, const char *opname, const char *layer, const char *in, char *out) {
+    onnx_value(&w->g, out);
+    onnx_node_begin(&w->g, opname, layer, ONNX_NAMES(in), ONNX_NAMES(out));
+}
+
+bool intmodel_export_onnx(const IntModel *im, const char *path, size_t *bytes, long long *clamped, char *err,
+                          size_t err_size) {
+    QWalk w = {.im = im};
+    onnx_graph_init(&w.g);
+    w.quant = dq_calloc((size_t)im->n_tensors, sizeof *w.quant);
+    w.name = dq_calloc((size_t)im->n_tensors, sizeof *w.name);
+    onnx_value(&w.g, w.name[0]);
+    onnx_node_begin(&w.g, "Transpose", "input_nchw", ONNX_NAMES("input"), ONNX_NAMES(w.name[0]));
+    onnx_attr_ints(&w.g, "perm", (const long long[]){0, 3, 1, 2}, 4);
+    onnx_node_end(&w.g);
+    bool ok = true;
+    for (int i = 0; i < im->n_ops && ok; i++) {
+        const IOp *op = &im->ops[i];
+        const ITensor *in = &im->tensors[op->in], *out = &im->tensors[op->out];
+        char tag[96];
+        snprintf(tag, sizeof tag, "%s_%d", op->name, i);
+        switch (op->kind) {
+        case IOP_QUANT_INPUT:
+        case IOP_QUANT_FIX:
+            quantize(&w, w.name[op->in], &op->q, tag, op->name, w.name[op->out]);
+            w.quant[op->out] = &op->q;
+            break;
+        case IOP_CONV: ok = conv(&w, i, err, err_size); break;
+        case IOP_ADD:
+            onnx_value(&w.g, w.name[op->out]);
+            onnx_node_begin(&w.g, "Add", op->name, ONNX_NAMES(w.name[op->in], w.name[op->in2]), ONNX_NAMES(w.name[op->out]));
+            onnx_node_end(&w.g);
+            if (op->relu) activation(&w, ACT_RELU, op->name, w.name[op->out]);
+            break;
+        case IOP_GAP:
+            simple(&w, "GlobalAveragePool", op->name, w.name[op->in], w.name[op->out]);
+            onnx_node_end(&w.g);
+            break;
+        case IOP_MAXPOOL: {
+            simple(&w, "MaxPool", op->name, w.name[op->in], w.name[op->out]);
+            Pool2dArgs a = op->pool;
+            long long ks[2] = {a.kernel, a.kernel}, st[2] = {a.stride, a.stride}, pads[4] = {a.pad, a.pad, a.pad, a.pad};
+            onnx_attr_ints(&w.g, "kernel_shape", ks, 2);
+            onnx_attr_ints(&w.g, "strides", st, 2);
+            onnx_attr_ints(&w.g, "pads", pads, 4);
+            onnx_node_end(&w.g);
+            break;
+        }
+        case IOP_SHORTCUT: {
+            char names[5][112], s[32];
+            static const char *const what[5] = {"starts", "ends", "axes", "steps", "pads"};
+            for (int k = 0; k < 5; k++) snprintf(names[k], sizeof names[k], "%s.%s", tag, what[k]);
+            int lo = (out->c - in->c) / 2, hi = out->c - in->c - lo;
+            onnx_init_int64(&w.g, names[0], (const long long[]){0, 0}, 2);
+            onnx_init_int64(&w.g, names[1], (const long long[]){INT64_MAX, INT64_MAX}, 2);
+            onnx_init_int64(&w.g, names[2], (const long long[]){2, 3}, 2);
+            onnx_init_int64(&w.g, names[3], (const long long[]){op->stride, op->stride}, 2);
+            onnx_init_int64(&w.g, names[4], (const long long[]){0, lo, 0, 0, 0, hi, 0, 0}, 8);
+            onnx_value(&w.g, s), onnx_value(&w.g, w.name[op->out]);
+            onnx_node_begin(&w.g, "Slice", op->name, ONNX_NAMES(w.name[op->in], names[0], names[1], names[2], names[3]),
+                            ONNX_NAMES(s));
+            onnx_node_end(&w.g);
+            onnx_node_begin(&w.g, "Pad", op->name, ONNX_NAMES(s, names[4]), ONNX_NAMES(w.name[op->out]));
+            onnx_node_end(&w.g);
+            break;
+        }
+        }
+    }
+    if (ok) {  // the logits: (N, classes, 1, 1) from the classifier's Conv
+        char flat[32];
+        simple(&w, "Flatten", "logits", w.name[im->ops[im->logits].out], flat);
+        onnx_node_end(&w.g);
+        onnx_node_begin(&w.g, "Identity", "logits", ONNX_NAMES(flat), ONNX_NAMES("logits"));
+        onnx_node_end(&w.g);
+        ok = onnx_finish(&w.g, "ddqc-integer", im->in_h, im->in_w, im->in_c, im->num_classes, path, bytes, err, err_size);
+    }
+    if (clamped) *clamped = w.clamped;
+    dq_free(w.quant), dq_free(w.name);
+    onnx_graph_free(&w.g);
+    return ok;
+}
