@@ -31,9 +31,8 @@ static int cmp_double(const void *a, const void *b) {
 /* --export_onnx: the QDQ model, and the first test images with the integer engine's logits. */
 static void export_onnx(IntModel *im, const Dataset *test, int batch, const char *path) {
     char err[512], check[OPT_STRLEN + 8];
-    size_t bytes;
-    long long clamped;
-    if (!intmodel_export_onnx(im, path, &bytes, &clamped, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    IntOnnxStats st;
+    if (!intmodel_export_onnx(im, path, &st, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
     int n = test->n < 1000 ? test->n : 1000;
     float *x = dq_malloc((size_t)n * im->in_h * im->in_w * im->in_c * sizeof(float));
     float *logits = dq_malloc((size_t)n * im->num_classes * sizeof(float));
@@ -42,10 +41,10 @@ static void export_onnx(IntModel *im, const Dataset *test, int batch, const char
     const float *sets[1] = {logits};
     if (!onnx_save_check(check, x, n, im->in_h, im->in_w, im->in_c, sets, 1, im->num_classes, err, sizeof err))
         DQ_FATAL_FILE(check, "%s", err);
-    printf("ONNX QDQ: %s (%.1f KB%s) and %s (the first %d test images, our integer logits); check it with\n"
+    printf("ONNX QDQ: %s (%.1f KB) and %s (the first %d test images, our integer logits); check it with\n"
            "   node scripts/onnx_check.js %s %s qdq\n",
-           path, bytes / 1024.0, clamped ? ", some int8 -128 weights of negated channels set to 127" : "", check, n, path,
-           check);
+           path, st.bytes / 1024.0, check, n, path, check);
+    onnx_stats_line(&st);
     dq_free(x), dq_free(logits);
 }
 

@@ -1,6 +1,7 @@
 /* inteval.c — see inteval.h. */
 #include "inteval.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/clock.h"
@@ -104,6 +105,14 @@ void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float 
         done += (size_t)b.n;
     }
     loader_free(ld);
+}
+
+void onnx_stats_line(const IntOnnxStats *st) {
+    printf("   %d quantizers with a level table; %d of their %d level boundaries sit on a grid point, where "
+           "QuantizeLinear puts half a grid step of values on the wrong side",
+           st->tables, st->on_grid, st->boundaries);
+    if (st->clamped) printf("; %lld int8 weights of negated channels clamped from 128 to 127", st->clamped);
+    printf("\n");
 }
 
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,

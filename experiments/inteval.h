@@ -26,6 +26,9 @@ EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset,
 void float_logits_on(Model *m, const Dataset *d, int batch_size, int n, float *x, float *logits);
 /* The same images and the integer program's logits for them. */
 void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float *x, float *logits);
+/* One line on what an ONNX QDQ export approximates (level tables, boundaries on grid points,
+ * clamped weights). */
+void onnx_stats_line(const IntOnnxStats *st);
 /* intmodel_agreement over the set (ag initialised by the caller). */
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,
                       IntAgreement *ag);

@@ -265,9 +265,8 @@ static void export_onnx_qdq(Experiment *x, const TrainConfig *cfg, IntModel *im,
     char path[4096], check[4200], err[512];
     snprintf(path, sizeof path, "%s/model.onnx", cfg->out_dir);
     snprintf(check, sizeof check, "%s.check", path);
-    size_t bytes;
-    long long clamped;
-    if (!intmodel_export_onnx(im, path, &bytes, &clamped, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    IntOnnxStats st;
+    if (!intmodel_export_onnx(im, path, &st, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
     int n = x->test.n < ONNX_CHECK_IMAGES ? x->test.n : ONNX_CHECK_IMAGES;
     size_t img = (size_t)m->in_h * m->in_w * m->in_c;
     float *xs = dq_malloc((size_t)n * img * sizeof(float)), *xf = dq_malloc((size_t)n * img * sizeof(float));
@@ -277,10 +276,10 @@ static void export_onnx_qdq(Experiment *x, const TrainConfig *cfg, IntModel *im,
     const float *sets[2] = {li, lf};
     if (!onnx_save_check(check, xs, n, m->in_h, m->in_w, m->in_c, sets, 2, m->num_classes, err, sizeof err))
         DQ_FATAL_FILE(check, "%s", err);
-    printf("== ONNX QDQ: %s (%.1f KB%s) and %s (the first %d test images; the integer engine's and the fake-quant "
+    printf("== ONNX QDQ: %s (%.1f KB) and %s (the first %d test images; the integer engine's and the fake-quant "
            "logits); check it with\n   node scripts/onnx_check.js %s %s qdq\n",
-           path, bytes / 1024.0, clamped ? ", some int8 -128 weights of negated channels set to 127" : "", check, n, path,
-           check);
+           path, st.bytes / 1024.0, check, n, path, check);
+    onnx_stats_line(&st);
     dq_free(xs), dq_free(xf), dq_free(li), dq_free(lf);
 }  // code agreement runs the program twice and the fake-quant model once
 

@@ -157,10 +157,15 @@ IntModelSize intmodel_size(const IntModel *im);
 
 /* The program as an ONNX QDQ model (intonnx.c): uint8 activations through QuantizeLinear /
  * DequantizeLinear, int8 per-channel weights, int32 biases, a level table where learned levels
- * are not the whole fine grid. clamped: weights of channels with a < 0 that int8 could not negate
- * (−128), set to 127. False with the reason in err. */
-bool intmodel_export_onnx(const IntModel *im, const char *path, size_t *bytes, long long *clamped, char *err,
-                          size_t err_size);
+ * are not the whole fine grid. False with the reason in err. */
+typedef struct IntOnnxStats {
+    size_t bytes;              // the file
+    long long clamped;         // int8 −128 weights of channels with a < 0, set to 127 when negated
+    int tables;                // quantizers given a level table (levels not the whole grid)
+    int boundaries, on_grid;   // their boundaries between levels; of which on a grid point, where
+                               // QuantizeLinear's rounding puts half a grid step on the wrong side
+} IntOnnxStats;
+bool intmodel_export_onnx(const IntModel *im, const char *path, IntOnnxStats *st, char *err, size_t err_size);
 
 /* Run on x (N, H, W, C) floats, normalised as for the float model; logits (N, classes) out.
  * ref: the plain reference kernels. The tensors' buffers stay with im for the next call of the

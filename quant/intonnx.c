@@ -11,7 +11,11 @@
  * negated; an int8 −128 there becomes 127, counted in *clamped). QuantizeLinear rounds to the
  * quantizer's fine grid (its scale); where the learned levels are not every point of that grid
  * from 0 to 255, a 256-entry uint8 table maps each fine byte to the byte of the level whose
- * thresholds hold its value (Cast to int32, then Gather). Residual adds, pooling and the
+ * thresholds hold its value (Cast to int32, then Gather). That is exact where a boundary between
+ * two levels falls between grid points (an odd gap) and off by half a grid step of values where
+ * it falls on one (an even gap): no grid with an integer zero point has both kinds of points as
+ * its rounding boundaries, so DDQ's learned levels go to ONNX approximately (IntOnnxStats counts
+ * them); evenly spaced levels (LSQ, min/max, PACT, 8 bits) go exactly. Residual adds, pooling and the
  * option-A shortcut act on the float values; the classifier's logits are its Conv's output.
  */
 #include <math.h>
@@ -28,7 +32,7 @@ typedef struct QWalk {
     const IQuant **quant;   // (tensors) the quantizer of each codes tensor
     char (*name)[32];       // (tensors) the ONNX value holding it
     bool clip_bounds;
-    long long clamped;
+    IntOnnxStats st;
 } QWalk;
 
 /* Whether Q's fine bytes already are the codes' bytes: levels k = every integer from −zero to
@@ -40,9 +44,23 @@ static bool fine_is_codes(const IQuant *q) {
     return true;
 }
 
-/* value → QuantizeLinear(q) (→ the level table) into out. `tag` names the initializers. */
-static void quantize(QWalk *w, const char *value, const IQuant *q, const char *tag, const char *layer, char *out) {
-    char s[96], z[96], fine[32];
+/* Whether rounding to the grid half a step up separates more of q's level boundaries: a boundary
+ * between levels an even number of grid steps apart is a grid point, which rounding to the grid
+ * cannot separate, and rounding half a step up can. */
+static bool shift_pays(const IQuant *q) {
+    int even = 0;
+    for (int j = 0; j + 1 < q->n; j++) even += (q->k[j + 1] - q->k[j]) % 2 == 0;
+    return 2 * even > q->n - 1;
+}
+
+/* value → QuantizeLinear(q) into out; unless q's levels are every byte, then a table from each
+ * byte to the byte of the level holding its values, act applied (the caller leaves it out):
+ * with `shift`, value was raised by half a grid step (bias or Add), so each byte b holds
+ * ((b − zero − 1)·scale, (b − zero)·scale]; else ((b − zero − ½)·scale, (b − zero + ½)·scale].
+ * `tag` names the initializers. */
+static void quantize(QWalk *w, const char *value, const IQuant *q, ActKind act, bool shift, const char *tag,
+                     const char *layer, char *out) {
+    char s[112], z[112], fine[32];
     snprintf(s, sizeof s, "%s.scale", tag), snprintf(z, sizeof z, "%s.zero", tag);
     onnx_init_float(&w->g, s, NULL, 0, &q->scale);
     uint8_t zero = (uint8_t)q->zero;
@@ -54,14 +72,18 @@ static void quantize(QWalk *w, const char *value, const IQuant *q, const char *t
         strcpy(out, fine);
         return;
     }
-    uint8_t table[256];  // fine byte → the byte of the level holding its value
+    w->st.tables++;
+    for (int j = 0; j + 1 < q->n; j++)  // boundaries on the rounding's own boundaries are exact
+        w->st.boundaries++, w->st.on_grid += ((q->k[j + 1] - q->k[j]) % 2 == 0) != shift;
+    uint8_t table[256];
     for (int b = 0; b < 256; b++) {
-        float v = (float)(b - q->zero) * q->scale;
+        double v = (b - q->zero - (shift ? 0.5 : 0)) * (double)q->scale;
+        v = act == ACT_NONE ? v : v < 0 ? 0 : act == ACT_RELU6 && v > 6 ? 6 : v;
         int code = 0;
         while (code < q->n - 1 && q->thresh[code] <= v) code++;
         table[b] = (uint8_t)(q->k[code] + q->zero);
     }
-    char t[96], idx[32];
+    char t[112], idx[32];
     snprintf(t, sizeof t, "%s.levels", tag);
     long long dims[1] = {256};
     onnx_init(&w->g, t, ONNX_UINT8, dims, 1, table, 256);
@@ -100,6 +122,10 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
         snprintf(err, err_size, "%s: the convolution's input has no quantizer", op->name);
         return false;
     }
+    // a codes epilogue with a level table: its activation goes into the table, and the value is
+    // raised by half a grid step through the bias where that separates more boundaries
+    bool table = cv->epi == IEPI_CODES && !fine_is_codes(&cv->out);
+    float shift = table && shift_pays(&cv->out) ? cv->out.scale / 2 : 0;
     bool flat = cv->cin != in->c;  // linear on (H, W, C) flattened channels last
     int kh = flat ? in->h : cv->kh, kw = flat ? in->w : cv->kw, icg = flat ? in->c : cv->cin / cv->groups;
     int O = cv->cout;
@@ -113,14 +139,14 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
         float a = fabsf(cv->a[o]);
         int s = cv->a[o] < 0 ? -1 : 1;
         sw[o] = a / qin->scale, sb[o] = a;
-        double bq = a > 0 ? cv->b[o] / (double)a : 0;
+        double bq = a > 0 ? (cv->b[o] + shift) / (double)a : 0;
         bias[o] = (int32_t)fmax(-2147483647.0, fmin(2147483647.0, nearbyint(bq)));
         // ours (KH, KW, Cin/G, Cout) (flat: (H·W·C, Cout), channels last) to OIHW
         for (int y = 0; y < kh; y++)
             for (int x = 0; x < kw; x++)
                 for (int c = 0; c < icg; c++) {
                     int v = s * cv->w[(((size_t)y * kw + x) * icg + c) * O + o];
-                    w->clamped += v > 127;
+                    w->st.clamped += v > 127;
                     wt[(size_t)o * per + ((size_t)c * kh + y) * kw + x] = (int8_t)(v > 127 ? 127 : v);
                 }
     }
@@ -158,12 +184,27 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
     onnx_attr_ints(&w->g, "pads", pads, 4);
     onnx_attr_int(&w->g, "group", flat ? 1 : cv->groups);
     onnx_node_end(&w->g);
-    activation(w, cv->act, op->name, y);
+    if (!table) activation(w, cv->act, op->name, y);
     if (cv->epi == IEPI_CODES) {
-        quantize(w, y, &cv->out, tag, op->name, w->name[op->out]);
+        quantize(w, y, &cv->out, table ? cv->act : ACT_NONE, shift > 0, tag, op->name, w->name[op->out]);
         w->quant[op->out] = &cv->out;
     } else strcpy(w->name[op->out], y);
     return true;
+}
+
+/* A float tensor (the image, a residual sum) to codes: raised by half a grid step first (an Add)
+ * where that separates more of the levels' boundaries. */
+static void quantize_input(QWalk *w, const char *value, const IQuant *q, const char *tag, const char *layer, char *out) {
+    bool shift = !fine_is_codes(q) && shift_pays(q);
+    char raised[32], half[112];
+    if (shift) {
+        snprintf(half, sizeof half, "%s.half_step", tag);
+        onnx_init_float(&w->g, half, NULL, 0, (const float[]){q->scale / 2});
+        onnx_value(&w->g, raised);
+        onnx_node_begin(&w->g, "Add", layer, ONNX_NAMES(value, half), ONNX_NAMES(raised));
+        onnx_node_end(&w->g);
+    }
+    quantize(w, shift ? raised : value, q, ACT_NONE, shift, tag, layer, out);
 }
 
 static void simple(QWalk *w, const char *opname, const char *layer, const char *in, char *out) {
@@ -171,8 +212,7 @@ static void simple(QWalk *w, const char *opname, const char *layer, const char *
     onnx_node_begin(&w->g, opname, layer, ONNX_NAMES(in), ONNX_NAMES(out));
 }
 
-bool intmodel_export_onnx(const IntModel *im, const char *path, size_t *bytes, long long *clamped, char *err,
-                          size_t err_size) {
+bool intmodel_export_onnx(const IntModel *im, const char *path, IntOnnxStats *st, char *err, size_t err_size) {
     QWalk w = {.im = im};
     onnx_graph_init(&w.g);
     w.quant = dq_calloc((size_t)im->n_tensors, sizeof *w.quant);
@@ -190,7 +230,7 @@ bool intmodel_export_onnx(const IntModel *im, const char *path, size_t *bytes, l
         switch (op->kind) {
         case IOP_QUANT_INPUT:
         case IOP_QUANT_FIX:
-            quantize(&w, w.name[op->in], &op->q, tag, op->name, w.name[op->out]);
+            quantize_input(&w, w.name[op->in], &op->q, tag, op->name, w.name[op->out]);
             w.quant[op->out] = &op->q;
             break;
         case IOP_CONV: ok = conv(&w, i, err, err_size); break;
@@ -207,9 +247,9 @@ bool intmodel_export_onnx(const IntModel *im, const char *path, size_t *bytes, l
         case IOP_MAXPOOL: {
             simple(&w, "MaxPool", op->name, w.name[op->in], w.name[op->out]);
             Pool2dArgs a = op->pool;
-            long long ks[2] = {a.kernel, a.kernel}, st[2] = {a.stride, a.stride}, pads[4] = {a.pad, a.pad, a.pad, a.pad};
+            long long ks[2] = {a.kernel, a.kernel}, strides[2] = {a.stride, a.stride}, pads[4] = {a.pad, a.pad, a.pad, a.pad};
             onnx_attr_ints(&w.g, "kernel_shape", ks, 2);
-            onnx_attr_ints(&w.g, "strides", st, 2);
+            onnx_attr_ints(&w.g, "strides", strides, 2);
             onnx_attr_ints(&w.g, "pads", pads, 4);
             onnx_node_end(&w.g);
             break;
@@ -240,9 +280,10 @@ bool intmodel_export_onnx(const IntModel *im, const char *path, size_t *bytes, l
         onnx_node_end(&w.g);
         onnx_node_begin(&w.g, "Identity", "logits", ONNX_NAMES(flat), ONNX_NAMES("logits"));
         onnx_node_end(&w.g);
-        ok = onnx_finish(&w.g, "ddqc-integer", im->in_h, im->in_w, im->in_c, im->num_classes, path, bytes, err, err_size);
+        ok = onnx_finish(&w.g, "ddqc-integer", im->in_h, im->in_w, im->in_c, im->num_classes, path, &w.st.bytes, err,
+                         err_size);
     }
-    if (clamped) *clamped = w.clamped;
+    if (st) *st = w.st;
     dq_free(w.quant), dq_free(w.name);
     onnx_graph_free(&w.g);
     return ok;
