@@ -112,7 +112,9 @@ void onnx_stats_line(const IntOnnxStats *st) {
            "QuantizeLinear puts half a grid step of values on the wrong side",
            st->tables, st->on_grid, st->boundaries);
     if (st->clamped) printf("; %lld int8 weights of negated channels clamped from 128 to 127", st->clamped);
-    printf("\n");
+    printf("\n   int32 biases (whole accumulator units) move the boundaries of %d channels by %.4f output steps on "
+           "average, %.3f at most\n",
+           st->channels, st->bias_shift_mean, st->bias_shift_max);
 }
 
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,

@@ -164,6 +164,9 @@ typedef struct IntOnnxStats {
     int tables;                // quantizers given a level table (levels not the whole grid)
     int boundaries, on_grid;   // their boundaries between levels; of which on a grid point, where
                                // QuantizeLinear's rounding puts half a grid step on the wrong side
+    double bias_shift_mean, bias_shift_max;  // codes epilogues: how far the int32 bias's rounding
+                               // (to whole accumulator units) moves the boundaries, in output steps
+    int channels;              // over this many channels
 } IntOnnxStats;
 bool intmodel_export_onnx(const IntModel *im, const char *path, IntOnnxStats *st, char *err, size_t err_size);
 

@@ -141,6 +141,11 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
         sw[o] = a / qin->scale, sb[o] = a;
         double bq = a > 0 ? (cv->b[o] + shift) / (double)a : 0;
         bias[o] = (int32_t)fmax(-2147483647.0, fmin(2147483647.0, nearbyint(bq)));
+        if (cv->epi == IEPI_CODES) {  // the boundaries move by the rounding, in output steps
+            double moved = fabs(bq - nearbyint(bq)) * a / cv->out.scale;
+            w->st.bias_shift_mean += moved, w->st.channels++;
+            w->st.bias_shift_max = fmax(w->st.bias_shift_max, moved);
+        }
         // ours (KH, KW, Cin/G, Cout) (flat: (H·W·C, Cout), channels last) to OIHW
         for (int y = 0; y < kh; y++)
             for (int x = 0; x < kw; x++)
@@ -283,6 +288,7 @@ bool intmodel_export_onnx(const IntModel *im, const char *path, IntOnnxStats *st
         ok = onnx_finish(&w.g, "ddqc-integer", im->in_h, im->in_w, im->in_c, im->num_classes, path, &w.st.bytes, err,
                          err_size);
     }
+    if (w.st.channels) w.st.bias_shift_mean /= w.st.channels;
     if (st) *st = w.st;
     dq_free(w.quant), dq_free(w.name);
     onnx_graph_free(&w.g);
