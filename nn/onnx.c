@@ -88,6 +88,56 @@ void onnx_init_int64(OnnxGraph *g, const char *name, const long long *v, int n) 
     onnx_init(g, name, ONNX_INT64, dims, 1, w, (size_t)n * sizeof(int64_t));
 }
 
+void onnx_activation(OnnxGraph *g, ActKind act, const char *layer, char *v) {
+    if (act == ACT_NONE) return;
+    char y[32];
+    onnx_value(g, y);
+    if (act == ACT_RELU6 && !g->clip_bounds) {
+        onnx_init_float(g, "zero", NULL, 0, (const float[]){0});
+        onnx_init_float(g, "six", NULL, 0, (const float[]){6});
+        g->clip_bounds = true;
+    }
+    if (act == ACT_RELU6) onnx_node_begin(g, "Clip", layer, ONNX_NAMES(v, "zero", "six"), ONNX_NAMES(y));
+    else onnx_node_begin(g, "Relu", layer, ONNX_NAMES(v), ONNX_NAMES(y));
+    onnx_node_end(g);
+    strcpy(v, y);
+}
+
+void onnx_window_attrs(OnnxGraph *g, int kh, int kw, int stride, int pad) {
+    long long ks[2] = {kh, kw}, st[2] = {stride, stride}, pads[4] = {pad, pad, pad, pad};
+    onnx_attr_ints(g, "kernel_shape", ks, 2);
+    onnx_attr_ints(g, "strides", st, 2);
+    onnx_attr_ints(g, "pads", pads, 4);
+}
+
+void onnx_shortcut(OnnxGraph *g, const char *layer, char *v, int stride, int lo, int hi) {
+    char names[5][96], sliced[32], y[32];
+    static const char *const what[5] = {"starts", "ends", "axes", "steps", "pads"};
+    int id = g->n_nodes;  // layer names need not be unique: the node's number is
+    for (int k = 0; k < 5; k++) snprintf(names[k], sizeof names[k], "%.64s_%d.%s", layer, id, what[k]);
+    onnx_init_int64(g, names[0], (const long long[]){0, 0}, 2);
+    onnx_init_int64(g, names[1], (const long long[]){INT64_MAX, INT64_MAX}, 2);
+    onnx_init_int64(g, names[2], (const long long[]){2, 3}, 2);
+    onnx_init_int64(g, names[3], (const long long[]){stride, stride}, 2);
+    onnx_init_int64(g, names[4], (const long long[]){0, lo, 0, 0, 0, hi, 0, 0}, 8);
+    onnx_value(g, sliced), onnx_value(g, y);
+    onnx_node_begin(g, "Slice", layer, ONNX_NAMES(v, names[0], names[1], names[2], names[3]), ONNX_NAMES(sliced));
+    onnx_node_end(g);
+    onnx_node_begin(g, "Pad", layer, ONNX_NAMES(sliced, names[4]), ONNX_NAMES(y));
+    onnx_node_end(g);
+    strcpy(v, y);
+}
+
+void onnx_pool(OnnxGraph *g, bool max, const char *layer, char *v, Pool2dArgs a) {
+    char y[32];
+    onnx_value(g, y);
+    onnx_node_begin(g, max ? "MaxPool" : "AveragePool", layer, ONNX_NAMES(v), ONNX_NAMES(y));
+    onnx_window_attrs(g, a.kernel, a.kernel, a.stride, a.pad);
+    if (!max) onnx_attr_int(g, "count_include_pad", 1);
+    onnx_node_end(g);
+    strcpy(v, y);
+}
+
 /* A float tensor's ValueInfo: name, element type, dims (a leading "N" for the batch). */
 static void value_info(Pb *p, int field, const char *name, int elem, const int *dims, int nd) {
     pb_begin(p, field);
@@ -156,28 +206,12 @@ typedef struct FWalk {
     char *err;
     size_t err_size;
     bool failed;
-    bool clip_bounds;   // the initializers "zero" and "six" are written
 } FWalk;
 
 static bool ffail(FWalk *w, const char *name, const char *what) {
     if (!w->failed) snprintf(w->err, w->err_size, "%s: %s", name, what);
     w->failed = true;
     return false;
-}
-
-/* v through Relu or Clip(0, 6). */
-static void activation(FWalk *w, ActKind act, const char *name, FVal *v) {
-    char y[32];
-    onnx_value(&w->g, y);
-    if (act == ACT_RELU6 && !w->clip_bounds) {  // Clip's bounds, once
-        onnx_init_float(&w->g, "zero", NULL, 0, (const float[]){0});
-        onnx_init_float(&w->g, "six", NULL, 0, (const float[]){6});
-        w->clip_bounds = true;
-    }
-    if (act == ACT_RELU6) onnx_node_begin(&w->g, "Clip", name, ONNX_NAMES(v->name, "zero", "six"), ONNX_NAMES(y));
-    else onnx_node_begin(&w->g, "Relu", name, ONNX_NAMES(v->name), ONNX_NAMES(y));
-    onnx_node_end(&w->g);
-    strcpy(v->name, y);
 }
 
 /* Writes the pending convolution or linear layer (weights, bias, node, activation); v becomes its
@@ -208,17 +242,14 @@ static void flush(FWalk *w, FVal *v) {
         *v = (FVal){.rank = 2, .c = s->out};
     } else {
         onnx_node_begin(&w->g, "Conv", s->name, ONNX_NAMES(p->in, wn, bn), ONNX_NAMES(y));
-        long long ks[2] = {k, k}, st[2] = {s->stride, s->stride}, pads[4] = {s->pad, s->pad, s->pad, s->pad};
-        onnx_attr_ints(&w->g, "kernel_shape", ks, 2);
-        onnx_attr_ints(&w->g, "strides", st, 2);
-        onnx_attr_ints(&w->g, "pads", pads, 4);
+        onnx_window_attrs(&w->g, k, k, s->stride, s->pad);
         onnx_attr_int(&w->g, "group", s->groups);
         onnx_node_end(&w->g);
         *v = (FVal){.rank = 4, .c = s->out, .h = p->oh, .w = p->ow};
     }
     strcpy(v->name, y);
     dq_free(p->wt), dq_free(p->b);
-    if (p->act != ACT_NONE) activation(w, p->act, s->name, v);
+    if (p->act != ACT_NONE) onnx_activation(&w->g, p->act, s->name, v->name);
 }
 
 static void start_weighted(FWalk *w, const Layer *l, FVal *v) {
@@ -295,44 +326,7 @@ static void emit_residual(FWalk *w, Layer *l, FVal *v, bool relu_after) {
     onnx_node_end(&w->g);
     *v = body;
     strcpy(v->name, y);
-    if (relu_after) activation(w, ACT_RELU, l->name, v);
-}
-
-/* Option A: every stride-th pixel, the channels padded with zeros to `out` (lo before). */
-static void emit_shortcut(FWalk *w, const Layer *l, const LayerInfo *info, FVal *v) {
-    char s[32], y[32], st[80], en[80], ax[80], sp[80], pd[80];
-    int lo = (info->out - v->c) / 2, hi = info->out - v->c - lo;
-    int id = w->g.n_nodes;  // the layer's name need not be unique: the node's number is
-    snprintf(st, sizeof st, "%s_%d.starts", l->name, id), snprintf(en, sizeof en, "%s_%d.ends", l->name, id);
-    snprintf(ax, sizeof ax, "%s_%d.axes", l->name, id), snprintf(sp, sizeof sp, "%s_%d.steps", l->name, id);
-    snprintf(pd, sizeof pd, "%s_%d.pads", l->name, id);
-    long long starts[2] = {0, 0}, ends[2] = {INT64_MAX, INT64_MAX}, axes[2] = {2, 3}, steps[2] = {info->stride, info->stride};
-    long long pads[8] = {0, lo, 0, 0, 0, hi, 0, 0};
-    onnx_init_int64(&w->g, st, starts, 2), onnx_init_int64(&w->g, en, ends, 2);
-    onnx_init_int64(&w->g, ax, axes, 2), onnx_init_int64(&w->g, sp, steps, 2);
-    onnx_init_int64(&w->g, pd, pads, 8);
-    onnx_value(&w->g, s), onnx_value(&w->g, y);
-    onnx_node_begin(&w->g, "Slice", l->name, ONNX_NAMES(v->name, st, en, ax, sp), ONNX_NAMES(s));
-    onnx_node_end(&w->g);
-    onnx_node_begin(&w->g, "Pad", l->name, ONNX_NAMES(s, pd), ONNX_NAMES(y));
-    onnx_node_end(&w->g);
-    strcpy(v->name, y);
-    v->c = info->out, v->h = (v->h + info->stride - 1) / info->stride, v->w = (v->w + info->stride - 1) / info->stride;
-}
-
-static void emit_pool(FWalk *w, const Layer *l, const LayerInfo *info, FVal *v) {
-    char y[32];
-    onnx_value(&w->g, y);
-    Pool2dArgs a = info->pool;
-    onnx_node_begin(&w->g, info->kind == LAYER_MAXPOOL ? "MaxPool" : "AveragePool", l->name, ONNX_NAMES(v->name), ONNX_NAMES(y));
-    long long ks[2] = {a.kernel, a.kernel}, st[2] = {a.stride, a.stride}, pads[4] = {a.pad, a.pad, a.pad, a.pad};
-    onnx_attr_ints(&w->g, "kernel_shape", ks, 2);
-    onnx_attr_ints(&w->g, "strides", st, 2);
-    onnx_attr_ints(&w->g, "pads", pads, 4);
-    if (info->kind == LAYER_AVGPOOL) onnx_attr_int(&w->g, "count_include_pad", 1);  // as core/pool.h
-    onnx_node_end(&w->g);
-    strcpy(v->name, y);
-    v->h = (v->h + 2 * a.pad - a.kernel) / a.stride + 1, v->w = (v->w + 2 * a.pad - a.kernel) / a.stride + 1;
+    if (relu_after) onnx_activation(&w->g, ACT_RELU, l->name, v->name);
 }
 
 static void emit(FWalk *w, Layer *l, FVal *v) {
@@ -357,7 +351,7 @@ static void emit(FWalk *w, Layer *l, FVal *v) {
     }
     case LAYER_RESIDUAL: emit_residual(w, l, v, info.relu_after); return;
     case LAYER_WEIGHTED: start_weighted(w, l, v); return;
-    case LAYER_ACTIVATION: activation(w, info.act, l->name, v); return;
+    case LAYER_ACTIVATION: onnx_activation(&w->g, info.act, l->name, v->name); return;
     case LAYER_GLOBAL_AVGPOOL:
         one_node(w, "GlobalAveragePool", l->name, v);
         one_node(w, "Flatten", l->name, v);
@@ -376,8 +370,15 @@ static void emit(FWalk *w, Layer *l, FVal *v) {
         v->c *= v->rank == 4 ? v->h * v->w : 1, v->rank = 2;
         return;
     case LAYER_MAXPOOL:
-    case LAYER_AVGPOOL: emit_pool(w, l, &info, v); return;
-    case LAYER_SHORTCUT_PAD: emit_shortcut(w, l, &info, v); return;
+    case LAYER_AVGPOOL:
+        onnx_pool(&w->g, info.kind == LAYER_MAXPOOL, l->name, v->name, info.pool);
+        v->h = (v->h + 2 * info.pool.pad - info.pool.kernel) / info.pool.stride + 1;
+        v->w = (v->w + 2 * info.pool.pad - info.pool.kernel) / info.pool.stride + 1;
+        return;
+    case LAYER_SHORTCUT_PAD:
+        onnx_shortcut(&w->g, l->name, v->name, info.stride, (info.out - v->c) / 2, info.out - v->c - (info.out - v->c) / 2);
+        v->c = info.out, v->h = (v->h + info.stride - 1) / info.stride, v->w = (v->w + info.stride - 1) / info.stride;
+        return;
     default: ffail(w, l->name, "a layer with no ONNX form here"); return;
     }
 }

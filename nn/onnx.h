@@ -50,6 +50,7 @@ typedef struct OnnxGraph {
     Pb nodes, inits;
     int next;           // values t<next> are fresh
     int n_nodes;
+    bool clip_bounds;   // the initializers "zero" and "six" (Clip's bounds) are written
 } OnnxGraph;
 
 void onnx_graph_init(OnnxGraph *g);
@@ -67,6 +68,16 @@ void onnx_node_end(OnnxGraph *g);
 void onnx_init(OnnxGraph *g, const char *name, int elem_type, const long long *dims, int nd, const void *data, size_t bytes);
 void onnx_init_float(OnnxGraph *g, const char *name, const long long *dims, int nd, const float *v);
 void onnx_init_int64(OnnxGraph *g, const char *name, const long long *v, int n);
+/* Nodes both exports write; each replaces the value name in v (32 bytes) by its output's.
+ * value → Relu, or Clip(0, 6) for ReLU6 (ACT_NONE: nothing). */
+void onnx_activation(OnnxGraph *g, ActKind act, const char *layer, char *v);
+/* Conv's or a pool's kernel_shape, strides and pads (square kernels, the same pad all round). */
+void onnx_window_attrs(OnnxGraph *g, int kh, int kw, int stride, int pad);
+/* The option-A shortcut: every stride-th pixel, lo zero channels before and hi after. */
+void onnx_shortcut(OnnxGraph *g, const char *layer, char *v, int stride, int lo, int hi);
+/* MaxPool, or AveragePool counting the padding (as core/pool.h). */
+void onnx_pool(OnnxGraph *g, bool max, const char *layer, char *v, Pool2dArgs a);
+
 /* The model file: the graph with input "input" (N, h, w, c) float and output "logits"
  * (N, classes), written atomically. False with the reason in err. */
 bool onnx_finish(OnnxGraph *g, const char *graph_name, int h, int w, int c, int classes, const char *path, size_t *bytes,

@@ -31,7 +31,6 @@ typedef struct QWalk {
     const IntModel *im;
     const IQuant **quant;   // (tensors) the quantizer of each codes tensor
     char (*name)[32];       // (tensors) the ONNX value holding it
-    bool clip_bounds;
     IntOnnxStats st;
 } QWalk;
 
@@ -93,21 +92,6 @@ static void quantize(QWalk *w, const char *value, const IQuant *q, ActKind act, 
     onnx_node_end(&w->g);
     onnx_node_begin(&w->g, "Gather", layer, ONNX_NAMES(t, idx), ONNX_NAMES(out));
     onnx_node_end(&w->g);
-}
-
-static void activation(QWalk *w, ActKind act, const char *layer, char *v) {
-    if (act == ACT_NONE) return;
-    char y[32];
-    onnx_value(&w->g, y);
-    if (act == ACT_RELU6 && !w->clip_bounds) {
-        onnx_init_float(&w->g, "zero", NULL, 0, (const float[]){0});
-        onnx_init_float(&w->g, "six", NULL, 0, (const float[]){6});
-        w->clip_bounds = true;
-    }
-    if (act == ACT_RELU6) onnx_node_begin(&w->g, "Clip", layer, ONNX_NAMES(v, "zero", "six"), ONNX_NAMES(y));
-    else onnx_node_begin(&w->g, "Relu", layer, ONNX_NAMES(v), ONNX_NAMES(y));
-    onnx_node_end(&w->g);
-    strcpy(v, y);
 }
 
 /* One convolution: DQ of its input codes, its weights and bias, Conv, the activation, and the
@@ -183,13 +167,10 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
     onnx_attr_int(&w->g, "axis", 0);
     onnx_node_end(&w->g);
     onnx_node_begin(&w->g, "Conv", op->name, ONNX_NAMES(x, wd, bd), ONNX_NAMES(y));
-    long long ks[2] = {kh, kw}, st[2] = {cv->stride, cv->stride}, pads[4] = {cv->pad, cv->pad, cv->pad, cv->pad};
-    onnx_attr_ints(&w->g, "kernel_shape", ks, 2);
-    onnx_attr_ints(&w->g, "strides", st, 2);
-    onnx_attr_ints(&w->g, "pads", pads, 4);
+    onnx_window_attrs(&w->g, kh, kw, cv->stride, cv->pad);
     onnx_attr_int(&w->g, "group", flat ? 1 : cv->groups);
     onnx_node_end(&w->g);
-    if (!table) activation(w, cv->act, op->name, y);
+    if (!table) onnx_activation(&w->g, cv->act, op->name, y);
     if (cv->epi == IEPI_CODES) {
         quantize(w, y, &cv->out, table ? cv->act : ACT_NONE, shift > 0, tag, op->name, w->name[op->out]);
         w->quant[op->out] = &cv->out;
@@ -243,38 +224,20 @@ bool intmodel_export_onnx(const IntModel *im, const char *path, IntOnnxStats *st
             onnx_value(&w.g, w.name[op->out]);
             onnx_node_begin(&w.g, "Add", op->name, ONNX_NAMES(w.name[op->in], w.name[op->in2]), ONNX_NAMES(w.name[op->out]));
             onnx_node_end(&w.g);
-            if (op->relu) activation(&w, ACT_RELU, op->name, w.name[op->out]);
+            if (op->relu) onnx_activation(&w.g, ACT_RELU, op->name, w.name[op->out]);
             break;
         case IOP_GAP:
             simple(&w, "GlobalAveragePool", op->name, w.name[op->in], w.name[op->out]);
             onnx_node_end(&w.g);
             break;
-        case IOP_MAXPOOL: {
-            simple(&w, "MaxPool", op->name, w.name[op->in], w.name[op->out]);
-            Pool2dArgs a = op->pool;
-            long long ks[2] = {a.kernel, a.kernel}, strides[2] = {a.stride, a.stride}, pads[4] = {a.pad, a.pad, a.pad, a.pad};
-            onnx_attr_ints(&w.g, "kernel_shape", ks, 2);
-            onnx_attr_ints(&w.g, "strides", strides, 2);
-            onnx_attr_ints(&w.g, "pads", pads, 4);
-            onnx_node_end(&w.g);
-            break;
-        }
+        case IOP_MAXPOOL:
         case IOP_SHORTCUT: {
-            char names[5][112], s[32];
-            static const char *const what[5] = {"starts", "ends", "axes", "steps", "pads"};
-            for (int k = 0; k < 5; k++) snprintf(names[k], sizeof names[k], "%s.%s", tag, what[k]);
-            int lo = (out->c - in->c) / 2, hi = out->c - in->c - lo;
-            onnx_init_int64(&w.g, names[0], (const long long[]){0, 0}, 2);
-            onnx_init_int64(&w.g, names[1], (const long long[]){INT64_MAX, INT64_MAX}, 2);
-            onnx_init_int64(&w.g, names[2], (const long long[]){2, 3}, 2);
-            onnx_init_int64(&w.g, names[3], (const long long[]){op->stride, op->stride}, 2);
-            onnx_init_int64(&w.g, names[4], (const long long[]){0, lo, 0, 0, 0, hi, 0, 0}, 8);
-            onnx_value(&w.g, s), onnx_value(&w.g, w.name[op->out]);
-            onnx_node_begin(&w.g, "Slice", op->name, ONNX_NAMES(w.name[op->in], names[0], names[1], names[2], names[3]),
-                            ONNX_NAMES(s));
-            onnx_node_end(&w.g);
-            onnx_node_begin(&w.g, "Pad", op->name, ONNX_NAMES(s, names[4]), ONNX_NAMES(w.name[op->out]));
-            onnx_node_end(&w.g);
+            char v[32];
+            snprintf(v, sizeof v, "%s", w.name[op->in]);
+            int lo = (out->c - in->c) / 2;
+            if (op->kind == IOP_MAXPOOL) onnx_pool(&w.g, true, op->name, v, op->pool);
+            else onnx_shortcut(&w.g, op->name, v, op->stride, lo, out->c - in->c - lo);
+            snprintf(w.name[op->out], sizeof w.name[op->out], "%s", v);
             break;
         }
         }
