@@ -21,31 +21,10 @@
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "inteval.h"
-#include "nn/onnx.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-/* --export_onnx: the QDQ model, and the first test images with the integer engine's logits. */
-static void export_onnx(IntModel *im, const Dataset *test, int batch, const char *path) {
-    char err[512], check[OPT_STRLEN + 8];
-    IntOnnxStats st;
-    if (!intmodel_export_onnx(im, path, &st, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
-    int n = test->n < 1000 ? test->n : 1000;
-    float *x = dq_malloc((size_t)n * im->in_h * im->in_w * im->in_c * sizeof(float));
-    float *logits = dq_malloc((size_t)n * im->num_classes * sizeof(float));
-    int_logits_on(im, test, batch, n, x, logits);
-    snprintf(check, sizeof check, "%s.check", path);
-    const float *sets[1] = {logits};
-    if (!onnx_save_check(check, x, n, im->in_h, im->in_w, im->in_c, sets, 1, im->num_classes, err, sizeof err))
-        DQ_FATAL_FILE(check, "%s", err);
-    printf("ONNX QDQ: %s (%.1f KB) and %s (the first %d test images, our integer logits); check it with\n"
-           "   node scripts/onnx_check.js %s %s qdq\n",
-           path, st.bytes / 1024.0, check, n, path, check);
-    onnx_stats_line(&st);
-    dq_free(x), dq_free(logits);
 }
 
 int main(int argc, char **argv) {
@@ -91,7 +70,7 @@ int main(int argc, char **argv) {
                       im.in_c, im.num_classes, dataset, test.h, test.w, test.c, test.num_classes);
     threads_init(threads);
     if (onnx[0]) {
-        export_onnx(&im, &test, batch, onnx);
+        export_onnx_checked(&im, NULL, &test, batch, onnx);
         intmodel_free(&im), dataset_free(&test);
         threads_shutdown();
         return 0;

@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "data/loader.h"
+#include "nn/onnx.h"
 
 static int argmax(const float *v, int n) {
     int best = 0;
@@ -87,7 +88,7 @@ void float_logits_on(Model *m, const Dataset *d, int batch_size, int n, float *x
     while (loader_next(ld, &b)) {
         tape_reset(&t);
         Tensor *y = model_forward(m, &t, &b.x);
-        memcpy(x + done * img, b.x.data, (size_t)b.n * img * sizeof(float));
+        if (x) memcpy(x + done * img, b.x.data, (size_t)b.n * img * sizeof(float));
         memcpy(logits + done * m->num_classes, y->data, (size_t)b.n * m->num_classes * sizeof(float));
         done += (size_t)b.n;
     }
@@ -101,13 +102,13 @@ void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float 
     Batch b;
     while (loader_next(ld, &b)) {
         intmodel_forward(im, b.x.data, b.n, logits + done * im->num_classes, false);
-        memcpy(x + done * img, b.x.data, (size_t)b.n * img * sizeof(float));
+        if (x) memcpy(x + done * img, b.x.data, (size_t)b.n * img * sizeof(float));
         done += (size_t)b.n;
     }
     loader_free(ld);
 }
 
-void onnx_stats_line(const IntOnnxStats *st) {
+static void onnx_stats_line(const IntOnnxStats *st) {
     printf("   %d quantizers with a level table; %d of their %d level boundaries sit on a grid point, where "
            "QuantizeLinear puts half a grid step of values on the wrong side",
            st->tables, st->on_grid, st->boundaries);
@@ -115,6 +116,27 @@ void onnx_stats_line(const IntOnnxStats *st) {
     printf("\n   int32 biases (whole accumulator units) move the boundaries of %d channels by %.4f output steps on "
            "average, %.3f at most\n",
            st->channels, st->bias_shift_mean, st->bias_shift_max);
+}
+
+void export_onnx_checked(IntModel *im, Model *fq, const Dataset *test, int batch_size, const char *path) {
+    char err[512], check[4200];
+    IntOnnxStats st;
+    if (!intmodel_export_onnx(im, path, &st, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    int n = test->n < ONNX_CHECK_IMAGES ? test->n : ONNX_CHECK_IMAGES;
+    float *x = dq_malloc((size_t)n * im->in_h * im->in_w * im->in_c * sizeof(float));
+    float *li = dq_malloc((size_t)n * im->num_classes * sizeof(float));
+    float *lf = fq ? dq_malloc((size_t)n * im->num_classes * sizeof(float)) : NULL;
+    int_logits_on(im, test, batch_size, n, x, li);
+    if (fq) float_logits_on(fq, test, batch_size, n, NULL, lf);
+    snprintf(check, sizeof check, "%s.check", path);
+    const float *sets[2] = {li, lf};
+    if (!onnx_save_check(check, x, n, im->in_h, im->in_w, im->in_c, sets, fq ? 2 : 1, im->num_classes, err, sizeof err))
+        DQ_FATAL_FILE(check, "%s", err);
+    printf("== ONNX QDQ: %s (%.1f KB) and %s (the first %d test images; the integer engine's%s logits); check it "
+           "with\n   node scripts/onnx_check.js %s %s qdq\n",
+           path, st.bytes / 1024.0, check, n, fq ? " and the fake-quant" : "", path, check);
+    onnx_stats_line(&st);
+    dq_free(x), dq_free(li), dq_free(lf);
 }
 
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,

@@ -21,14 +21,17 @@ typedef struct EvalSpeed {
 EvalSpeed int_evaluate(IntModel *im, const Dataset *d, int batch_size, int subset, bool ref, int *pred);
 /* The float model (FP32 or fake-quant) in evaluation mode, timed the same way. */
 EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset, int *pred);
-/* The first n images of the set as the model sees them (x: n·H·W·C floats) and the float model's
- * evaluation-mode logits for them (n·classes). */
+/* The first n images of the set as the model sees them (x: n·H·W·C floats; NULL: not kept) and
+ * the float model's evaluation-mode logits for them (n·classes). */
 void float_logits_on(Model *m, const Dataset *d, int batch_size, int n, float *x, float *logits);
-/* The same images and the integer program's logits for them. */
+/* The same for the integer program. */
 void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float *x, float *logits);
-/* One line on what an ONNX QDQ export approximates (level tables, boundaries on grid points,
- * clamped weights). */
-void onnx_stats_line(const IntOnnxStats *st);
+#define ONNX_CHECK_IMAGES 1000
+/* The program as ONNX QDQ at path, and path.check: the first ONNX_CHECK_IMAGES test images with the
+ * integer engine's logits (and the fake-quant model's, when fq is not NULL) for
+ * scripts/onnx_check.js; prints what was written and what the export approximates. Fatal
+ * (`file: error: …`) when a file cannot be written. */
+void export_onnx_checked(IntModel *im, Model *fq, const Dataset *test, int batch_size, const char *path);
 /* intmodel_agreement over the set (ag initialised by the caller). */
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,
                       IntAgreement *ag);

@@ -150,8 +150,6 @@ static Model *fp32_model(Experiment *x, const TrainConfig *fc, QBuildFn build, v
     return fm;
 }
 
-#define ONNX_CHECK_IMAGES 1000
-
 /* --export_onnx: the FP32 model as ONNX, and the first test images with our logits beside it. */
 static void export_onnx_fp32(Experiment *x, const TrainConfig *cfg, const TrainConfig *fc, QBuildFn build, void *build_ctx) {
     char path[4096], check[4200], err[512];
@@ -257,31 +255,8 @@ static void write_json(const Experiment *x, const QPipelineResult *r, const char
     text_free(&t);
 }
 
-#define INT_AGREEMENT_IMAGES 1000
+#define INT_AGREEMENT_IMAGES 1000  // code agreement runs the program twice and the fake-quant model once
 
-/* --export_onnx: the integer program as ONNX QDQ (model.onnx), and the first test images with the
- * integer engine's and the fake-quant model's logits beside it. */
-static void export_onnx_qdq(Experiment *x, const TrainConfig *cfg, IntModel *im, Model *m) {
-    char path[4096], check[4200], err[512];
-    snprintf(path, sizeof path, "%s/model.onnx", cfg->out_dir);
-    snprintf(check, sizeof check, "%s.check", path);
-    IntOnnxStats st;
-    if (!intmodel_export_onnx(im, path, &st, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
-    int n = x->test.n < ONNX_CHECK_IMAGES ? x->test.n : ONNX_CHECK_IMAGES;
-    size_t img = (size_t)m->in_h * m->in_w * m->in_c;
-    float *xs = dq_malloc((size_t)n * img * sizeof(float)), *xf = dq_malloc((size_t)n * img * sizeof(float));
-    float *li = dq_malloc((size_t)n * m->num_classes * sizeof(float)), *lf = dq_malloc((size_t)n * m->num_classes * sizeof(float));
-    int_logits_on(im, &x->test, cfg->eval_batch, n, xs, li);
-    float_logits_on(m, &x->test, cfg->eval_batch, n, xf, lf);
-    const float *sets[2] = {li, lf};
-    if (!onnx_save_check(check, xs, n, m->in_h, m->in_w, m->in_c, sets, 2, m->num_classes, err, sizeof err))
-        DQ_FATAL_FILE(check, "%s", err);
-    printf("== ONNX QDQ: %s (%.1f KB) and %s (the first %d test images; the integer engine's and the fake-quant "
-           "logits); check it with\n   node scripts/onnx_check.js %s %s qdq\n",
-           path, st.bytes / 1024.0, check, n, path, check);
-    onnx_stats_line(&st);
-    dq_free(xs), dq_free(xf), dq_free(li), dq_free(lf);
-}  // code agreement runs the program twice and the fake-quant model once
 
 /* 6. The integer model: built, written to model.dqm, read back, and what the file holds evaluated
  * by the integer engine beside the FP32 model (fp32) and the fake-quant one (m); the per-layer
@@ -323,7 +298,10 @@ static void integer_model(Experiment *x, const TrainConfig *cfg, QuantContext *q
     out->int_agree = n_test ? (double)same / n_test : 0;
     out->int_codes_alone = total ? (double)alone / total : 0, out->int_codes_chain = total ? (double)chain / total : 0;
     intagreement_free(&ag);
-    if (onnx) export_onnx_qdq(x, cfg, &im, m);
+    if (onnx) {  // --export_onnx: model.onnx, with the integer and fake-quant logits of test images
+        snprintf(path, sizeof path, "%s/model.onnx", cfg->out_dir);
+        export_onnx_checked(&im, m, &x->test, cfg->eval_batch, path);
+    }
     intmodel_free(&im);
 }
 

@@ -35,29 +35,29 @@ void onnx_node_begin(OnnxGraph *g, const char *op, const char *name, const char 
     pb_string(p, ONNX_NODE_OP, op);
 }
 
-void onnx_attr_int(OnnxGraph *g, const char *name, long long v) {
+/* An attribute of the open node: its name and type; the value follows, then pb_end. */
+static Pb *attr_begin(OnnxGraph *g, const char *name, int type) {
     Pb *p = &g->nodes;
     pb_begin(p, ONNX_NODE_ATTRIBUTE);
     pb_string(p, ONNX_ATTR_NAME, name);
-    pb_int(p, ONNX_ATTR_TYPE, ONNX_ATTR_INT);
+    pb_int(p, ONNX_ATTR_TYPE, type);
+    return p;
+}
+
+void onnx_attr_int(OnnxGraph *g, const char *name, long long v) {
+    Pb *p = attr_begin(g, name, ONNX_ATTR_INT);
     pb_int(p, ONNX_ATTR_I, v);
     pb_end(p);
 }
 
 void onnx_attr_ints(OnnxGraph *g, const char *name, const long long *v, int n) {
-    Pb *p = &g->nodes;
-    pb_begin(p, ONNX_NODE_ATTRIBUTE);
-    pb_string(p, ONNX_ATTR_NAME, name);
-    pb_int(p, ONNX_ATTR_TYPE, ONNX_ATTR_INTS_TYPE);
+    Pb *p = attr_begin(g, name, ONNX_ATTR_INTS_TYPE);
     for (int i = 0; i < n; i++) pb_int(p, ONNX_ATTR_INTS, v[i]);
     pb_end(p);
 }
 
 void onnx_attr_float(OnnxGraph *g, const char *name, float v) {
-    Pb *p = &g->nodes;
-    pb_begin(p, ONNX_NODE_ATTRIBUTE);
-    pb_string(p, ONNX_ATTR_NAME, name);
-    pb_int(p, ONNX_ATTR_TYPE, ONNX_ATTR_FLOAT);
+    Pb *p = attr_begin(g, name, ONNX_ATTR_FLOAT);
     pb_float(p, ONNX_ATTR_F, v);
     pb_end(p);
 }

@@ -1,4 +1,5 @@
 /* helpers.c — see helpers.h. */
+#include <stdlib.h>
 #include "helpers.h"
 
 #include <criterion/redirect.h>
@@ -112,4 +113,8 @@ void assert_gradcheck_with(GradcheckFn fn, void *ctx, Tensor **inputs, int n, do
     cr_assert(r.max_err <= tol,
               "%s: gradient error %.3g > %.3g at input %d [%zu]: analytic %.8g, numeric %.8g (%d checked)",
               what, r.max_err, tol, r.input, r.index, r.analytic, r.numeric, r.checked);
+}
+
+bool onnx_runtime_present(void) {
+    return system("node -e \"require('./scripts/node_modules/onnxruntime-node')\" >/dev/null 2>&1") == 0;
 }

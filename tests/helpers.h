@@ -41,6 +41,10 @@ void assert_close(const float *got, const float *want, size_t n, double rtol, do
                   const char *what);
 void assert_bits_equal(const float *a, const float *b, size_t n, const char *what);
 
+/* Whether Node.js can load ONNX Runtime from scripts/node_modules (scripts/ensure-deps.sh
+ * onnxruntime installs it): the tests that run exported models in it skip without. */
+bool onnx_runtime_present(void);
+
 /* Run fn(ctx); it must call DQ_FATAL. Returns the message (static buffer). */
 const char *expect_fatal(void (*fn)(void *), void *ctx);
 

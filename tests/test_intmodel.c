@@ -98,7 +98,7 @@ static void learned_levels(Quantizer *q, void *ctx) {
  * runs there, its top-1 agreeing with the integer engine's on at least c->min_onnx of the inputs
  * and its operators integer convolutions (scripts/onnx_check.js checks both). */
 static void onnx_check(IntModel *im, const Model *m, const float *x, int n, const float *logits, const Check *c) {
-    if (system("node -e \"require('./scripts/node_modules/onnxruntime-node')\" >/dev/null 2>&1") != 0) {
+    if (!onnx_runtime_present()) {
         cr_log_warn("ONNX Runtime is not installed: the QDQ export is not run (scripts/ensure-deps.sh onnxruntime)");
         return;
     }

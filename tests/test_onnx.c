@@ -198,10 +198,6 @@ Test(onnx, float_models_parse_back_into_their_graphs, .init = test_setup, .fini 
 }
 
 /* ------------------------------------------------------------------ ONNX Runtime */
-static bool runtime_present(void) {
-    return system("node -e \"require('./scripts/node_modules/onnxruntime-node')\" >/dev/null 2>&1") == 0;
-}
-
 static void runtime_check(NetKind k, const char *stem) {
     Model *m = build(k);
     int n = 16, shape[4] = {n, m->in_h, m->in_w, m->in_c};
@@ -226,7 +222,7 @@ static void runtime_check(NetKind k, const char *stem) {
 }
 
 Test(onnx, onnx_runtime_agrees_with_the_float_models, .init = test_setup, .fini = test_teardown) {
-    if (!runtime_present()) {
+    if (!onnx_runtime_present()) {
         cr_skip("ONNX Runtime is not installed: npm install --prefix scripts --ignore-scripts onnxruntime-node "
                 "(Node.js from apt-get install nodejs npm)");
     }
