@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
     char model[OPT_STRLEN] = "", dataset[OPT_STRLEN] = "fashion-mnist", data_dir[OPT_STRLEN] = DATASET_DEFAULT_DIR;
     char kernels[OPT_STRLEN] = "fast", onnx[OPT_STRLEN] = "";
     int threads = 0, batch = 128, subset = 0, repeat = 3;
-    bool list = false, profile = false;
+    bool list = false, profile = false, onnx_fused = false;
     Option opts[] = {
         opt_string("model", model, "the integer model file (.dqm) to run"),
         opt_choice("dataset", dataset, "dataset whose test split to run on", DATASET_NAMES),
@@ -45,6 +45,8 @@ int main(int argc, char **argv) {
         opt_bool("profile", &profile, "print the time spent in each op (summed over the passes)"),
         opt_string("export_onnx", onnx, "write the model as ONNX QDQ to this file (and FILE.check: the first "
                                         "1000 test images, our integer logits) and exit"),
+        opt_bool("onnx_fused", &onnx_fused, "with --export_onnx: every convolution as the unit ONNX Runtime fuses "
+                                            "into QLinearConv, even where that is not exact (for speed)"),
     };
     int n_opts = (int)(sizeof opts / sizeof *opts);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -70,7 +72,7 @@ int main(int argc, char **argv) {
                       im.in_c, im.num_classes, dataset, test.h, test.w, test.c, test.num_classes);
     threads_init(threads);
     if (onnx[0]) {
-        export_onnx_checked(&im, NULL, &test, batch, onnx);
+        export_onnx_checked(&im, NULL, &test, batch, onnx, onnx_fused);
         intmodel_free(&im), dataset_free(&test);
         threads_shutdown();
         return 0;

@@ -109,19 +109,19 @@ void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float 
 }
 
 static void onnx_stats_line(const IntOnnxStats *st) {
-    printf("   %d quantizers with a level table; %d of their %d level boundaries sit on a grid point, where "
-           "QuantizeLinear puts half a grid step of values on the wrong side",
-           st->tables, st->on_grid, st->boundaries);
+    printf("   %d convolutions as QLinearConv units, %d as ConvInteger and an exact ladder; ONNX Runtime steps where the "
+           "engine does at %lld of %lld thresholds (%d of %d channels whole); float inputs: %d of %d thresholds within a "
+           "sliver; %d level tables",
+           st->fused_convs, st->integer_convs, st->exact, st->thresholds, st->channels_exact, st->channels, st->float_exact,
+           st->float_thresholds, st->tables);
     if (st->clamped) printf("; %lld int8 weights of negated channels clamped from 128 to 127", st->clamped);
-    printf("\n   int32 biases (whole accumulator units) move the boundaries of %d channels by %.4f output steps on "
-           "average, %.3f at most\n",
-           st->channels, st->bias_shift_mean, st->bias_shift_max);
+    printf("\n");
 }
 
-void export_onnx_checked(IntModel *im, Model *fq, const Dataset *test, int batch_size, const char *path) {
+void export_onnx_checked(IntModel *im, Model *fq, const Dataset *test, int batch_size, const char *path, bool fused) {
     char err[512], check[4200];
     IntOnnxStats st;
-    if (!intmodel_export_onnx(im, path, &st, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    if (!intmodel_export_onnx(im, path, fused, &st, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
     int n = test->n < ONNX_CHECK_IMAGES ? test->n : ONNX_CHECK_IMAGES;
     float *x = dq_malloc((size_t)n * im->in_h * im->in_w * im->in_c * sizeof(float));
     float *li = dq_malloc((size_t)n * im->num_classes * sizeof(float));

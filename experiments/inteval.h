@@ -31,7 +31,7 @@ void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float 
  * integer engine's logits (and the fake-quant model's, when fq is not NULL) for
  * scripts/onnx_check.js; prints what was written and what the export approximates. Fatal
  * (`file: error: …`) when a file cannot be written. */
-void export_onnx_checked(IntModel *im, Model *fq, const Dataset *test, int batch_size, const char *path);
+void export_onnx_checked(IntModel *im, Model *fq, const Dataset *test, int batch_size, const char *path, bool fused);
 /* intmodel_agreement over the set (ag initialised by the caller). */
 void int_agreement_on(const IntModel *im, Model *m, QuantContext *qc, const Dataset *d, int batch_size, int subset,
                       IntAgreement *ag);

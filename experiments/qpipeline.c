@@ -300,7 +300,7 @@ static void integer_model(Experiment *x, const TrainConfig *cfg, QuantContext *q
     intagreement_free(&ag);
     if (onnx) {  // --export_onnx: model.onnx, with the integer and fake-quant logits of test images
         snprintf(path, sizeof path, "%s/model.onnx", cfg->out_dir);
-        export_onnx_checked(&im, m, &x->test, cfg->eval_batch, path);
+        export_onnx_checked(&im, m, &x->test, cfg->eval_batch, path, false);
     }
     intmodel_free(&im);
 }

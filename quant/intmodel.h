@@ -161,14 +161,16 @@ IntModelSize intmodel_size(const IntModel *im);
 typedef struct IntOnnxStats {
     size_t bytes;              // the file
     long long clamped;         // int8 −128 weights of channels with a < 0, set to 127 when negated
-    int tables;                // quantizers given a level table (levels not the whole grid)
-    int boundaries, on_grid;   // their boundaries between levels; of which on a grid point, where
-                               // QuantizeLinear's rounding puts half a grid step on the wrong side
-    double bias_shift_mean, bias_shift_max;  // codes epilogues: how far the int32 bias's rounding
-                               // (to whole accumulator units) moves the boundaries, in output steps
-    int channels;              // over this many channels
+    int tables;                // quantizers given a level table (levels not the fine bytes)
+    long long thresholds, exact;  // codes epilogues: thresholds over all channels; of which ONNX
+                               // Runtime's float requantization steps across exactly where we do
+    int channels, channels_exact; // their channels; of which every threshold exact
+    int fused_convs, integer_convs;  // codes epilogues as the fused unit (QLinearConv); as
+                               // ConvInteger and the exact ladder (where the fused unit is not exact)
+    int float_thresholds, float_exact;  // float → codes quantizers: thresholds; of which ONNX Runtime
+                               // steps across within a sliver (2^-11 fine steps) below ours
 } IntOnnxStats;
-bool intmodel_export_onnx(const IntModel *im, const char *path, IntOnnxStats *st, char *err, size_t err_size);
+bool intmodel_export_onnx(const IntModel *im, const char *path, bool fused, IntOnnxStats *st, char *err, size_t err_size);
 
 /* Run on x (N, H, W, C) floats, normalised as for the float model; logits (N, classes) out.
  * ref: the plain reference kernels. The tensors' buffers stay with im for the next call of the
