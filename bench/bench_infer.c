@@ -24,6 +24,7 @@
 #include "core/options.h"
 #include "core/threads.h"
 #include "nn/mobilenetv2.h"
+#include "nn/onnx.h"
 #include "nn/weighted.h"
 #include "quant/control.h"
 #include "quant/intmodel.h"
@@ -65,6 +66,8 @@ typedef struct Net {
     MobileNetV2Config cfg;
 } Net;
 
+static char method[OPT_STRLEN] = "ddq";
+
 static void settle_bits(Quantizer *q, void *ctx) {
     (void)ctx;
     if (!ddq_is(q) || q->pinned) return;
@@ -72,10 +75,12 @@ static void settle_bits(Quantizer *q, void *ctx) {
     ddq_snap(q);
 }
 
-/* The network quantized with DDQ (BatchNorm statistics and ranges from random batches), all
- * unpinned quantizers at 4 bits on the integer grid, as an integer program. */
+/* The network quantized with `method` (BatchNorm statistics and ranges from random batches) at 4
+ * bits — DDQ's unpinned quantizers merged to 4 bits and snapped to the integer grid — as an
+ * integer program. */
 static void integer_of(const MobileNetV2Config *mc, IntModel *im) {
     QuantConfig qcfg = quant_config_defaults;
+    strcpy(qcfg.method, method);
     QuantContext *qc = quant_context_new(&qcfg);
     LayerFactory f = quant_factory(qc);
     Model *m = mobilenetv2_new(mc, &f, 1);
@@ -132,14 +137,52 @@ static double int_rate(IntModel *im, const float *x, int n, float *logits, doubl
 
 static const char *save_dir = "";
 
+#define ONNX_IMAGES 256  // the check files' random images (4 batches of 64)
+
+/* The two models as ONNX — float, and the integer program as the fused QDQ units ONNX Runtime
+ * runs fastest (--onnx_fused) — with check files of random images and our logits, for
+ * scripts/bench_vs_ort.sh. */
+static void save_onnx(Model *fm, IntModel *im, const char *name) {
+    char path[1200], check[1300], err[512];
+    int n = ONNX_IMAGES, classes = fm->num_classes;
+    size_t img = (size_t)fm->in_h * fm->in_w * fm->in_c;
+    Arena a, keep;
+    arena_init(&a, 1 << 24, 0);
+    arena_init(&keep, 1 << 20, 0);
+    Tape t;
+    tape_init(&t, &a);
+    t.no_grad = true, t.training = false;
+    Tensor *x = tensor_new4(&keep, n, fm->in_h, fm->in_w, fm->in_c);
+    Rng r;
+    rng_seed(&r, 11, rng_stream(RNG_STREAM_FREE, 3));
+    rng_fill_uniform(&r, x->data, x->numel, -2, 2);
+    float *lf = dq_malloc((size_t)n * classes * sizeof(float)), *li = dq_malloc((size_t)n * classes * sizeof(float));
+    Tensor *y = model_forward(fm, &t, x);
+    memcpy(lf, y->data, (size_t)n * classes * sizeof(float));
+    intmodel_forward(im, x->data, n, li, false);
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s-%s.onnx", save_dir, name, k ? "int8" : "fp32");
+        snprintf(check, sizeof check, "%s.check", path);
+        bool ok = k ? intmodel_export_onnx(im, path, true, NULL, err, sizeof err)
+                    : onnx_export_float(fm, path, NULL, err, sizeof err);
+        const float *sets[1] = {k ? li : lf};
+        if (!ok || !onnx_save_check(check, x->data, n, fm->in_h, fm->in_w, fm->in_c, sets, 1, classes, err, sizeof err))
+            DQ_FATAL_FILE(path, "%s", err);
+    }
+    (void)img;
+    dq_free(lf), dq_free(li);
+    arena_free(&a), arena_free(&keep);
+}
+
 static void bench_net(const Net *net, int reps, double budget, int threads) {
     Model *fm = mobilenetv2_new(&net->cfg, &nn_float_factory, 1);
     IntModel im;
     integer_of(&net->cfg, &im);
-    if (save_dir[0]) {  // for exp_infer --profile
+    if (save_dir[0]) {  // for exp_infer --profile and scripts/bench_vs_ort.sh
         char path[1200], err[256];
         snprintf(path, sizeof path, "%s/%s.dqm", save_dir, fm->name);
         if (!intmodel_save(&im, path, NULL, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+        save_onnx(fm, &im, fm->name);
     }
     IntModelSize size = intmodel_size(&im);
     int batches[2] = {64, 1};
@@ -233,24 +276,27 @@ int main(int argc, char **argv) {
     int reps = 9, threads = 2;
     float budget = 0.3f;
     char save[OPT_STRLEN] = "";
+    bool gemm = true;
     Option opts[] = {
         opt_int("reps", &reps, "timed repetitions per cell (median)", 1, 1000),
         opt_int("threads", &threads, "threads", 1, 256),
         opt_float("budget", &budget, "seconds per timed repetition", 0.01, 100),
-        opt_string("save", save, "directory to write the benchmarked integer models into (.dqm)"),
+        opt_string("save", save, "directory to write the benchmarked models into (.dqm, and ONNX with check files)"),
+        opt_choice("method", method, "quantization of the integer models (4 bits)", "ddq|lsq"),
+        opt_bool("gemm", &gemm, "also the int8 GEMM against its peak"),
     };
     save_dir = save;
-    options_parse(opts, 4, argc, argv, "Integer engine against FP32 evaluation; the int8 GEMM against its peak.");
+    options_parse(opts, (int)(sizeof opts / sizeof *opts), argc, argv, "Integer engine against FP32 evaluation; the int8 GEMM against its peak.");
     threads_init(threads);
     static const Net nets[] = {
         {"mobilenetv2-w0.5-s1x2 28x28x1", {.width = 0.5f, .variant = MNV2_S1X2, .in_channels = 1, .in_size = 28, .num_classes = 10}},
         {"mobilenetv2-w1.0-s1x3 32x32x3", {.width = 1.0f, .variant = MNV2_S1X3, .in_channels = 3, .in_size = 32, .num_classes = 10}},
     };
-    printf("Evaluation, FP32 forward against the integer program (DDQ W4A4, levels snapped), images/s, medians of %d:\n\n",
-           reps);
+    printf("Evaluation, FP32 forward against the integer program (%s W4A4%s), images/s, medians of %d:\n\n",
+           !strcmp(method, "ddq") ? "DDQ" : "LSQ", !strcmp(method, "ddq") ? ", levels snapped" : "", reps);
     printf("| model | batch | threads | FP32 img/s | integer img/s | integer / FP32 | .dqm KB |\n|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < 2; i++) bench_net(&nets[i], reps, budget, threads);
-    bench_igemm(reps, budget, threads);
+    if (gemm) bench_igemm(reps, budget, threads);
     threads_shutdown();
     return 0;
 }

@@ -78,10 +78,10 @@ static IOp *new_op(IntModel *im, IOpKind kind, const char *name) {
 /* The integer grid for values v[0..n) (0 among them or not): the scale s with every k = v/s an
  * integer that fits the codes — weights int8 ([−128, 127], zero point 0); activations any 256
  * consecutive integers around 0 (uint8 with a zero point, so that a ReLU output uses all 256 and
- * a range like [−d, 254·d] sits exactly). Preferred: a scale on which every value sits exactly —
- * the quantizer's own step (a uniform grid, an 8-bit DDQ quantizer's levels) or the smallest gap
- * between values divided by an integer — over the finest that fits, which snaps each value by at
- * most s/2. */
+ * a range like [−d, 254·d] sits exactly). Preferred: the coarsest scale on which every value sits
+ * exactly — the smallest gap between values divided by the smallest integer that does it (a
+ * uniform quantizer's own step: its codes are then consecutive, which an ONNX export needs no
+ * level table for) — over the finest that fits, which snaps each value by at most s/2. */
 static bool sits_on(const float *v, int n, double s) {
     for (int j = 0; j < n; j++) {
         double k = v[j] / s;
@@ -106,14 +106,13 @@ static float grid_scale(const float *v, int n, bool weights) {
     for (int j = 0; j < n; j++) lo = fminf(lo, v[j]), hi = fmaxf(hi, v[j]);
     double fit = weights ? fmax(-lo / 128.0, hi / 127.0) : (hi - lo) / 255.0;  // the finest that fits
     if (!(fit > 0)) return 1.0f;
-    if (sits_on(v, n, fit)) return refined(v, n, fit);
     double gap = INFINITY;  // the smallest gap between distinct values, and its integer fractions
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++)
             if (v[j] > v[i]) gap = fmin(gap, (double)v[j] - v[i]);
     for (int div = 1; isfinite(gap) && gap / div >= fit * (1 - 1e-6); div++)
         if (sits_on(v, n, gap / div)) return refined(v, n, gap / div);
-    return (float)fit;
+    return sits_on(v, n, fit) ? refined(v, n, fit) : (float)fit;
 }
 
 /* The quantizer's grid and its integer values: k = round(level / scale), stored as k + zero. */

@@ -58,11 +58,11 @@ static int fine_level(const Fine *f, int nt, int b) {
     return j;
 }
 
-/* Whether q's levels are every byte: k = every integer from −zero to 255 − zero. */
+/* Whether q's levels are consecutive integers k0, k0 + 1, …: then QuantizeLinear's bytes,
+ * clamped to theirs, are the codes' bytes. */
 static bool fine_is_codes(const IQuant *q) {
-    if (q->n != 256) return false;
-    for (int j = 0; j < 256; j++)
-        if (q->k[j] + q->zero != j) return false;
+    for (int j = 1; j < q->n; j++)
+        if (q->k[j] != q->k[0] + j) return false;
     return true;
 }
 
@@ -82,9 +82,12 @@ static bool fine_candidate(const IQuant *q, ActKind act, int which, Fine *f) {
     bool codes = fine_is_codes(q);
     if (codes != (which == 0)) return false;
     *f = (Fine){.table = !codes, .lo = 0, .hi = 255};
-    if (codes) {
+    if (codes) {  // clamped to the levels' bytes (and act's range: no Relu or Clip in float)
         f->scale = q->scale, f->zero = q->zero;
-        for (int j = 0; j < nt; j++) f->K[j] = j + 1;
+        for (int j = 0; j < nt; j++) f->K[j] = q->k[j + 1] + q->zero;
+        f->lo = q->k[0] + q->zero, f->hi = q->k[nt] + q->zero;
+        if (act != ACT_NONE) f->lo = f->lo > f->zero ? f->lo : f->zero;
+        if (act == ACT_RELU6) f->hi = (int)fmin(f->hi, f->zero + nearbyintf(6 / f->scale));
     } else {
         double lo = INFINITY, hi = -INFINITY;
         for (int j = 0; j < nt; j++)
@@ -101,10 +104,6 @@ static bool fine_candidate(const IQuant *q, ActKind act, int which, Fine *f) {
             int kind = thresh_kind(q, act, j);
             f->K[j] = kind < 0 ? 0 : kind > 0 ? FINE_NEVER : (int)floor(q->thresh[j] / f->scale + f->shift) + 1 + f->zero;
         }
-    }
-    if (!f->table && act != ACT_NONE) {  // the Relu or Clip before QuantizeLinear clamps f
-        f->lo = f->zero;
-        if (act == ACT_RELU6) f->hi = (int)fmin(255, f->zero + nearbyintf(6 / f->scale));
     }
     return true;
 }
@@ -213,8 +212,18 @@ static void quantize(QWalk *w, const char *value, const IQuant *q, const Fine *f
                      char *out) {
     char fine[32], idx[32];
     fine_bytes(w, value, f, tag, layer, fine);
-    if (!f->table) {
+    if (!f->table && f->lo == 0 && f->hi == 255) {
         strcpy(out, fine);
+        return;
+    }
+    if (!f->table) {  // the levels' bytes, and the activation's range
+        char lo[112], hi[112];
+        snprintf(lo, sizeof lo, "%s.lowest", tag), snprintf(hi, sizeof hi, "%s.highest", tag);
+        onnx_init(&w->g, lo, ONNX_UINT8, NULL, 0, &(uint8_t){(uint8_t)f->lo}, 1);
+        onnx_init(&w->g, hi, ONNX_UINT8, NULL, 0, &(uint8_t){(uint8_t)f->hi}, 1);
+        onnx_value(&w->g, out);
+        onnx_node_begin(&w->g, "Clip", layer, ONNX_NAMES(fine, lo, hi), ONNX_NAMES(out));
+        onnx_node_end(&w->g);
         return;
     }
     cast_int32(w, fine, layer, idx);
@@ -224,7 +233,8 @@ static void quantize(QWalk *w, const char *value, const IQuant *q, const Fine *f
 /* The fine grid a codes epilogue crosses most thresholds on exactly; each channel's weight scale
  * and bias into sw, bias (and zeroed[c] where its codes never change). Returns how many of the
  * layer's thresholds hold. */
-static long long conv_fine(const IConv *cv, const IQuant *qin, Fine *best, float *sw, int32_t *bias, bool *zeroed) {
+static long long conv_fine(const IConv *cv, const IQuant *qin, Fine *best, float *sw, int32_t *bias, bool *zeroed,
+                           int *whole) {
     const IQuant *q = &cv->out;
     int nt = q->n - 1;
     long long most = -1;
@@ -238,12 +248,15 @@ static long long conv_fine(const IConv *cv, const IQuant *qin, Fine *best, float
                                    a > 0 ? (cv->b[o] + f.shift * f.scale) / a : 0, &sw[o], &bias[o], &zeroed[o]);
         }
         if (exact > most) most = exact, *best = f;
+        if (which == 0) break;  // the codes' own bytes: no table, whatever the others would give
     }
     long long exact = 0;
+    *whole = 0;
     for (int o = 0; o < cv->cout; o++) {
         double a = fabs(cv->a[o]);
-        exact += solve_channel(best, cv->thr + (size_t)o * nt, nt, qin->scale, a / best->scale,
+        int ex = solve_channel(best, cv->thr + (size_t)o * nt, nt, qin->scale, a / best->scale,
                                a > 0 ? (cv->b[o] + best->shift * best->scale) / a : 0, &sw[o], &bias[o], &zeroed[o]);
+        exact += ex, *whole += ex == nt;
     }
     return exact;
 }
@@ -461,13 +474,15 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
     bool *zeroed = dq_calloc((size_t)O, sizeof(bool));
     Fine fine;
     if (codes) {
-        long long exact = conv_fine(cv, qin, &fine, sw, bias, zeroed), all = (long long)O * (cv->out.n - 1);
+        int whole;
+        long long exact = conv_fine(cv, qin, &fine, sw, bias, zeroed, &whole), all = (long long)O * (cv->out.n - 1);
         if (exact < all && !w->fused) {
             dq_free(sw), dq_free(sb), dq_free(bias), dq_free(zeroed);
             conv_integer(w, i);
             return true;
         }
-        w->st.thresholds += all, w->st.exact += exact, w->st.channels += O, w->st.fused_convs++;
+        w->st.thresholds += all, w->st.exact += exact, w->st.channels += O, w->st.channels_exact += whole;
+        w->st.fused_convs++;
     }
     for (int o = 0; o < O; o++) {
         if (!codes) sw[o] = fabsf(cv->a[o]) / qin->scale, sb[o] = cv->b[o];
@@ -511,7 +526,7 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
     onnx_node_begin(&w->g, "Conv", op->name, ONNX_NAMES(x, wd, codes ? bd : bn), ONNX_NAMES(y));
     conv_attrs(&w->g, cv, in, kh, kw);
     onnx_node_end(&w->g);
-    if (!codes || !fine.table) onnx_activation(&w->g, cv->act, op->name, y);  // a table holds it
+    if (!codes) onnx_activation(&w->g, cv->act, op->name, y);  // else the table or the byte clamp holds it
     if (codes) {
         quantize(w, y, &cv->out, &fine, tag, op->name, w->name[op->out]);
         w->quant[op->out] = &cv->out;
@@ -522,7 +537,7 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
 /* A float value's fine byte in ONNX Runtime: (v + raise)/scale rounded, clamped, plus zero. */
 static int ort_quantize(float v, float raise, const Fine *f) {
     float u = (v + raise) / f->scale;
-    u = fmaxf(u, (float)-f->zero), u = fminf(u, (float)(255 - f->zero));
+    u = fmaxf(u, (float)(f->lo - f->zero)), u = fminf(u, (float)(f->hi - f->zero));
     return (int)nearbyintf(u) + f->zero;
 }
 
@@ -546,7 +561,7 @@ static void quantize_input(QWalk *w, const char *value, const IQuant *q, const c
         for (int which = 0; which <= 4; which++) {
             Fine f;
             if (!fine_candidate(q, ACT_NONE, which, &f)) continue;
-            if (twice) f.table = f.twice = true;
+            if (twice) f.table = f.twice = true, f.lo = 0, f.hi = 255;
             if (f.table)
                 for (int j = 0; j < nt; j++) f.K[j] = ort_index(q->thresh[j], &f);
             int exact = 0;
@@ -555,7 +570,9 @@ static void quantize_input(QWalk *w, const char *value, const IQuant *q, const c
                 exact += fine_level(&f, nt, ort_index(t, &f)) > j && fine_level(&f, nt, ort_index(below, &f)) <= j;
             }
             if (exact > most) most = exact, best = f;
+            if (which == 0 && (w->fused || exact == nt)) goto chosen;  // no table where it is exact or speed counts
         }
+chosen:
     w->st.float_thresholds += nt, w->st.float_exact += most;
     char raised[2][32], fine[2][32], idx[2][32], sum[32], r[112], tag2[120];
     for (int i = 0; i <= best.twice; i++) {
