@@ -167,8 +167,10 @@ typedef struct IntOnnxStats {
     int channels, channels_exact; // their channels; of which every threshold exact
     int fused_convs, integer_convs;  // codes epilogues as the fused unit (QLinearConv); as
                                // ConvInteger and the exact ladder (where the fused unit is not exact)
-    int float_thresholds, float_exact;  // float → codes quantizers: thresholds; of which ONNX Runtime
-                               // steps across within a sliver (2^-11 fine steps) below ours
+    int input_thresholds, input_exact;  // the image's quantizer: thresholds; of which ONNX Runtime
+                               // steps across within a sliver (2^-13 fine steps) below ours
+    int fix_thresholds, fix_exact;  // fixed-point tensors' quantizers: thresholds; of which exact
+    double fix_moved_max;      // the largest distance between an inexact one and ours (a value)
 } IntOnnxStats;
 bool intmodel_export_onnx(const IntModel *im, const char *path, bool fused, IntOnnxStats *st, char *err, size_t err_size);
 

@@ -63,6 +63,7 @@ typedef struct Check {
     bool bend;       // … their fine levels bent (u + 0.3·u³): off any integer grid …
     bool snap;       // … and snapped to it (ddq_snap, the --ddq_snap_grid option)
     double min_alone, min_top1;  // the bars where levels are off the grid (0: 99.9%, all)
+    bool off_grid_onnx;          // levels off any grid: the exact export's logits are not held to 1e-5
     double min_fused;            // the fused export's top-1 against ours (0: 95%): it is not exact
                                  // (docs/onnx.md); a broken export sits near chance (25%)
     int threads;
@@ -92,9 +93,9 @@ static void learned_levels(Quantizer *q, void *ctx) {
 
 
 /* Where ONNX Runtime is installed (scripts/ensure-deps.sh onnxruntime): the program as ONNX runs
- * there, its top-1 agreeing with the integer engine's on every input (the exact export) or on at
- * least c->min_fused of them (the fused one), its operators integer convolutions
- * (scripts/onnx_check.js checks both). */
+ * there, its top-1 agreeing with the integer engine's on every input and its logits within 1e-5
+ * (the exact export), or on at least c->min_fused of them (the fused one), its operators integer
+ * convolutions (scripts/onnx_check.js checks it all). */
 static void onnx_check(IntModel *im, const Model *m, const float *x, int n, const float *logits, const Check *c,
                        bool fused) {
     if (!onnx_runtime_present()) {
@@ -105,11 +106,16 @@ static void onnx_check(IntModel *im, const Model *m, const float *x, int n, cons
     snprintf(path, sizeof path, "test_intmodel_%d.onnx", (int)getpid());
     snprintf(check, sizeof check, "test_intmodel_%d.check", (int)getpid());
     snprintf(logp, sizeof logp, "test_intmodel_%d.log", (int)getpid());
-    cr_assert(intmodel_export_onnx(im, path, fused, NULL, err, sizeof err), "%s", err);
+    IntOnnxStats st;
+    cr_assert(intmodel_export_onnx(im, path, fused, &st, err, sizeof err), "%s", err);
+    cr_log_info("%s %s%s: thresholds exact: codes epilogues %lld of %lld, fixed point %d of %d (others within %.1e), "
+                "image %d of %d", m->name, c->method, fused ? " fused" : "", st.exact, st.thresholds, st.fix_exact,
+                st.fix_thresholds, st.fix_moved_max, st.input_exact, st.input_thresholds);
     const float *sets[1] = {logits};
     cr_assert(onnx_save_check(check, x, n, m->in_h, m->in_w, m->in_c, sets, 1, m->num_classes, err, sizeof err));
-    snprintf(cmd, sizeof cmd, "node scripts/onnx_check.js %s %s qdq --min_agree=%g >%s 2>&1", path, check,
-             !fused ? 1.0 : c->min_fused ? c->min_fused : 0.95, logp);
+    // exact: every top-1 decision and the logits to float rounding (the classifier's float epilogue)
+    snprintf(cmd, sizeof cmd, "node scripts/onnx_check.js %s %s qdq --min_agree=%g %s >%s 2>&1", path, check,
+             !fused ? 1.0 : c->min_fused ? c->min_fused : 0.95, fused || c->off_grid_onnx ? "" : "--tol=1e-5", logp);
     int status = system(cmd);
     char *log = read_text_file(logp);
     cr_log_info("%s %s%s%s: %s", m->name, c->method, c->snap ? " snapped" : "", fused ? " fused" : "", log);
@@ -180,7 +186,9 @@ Test(intmodel, mobilenetv2_ddq, .init = test_setup, .fini = test_teardown) {
 }
 /* Levels off the grid: the snapping approximation, measured (intmodel.h); the bars are loose. */
 Test(intmodel, mobilenetv2_ddq_learned_levels_off_grid, .init = test_setup, .fini = test_teardown) {
-    check(&(Check){.net = NET_MNV2, .method = "ddq", .bits = 4, .bend = true, .min_alone = 0.95, .min_top1 = 0.85, .threads = 2});
+    // ONNX: thresholds off the ladder's steps move by up to half a step (docs/onnx.md); top-1 still all agree
+    check(&(Check){.net = NET_MNV2, .method = "ddq", .bits = 4, .bend = true, .min_alone = 0.95, .min_top1 = 0.85,
+                   .off_grid_onnx = true, .threads = 2});
 }
 Test(intmodel, mobilenetv2_ddq_learned_levels_snapped_4_bits, .init = test_setup, .fini = test_teardown) {
     check(&(Check){.net = NET_MNV2, .method = "ddq", .bits = 4, .bend = true, .snap = true, .threads = 2});
