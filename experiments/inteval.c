@@ -110,10 +110,11 @@ void int_logits_on(IntModel *im, const Dataset *d, int batch_size, int n, float 
 
 static void onnx_stats_line(const IntOnnxStats *st) {
     printf("   %d convolutions as QLinearConv units, %d as ConvInteger; ONNX Runtime steps where the engine does at %lld "
-           "of %lld codes-epilogue thresholds (%d of %d channels whole), %d of %d fixed-point quantizer thresholds",
-           st->fused_convs, st->integer_convs, st->exact, st->thresholds, st->channels_exact, st->channels, st->fix_exact,
-           st->fix_thresholds);
-    if (st->fix_moved_max > 0) printf(" (the others within %.1e)", st->fix_moved_max);
+           "of %lld codes-epilogue thresholds (%d of %d channels whole), ",
+           st->fused_convs, st->integer_convs, st->exact, st->thresholds, st->channels_exact, st->channels);
+    if (st->fused) printf("fixed-point tensors in float");
+    else printf("%d of %d fixed-point quantizer thresholds", st->fix_exact, st->fix_thresholds);
+    if (!st->fused && st->fix_moved_max > 0) printf(" (the others within %.1e)", st->fix_moved_max);
     printf(", %d of %d of the image's (within a sliver); %d level tables", st->input_exact, st->input_thresholds, st->tables);
     if (st->clamped) printf("; %lld int8 weights of negated channels clamped from 128 to 127", st->clamped);
     printf("\n");

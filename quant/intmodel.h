@@ -155,11 +155,17 @@ typedef struct IntModelSize {
 } IntModelSize;
 IntModelSize intmodel_size(const IntModel *im);
 
-/* The program as an ONNX QDQ model (intonnx.c): uint8 activations through QuantizeLinear /
- * DequantizeLinear, int8 per-channel weights, int32 biases, a level table where learned levels
- * are not the whole fine grid. False with the reason in err. */
+/* The program as ONNX (intonnx.c; docs/onnx.md). Exact (fused false): each codes epilogue as
+ * the QDQ unit ONNX Runtime fuses into QLinearConv where that steps exactly where the engine does,
+ * else ConvInteger and the engine's thresholds as a ladder and a level table; fixed-point tensors
+ * as double tensors of the engine's integers. Fused: every convolution as the QDQ unit (uint8
+ * activations, int8 per-channel weights, int32 biases, a level table where the levels are not
+ * consecutive codes), fixed-point tensors in float — what ONNX Runtime runs fastest, not exact.
+ * False with the reason in err. */
 typedef struct IntOnnxStats {
     size_t bytes;              // the file
+    bool fused;                // the fused export (the fixed-point tensors then float: fix_* count
+                               // thresholds against ONNX Runtime's float values)
     long long clamped;         // int8 −128 weights of channels with a < 0, set to 127 when negated
     int tables;                // quantizers given a level table (levels not the fine bytes)
     long long thresholds, exact;  // codes epilogues: thresholds over all channels; of which ONNX
