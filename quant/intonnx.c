@@ -420,7 +420,7 @@ static void quantize_input(QWalk *w, const char *value, const IQuant *q, bool im
 chosen:
     if (image) w->st.input_thresholds += nt, w->st.input_exact += most;
     else w->st.fix_thresholds += nt, w->st.fix_exact += most;
-    char raised[2][32], fine[2][32], idx[2][32], sum[32], r[112], tag2[120];
+    char raised[2][32], fine[2][32], idx[2][32], sum[32], r[128], tag2[128];
     for (int i = 0; i <= best.twice; i++) {
         snprintf(r, sizeof r, "%s.raise%d", tag, i), snprintf(tag2, sizeof tag2, "%s.%d", tag, i);
         onnx_init_float(&w->g, r, NULL, 0, (const float[]){input_raise(&best, i)});
