@@ -39,27 +39,6 @@ static double median(double *v, int n) {
     return v[n / 2];
 }
 
-/* Cycles per second: a chain of dependent adds runs at one per cycle. The fastest of 20 short
- * chains: a chain that was preempted or shared its core only reads slower (one long chain read
- * 1.9 to 3.2 GHz on the same machine within minutes). */
-static double clock_hz(void) {
-    double best = 0;
-    for (int round = 0; round < 20; round++) {
-        uint64_t x = 1, iters = 20000000;
-        double t0 = clock_seconds();
-#if defined(__x86_64__)
-        for (uint64_t i = 0; i < iters; i++) __asm__ volatile("add $1, %0" : "+r"(x));
-#elif defined(__aarch64__)
-        for (uint64_t i = 0; i < iters; i++) __asm__ volatile("add %0, %0, #1" : "+r"(x));
-#else
-        return 0;  // unknown: no peak column
-#endif
-        double t = clock_seconds() - t0;
-        if (x > 0 && iters / t > best) best = iters / t;
-    }
-    return best;
-}
-
 /* ------------------------------------------------------------------ models */
 typedef struct Net {
     const char *name;
@@ -250,7 +229,7 @@ static void bench_igemm(int reps, double budget, int threads) {
         for (size_t i = 0; i < (size_t)g->M * lda; i++) A[i] = (uint8_t)rng_below(&r, 256);
         for (size_t i = 0; i < (size_t)g->K * g->N; i++) B[i] = (int8_t)((int)rng_below(&r, 256) - 128);
         igemm_pack_b(g->K, g->N, B, P);
-        double *v = dq_malloc((size_t)reps * sizeof(double)), hz = clock_hz();
+        double *v = dq_malloc((size_t)reps * sizeof(double)), hz = clock_core_hz();
         for (int k = 0; k < reps; k++) {
             int iters = 0;
             double t0 = clock_seconds(), el;
@@ -260,7 +239,7 @@ static void bench_igemm(int reps, double budget, int threads) {
             } while ((el = clock_seconds() - t0) < budget / 4);
             v[k] = 2.0 * g->M * g->N * g->K * iters / el / 1e9;
         }
-        double gops = median(v, reps), after = clock_hz();
+        double gops = median(v, reps), after = clock_core_hz();
         hz = after > hz ? after : hz;
         double peak = 2 * macs_per_cycle * hz * threads / 1e9;
         char share[32] = "";

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/threads.h"
@@ -32,6 +33,50 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ the machine's peaks */
+#if defined(__AVX512F__)
+#define FP32_LANES 16
+#elif defined(__AVX2__) || defined(__AVX__)
+#define FP32_LANES 8
+#else
+#define FP32_LANES 4
+#endif
+
+/* FP32 flops per cycle per core assumed for the peak: two FMA pipes of the build's vector width
+ * (Zen 5, recent Intel; Zen 4 splits a 512-bit FMA in two, so its true peak is half this). */
+#define FLOPS_PER_CYCLE (2 * FP32_LANES * 2)
+
+typedef struct CopyJob {
+    float *dst;
+    const float *src;
+    size_t n;
+    int chunks;
+} CopyJob;
+
+static void copy_task(void *ctx, int begin, int end, int tid) {
+    (void)tid;
+    const CopyJob *j = ctx;
+    size_t a = j->n * (size_t)begin / (size_t)j->chunks, b = j->n * (size_t)end / (size_t)j->chunks;
+    memcpy(j->dst + a, j->src + a, (b - a) * sizeof(float));
+}
+
+/* Memory bandwidth, GB/s of bytes read plus written: the fastest of 5 parallel copies of 256 MB. */
+static double copy_gbs(void) {
+    size_t n = (size_t)64 << 20;
+    float *src = dq_malloc(n * sizeof(float)), *dst = dq_malloc(n * sizeof(float));
+    memset(src, 1, n * sizeof(float)), memset(dst, 0, n * sizeof(float));
+    CopyJob job = {.dst = dst, .src = src, .n = n, .chunks = threads_count()};
+    double best = 0;
+    for (int k = 0; k < 5; k++) {
+        double t0 = clock_seconds();
+        parallel_for(job.chunks, copy_task, &job);
+        double gbs = 2.0 * n * sizeof(float) / (clock_seconds() - t0) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    dq_free(src), dq_free(dst);
+    return best;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -158,8 +203,11 @@ static void run_one(const Run *u) {
         b.run_s = 0;
         for (int i = 0; i < u->min_iters; i++) train_step(&b);
         t.profile = NULL;
-        printf("\nprofile of %s, batch %d, %d threads (ms per training step):\n\n", m->name, B, u->threads);
-        tape_profile_print(&prof, u->min_iters);
+        double hz = clock_core_hz(), peak = u->threads * hz * FLOPS_PER_CYCLE / 1e9, mem = copy_gbs();
+        printf("\nprofile of %s, batch %d, %d threads (ms per training step; rates beside the peaks: %.0f GFLOP/s = "
+               "%d threads x %.2f GHz x %d flops/cycle, %.1f GB/s = a parallel 256 MB copy, read + written):\n\n",
+               m->name, B, u->threads, peak, u->threads, hz / 1e9, FLOPS_PER_CYCLE, mem);
+        tape_profile_print(&prof, u->min_iters, peak, mem);
         if (b.run) printf("\nquantizer updates (quant_run_step: levels, gates, prices): %.1f ms/step\n", 1e3 * b.run_s / u->min_iters);
         printf("\n");
     }

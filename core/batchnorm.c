@@ -225,7 +225,15 @@ static void batchnorm_backward_op(Tape *t, TapeRecord *r) {
     else batchnorm_backward_fast(&g);
 }
 
-static const TapeOp BATCHNORM_OP = {"batchnorm", batchnorm_backward_op};
+/* Memory traffic, 4 bytes a value: forward, the statistics read x and the affine pass reads x and
+ * writes y; backward, the sums read x, dy and y, and dx reads them again and writes dx. */
+static void batchnorm_cost(const TapeRecord *r, TapeCost *c) {
+    double n = (double)r->in[0]->numel;
+    c->bytes[0] = 4 * 3 * n;
+    c->bytes[1] = 4 * 7 * n;
+}
+
+static const TapeOp BATCHNORM_OP = {"batchnorm", batchnorm_backward_op, batchnorm_cost};
 
 Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormArgs a) {
     char sx[64];

@@ -399,9 +399,17 @@ static void conv2d_backward_op(Tape *t, TapeRecord *r) {
     conv2d_backward_fast(dx, dw, db, r->out->grad, x->data, w->data, g, overwrite);
 }
 
-static const TapeOp CONV2D_OP = {"conv2d", conv2d_backward_op};
-static const TapeOp POINTWISE_OP = {"conv2d 1x1", conv2d_backward_op};
-static const TapeOp DEPTHWISE_OP = {"conv2d depthwise", conv2d_backward_op};
+/* 2 flops per multiply-add: forward once, backward once for dX and once for dW where wanted. */
+static void conv2d_cost(const TapeRecord *r, TapeCost *c) {
+    const ConvGeom *g = &((const ConvSaved *)r->saved)->geom;
+    double macs = (double)g->N * g->OH * g->OW * g->OC * g->Kc;
+    c->flops[0] = 2 * macs;
+    c->flops[1] = 2 * macs * (r->in[0]->requires_grad + r->in[1]->requires_grad);
+}
+
+static const TapeOp CONV2D_OP = {"conv2d", conv2d_backward_op, conv2d_cost};
+static const TapeOp POINTWISE_OP = {"conv2d 1x1", conv2d_backward_op, conv2d_cost};
+static const TapeOp DEPTHWISE_OP = {"conv2d depthwise", conv2d_backward_op, conv2d_cost};
 
 Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args) {
     ConvGeom g = conv2d_geom(x, weight, bias, args);

@@ -91,27 +91,73 @@ static void sum_of_products(float *restrict out, const float *init, const float 
     }
 }
 
-static void forward_rows(void *ctx, int begin, int end, int tid) {
-    const DwJob *j = ctx;
+/* One output pixel by the general path: its valid taps, then sum_of_products. */
+static void forward_pixel(const DwJob *j, int n, int oh, int ow) {
+    const ConvGeom *g = j->g;
+    const float *xs[MAX_TAPS], *ws[MAX_TAPS];
+    int taps = 0, C = g->C;
+    for (int kh = 0; kh < g->KH; kh++) {
+        int ih = oh * g->stride - g->pad + kh;
+        if (ih < 0 || ih >= g->H) continue;
+        for (int kw = 0; kw < g->KW; kw++) {
+            int iw = ow * g->stride - g->pad + kw;
+            if (iw < 0 || iw >= g->W) continue;
+            xs[taps] = j->x + (((size_t)n * g->H + ih) * g->W + iw) * C;
+            ws[taps++] = j->w + (size_t)(kh * g->KW + kw) * C;
+        }
+    }
+    sum_of_products(j->y + (((size_t)n * g->OH + oh) * g->OW + ow) * C, j->b, xs, ws, taps, C);
+}
+
+/* DW_BLOCK adjacent outputs of a row, 3×3 kernel, stride s (1 or 2), every tap inside the image
+ * horizontally, rows kh0..kh1−1 inside it vertically; one vector of channels at a time with its 9
+ * weights in registers, each input vector loaded once for the outputs that read it. Each output
+ * sums its taps in forward_pixel's order (bias, then kh, then kw): the same result to the bit. */
+#define DW_BLOCK 4
+static inline __attribute__((always_inline)) void forward_block3(const DwJob *j, int n, int oh, int ow0, int kh0,
+                                                                 int kh1, const int s) {
     const ConvGeom *g = j->g;
     int C = g->C;
-    const float *xs[MAX_TAPS], *ws[MAX_TAPS];
-    for (int row = begin; row < end; row++) {  // row = n·OH + oh
-        int n = row / g->OH, oh = row % g->OH;
-        for (int ow = 0; ow < g->OW; ow++) {
-            int taps = 0;
-            for (int kh = 0; kh < g->KH; kh++) {
-                int ih = oh * g->stride - g->pad + kh;
-                if (ih < 0 || ih >= g->H) continue;
-                for (int kw = 0; kw < g->KW; kw++) {
-                    int iw = ow * g->stride - g->pad + kw;
-                    if (iw < 0 || iw >= g->W) continue;
-                    xs[taps] = j->x + (((size_t)n * g->H + ih) * g->W + iw) * C;
-                    ws[taps++] = j->w + (size_t)(kh * g->KW + kw) * C;
-                }
-            }
-            sum_of_products(j->y + ((size_t)row * g->OW + ow) * C, j->b, xs, ws, taps, C);
+    const float *xrow[3];
+    for (int kh = kh0; kh < kh1; kh++)
+        xrow[kh] = j->x + (((size_t)n * g->H + oh * s - g->pad + kh) * g->W + (size_t)(ow0 * s - g->pad)) * C;
+    float *y = j->y + (((size_t)n * g->OH + oh) * g->OW + ow0) * C;
+    for (int c = 0; c < C; c += VL) {
+        vf acc[DW_BLOCK], wv[9];
+        for (int o = 0; o < DW_BLOCK; o++) acc[o] = j->b ? vf_load(j->b + c) : (vf){0};
+        for (int t = 0; t < 9; t++) wv[t] = vf_load(j->w + (size_t)t * C + c);
+        for (int kh = kh0; kh < kh1; kh++) {
+            vf xv[(DW_BLOCK - 1) * 2 + 3];
+            for (int i = 0; i < (DW_BLOCK - 1) * s + 3; i++) xv[i] = vf_load(xrow[kh] + (size_t)i * C + c);
+            for (int kw = 0; kw < 3; kw++)
+                for (int o = 0; o < DW_BLOCK; o++) acc[o] += xv[o * s + kw] * wv[kh * 3 + kw];
         }
+        for (int o = 0; o < DW_BLOCK; o++) vf_store(y + (size_t)o * C + c, acc[o]);
+    }
+}
+
+static void forward_rows(void *ctx, int begin, int end, int tid) {
+    (void)tid;
+    const DwJob *j = ctx;
+    const ConvGeom *g = j->g;
+    int s = g->stride, p = g->pad;
+    // the blocked path: 3×3, stride 1 or 2, whole vectors of channels; outputs ow in [lo, hi) have
+    // every horizontal tap inside the image
+    bool blocked = g->KH == 3 && g->KW == 3 && (s == 1 || s == 2) && g->C % VL == 0;
+    int lo = (p + s - 1) / s, hi = g->W - 3 + p >= 0 ? (g->W - 3 + p) / s + 1 : 0;
+    hi = hi < g->OW ? hi : g->OW;
+    for (int row = begin; row < end; row++) {  // row = n·OH + oh
+        int n = row / g->OH, oh = row % g->OH, ow = 0;
+        if (blocked) {
+            int kh0 = 0, kh1 = 3;
+            while (oh * s - p + kh0 < 0) kh0++;
+            while (kh1 > kh0 && oh * s - p + kh1 - 1 >= g->H) kh1--;
+            for (; ow < lo; ow++) forward_pixel(j, n, oh, ow);
+            for (; ow + DW_BLOCK <= hi; ow += DW_BLOCK)
+                if (s == 1) forward_block3(j, n, oh, ow, kh0, kh1, 1);
+                else forward_block3(j, n, oh, ow, kh0, kh1, 2);
+        }
+        for (; ow < g->OW; ow++) forward_pixel(j, n, oh, ow);
     }
 }
 
@@ -124,29 +170,66 @@ void depthwise_forward_fast(float *y, const float *x, const float *w, const floa
     parallel_for(g->N * g->OH, forward_rows, &job);
 }
 
+/* dx of one input pixel by the general path: the taps that read it, then sum_of_products. */
+static void dx_pixel(const DwJob *j, int n, int ih, int iw) {
+    const ConvGeom *g = j->g;
+    int C = g->C, s = g->stride, taps = 0;
+    const float *ds[MAX_TAPS], *ws[MAX_TAPS];
+    for (int kh = 0; kh < g->KH; kh++) {
+        int a = ih + g->pad - kh;  // = oh·s
+        if (a < 0 || a % s || a / s >= g->OH) continue;
+        for (int kw = 0; kw < g->KW; kw++) {
+            int b = iw + g->pad - kw;
+            if (b < 0 || b % s || b / s >= g->OW) continue;
+            ds[taps] = j->dy + (((size_t)n * g->OH + a / s) * g->OW + b / s) * C;
+            ws[taps++] = j->w + (size_t)(kh * g->KW + kw) * C;
+        }
+    }
+    float *d = j->dx + (((size_t)n * g->H + ih) * g->W + iw) * C;
+    sum_of_products(d, j->dx_overwrite ? NULL : d, ds, ws, taps, C);
+}
+
+/* dx of DW_BLOCK adjacent input pixels, 3×3 stride 1, every horizontal tap inside the output,
+ * output rows of kh0..kh1−1 inside it: as forward_block3 (weights in registers, each dy vector
+ * loaded once), each pixel summing its taps in dx_pixel's order. */
+static void dx_block3(const DwJob *j, int n, int ih, int iw0, int kh0, int kh1) {
+    const ConvGeom *g = j->g;
+    int C = g->C;
+    float *d = j->dx + (((size_t)n * g->H + ih) * g->W + iw0) * C;
+    for (int c = 0; c < C; c += VL) {
+        vf acc[DW_BLOCK], wv[9];
+        for (int o = 0; o < DW_BLOCK; o++) acc[o] = j->dx_overwrite ? (vf){0} : vf_load(d + (size_t)o * C + c);
+        for (int t = 0; t < 9; t++) wv[t] = vf_load(j->w + (size_t)t * C + c);
+        for (int kh = kh0; kh < kh1; kh++) {
+            const float *dyr = j->dy + (((size_t)n * g->OH + ih + g->pad - kh) * g->OW + (size_t)(iw0 + g->pad - 2)) * C + c;
+            vf dv[DW_BLOCK + 2];
+            for (int i = 0; i < DW_BLOCK + 2; i++) dv[i] = vf_load(dyr + (size_t)i * C);
+            for (int kw = 0; kw < 3; kw++)
+                for (int o = 0; o < DW_BLOCK; o++) acc[o] += dv[o + 2 - kw] * wv[kh * 3 + kw];
+        }
+        for (int o = 0; o < DW_BLOCK; o++) vf_store(d + (size_t)o * C + c, acc[o]);
+    }
+}
+
 /* dx over input rows [begin, end) (row = n·H + ih), gathering the taps that read each pixel. */
 static void dx_rows(void *ctx, int begin, int end, int tid) {
+    (void)tid;
     const DwJob *j = ctx;
     const ConvGeom *g = j->g;
-    int C = g->C, s = g->stride;
-    const float *ds[MAX_TAPS], *ws[MAX_TAPS];
+    int p = g->pad;
+    // the blocked path: 3×3 stride 1, whole vectors; pixels iw in [lo, hi) are read by all 3 columns
+    bool blocked = g->KH == 3 && g->KW == 3 && g->stride == 1 && g->C % VL == 0;
+    int lo = 2 - p > 0 ? 2 - p : 0, hi = g->OW - p < g->W ? g->OW - p : g->W;
     for (int row = begin; row < end; row++) {
-        int n = row / g->H, ih = row % g->H;
-        for (int iw = 0; iw < g->W; iw++) {
-            int taps = 0;
-            for (int kh = 0; kh < g->KH; kh++) {
-                int a = ih + g->pad - kh;  // = oh·s
-                if (a < 0 || a % s || a / s >= g->OH) continue;
-                for (int kw = 0; kw < g->KW; kw++) {
-                    int b = iw + g->pad - kw;
-                    if (b < 0 || b % s || b / s >= g->OW) continue;
-                    ds[taps] = j->dy + (((size_t)n * g->OH + a / s) * g->OW + b / s) * C;
-                    ws[taps++] = j->w + (size_t)(kh * g->KW + kw) * C;
-                }
-            }
-            float *d = j->dx + ((size_t)row * g->W + iw) * C;
-            sum_of_products(d, j->dx_overwrite ? NULL : d, ds, ws, taps, C);
+        int n = row / g->H, ih = row % g->H, iw = 0;
+        if (blocked) {
+            int kh0 = 0, kh1 = 3;  // output row oh = ih + p − kh inside [0, OH)
+            while (ih + p - kh0 >= g->OH) kh0++;
+            while (kh1 > kh0 && ih + p - (kh1 - 1) < 0) kh1--;
+            for (; iw < lo; iw++) dx_pixel(j, n, ih, iw);
+            for (; iw + DW_BLOCK <= hi; iw += DW_BLOCK) dx_block3(j, n, ih, iw, kh0, kh1);
         }
+        for (; iw < g->W; iw++) dx_pixel(j, n, ih, iw);
     }
 }
 

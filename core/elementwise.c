@@ -22,7 +22,17 @@ static void add_backward_op(Tape *t, TapeRecord *r) {
     }
 }
 
-static const TapeOp ADD_OP[3] = {{"add", add_backward_op}, {"add+relu", add_backward_op}, {"add+relu6", add_backward_op}};
+/* Memory traffic: forward reads a and b and writes y; backward reads dy (and y, for the mask) and
+ * adds it into both gradients (read and write each). */
+static void add_cost(const TapeRecord *r, TapeCost *c) {
+    double n = (double)r->out->numel;
+    c->bytes[0] = 4 * 3 * n;
+    c->bytes[1] = 4 * 6 * n;
+}
+
+static const TapeOp ADD_OP[3] = {{"add", add_backward_op, add_cost},
+                                 {"add+relu", add_backward_op, add_cost},
+                                 {"add+relu6", add_backward_op, add_cost}};
 
 Tensor *op_add_act(Tape *t, Tensor *a, Tensor *b, ActKind act) {
     tape_check_same_shape("add", a, b);

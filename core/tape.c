@@ -126,6 +126,12 @@ static void walk(Tape *t) {
         if (t->profile) {
             int k = profile_slot(t->profile, r->op);
             if (k >= 0) t->profile->backward_s[k] += now() - s;
+            if (k >= 0 && r->op->cost) {
+                TapeCost c = {{0, 0}, {0, 0}};
+                r->op->cost(r, &c);
+                for (int d = 0; d < 2; d++)
+                    t->profile->cost[k].flops[d] += c.flops[d], t->profile->cost[k].bytes[d] += c.bytes[d];
+            }
         }
         if (!t->keep_grads) {  // the producer has consumed its output's gradient
             FreeGrad *f = arena_alloc(t->arena, sizeof *f);
@@ -168,18 +174,35 @@ static int by_total(const void *a, const void *b) {
     return (ti < tj) - (ti > tj);
 }
 
-void tape_profile_print(const TapeProfile *p, int steps) {
+/* "12.3 GFLOP/s (45%)" or "12.3 GB/s" into buf: the rate of work over seconds, and its share of peak. */
+static const char *rate_str(char *buf, size_t size, double work, double seconds, double peak, const char *unit) {
+    if (!(work > 0) || !(seconds > 0)) return "";
+    double rate = work / seconds / 1e9;
+    if (peak > 0) snprintf(buf, size, "%.1f %s (%.0f%%)", rate, unit, 100 * rate / peak);
+    else snprintf(buf, size, "%.1f %s", rate, unit);
+    return buf;
+}
+
+void tape_profile_print(const TapeProfile *p, int steps, double peak_gflops, double peak_gbs) {
     int idx[TAPE_PROFILE_SLOTS];
     double total = 0;
     for (int i = 0; i < p->n; i++) idx[i] = i, total += p->forward_s[i] + p->backward_s[i];
     sort_profile = p;
     qsort(idx, (size_t)p->n, sizeof *idx, by_total);
-    printf("| op | calls/step | forward ms/step | backward ms/step | share |\n|---|---|---|---|---|\n");
+    printf("| op | calls/step | forward ms/step | backward ms/step | share | forward rate | backward rate |\n"
+           "|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < p->n; k++) {
         int i = idx[k];
-        printf("| %s | %.0f | %.1f | %.1f | %.1f%% |\n", p->op[i]->name, (double)p->calls[i] / steps,
+        const TapeCost *c = &p->cost[i];
+        char f[48], b[48];
+        bool flops = c->flops[0] + c->flops[1] > 0;
+        printf("| %s | %.0f | %.1f | %.1f | %.1f%% | %s | %s |\n", p->op[i]->name, (double)p->calls[i] / steps,
                1e3 * p->forward_s[i] / steps, 1e3 * p->backward_s[i] / steps,
-               100 * (p->forward_s[i] + p->backward_s[i]) / total);
+               100 * (p->forward_s[i] + p->backward_s[i]) / total,
+               rate_str(f, sizeof f, flops ? c->flops[0] : c->bytes[0], p->forward_s[i], flops ? peak_gflops : peak_gbs,
+                        flops ? "GFLOP/s" : "GB/s"),
+               rate_str(b, sizeof b, flops ? c->flops[1] : c->bytes[1], p->backward_s[i], flops ? peak_gflops : peak_gbs,
+                        flops ? "GFLOP/s" : "GB/s"));
     }
 }
 

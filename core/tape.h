@@ -36,9 +36,16 @@ typedef struct TapeRecord TapeRecord;
 
 /* An op's identity on the tape: its name (for errors and profiles) and its backward, which reads
  * r->out->grad and accumulates into the gradients of those r->in[i] that require one. */
+/* What one record costs, for the profile: floating-point operations (compute-bound ops) or bytes
+ * moved through memory (memory-bound ones), forward and backward. */
+typedef struct TapeCost {
+    double flops[2], bytes[2];  // [0] forward, [1] backward
+} TapeCost;
+
 typedef struct TapeOp {
     const char *name;
     void (*backward)(Tape *t, TapeRecord *r);
+    void (*cost)(const TapeRecord *r, TapeCost *c);  // optional (profiles only)
 } TapeOp;
 
 struct TapeRecord {
@@ -61,6 +68,7 @@ typedef struct FreeGrad FreeGrad;
 typedef struct TapeProfile {
     const TapeOp *op[TAPE_PROFILE_SLOTS];
     double forward_s[TAPE_PROFILE_SLOTS], backward_s[TAPE_PROFILE_SLOTS];
+    TapeCost cost[TAPE_PROFILE_SLOTS];  // summed over the records whose backward ran
     long calls[TAPE_PROFILE_SLOTS];
     int n;
     double stamp;         // end of the last recorded op
@@ -108,8 +116,10 @@ float *tape_grad_of(Tape *t, Tensor *x);
  * saves a memset and a read pass for the many gradients that have a single producer. */
 float *tape_grad_overwrite(Tape *t, Tensor *x, bool *overwrite);
 
-/* Print the profile as a table, slowest first; `steps` divides the times. */
-void tape_profile_print(const TapeProfile *p, int steps);
+/* Print the profile as a table, slowest first; `steps` divides the times. Beside each op kind with
+ * a cost, its rate — GFLOP/s, or GB/s for memory-bound ops — and that rate's share of peak_gflops
+ * or peak_gbs (0: no share column). */
+void tape_profile_print(const TapeProfile *p, int steps, double peak_gflops, double peak_gbs);
 
 /* Fatal unless a and b have the same shape: "<op>: shapes (..) and (..) differ". */
 void tape_check_same_shape(const char *op, const Tensor *a, const Tensor *b);

@@ -104,6 +104,11 @@ ParameterizedTestParameters(depthwise, fast_matches_its_reference) {
         {.N = 1, .H = 10, .W = 10, .C = 4, .K = 9, .stride = 1, .pad = 4, .bias = true, .threads = 2},  // > 64 taps
         {.N = 2, .H = 4, .W = 3, .C = 17, .K = 2, .stride = 2, .pad = 0, .threads = 2},                 // even kernel
         {.N = 1, .H = 1, .W = 1, .C = 3, .K = 3, .stride = 1, .pad = 1, .threads = 1},                  // one pixel
+        // the blocked 3×3 path (channels a whole number of vectors at every width: 32, 48):
+        // 11 wide: 2 blocks of 4 and a remainder; stride 2; no padding, one output row
+        {.N = 2, .H = 7, .W = 11, .C = 32, .K = 3, .stride = 1, .pad = 1, .bias = true, .threads = 2},
+        {.N = 2, .H = 9, .W = 14, .C = 48, .K = 3, .stride = 2, .pad = 1, .threads = 3},
+        {.N = 1, .H = 3, .W = 12, .C = 32, .K = 3, .stride = 1, .pad = 0, .bias = true, .threads = 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) cases[i].OC = cases[i].groups = cases[i].C;
     return cr_make_param_array(ConvCase, cases, sizeof cases / sizeof *cases);
@@ -151,6 +156,50 @@ ParameterizedTest(ConvCase *c, depthwise, fast_matches_its_reference, .init = te
     dq_free(dx_o);
     for (int k = 0; k < 3; k++) dq_free(dx[k]), dq_free(dw[k]);
     threads_shutdown();
+}
+
+/* The blocked 3×3 paths (channels a whole number of vectors; forward, and dx at stride 1) and the
+ * per-pixel ones (any other count) sum each value's taps in the same order: the first 32 channels
+ * of a 33-channel image come out the same to the bit as the 32-channel image alone. */
+Test(depthwise, blocked_path_same_bits_as_per_pixel, .init = test_setup, .fini = test_teardown) {
+    for (int stride = 1; stride <= 2; stride++) {
+        threads_init(2);
+        int N = 2, H = 9, W = 13, C = 32;
+        Tensor *x33 = rand_tensor(4, (const int[]){N, H, W, C + 1}, -1, 1), *w33 = rand_tensor(4, (const int[]){3, 3, 1, C + 1}, -1, 1);
+        Tensor *b33 = rand_tensor(1, (const int[]){C + 1}, -1, 1);
+        Tensor *x32 = tensor_new4(&test_arena, N, H, W, C), *w32 = tensor_new4(&test_arena, 3, 3, 1, C);
+        Tensor *b32 = tensor_new(&test_arena, 1, (const int[]){C});
+        for (size_t p = 0; p < (size_t)N * H * W; p++) memcpy(x32->data + p * C, x33->data + p * (C + 1), C * sizeof(float));
+        for (int t = 0; t < 9; t++) memcpy(w32->data + t * C, w33->data + t * (C + 1), C * sizeof(float));
+        memcpy(b32->data, b33->data, C * sizeof(float));
+        Conv2dArgs a = {.stride = stride, .pad = 1, .groups = C};
+        ConvGeom g32 = conv2d_geom(x32, w32, b32, a);
+        a.groups = C + 1;
+        ConvGeom g33 = conv2d_geom(x33, w33, b33, a);
+        size_t pixels = (size_t)N * g32.OH * g32.OW;
+        float *y32 = arena_floats(&test_arena, pixels * C), *y33 = arena_floats(&test_arena, pixels * (C + 1));
+        depthwise_forward_fast(y32, x32->data, w32->data, b32->data, &g32);
+        depthwise_forward_fast(y33, x33->data, w33->data, b33->data, &g33);
+        for (size_t p = 0; p < pixels; p++)
+            for (int c = 0; c < C; c++)
+                cr_assert(memcmp(&y32[p * C + c], &y33[p * (C + 1) + c], sizeof(float)) == 0,
+                          "stride %d, pixel %zu channel %d: %.9g (blocked) vs %.9g (per pixel)", stride, p, c,
+                          y32[p * C + c], y33[p * (C + 1) + c]);
+        // dx: dy of the 33 channels, its first 32 for the 32; accumulated onto x's values
+        Tensor *dy33 = rand_tensor(4, (const int[]){N, g33.OH, g33.OW, C + 1}, -1, 1);
+        float *dy32 = arena_floats(&test_arena, pixels * C);
+        for (size_t p = 0; p < pixels; p++) memcpy(dy32 + p * C, dy33->data + p * (C + 1), C * sizeof(float));
+        float *dx32 = copy_floats(x32->data, x32->numel), *dx33 = copy_floats(x33->data, x33->numel);
+        depthwise_backward_fast(dx32, NULL, NULL, dy32, x32->data, w32->data, &g32, false);
+        depthwise_backward_fast(dx33, NULL, NULL, dy33->data, x33->data, w33->data, &g33, false);
+        for (size_t p = 0; p < (size_t)N * H * W; p++)
+            for (int c = 0; c < C; c++)
+                cr_assert(memcmp(&dx32[p * C + c], &dx33[p * (C + 1) + c], sizeof(float)) == 0,
+                          "dx, stride %d, pixel %zu channel %d: %.9g (blocked) vs %.9g (per pixel)", stride, p, c,
+                          dx32[p * C + c], dx33[p * (C + 1) + c]);
+        dq_free(dx32), dq_free(dx33);
+        threads_shutdown();
+    }
 }
 
 Test(conv2d, hand_computed, .init = test_setup, .fini = test_teardown) {
