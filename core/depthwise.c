@@ -235,6 +235,37 @@ static void dx_rows(void *ctx, int begin, int end, int tid) {
 
 static size_t partial_floats(const ConvGeom *g) { return (size_t)(g->KH * g->KW + 1) * g->C; }
 
+/* dw and db of images [begin, end), 3×3, whole vectors of channels: one vector of channels at a
+ * time with its 9 (and db's) sums in registers, over the pixels in the order of the general loop
+ * below, so each sum adds the same terms in the same order: the same result to the bit. */
+static void dw_images3(const DwJob *j, int begin, int end, float *pdw, float *pdb) {
+    const ConvGeom *g = j->g;
+    int C = g->C;
+    for (int c = 0; c < C; c += VL) {
+        vf acc[9], accb = (vf){0};
+        for (int t = 0; t < 9; t++) acc[t] = (vf){0};
+        for (int n = begin; n < end; n++)
+            for (int oh = 0; oh < g->OH; oh++)
+                for (int ow = 0; ow < g->OW; ow++) {
+                    vf d = vf_load(j->dy + (((size_t)n * g->OH + oh) * g->OW + ow) * C + c);
+                    if (j->want_db) accb += d;
+                    if (!j->want_dw) continue;
+                    for (int kh = 0; kh < 3; kh++) {
+                        int ih = oh * g->stride - g->pad + kh;
+                        if (ih < 0 || ih >= g->H) continue;
+                        const float *xr = j->x + ((size_t)n * g->H + ih) * g->W * C + c;
+                        for (int kw = 0; kw < 3; kw++) {
+                            int iw = ow * g->stride - g->pad + kw;
+                            if (iw < 0 || iw >= g->W) continue;
+                            acc[kh * 3 + kw] += d * vf_load(xr + (size_t)iw * C);
+                        }
+                    }
+                }
+        for (int t = 0; t < 9; t++) vf_store(pdw + (size_t)t * C + c, acc[t]);
+        vf_store(pdb + c, accb);
+    }
+}
+
 static void dw_images(void *ctx, int begin, int end, int tid) {
     // forward: y[n][oh][ow][c] = b[c] + Σ_{kh,kw} x[n][ih][iw][c] · w[kh][kw][c]
     const DwJob *j = ctx;
@@ -243,6 +274,10 @@ static void dw_images(void *ctx, int begin, int end, int tid) {
     float *pdw = threads_scratch(tid, THREADS_SLOT_DEPTHWISE_PARTIAL, partial_floats(g));
     float *pdb = pdw + (size_t)g->KH * g->KW * C;
     memset(pdw, 0, partial_floats(g) * sizeof(float));
+    if (g->KH == 3 && g->KW == 3 && C % VL == 0) {
+        dw_images3(j, begin, end, pdw, pdb);
+        return;
+    }
     for (int n = begin; n < end; n++)
         for (int oh = 0; oh < g->OH; oh++)
             for (int ow = 0; ow < g->OW; ow++) {

@@ -158,9 +158,9 @@ ParameterizedTest(ConvCase *c, depthwise, fast_matches_its_reference, .init = te
     threads_shutdown();
 }
 
-/* The blocked 3×3 paths (channels a whole number of vectors; forward, and dx at stride 1) and the
- * per-pixel ones (any other count) sum each value's taps in the same order: the first 32 channels
- * of a 33-channel image come out the same to the bit as the 32-channel image alone. */
+/* The blocked 3×3 paths (channels a whole number of vectors: forward, dx at stride 1, dw and db)
+ * and the general ones (any other count) sum each value's terms in the same order: the first 32
+ * channels of a 33-channel image come out the same to the bit as the 32-channel image alone. */
 Test(depthwise, blocked_path_same_bits_as_per_pixel, .init = test_setup, .fini = test_teardown) {
     for (int stride = 1; stride <= 2; stride++) {
         threads_init(2);
@@ -198,6 +198,16 @@ Test(depthwise, blocked_path_same_bits_as_per_pixel, .init = test_setup, .fini =
                           "dx, stride %d, pixel %zu channel %d: %.9g (blocked) vs %.9g (per pixel)", stride, p, c,
                           dx32[p * C + c], dx33[p * (C + 1) + c]);
         dq_free(dx32), dq_free(dx33);
+        // dw and db: 9 taps × channels, and channels
+        float dw32[9 * 32] = {0}, dw33[9 * 33] = {0}, db32[32] = {0}, db33[33] = {0};
+        depthwise_backward_fast(NULL, dw32, db32, dy32, x32->data, w32->data, &g32, false);
+        depthwise_backward_fast(NULL, dw33, db33, dy33->data, x33->data, w33->data, &g33, false);
+        for (int t = 0; t < 9; t++)
+            for (int c = 0; c < C; c++)
+                cr_assert(memcmp(&dw32[t * C + c], &dw33[t * (C + 1) + c], sizeof(float)) == 0,
+                          "dw, stride %d, tap %d channel %d: %.9g (blocked) vs %.9g (general)", stride, t, c,
+                          dw32[t * C + c], dw33[t * (C + 1) + c]);
+        cr_assert(memcmp(db32, db33, sizeof db32) == 0, "db, stride %d", stride);
         threads_shutdown();
     }
 }
