@@ -127,7 +127,7 @@ static void walk(Tape *t) {
             int k = profile_slot(t->profile, r->op);
             if (k >= 0) t->profile->backward_s[k] += now() - s;
             if (k >= 0 && r->op->cost) {
-                TapeCost c = {{0, 0}, {0, 0}};
+                TapeCost c = {.flops = {0, 0}, .bytes = {0, 0}};
                 r->op->cost(r, &c);
                 for (int d = 0; d < 2; d++)
                     t->profile->cost[k].flops[d] += c.flops[d], t->profile->cost[k].bytes[d] += c.bytes[d];
