@@ -24,24 +24,6 @@ void batchnorm_stats_ref(float *mean, float *var, const float *x, size_t R, int 
     }
 }
 
-/* The forward's folded affine, y = act(x·scale + shift): scale = γ·invstd, shift = β − μ·scale. The
- * backward recomputes x·scale + shift — the value before the activation, and so its mask — from
- * the same scale and shift with the same expression, which the compiler contracts the same way
- * (to one FMA where there is one): the mask the forward had, without reading y. (fmaf would say
- * so explicitly, but GCC calls libm for it in these loops: 7× slower.) */
-static void folded_affine(float *scale, float *shift, const float *gamma, const float *beta, const float *mean,
-                          const float *invstd, int C) {
-    for (int c = 0; c < C; c++) {
-        scale[c] = gamma[c] * invstd[c];
-        shift[c] = beta[c] - mean[c] * scale[c];
-    }
-}
-
-/* The activation's gradient mask at the pre-activation value v (ACT_NONE: 1). */
-static inline float pre_mask(ActKind act, float v) {
-    return act == ACT_NONE || (v > 0 && (act == ACT_RELU || v < 6)) ? 1.0f : 0.0f;
-}
-
 typedef struct ApplyJob {
     float *y;
     const float *x, *scale, *shift;
@@ -75,7 +57,10 @@ void batchnorm_apply(float *y, const float *x, const float *mean, const float *i
                      const float *gamma, const float *beta, size_t R, int C, ActKind act) {
     // y = act(γ·(x − μ)·invstd + β) = act(x·scale + shift)
     float *scale = threads_scratch(threads_current_tid(), THREADS_SLOT_BATCHNORM_AFFINE, 2 * (size_t)C), *shift = scale + C;
-    folded_affine(scale, shift, gamma, beta, mean, invstd, C);
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] * invstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
     ApplyJob job = {.y = y, .x = x, .scale = scale, .shift = shift, .R = R, .C = C, .chunks = threads_count(),
                     .act = act};
     parallel_for(job.chunks, apply_task, &job);
@@ -111,8 +96,7 @@ void batchnorm_backward_ref(const BnGrad *g) {
  * order: bit-identical for a given thread count. Each thread's scratch holds, in floats:
  *   [0, 4C)   its partial sums (2·C doubles)
  *   [4C, 7C)  dx coefficients k, a, b (backward)
- *   [8C, 12C) thread 0 only: the combined sums (2·C doubles)
- *   [12C, 14C) the forward's scale and shift (backward, where there is an activation) */
+ *   [8C, 12C) thread 0 only: the combined sums (2·C doubles) */
 typedef struct BnJob {
     const float *x;       // stats: the input
     const BnGrad *g;      // backward
@@ -124,7 +108,7 @@ typedef struct BnJob {
 static size_t rows_of(const BnJob *j, int chunk) { return j->R * (size_t)chunk / (size_t)j->chunks; }
 
 static double *partials(int tid, int C) {
-    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_BATCHNORM_SUMS, (size_t)14 * C);
+    return (double *)(void *)threads_scratch(tid, THREADS_SLOT_BATCHNORM_SUMS, (size_t)12 * C);
 }
 
 static void stats_task(void *ctx, int begin, int end, int tid) {
@@ -159,24 +143,16 @@ void batchnorm_stats_fast(float *mean, float *var, const float *x, size_t R, int
     }
 }
 
-/* This thread's copy of the forward's scale and shift (the activation's mask without y). */
-static const float *thread_affine(const BnGrad *g, int tid) {
-    float *sc = (float *)(void *)partials(tid, g->C) + 12 * (size_t)g->C;
-    if (g->act != ACT_NONE) folded_affine(sc, sc + g->C, g->gamma, g->beta, g->mean, g->invstd, g->C);
-    return sc;
-}
-
 static void grad_sums_task(void *ctx, int begin, int end, int tid) {
     const BnJob *j = ctx;
     const BnGrad *g = j->g;
     int C = j->C;
     double *sd = partials(tid, C), *sdx = sd + C;
-    const float *sc = thread_affine(g, tid), *sh = sc + C;
     memset(sd, 0, 2 * (size_t)C * sizeof(double));
     for (size_t r = rows_of(j, begin); r < rows_of(j, end); r++) {
-        const float *restrict xr = g->x + r * C, *restrict dyr = g->dy + r * C;
+        const float *restrict xr = g->x + r * C, *restrict dyr = g->dy + r * C, *restrict yr = g->y + r * C;
         for (int c = 0; c < C; c++) {
-            float xh = (xr[c] - g->mean[c]) * g->invstd[c], d = dyr[c] * pre_mask(g->act, xr[c] * sc[c] + sh[c]);
+            float xh = (xr[c] - g->mean[c]) * g->invstd[c], d = dyr[c] * act_grad_mask(g->act, yr[c]);
             sd[c] += d;
             sdx[c] += (double)(d * xh);
         }
@@ -190,17 +166,16 @@ static void dx_task(void *ctx, int begin, int end, int tid) {
     const double *sums = j->sums;
     // dx = k·(d − a − x̂·b), d = dy·act'(y), k = γ·invstd, a = Σd/R, b = Σ(d·x̂)/R (0 in eval mode)
     float *k = (float *)(void *)(partials(tid, C) + 2 * (size_t)C), *a = k + C, *b = a + C;
-    const float *sc = thread_affine(g, tid), *sh = sc + C;
     for (int c = 0; c < C; c++) {
         k[c] = g->gamma[c] * g->invstd[c];
         a[c] = g->batch_stats ? (float)(sums[c] / (double)j->R) : 0.0f;
         b[c] = g->batch_stats ? (float)(sums[C + c] / (double)j->R) : 0.0f;
     }
     for (size_t r = rows_of(j, begin); r < rows_of(j, end); r++) {
-        const float *restrict xr = g->x + r * C, *restrict dyr = g->dy + r * C;
+        const float *restrict xr = g->x + r * C, *restrict dyr = g->dy + r * C, *restrict yr = g->y + r * C;
         float *restrict dxr = g->dx + r * C;
         for (int c = 0; c < C; c++) {
-            float xh = (xr[c] - g->mean[c]) * g->invstd[c], d = dyr[c] * pre_mask(g->act, xr[c] * sc[c] + sh[c]);
+            float xh = (xr[c] - g->mean[c]) * g->invstd[c], d = dyr[c] * act_grad_mask(g->act, yr[c]);
             float v = k[c] * (d - a[c] - xh * b[c]);
             dxr[c] = g->dx_overwrite ? v : dxr[c] + v;
         }
@@ -244,21 +219,21 @@ static void batchnorm_backward_op(Tape *t, TapeRecord *r) {
     float *dx = r->ref ? tape_grad_of(t, x) : tape_grad_overwrite(t, x, &overwrite);
     BnGrad g = {.dx = dx, .dgamma = tape_grad_of(t, gamma), .dbeta = tape_grad_of(t, beta), .dx_overwrite = overwrite,
                 .dy = r->out->grad, .y = r->out->data, .act = s->act, .x = x->data, .mean = s->mean,
-                .invstd = s->invstd, .gamma = gamma->data, .beta = beta->data, .R = x->numel / (size_t)C, .C = C,
+                .invstd = s->invstd, .gamma = gamma->data, .R = x->numel / (size_t)C, .C = C,
                 .batch_stats = s->batch_stats};
     if (r->ref) batchnorm_backward_ref(&g);
     else batchnorm_backward_fast(&g);
 }
 
 /* Memory traffic, 4 bytes a value: forward, the statistics read x and the affine pass reads x and
- * writes y; backward, the sums read x and dy, and dx reads them again and writes dx. */
+ * writes y; backward, the sums read x, dy and y, and dx reads them again and writes dx. */
 static void batchnorm_cost(const TapeRecord *r, TapeCost *c) {
     double n = (double)r->in[0]->numel;
     c->bytes[0] = 4 * 3 * n;
-    c->bytes[1] = 4 * 5 * n;
+    c->bytes[1] = 4 * 7 * n;
 }
 
-static const TapeOp BATCHNORM_OP = {"batchnorm", batchnorm_backward_op, batchnorm_cost};
+static const TapeOp BATCHNORM_OP = {.name = "batchnorm", .backward = batchnorm_backward_op, .cost = batchnorm_cost};
 
 Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormArgs a) {
     char sx[64];

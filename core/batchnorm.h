@@ -32,12 +32,11 @@ typedef struct BnGrad {
     float *dx, *dgamma, *dbeta;   // accumulated into; each may be NULL
     bool dx_overwrite;            // fast kernel: store into dx instead (see tape_grad_overwrite)
     const float *dy;              // (R, C) gradient of the output
-    const float *y;               // (R, C) the output, for the activation's mask (reference
-                                  // kernel; the fast one recomputes it from x, gamma and beta)
+    const float *y;               // (R, C) the output, for the activation's mask
     ActKind act;
     const float *x;               // (R, C) the input
     const float *mean, *invstd;   // (C) statistics the forward used
-    const float *gamma, *beta;    // (C)
+    const float *gamma;           // (C)
     size_t R;
     int C;
     bool batch_stats;             // mean/invstd came from this batch (training): adds the

@@ -407,9 +407,9 @@ static void conv2d_cost(const TapeRecord *r, TapeCost *c) {
     c->flops[1] = 2 * macs * (r->in[0]->requires_grad + r->in[1]->requires_grad);
 }
 
-static const TapeOp CONV2D_OP = {"conv2d", conv2d_backward_op, conv2d_cost};
-static const TapeOp POINTWISE_OP = {"conv2d 1x1", conv2d_backward_op, conv2d_cost};
-static const TapeOp DEPTHWISE_OP = {"conv2d depthwise", conv2d_backward_op, conv2d_cost};
+static const TapeOp CONV2D_OP = {.name = "conv2d", .backward = conv2d_backward_op, .cost = conv2d_cost};
+static const TapeOp POINTWISE_OP = {.name = "conv2d 1x1", .backward = conv2d_backward_op, .cost = conv2d_cost};
+static const TapeOp DEPTHWISE_OP = {.name = "conv2d depthwise", .backward = conv2d_backward_op, .cost = conv2d_cost};
 
 Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args) {
     ConvGeom g = conv2d_geom(x, weight, bias, args);

@@ -30,9 +30,9 @@ static void add_cost(const TapeRecord *r, TapeCost *c) {
     c->bytes[1] = 4 * 6 * n;
 }
 
-static const TapeOp ADD_OP[3] = {{"add", add_backward_op, add_cost},
-                                 {"add+relu", add_backward_op, add_cost},
-                                 {"add+relu6", add_backward_op, add_cost}};
+static const TapeOp ADD_OP[3] = {{.name = "add", .backward = add_backward_op, .cost = add_cost},
+                                 {.name = "add+relu", .backward = add_backward_op, .cost = add_cost},
+                                 {.name = "add+relu6", .backward = add_backward_op, .cost = add_cost}};
 
 Tensor *op_add_act(Tape *t, Tensor *a, Tensor *b, ActKind act) {
     tape_check_same_shape("add", a, b);

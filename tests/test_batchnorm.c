@@ -76,10 +76,10 @@ ParameterizedTest(BnCase *c, batchnorm, fast_matches_reference, .init = test_set
         cr_assert_float_eq(y[i], want, 1e-5, "forward at %zu", i);
     }
     BnGrad gr = {.dx = dxr, .dgamma = dgr, .dbeta = dbr, .dx_overwrite = false, .dy = dy->data, .y = y, .act = c->act,
-                 .x = x->data, .mean = mr, .invstd = inv, .gamma = g->data, .beta = b->data, .R = c->R, .C = c->C,
+                 .x = x->data, .mean = mr, .invstd = inv, .gamma = g->data, .R = c->R, .C = c->C,
                  .batch_stats = c->batch_stats};
     BnGrad gf = {.dx = dxf, .dgamma = dgf, .dbeta = dbf, .dx_overwrite = false, .dy = dy->data, .y = y, .act = c->act,
-                 .x = x->data, .mean = mr, .invstd = inv, .gamma = g->data, .beta = b->data, .R = c->R, .C = c->C,
+                 .x = x->data, .mean = mr, .invstd = inv, .gamma = g->data, .R = c->R, .C = c->C,
                  .batch_stats = c->batch_stats};
     batchnorm_backward_ref(&gr);
     batchnorm_backward_fast(&gf);
