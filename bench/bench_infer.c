@@ -54,6 +54,15 @@ static void settle_bits(Quantizer *q, void *ctx) {
     ddq_snap(q);
 }
 
+/* n random images (uniform in [−2, 2]) in arena a, from seed and stream: the inputs of a timing. */
+static Tensor *random_images(Arena *a, int n, int h, int w, int c, uint64_t seed, int stream) {
+    Tensor *x = tensor_new4(a, n, h, w, c);
+    Rng r;
+    rng_seed(&r, seed, rng_stream(RNG_STREAM_FREE, stream));
+    rng_fill_uniform(&r, x->data, x->numel, -2, 2);
+    return x;
+}
+
 /* The network quantized with `method` (BatchNorm statistics and ranges from random batches) at 4
  * bits — DDQ's unpinned quantizers merged to 4 bits and snapped to the integer grid — as an
  * integer program. */
@@ -69,10 +78,7 @@ static void integer_of(const MobileNetV2Config *mc, IntModel *im) {
     Tape t;
     tape_init(&t, &a);
     t.no_grad = true;
-    Rng r;
-    rng_seed(&r, 5, rng_stream(RNG_STREAM_FREE, 0));
-    Tensor *x = tensor_new4(&keep, 32, mc->in_size, mc->in_size, mc->in_channels);
-    rng_fill_uniform(&r, x->data, x->numel, -2, 2);
+    Tensor *x = random_images(&keep, 32, mc->in_size, mc->in_size, mc->in_channels, 5, 0);
     for (int i = 0; i < 4; i++) {
         t.training = true;
         tape_reset(&t);
@@ -124,17 +130,13 @@ static const char *save_dir = "";
 static void save_onnx(Model *fm, IntModel *im, const char *name) {
     char path[1200], check[1300], err[512];
     int n = ONNX_IMAGES, classes = fm->num_classes;
-    size_t img = (size_t)fm->in_h * fm->in_w * fm->in_c;
     Arena a, keep;
     arena_init(&a, 1 << 24, 0);
     arena_init(&keep, 1 << 20, 0);
     Tape t;
     tape_init(&t, &a);
     t.no_grad = true, t.training = false;
-    Tensor *x = tensor_new4(&keep, n, fm->in_h, fm->in_w, fm->in_c);
-    Rng r;
-    rng_seed(&r, 11, rng_stream(RNG_STREAM_FREE, 3));
-    rng_fill_uniform(&r, x->data, x->numel, -2, 2);
+    Tensor *x = random_images(&keep, n, fm->in_h, fm->in_w, fm->in_c, 11, 3);
     float *lf = dq_malloc((size_t)n * classes * sizeof(float)), *li = dq_malloc((size_t)n * classes * sizeof(float));
     Tensor *y = model_forward(fm, &t, x);
     memcpy(lf, y->data, (size_t)n * classes * sizeof(float));
@@ -148,7 +150,6 @@ static void save_onnx(Model *fm, IntModel *im, const char *name) {
         if (!ok || !onnx_save_check(check, x->data, n, fm->in_h, fm->in_w, fm->in_c, sets, 1, classes, err, sizeof err))
             DQ_FATAL_FILE(path, "%s", err);
     }
-    (void)img;
     dq_free(lf), dq_free(li);
     arena_free(&a), arena_free(&keep);
 }
@@ -173,10 +174,7 @@ static void bench_net(const Net *net, int reps, double budget, int threads) {
         Tape t;
         tape_init(&t, &a);
         t.no_grad = true, t.training = false;
-        Tensor *x = tensor_new4(&keep, n, net->cfg.in_size, net->cfg.in_size, net->cfg.in_channels);
-        Rng r;
-        rng_seed(&r, 9, rng_stream(RNG_STREAM_FREE, 1));
-        rng_fill_uniform(&r, x->data, x->numel, -2, 2);
+        Tensor *x = random_images(&keep, n, net->cfg.in_size, net->cfg.in_size, net->cfg.in_channels, 9, 1);
         float *logits = dq_malloc((size_t)n * net->cfg.num_classes * sizeof(float));
         fp32_rate(fm, &t, x, budget / 3), int_rate(&im, x->data, n, logits, budget / 3);  // warm-up
         double *f = dq_malloc(2 * (size_t)reps * sizeof(double)), *g = f + reps;

@@ -86,7 +86,7 @@ static bool fine_candidate(const IQuant *q, ActKind act, int which, Fine *f) {
             if (!qw_thresh_kind(q, act, j)) lo = fmin(lo, q->thresh[j]), hi = fmax(hi, q->thresh[j]);
         double s = which <= 2 ? q->scale : which == 3 ? q->scale / 2.0 : (hi - lo) / 250;
         if (!(s > 0) || !isfinite(s)) s = q->scale;
-        f->scale = (float)s, f->shift = which == 2 ? 0.5 : which == 3 ? 0.5 : 0;
+        f->scale = (float)s, f->shift = which == 2 || which == 3 ? 0.5 : 0;
         // the boundary nearest threshold t is the half-integer floor(t/scale + shift) + ½: K = that + ½ + zero
         double ulo = lo > hi ? 0 : floor(lo / f->scale + f->shift), uhi = lo > hi ? 0 : floor(hi / f->scale + f->shift);
         double zlo = fmax(0, -ulo), zhi = fmin(255, 254 - uhi);

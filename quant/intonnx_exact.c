@@ -282,16 +282,18 @@ void qw_conv_fix(QWalk *w, int i) {
     strcpy(w->name[op->out], fl);
 }
 
-/* One operand of a residual sum brought from fraction `from` to `to`: times 2^(to − from), or
- * divided by 2^(from − to) rounded half up, as the engine's shift. */
-static void rescale_fix(QWalk *w, char *v, int from, int to, const char *tag, const char *layer) {
+/* Operand k of a residual sum brought from fraction `from` to `to`: times 2^(to − from), or
+ * divided by 2^(from − to) rounded half up, as the engine's shift. Its initializers are named for
+ * the operand (both may need the same shift; an initializer name must be unique). */
+static void rescale_fix(QWalk *w, char *v, int k, int from, int to, const char *tag, const char *layer) {
     if (from == to) return;
-    char f[112], half[112];
-    snprintf(f, sizeof f, "%s.shift_%d_%d", tag, from, to);
-    onnx_init(&w->g, f, ONNX_DOUBLE, NULL, 0, &(double){ldexp(1, to - from)}, sizeof(double));
+    char f[112], half[112], what[32];
+    snprintf(what, sizeof what, "operand%d_shift", k);
+    const_double(w, f, tag, what, NULL, 0, &(double){ldexp(1, to - from)}, 1);
     qw_op(w, "Mul", layer, v, f, v);
     if (to > from) return;
-    const_double(w, half, tag, "half", NULL, 0, (const double[]){0.5}, 1);
+    snprintf(what, sizeof what, "operand%d_half", k);
+    const_double(w, half, tag, what, NULL, 0, (const double[]){0.5}, 1);
     qw_op(w, "Add", layer, v, half, v), qw_op(w, "Floor", layer, v, NULL, v);
 }
 
@@ -301,8 +303,8 @@ void qw_add_fix(QWalk *w, int i) {
     char tag[96], a[32], b[32];
     snprintf(tag, sizeof tag, "%s_%d", op->name, i);
     strcpy(a, w->name[op->in]), strcpy(b, w->name[op->in2]);
-    rescale_fix(w, a, t[op->in].frac, t[op->out].frac, tag, op->name);
-    rescale_fix(w, b, t[op->in2].frac, t[op->out].frac, tag, op->name);
+    rescale_fix(w, a, 0, t[op->in].frac, t[op->out].frac, tag, op->name);
+    rescale_fix(w, b, 1, t[op->in2].frac, t[op->out].frac, tag, op->name);
     qw_op(w, "Add", op->name, a, b, a);
     if (op->relu) qw_op(w, "Relu", op->name, a, NULL, a);
     strcpy(w->name[op->out], a);
