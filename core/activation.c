@@ -1,6 +1,8 @@
 /* activation.c — relu, relu6, dropout. Single loops the compiler vectorises; no _fast twin. */
 #include "activation.h"
 
+#include <math.h>
+
 #include "error.h"
 
 void relu_forward(float *restrict y, const float *restrict x, size_t n) {
@@ -10,6 +12,34 @@ void relu_forward(float *restrict y, const float *restrict x, size_t n) {
 void relu_backward(float *restrict dx, const float *restrict dy, const float *restrict x, size_t n) {
     // forward: y = max(x, 0)
     for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0;
+}
+
+/* act(v·s + h): the one expression both loops below compile (so in place or not, the same bits). */
+static inline float affine_act(float v, float s, float h, float hi, bool act) {
+    v = v * s + h;
+    if (!act) return v;
+    v = v > 0 ? v : 0;
+    return v < hi ? v : hi;
+}
+
+void channel_affine_rows(float *y, const float *x, const ChannelAffine *a, size_t R, int C) {
+    const float *restrict sc = a->scale, *restrict sh = a->shift;
+    float hi = a->act == ACT_RELU6 ? 6.0f : INFINITY;
+    bool act = a->act != ACT_NONE;
+    for (size_t r = 0; r < R; r++) {
+        float *restrict yr = y + r * C;
+        if (x == y && act)
+            for (int c = 0; c < C; c++) yr[c] = affine_act(yr[c], sc[c], sh[c], hi, true);
+        else if (x == y)
+            for (int c = 0; c < C; c++) yr[c] = affine_act(yr[c], sc[c], sh[c], hi, false);
+        else {
+            const float *restrict xr = x + r * C;
+            if (act)
+                for (int c = 0; c < C; c++) yr[c] = affine_act(xr[c], sc[c], sh[c], hi, true);
+            else
+                for (int c = 0; c < C; c++) yr[c] = affine_act(xr[c], sc[c], sh[c], hi, false);
+        }
+    }
 }
 
 void relu6_forward(float *restrict y, const float *restrict x, size_t n) {

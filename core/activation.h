@@ -24,6 +24,18 @@ static inline float act_grad_mask(ActKind a, float y) {
     return a == ACT_NONE ? 1.0f : (y > 0 && (a == ACT_RELU || y < 6)) ? 1.0f : 0.0f;
 }
 
+/* A per-channel affine map and activation over rows of C channels:
+ *     y[r][c] = act(x[r][c]·scale[c] + shift[c])
+ * BatchNorm's output pass, and the same pass run as a convolution's epilogue in evaluation
+ * (BatchNorm fused into the convolution before it): one function, so both give the same bits.
+ * y may be x. */
+typedef struct ChannelAffine {
+    const float *scale, *shift;  // (C)
+    ActKind act;
+} ChannelAffine;
+
+void channel_affine_rows(float *y, const float *x, const ChannelAffine *a, size_t R, int C);
+
 Tensor *op_relu(Tape *t, Tensor *x);
 Tensor *op_relu6(Tape *t, Tensor *x);
 Tensor *op_dropout(Tape *t, Tensor *x, float p, Rng *rng);

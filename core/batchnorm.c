@@ -26,30 +26,31 @@ void batchnorm_stats_ref(float *mean, float *var, const float *x, size_t R, int 
 
 typedef struct ApplyJob {
     float *y;
-    const float *x, *scale, *shift;
+    const float *x;
+    ChannelAffine affine;
     size_t R;
     int C, chunks;
-    ActKind act;
 } ApplyJob;
 
 static void apply_task(void *ctx, int begin, int end, int tid) {
     const ApplyJob *j = ctx;
-    int C = j->C;
     size_t r0 = j->R * (size_t)begin / (size_t)j->chunks, r1 = j->R * (size_t)end / (size_t)j->chunks;
-    for (size_t r = r0; r < r1; r++) {
-        const float *restrict xr = j->x + r * C;
-        float *restrict yr = j->y + r * C;
-        const float *restrict sc = j->scale, *restrict sh = j->shift;
-        if (j->act == ACT_NONE)
-            for (int c = 0; c < C; c++) yr[c] = xr[c] * sc[c] + sh[c];
-        else {
-            float hi = j->act == ACT_RELU6 ? 6.0f : INFINITY;
-            for (int c = 0; c < C; c++) {
-                float v = xr[c] * sc[c] + sh[c];
-                v = v > 0 ? v : 0;
-                yr[c] = v < hi ? v : hi;
-            }
-        }
+    channel_affine_rows(j->y + r0 * j->C, j->x + r0 * j->C, &j->affine, r1 - r0, j->C);
+}
+
+void batchnorm_affine(float *scale, float *shift, const float *mean, const float *invstd, const float *gamma,
+                      const float *beta, int C) {
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] * invstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+}
+
+void batchnorm_eval_stats(float *mean, float *invstd, const float *running_mean, const float *running_var,
+                          float eps, int C) {
+    for (int c = 0; c < C; c++) {
+        mean[c] = running_mean[c];
+        invstd[c] = 1.0f / sqrtf(running_var[c] + eps);
     }
 }
 
@@ -57,12 +58,9 @@ void batchnorm_apply(float *y, const float *x, const float *mean, const float *i
                      const float *gamma, const float *beta, size_t R, int C, ActKind act) {
     // y = act(γ·(x − μ)·invstd + β) = act(x·scale + shift)
     float *scale = threads_scratch(threads_current_tid(), THREADS_SLOT_BATCHNORM_AFFINE, 2 * (size_t)C), *shift = scale + C;
-    for (int c = 0; c < C; c++) {
-        scale[c] = gamma[c] * invstd[c];
-        shift[c] = beta[c] - mean[c] * scale[c];
-    }
-    ApplyJob job = {.y = y, .x = x, .scale = scale, .shift = shift, .R = R, .C = C, .chunks = threads_count(),
-                    .act = act};
+    batchnorm_affine(scale, shift, mean, invstd, gamma, beta, C);
+    ApplyJob job = {.y = y, .x = x, .affine = {.scale = scale, .shift = shift, .act = act}, .R = R, .C = C,
+                    .chunks = threads_count()};
     parallel_for(job.chunks, apply_task, &job);
 }
 
@@ -262,10 +260,7 @@ Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormA
         }
     } else {
         if (!a.running_mean || !a.running_var) DQ_FATAL("batchnorm: evaluation mode needs running statistics");
-        for (int c = 0; c < C; c++) {
-            mean[c] = a.running_mean[c];
-            invstd[c] = 1.0f / sqrtf(a.running_var[c] + a.eps);
-        }
+        batchnorm_eval_stats(mean, invstd, a.running_mean, a.running_var, a.eps, C);
     }
     Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
     batchnorm_apply(y->data, x->data, mean, invstd, gamma->data, beta->data, R, C, a.act);

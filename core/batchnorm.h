@@ -48,6 +48,12 @@ void batchnorm_stats_ref(float *mean, float *var, const float *x, size_t R, int 
 void batchnorm_stats_fast(float *mean, float *var, const float *x, size_t R, int C);
 void batchnorm_apply(float *y, const float *x, const float *mean, const float *invstd,
                      const float *gamma, const float *beta, size_t R, int C, ActKind act);
+/* The output pass as a ChannelAffine: scale = γ·invstd, shift = β − μ·scale. */
+void batchnorm_affine(float *scale, float *shift, const float *mean, const float *invstd, const float *gamma,
+                      const float *beta, int C);
+/* Evaluation mode's statistics: μ = running mean, invstd = 1/sqrt(running var + eps). */
+void batchnorm_eval_stats(float *mean, float *invstd, const float *running_mean, const float *running_var,
+                          float eps, int C);
 void batchnorm_backward_ref(const BnGrad *g);
 void batchnorm_backward_fast(const BnGrad *g);
 

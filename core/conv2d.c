@@ -149,12 +149,13 @@ typedef struct ConvJob {
     const float *x, *w, *b, *dy;
     float *y, *dx;
     float beta;       // forward: y = beta·y + conv(x)
+    const ChannelAffine *after;  // forward: applied to each finished chunk (NULL: none)
     bool want_dw, want_db;
     int rows;         // rows per chunk
 } ConvJob;
 
 static void conv_im2col_forward(float *y, const float *x, const float *w, const float *b,
-                                const ConvGeom *g, float beta);
+                                const ConvGeom *g, float beta, const ChannelAffine *after);
 
 /* Forward over chunks [begin, end) of `rows` output pixels: im2col then GEMM, per group.
  * Each output element is one GEMM dot product in fixed order: independent of the thread count. */
@@ -170,7 +171,9 @@ static void forward_chunks(void *ctx, int begin, int end, int tid) {
             gemm_serial(false, false, m1 - m0, g->OCg, g->Kc, col, g->Kc, j->w + grp * g->OCg,
                         g->OC, j->beta, j->y + (size_t)m0 * g->OC + grp * g->OCg, g->OC);
         }
-        if (j->b) add_bias_rows(j->y + (size_t)m0 * g->OC, j->b, (size_t)(m1 - m0), g->OC);
+        float *y = j->y + (size_t)m0 * g->OC;
+        if (j->b) add_bias_rows(y, j->b, (size_t)(m1 - m0), g->OC);
+        if (j->after) channel_affine_rows(y, y, j->after, (size_t)(m1 - m0), g->OC);
     }
 }
 
@@ -189,6 +192,7 @@ typedef struct ImplicitJob {
     float *xp;                      // (N, Hp, Wp, C) zero-padded input, plus slack
     const float *wp;                // packed weights
     float *y, beta;
+    const ChannelAffine *after;     // applied to each finished output row (NULL: none)
     int Hp, Wp;
     size_t off[IMPLICIT_MAX_TAPS];  // tap (kh, kw) -> (kh·Wp + kw)·C
 } ImplicitJob;
@@ -230,12 +234,13 @@ static void implicit_rows(void *ctx, int begin, int end, int tid) {
                            j->wp, j->beta, y + (size_t)ow0 * g->OC, g->OC);
         }
         if (j->b) add_bias_rows(y, j->b, (size_t)g->OW, g->OC);
+        if (j->after) channel_affine_rows(y, y, j->after, (size_t)g->OW, g->OC);
     }
 }
 
 static void conv_implicit_forward(float *y, const float *x, const float *w, const float *b,
-                                  const ConvGeom *g, float beta) {
-    ImplicitJob job = {.g = g, .x = x, .b = b, .y = y, .beta = beta, .Hp = g->H + 2 * g->pad,
+                                  const ConvGeom *g, float beta, const ChannelAffine *after) {
+    ImplicitJob job = {.g = g, .x = x, .b = b, .y = y, .beta = beta, .after = after, .Hp = g->H + 2 * g->pad,
                        .Wp = g->W + 2 * g->pad};
     size_t body = (size_t)g->N * job.Hp * job.Wp * g->C;
     size_t slack = (size_t)gemm_tile_rows() * g->stride * g->C + (size_t)g->C;  // garbage rows of the last tile
@@ -250,30 +255,68 @@ static void conv_implicit_forward(float *y, const float *x, const float *w, cons
     parallel_for(g->N * g->OH, implicit_rows, &job);
 }
 
-/* y = beta·y + conv(x, w) + b by im2col chunks, in parallel over chunks (or implicitly). */
+/* y = after(beta·y + conv(x, w) + b) by im2col chunks, in parallel over chunks (or implicitly). */
 static void conv_im2col_forward(float *y, const float *x, const float *w, const float *b,
-                                const ConvGeom *g, float beta) {
+                                const ConvGeom *g, float beta, const ChannelAffine *after) {
     if (implicit_ok(g)) {
-        conv_implicit_forward(y, x, w, b, g, beta);
+        conv_implicit_forward(y, x, w, b, g, beta, after);
         return;
     }
     size_t M = (size_t)g->N * g->OH * g->OW;
-    ConvJob job = {.g = g, .x = x, .w = w, .b = b, .y = y, .beta = beta, .rows = chunk_rows(g)};
+    ConvJob job = {.g = g, .x = x, .w = w, .b = b, .y = y, .beta = beta, .after = after, .rows = chunk_rows(g)};
     parallel_for((int)((M + (size_t)job.rows - 1) / (size_t)job.rows), forward_chunks, &job);
 }
 
-void conv2d_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g) {
+/* A 1×1 convolution followed by an epilogue: GEMMs of chunks of rows, each finished (bias,
+ * epilogue) while it is in cache. Each output is the same dot product as in the one big GEMM
+ * (which splits rows or columns, never K, for this many rows): the same bits as gemm() then the
+ * epilogue as a separate pass. */
+typedef struct PointwiseJob {
+    const ConvGeom *g;
+    const float *x, *w, *b;
+    float *y;
+    const ChannelAffine *after;
+    int rows;
+} PointwiseJob;
+
+static void pointwise_chunks(void *ctx, int begin, int end, int tid) {
+    (void)tid;
+    const PointwiseJob *j = ctx;
+    const ConvGeom *g = j->g;
     size_t M = (size_t)g->N * g->OH * g->OW;
-    if (is_pointwise(g)) {  // x is already the (M, C) matrix
-        gemm(false, false, (int)M, g->OC, g->C, x, g->C, w, g->OC, 0.0f, y, g->OC);
-        if (b) add_bias_rows(y, b, M, g->OC);
+    for (int c = begin; c < end; c++) {
+        size_t m0 = (size_t)c * j->rows, m1 = m0 + (size_t)j->rows < M ? m0 + (size_t)j->rows : M;
+        float *y = j->y + m0 * g->OC;
+        gemm_serial(false, false, (int)(m1 - m0), g->OC, g->C, j->x + m0 * g->C, g->C, j->w, g->OC, 0.0f, y, g->OC);
+        if (j->b) add_bias_rows(y, j->b, m1 - m0, g->OC);
+        channel_affine_rows(y, y, j->after, m1 - m0, g->OC);
+    }
+}
+
+static void pointwise_forward(float *y, const float *x, const float *w, const float *b, const ConvGeom *g,
+                              const ChannelAffine *after) {
+    size_t M = (size_t)g->N * g->OH * g->OW;
+    int tile = gemm_tile_rows(), rows = (32768 / (g->OC + g->C) + tile - 1) / tile * tile;  // ~128 KiB of x and y
+    if (rows < 4 * tile) rows = 4 * tile;
+    if (after && M >= (size_t)rows * 2 * threads_count()) {
+        PointwiseJob job = {.g = g, .x = x, .w = w, .b = b, .y = y, .after = after, .rows = rows};
+        parallel_for((int)((M + (size_t)rows - 1) / (size_t)rows), pointwise_chunks, &job);
         return;
     }
-    if (is_depthwise(g)) {
-        depthwise_forward_fast(y, x, w, b, g);
-        return;
-    }
-    conv_im2col_forward(y, x, w, b, g, 0.0f);
+    gemm(false, false, (int)M, g->OC, g->C, x, g->C, w, g->OC, 0.0f, y, g->OC);
+    if (b) add_bias_rows(y, b, M, g->OC);
+    if (after) channel_affine_rows(y, y, after, M, g->OC);
+}
+
+void conv2d_forward_fused(float *y, const float *x, const float *w, const float *b, const ConvGeom *g,
+                          const ChannelAffine *after) {
+    if (is_pointwise(g)) pointwise_forward(y, x, w, b, g, after);  // x is already the (M, C) matrix
+    else if (is_depthwise(g)) depthwise_forward_fast(y, x, w, b, g, after);
+    else conv_im2col_forward(y, x, w, b, g, 0.0f, after);
+}
+
+void conv2d_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g) {
+    conv2d_forward_fused(y, x, w, b, g, NULL);
 }
 
 /* ------------------------------------------------------------------ fast backward */
@@ -335,7 +378,7 @@ static void dx_by_convolution(float *dx, const float *dy, const float *w, const 
     t.H = g->OH, t.W = g->OW, t.C = g->OC, t.OC = g->C, t.OH = g->H, t.OW = g->W;
     t.pad = g->KH - 1 - g->pad;
     t.ICg = t.C, t.OCg = t.OC, t.Kc = g->KH * g->KW * t.C;
-    conv_im2col_forward(dx, dy, wf, NULL, &t, overwrite ? 0.0f : 1.0f);
+    conv_im2col_forward(dx, dy, wf, NULL, &t, overwrite ? 0.0f : 1.0f, NULL);
 }
 
 void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -410,6 +453,22 @@ static void conv2d_cost(const TapeRecord *r, TapeCost *c) {
 static const TapeOp CONV2D_OP = {.name = "conv2d", .backward = conv2d_backward_op, .cost = conv2d_cost};
 static const TapeOp POINTWISE_OP = {.name = "conv2d 1x1", .backward = conv2d_backward_op, .cost = conv2d_cost};
 static const TapeOp DEPTHWISE_OP = {.name = "conv2d depthwise", .backward = conv2d_backward_op, .cost = conv2d_cost};
+
+Tensor *op_conv2d_affine(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args,
+                         const ChannelAffine *after) {
+    if (tape_wants(t, 3, (Tensor *[]){x, weight, bias}))
+        DQ_FATAL("conv2d+affine: evaluation only (no_grad, or no input requiring a gradient)");
+    ConvGeom g = conv2d_geom(x, weight, bias, args);
+    Tensor *y = tensor_new4(t->arena, g.N, g.OH, g.OW, g.OC);
+    const float *b = bias ? bias->data : NULL;
+    if (t->ref_kernels) {
+        conv2d_forward_ref(y->data, x->data, weight->data, b, &g);
+        channel_affine_rows(y->data, y->data, after, y->numel / (size_t)g.OC, g.OC);
+    } else {
+        conv2d_forward_fused(y->data, x->data, weight->data, b, &g, after);
+    }
+    return y;
+}
 
 Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args) {
     ConvGeom g = conv2d_geom(x, weight, bias, args);

@@ -12,6 +12,7 @@
 #ifndef DQ_CONV2D_H
 #define DQ_CONV2D_H
 
+#include "activation.h"
 #include "conv_geom.h"
 #include "tape.h"
 
@@ -23,6 +24,12 @@ typedef struct Conv2dArgs {
 
 
 Tensor *op_conv2d(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args);
+/* The convolution followed by `after` (a per-channel affine map and activation), fused: each part
+ * of y is finished while it is in cache. Evaluation only (records nothing; fatal if the tape
+ * would record): BatchNorm in evaluation mode folded into the convolution before it, with the
+ * bits of op_conv2d then op_batchnorm. */
+Tensor *op_conv2d_affine(Tape *t, Tensor *x, Tensor *weight, Tensor *bias, Conv2dArgs args,
+                         const ChannelAffine *after);
 
 /* Fatal (naming the problem) unless the shapes and args make a valid convolution. */
 ConvGeom conv2d_geom(const Tensor *x, const Tensor *weight, const Tensor *bias, Conv2dArgs args);
@@ -31,6 +38,9 @@ ConvGeom conv2d_geom(const Tensor *x, const Tensor *weight, const Tensor *bias, 
  * overwrites dx instead when dx_overwrite is set (dx holds garbage: see tape_grad_overwrite). */
 void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
 void conv2d_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g);
+/* The fast forward, then `after` (NULL: nothing) on every output — chunk by chunk, in cache. */
+void conv2d_forward_fused(float *y, const float *x, const float *w, const float *b, const ConvGeom *g,
+                          const ChannelAffine *after);
 void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
                          const float *w, const ConvGeom *g);
 void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,

@@ -65,6 +65,7 @@ typedef struct DwJob {
     const ConvGeom *g;
     const float *x, *w, *b, *dy;
     float *y, *dx;
+    const ChannelAffine *after;  // forward: applied to each finished output row (NULL: none)
     bool want_dw, want_db, dx_overwrite;
 } DwJob;
 
@@ -158,15 +159,21 @@ static void forward_rows(void *ctx, int begin, int end, int tid) {
                 else forward_block3(j, n, oh, ow, kh0, kh1, 2);
         }
         for (; ow < g->OW; ow++) forward_pixel(j, n, oh, ow);
+        if (j->after) {
+            float *y = j->y + (size_t)row * g->OW * g->C;
+            channel_affine_rows(y, y, j->after, (size_t)g->OW, g->C);
+        }
     }
 }
 
-void depthwise_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g) {
+void depthwise_forward_fast(float *y, const float *x, const float *w, const float *b, const ConvGeom *g,
+                            const ChannelAffine *after) {
     if (g->KH * g->KW > MAX_TAPS) {
         depthwise_forward_ref(y, x, w, b, g);
+        if (after) channel_affine_rows(y, y, after, (size_t)g->N * g->OH * g->OW, g->C);
         return;
     }
-    DwJob job = {.g = g, .x = x, .w = w, .b = b, .y = y};
+    DwJob job = {.g = g, .x = x, .w = w, .b = b, .y = y, .after = after};
     parallel_for(g->N * g->OH, forward_rows, &job);
 }
 

@@ -10,9 +10,34 @@ typedef struct Sequential {
     int n, cap;
 } Sequential;
 
+/* In evaluation (no gradients, running statistics) a BatchNorm after a layer that can fuse it is
+ * applied as that layer's epilogue, to the same bits: one pass over the output instead of two. */
+static bool fuse_batchnorm(const Tape *t, const Layer *l, const Layer *next, LayerInfo *bn) {
+    if (!t->no_grad || t->training || !l->ops->forward_affine) return false;
+    *bn = layer_info(next);
+    return bn->kind == LAYER_BATCHNORM;
+}
+
+static Tensor *conv_batchnorm(Layer *conv, Tape *t, Tensor *x, const LayerInfo *bn) {
+    int C = (int)bn->gamma->numel;
+    float *mean = arena_floats(t->arena, 4 * (size_t)C), *invstd = mean + C, *scale = invstd + C, *shift = scale + C;
+    batchnorm_eval_stats(mean, invstd, bn->mean->data, bn->var->data, bn->eps, C);
+    batchnorm_affine(scale, shift, mean, invstd, bn->gamma->data, bn->beta->data, C);
+    ChannelAffine after = {.scale = scale, .shift = shift, .act = bn->act};
+    return conv->ops->forward_affine(conv, t, x, &after);
+}
+
 static Tensor *seq_forward(Layer *l, Tape *t, Tensor *x) {
     Sequential *s = (Sequential *)l;
-    for (int i = 0; i < s->n; i++) x = layer_forward(s->items[i], t, x);
+    for (int i = 0; i < s->n; i++) {
+        LayerInfo bn;
+        if (i + 1 < s->n && fuse_batchnorm(t, s->items[i], s->items[i + 1], &bn)) {
+            x = conv_batchnorm(s->items[i], t, x, &bn);
+            i++;
+        } else {
+            x = layer_forward(s->items[i], t, x);
+        }
+    }
     return x;
 }
 

@@ -57,6 +57,9 @@ typedef struct LayerOps {
     void (*free)(Layer *l);                              // frees l itself; may be NULL (plain free)
     int (*children)(Layer *l, Layer ***out);             // containers only; NULL otherwise
     void (*info)(const Layer *l, LayerInfo *out);        // what it computes; NULL: LAYER_OTHER
+    // Optional, evaluation only: forward followed by a per-channel affine map and activation,
+    // fused (containers fold an evaluation-mode BatchNorm into the convolution before it).
+    Tensor *(*forward_affine)(Layer *l, Tape *t, Tensor *x, const ChannelAffine *after);
 } LayerOps;
 
 struct Layer {

@@ -59,6 +59,13 @@ static Tensor *weighted_forward(Layer *l, Tape *t, Tensor *x) {
     return y;
 }
 
+static Tensor *weighted_forward_affine(Layer *l, Tape *t, Tensor *x, const ChannelAffine *after) {
+    WeightedLayer *w = (WeightedLayer *)l;
+    Tensor *y = op_conv2d_affine(t, x, w->weight, w->bias, spec_conv_args(&w->spec), after);
+    l->macs = spec_macs(&w->spec, y);
+    return y;
+}
+
 static void weighted_init_op(Layer *l, Rng *rng) {
     WeightedLayer *w = (WeightedLayer *)l;
     weighted_init(&w->spec, w->weight, w->bias, rng);
@@ -67,7 +74,7 @@ static void weighted_init_op(Layer *l, Rng *rng) {
 void weighted_info(const Layer *l, LayerInfo *i) { *i = (LayerInfo){.kind = LAYER_WEIGHTED}; }
 
 static const LayerOps CONV_OPS = {.kind = "conv2d", .forward = weighted_forward, .init = weighted_init_op,
-                                  .info = weighted_info};
+                                  .info = weighted_info, .forward_affine = weighted_forward_affine};
 static const LayerOps LINEAR_OPS = {.kind = "linear", .forward = weighted_forward, .init = weighted_init_op,
                                     .info = weighted_info};
 

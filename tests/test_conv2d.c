@@ -127,7 +127,7 @@ ParameterizedTest(ConvCase *c, depthwise, fast_matches_its_reference, .init = te
     const float *bd = b ? b->data : NULL;
     depthwise_forward_ref(y_ref, x->data, w->data, bd, &g);
     conv2d_forward_ref(y_gen, x->data, w->data, bd, &g);
-    depthwise_forward_fast(y_fast, x->data, w->data, bd, &g);
+    depthwise_forward_fast(y_fast, x->data, w->data, bd, &g, NULL);
     snprintf(msg, sizeof msg, "forward, general loop vs depthwise reference, %s", what);
     assert_close(y_gen, y_ref, ny, 1e-6, 1e-6, msg);
     snprintf(msg, sizeof msg, "forward, fast vs reference, %s", what);
@@ -191,8 +191,8 @@ Test(depthwise, blocked_path_same_bits_as_per_pixel, .init = test_setup, .fini =
         ConvGeom g33 = conv2d_geom(x33, w33, b33, a);
         size_t pixels = (size_t)N * g32.OH * g32.OW;
         float *y32 = arena_floats(&test_arena, pixels * C), *y33 = arena_floats(&test_arena, pixels * (C + 1));
-        depthwise_forward_fast(y32, x32->data, w32->data, b32->data, &g32);
-        depthwise_forward_fast(y33, x33->data, w33->data, b33->data, &g33);
+        depthwise_forward_fast(y32, x32->data, w32->data, b32->data, &g32, NULL);
+        depthwise_forward_fast(y33, x33->data, w33->data, b33->data, &g33, NULL);
         for (size_t p = 0; p < pixels; p++)
             for (int c = 0; c < C; c++)
                 cr_assert(SAME_BITS(y32[p * C + c], y33[p * (C + 1) + c]),
@@ -223,6 +223,44 @@ Test(depthwise, blocked_path_same_bits_as_per_pixel, .init = test_setup, .fini =
         for (int c = 0; c < C; c++) cr_assert(SAME_BITS(db32[c], db33[c]), "db, stride %d, channel %d", stride, c);
         threads_shutdown();
     }
+}
+
+/* The evaluation epilogue (BatchNorm folded into the convolution) run inside the fast kernels,
+ * chunk by chunk, against the same kernels and then the epilogue as a separate pass: the same
+ * code on the same values, so equal to the bit — pointwise (chunked and whole), depthwise (blocked
+ * and per pixel), im2col, implicit GEMM, with each activation. */
+Test(conv2d, epilogue_same_bits_as_separate_pass, .init = test_setup, .fini = test_teardown) {
+    static const ConvCase cases[] = {
+        {4, 16, 16, 24, 144, 1, 1, 0, 1, false, 2},  // pointwise, row chunks
+        {2, 5, 5, 40, 17, 1, 1, 0, 1, true, 2},      // pointwise, one GEMM
+        {2, 11, 13, 48, 48, 3, 1, 1, 48, false, 2},  // depthwise, blocked + per pixel
+        {2, 11, 13, 40, 40, 3, 2, 1, 40, true, 3},   // depthwise s2, channels not a vector multiple
+        {2, 9, 9, 33, 20, 3, 1, 1, 1, false, 2},     // im2col
+        {3, 4, 50, 3, 16, 3, 1, 1, 1, true, 2},      // implicit GEMM
+        {2, 6, 6, 16, 8, 1, 2, 0, 1, true, 1},       // 1x1 stride 2
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int act = ACT_NONE; act <= ACT_RELU6; act++) {
+            const ConvCase *c = &cases[i];
+            char what[160];
+            describe(c, what, sizeof what);
+            threads_init(c->threads);
+            Tensor *x = rand_tensor(4, (const int[]){c->N, c->H, c->W, c->C}, -1, 1);
+            Tensor *w = rand_tensor(4, (const int[]){c->K, c->K, c->C / c->groups, c->OC}, -1, 1);
+            Tensor *b = c->bias ? rand_tensor(1, (const int[]){c->OC}, -1, 1) : NULL;
+            Tensor *scale = rand_tensor(1, (const int[]){c->OC}, -2, 2), *shift = rand_tensor(1, (const int[]){c->OC}, -1, 3);
+            ChannelAffine after = {.scale = scale->data, .shift = shift->data, .act = (ActKind)act};
+            ConvGeom g = conv2d_geom(x, w, b, (Conv2dArgs){.stride = c->stride, .pad = c->pad, .groups = c->groups});
+            size_t rows = (size_t)g.N * g.OH * g.OW, ny = rows * g.OC;
+            float *y_sep = arena_floats(&test_arena, ny), *y_fused = arena_floats(&test_arena, ny);
+            conv2d_forward_fast(y_sep, x->data, w->data, b ? b->data : NULL, &g);
+            channel_affine_rows(y_sep, y_sep, &after, rows, g.OC);
+            conv2d_forward_fused(y_fused, x->data, w->data, b ? b->data : NULL, &g, &after);
+            size_t bad = 0;
+            for (size_t k = 0; k < ny; k++) bad += memcmp(&y_sep[k], &y_fused[k], sizeof(float)) != 0;
+            cr_assert(bad == 0, "%s act %d: %zu of %zu outputs differ from the separate pass", what, act, bad, ny);
+            threads_shutdown();
+        }
 }
 
 Test(conv2d, hand_computed, .init = test_setup, .fini = test_teardown) {

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/threads.h"
 #include "helpers.h"
 #include "nn/basic.h"
 #include "nn/builder.h"
@@ -174,4 +175,42 @@ Test(models, seeded_initialisation, .init = test_setup, .fini = test_teardown) {
     model_free(a);
     model_free(b);
     model_free(c);
+}
+
+/* Evaluation folds each BatchNorm into the convolution before it (nn/container.c): the logits
+ * must be those of the unfused graph to the bit. The unfused graph is the same evaluation with
+ * recording on (then nothing is fused). BatchNorm parameters and statistics are made non-trivial. */
+static void assert_fused_eval_same_bits(Model *m, int batch, const char *what) {
+    for (int i = 0; i < m->slab.n_params; i++) {
+        const Param *p = &m->slab.params[i];
+        size_t len = strlen(p->name);
+        bool var = len > 12 && strcmp(p->name + len - 12, "running_var") == 0;
+        if (strstr(p->name, ".bn.")) rng_fill_uniform(&R, p->tensor->data, p->tensor->numel, var ? 0.2f : -0.5f, 1.5f);
+    }
+    Tensor *x = rand_tensor(4, (const int[]){batch, m->in_h, m->in_w, m->in_c}, -1, 1);
+    T.training = false;
+    T.no_grad = true;
+    size_t u0 = T.arena->used;
+    Tensor *fused = model_forward(m, &T, x);
+    size_t u1 = T.arena->used;
+    T.no_grad = false;
+    Tensor *plain = model_forward(m, &T, x);
+    cr_assert(plain->requires_grad, "%s: the reference forward must record (and so not fuse)", what);
+    // fusing keeps one tensor per conv+BatchNorm pair instead of two
+    cr_assert(u1 - u0 < (T.arena->used - u1) * 2 / 3, "%s: the fused forward allocated %zu bytes, the plain one %zu",
+              what, u1 - u0, T.arena->used - u1);
+    assert_bits_equal(fused->data, plain->data, fused->numel, what);
+}
+
+Test(models, evaluation_fuses_batchnorm_to_the_same_bits, .init = test_setup, .fini = test_teardown) {
+    threads_init(2);
+    MobileNetV2Config mc = {.width = 0.5f, .variant = MNV2_S1X2, .in_channels = 1, .in_size = 28, .num_classes = 10};
+    Model *m = mobilenetv2_new(&mc, &nn_float_factory, 3);
+    assert_fused_eval_same_bits(m, 8, "mobilenetv2 w0.5 s1x2");
+    model_free(m);
+    ResNetConfig rc = {.depth = 8, .in_channels = 3, .in_size = 16, .num_classes = 10};
+    m = resnet_new(&rc, &nn_float_factory, 3);
+    assert_fused_eval_same_bits(m, 5, "resnet-8");
+    model_free(m);
+    threads_shutdown();
 }
