@@ -21,6 +21,7 @@
 #include "core/ops.h"
 #include "core/threads.h"
 #include "nn/mobilenetv2.h"
+#include "nn/onnx.h"
 #include "nn/resnet.h"
 #include "nn/weighted.h"
 #include "core/options.h"
@@ -145,9 +146,24 @@ typedef struct Run {
     Config cfg;
     int batch, threads, min_iters, ddq_bits;
     float budget;
-    bool cifar, profile;
-    const char *quant, *phase;
+    bool cifar, profile, eval_only;
+    const char *quant, *phase, *onnx_dir;
 } Run;
+
+/* The float model as ONNX (DIR/<model>.onnx) with a check file of the timed batch and our logits,
+ * for ONNX Runtime's evaluation speed on the same model (scripts/bench_eval_vs_ort.sh). */
+static void save_onnx(Model *m, Tape *t, Tensor *x, const char *dir) {
+    char path[1200], check[1300], err[512];
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, m->name);
+    snprintf(check, sizeof check, "%s.check", path);
+    tape_reset(t);
+    t->training = false, t->no_grad = true;
+    const float *logits[1] = {model_forward(m, t, x)->data};
+    if (!onnx_export_float(m, path, NULL, err, sizeof err) ||
+        !onnx_save_check(check, x->data, x->shape[0], m->in_h, m->in_w, m->in_c, logits, 1, m->num_classes, err, sizeof err))
+        DQ_FATAL_FILE(path, "%s", err);
+    tape_reset(t);
+}
 
 /* One configuration, start to end: build, time, print its row and RESULT line. */
 static void run_one(const Run *u) {
@@ -195,7 +211,11 @@ static void run_one(const Run *u) {
         run.step = !strcmp(u->phase, "joint") ? 300000 : 900000;
         b.run = &run;
     }
-    int it_train, it_eval;
+    if (u->onnx_dir[0]) {
+        if (quantized) DQ_FATAL("bench_train: --onnx_dir writes float models only (--quant=none)");
+        save_onnx(m, &t, x, u->onnx_dir);
+    }
+    int it_train = 0, it_eval;
     TapeProfile prof = {0};
     if (u->profile) {  // a separate pass: timing every op perturbs the step time a little
         for (int i = 0; i < 2; i++) train_step(&b);
@@ -211,10 +231,10 @@ static void run_one(const Run *u) {
         if (b.run) printf("\nquantizer updates (quant_run_step: levels, gates, prices): %.1f ms/step\n", 1e3 * b.run_s / u->min_iters);
         printf("\n");
     }
-    double tt = median_time(train_step, &b, u->min_iters, u->budget, &it_train);
+    double tt = u->eval_only ? 0 : median_time(train_step, &b, u->min_iters, u->budget, &it_train);
     double te = median_time(eval_step, &b, u->min_iters, u->budget / 2, &it_eval);
-    double tr_ips = B / tt, ev_ips = B / te;
-    double gflops = 3.0 * 2.0 * (double)m->macs * B / tt / 1e9;
+    double tr_ips = tt > 0 ? B / tt : 0, ev_ips = B / te;
+    double gflops = tt > 0 ? 3.0 * 2.0 * (double)m->macs * B / tt / 1e9 : 0;
     long rss = train_max_rss_mb();
     printf("| %s%s%s | %.1f | %d | %d | %.1f | %.1f | %.1f | %ld |\n", m->name, quantized ? " " : "",
            quantized ? u->quant : "", (double)m->macs / 1e6, B, u->threads, tr_ips, gflops, ev_ips, rss);
@@ -237,7 +257,8 @@ int main(int argc, char **argv) {
     char model[OPT_STRLEN] = "all", variant[OPT_STRLEN] = "s1x3", input[OPT_STRLEN] = "cifar";
     float width = 0, budget = 8;
     int batch = 0, threads = 0, min_iters = 5, ddq_bits = 4;
-    bool profile = false;
+    bool profile = false, eval_only = false;
+    char onnx_dir[OPT_STRLEN] = "";
     char quant[OPT_STRLEN] = "none", phase[OPT_STRLEN] = "joint";
     Option opts[] = {
         opt_choice("model", model, "models to time", "all|mnv2|resnet20"),
@@ -249,6 +270,8 @@ int main(int argc, char **argv) {
         opt_float("budget", &budget, "seconds of timed steps per measurement", 0, 600),
         opt_int("min_iters", &min_iters, "at least this many timed steps", 1, 400),
         opt_bool("profile", &profile, "print the time per op kind of the training steps"),
+        opt_bool("eval_only", &eval_only, "time evaluation only (train columns 0)"),
+        opt_string("onnx_dir", onnx_dir, "write each float model as DIR/<model>.onnx + .check (the timed batch)"),
         opt_choice("quant", quant, "quantize the model (W4A4) with this method", "none|ddq|lsq|pact|minmax"),
         opt_choice("phase", phase, "DDQ phase to time", "joint|frozen"),
         opt_int("ddq_bits", &ddq_bits, "bits of every unpinned DDQ quantizer while timed (8: a run's start)", 2, 8),
@@ -282,7 +305,7 @@ int main(int argc, char **argv) {
             for (int ti = 0; ti < nt; ti++) {
                 Run u = {.cfg = cfgs[c], .batch = batches[bi], .threads = thr[ti], .min_iters = min_iters,
                          .ddq_bits = ddq_bits, .budget = budget, .cifar = !strcmp(input, "cifar"), .profile = profile,
-                         .quant = quant, .phase = phase};
+                         .eval_only = eval_only, .quant = quant, .phase = phase, .onnx_dir = onnx_dir};
                 pid_t pid = fork();  // its own process: its own peak memory
                 if (pid < 0) DQ_FATAL("bench_train: cannot fork");
                 if (pid == 0) {
