@@ -8,9 +8,11 @@
 
 #include <string.h>
 
+#include "conv_wgrad.h"
 #include "depthwise.h"
 #include "error.h"
 #include "gemm.h"
+#include "simd.h"
 #include "ops.h"
 #include "threads.h"
 
@@ -88,6 +90,13 @@ void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const
 }
 
 /* ------------------------------------------------------------------ im2col */
+/* n floats, n small (a pixel's channels): whole vectors inline, not a library call per pixel. */
+static inline void copy_span(float *restrict dst, const float *restrict src, int n) {
+    int i = 0;
+    for (; i + VL <= n; i += VL) vf_store(dst + i, vf_load(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+}
+
 /* col (m1−m0, Kc): rows m0..m1 of the im2col matrix of group grp. */
 static void im2col(float *restrict col, const float *restrict x, const ConvGeom *g, int grp,
                    int m0, int m1) {
@@ -101,7 +110,7 @@ static void im2col(float *restrict col, const float *restrict x, const ConvGeom 
             for (int kw = 0; kw < g->KW; kw++, dst += g->ICg) {
                 int iw = ow * g->stride - g->pad + kw;
                 if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) memset(dst, 0, span);
-                else memcpy(dst, x + (((size_t)n * g->H + ih) * g->W + iw) * g->C + grp * g->ICg, span);
+                else copy_span(dst, x + (((size_t)n * g->H + ih) * g->W + iw) * g->C + grp * g->ICg, g->ICg);
             }
         }
     }
@@ -179,10 +188,14 @@ static void forward_chunks(void *ctx, int begin, int end, int tid) {
 
 /* ------------------------------------------------------------------ implicit GEMM */
 /* Thin layers spend more time building im2col rows (KH·KW short copies per pixel) than in the
- * GEMM. Instead the input is zero-padded once and each run of output pixels along a row is a
- * GEMM whose A rows are the padded input itself, read at stride·C with one offset per tap:
- *     y[n][oh][ow0 + r][oc] = Σ_{kh,kw,c} xp[n][oh·s + kh][(ow0 + r)·s + kw][c] · w[kh][kw][c][oc]
- * (gemm_conv_rows). Used for dense convolutions with few channels and rows of a tile or more. */
+ * GEMM. Instead the input is zero-padded once (xp: N images of Hp × Wp pixels) and GEMM tiles read
+ * their A rows from it directly, one offset per tap (gemm_conv_rows; the sums are gemm's, so the
+ * bits are im2col's):
+ *   rows (when they are two tiles or more): each run of output pixels along a row, A read at
+ *       stride s·C;
+ *   strips (stride 1, otherwise): in an image, output pixel (oh, ow) reads the padded pixels from
+ *       q = oh·Wp + ow on, so the image is one strip of rows q; the Wp − OW rows per image row that
+ *       are not outputs are computed in a tile buffer and dropped. */
 #define IMPLICIT_MAX_TAPS 49
 #define IMPLICIT_MAX_C 32
 
@@ -193,14 +206,32 @@ typedef struct ImplicitJob {
     const float *wp;                // packed weights
     float *y, beta;
     const ChannelAffine *after;     // applied to each finished output row (NULL: none)
-    int Hp, Wp;
+    int Hp, Wp, tiles;              // tiles: strip tiles per image
     size_t off[IMPLICIT_MAX_TAPS];  // tap (kh, kw) -> (kh·Wp + kw)·C
 } ImplicitJob;
 
-static bool implicit_ok(const ConvGeom *g) {  // rows of two tiles or more waste little
-    return g->groups == 1 && g->C <= IMPLICIT_MAX_C && g->KH * g->KW <= IMPLICIT_MAX_TAPS &&
-           g->OW >= 2 * gemm_tile_rows();
+static bool implicit_enabled = true;
+
+bool conv2d_use_implicit(bool on) {
+    bool was = implicit_enabled;
+    implicit_enabled = on;
+    return was;
 }
+
+static bool implicit_common(const ConvGeom *g) {
+    return implicit_enabled && g->groups == 1 && g->C <= IMPLICIT_MAX_C && g->KH * g->KW <= IMPLICIT_MAX_TAPS &&
+           gemm_conv_taps_ok(g->KH * g->KW, g->C);
+}
+
+static bool implicit_rows_ok(const ConvGeom *g) {  // rows of two tiles or more waste little
+    return implicit_common(g) && g->C <= 32 && g->OW >= 2 * gemm_tile_rows();
+}
+
+static bool implicit_strips_ok(const ConvGeom *g) {  // at most a quarter of the strip dropped
+    return implicit_common(g) && g->stride == 1 && 4 * (2 * g->pad + g->W - g->OW) <= g->W + 2 * g->pad;
+}
+
+static bool implicit_ok(const ConvGeom *g) { return implicit_rows_ok(g) || implicit_strips_ok(g); }
 
 static void pad_rows(void *ctx, int begin, int end, int tid) {
     const ImplicitJob *j = ctx;
@@ -238,21 +269,62 @@ static void implicit_rows(void *ctx, int begin, int end, int tid) {
     }
 }
 
+static void implicit_strips(void *ctx, int begin, int end, int tid) {
+    const ImplicitJob *j = ctx;
+    const ConvGeom *g = j->g;
+    int tile = gemm_tile_rows(), OC = g->OC, Q = (g->OH - 1) * j->Wp + g->OW;  // strip rows per image
+    float *buf = threads_scratch(tid, THREADS_SLOT_CONV_COLUMNS, (size_t)tile * OC);
+    for (int item = begin; item < end; item++) {  // item = n·tiles + tile index
+        int n = item / j->tiles, q0 = item % j->tiles * tile, rows = Q - q0 < tile ? Q - q0 : tile;
+        float *y = j->y + (size_t)n * g->OH * g->OW * OC;
+        if (j->beta != 0)  // accumulate onto y: its rows go into the tile first
+            for (int r = 0; r < rows; r++)
+                if ((q0 + r) % j->Wp < g->OW)
+                    memcpy(buf + (size_t)r * OC, y + ((size_t)((q0 + r) / j->Wp) * g->OW + (q0 + r) % j->Wp) * OC,
+                           (size_t)OC * sizeof(float));
+        gemm_conv_rows(rows, OC, g->KH * g->KW, j->off, g->C, j->xp + ((size_t)n * j->Hp * j->Wp + q0) * g->C, g->C,
+                       j->wp, j->beta, buf, OC);
+        for (int r = 0; r < rows; r++) {
+            int oh = (q0 + r) / j->Wp, ow = (q0 + r) % j->Wp;
+            if (ow >= g->OW) continue;
+            float *yr = y + ((size_t)oh * g->OW + ow) * OC;
+            memcpy(yr, buf + (size_t)r * OC, (size_t)OC * sizeof(float));
+            if (j->b) add_bias_rows(yr, j->b, 1, OC);
+            if (j->after) channel_affine_rows(yr, yr, j->after, 1, OC);
+        }
+    }
+}
+
+/* x zero-padded by g->pad (thread 0's scratch), plus zeroed slack for the garbage rows of a last tile. */
+static float *padded_input(ImplicitJob *job, const float *x, const ConvGeom *g) {
+    job->g = g;
+    job->x = x;
+    job->Hp = g->H + 2 * g->pad;
+    job->Wp = g->W + 2 * g->pad;
+    size_t body = (size_t)g->N * job->Hp * job->Wp * g->C;
+    size_t slack = (size_t)gemm_tile_rows() * g->stride * g->C + (size_t)g->C;
+    job->xp = threads_scratch(0, THREADS_SLOT_CONV_PADDED_INPUT, body + slack);
+    memset(job->xp + body, 0, slack * sizeof(float));
+    parallel_for(g->N * job->Hp, pad_rows, job);
+    return job->xp;
+}
+
 static void conv_implicit_forward(float *y, const float *x, const float *w, const float *b,
                                   const ConvGeom *g, float beta, const ChannelAffine *after) {
-    ImplicitJob job = {.g = g, .x = x, .b = b, .y = y, .beta = beta, .after = after, .Hp = g->H + 2 * g->pad,
-                       .Wp = g->W + 2 * g->pad};
-    size_t body = (size_t)g->N * job.Hp * job.Wp * g->C;
-    size_t slack = (size_t)gemm_tile_rows() * g->stride * g->C + (size_t)g->C;  // garbage rows of the last tile
-    job.xp = threads_scratch(0, THREADS_SLOT_CONV_PADDED_INPUT, body + slack);
-    memset(job.xp + body, 0, slack * sizeof(float));
+    ImplicitJob job = {.b = b, .y = y, .beta = beta, .after = after};
+    padded_input(&job, x, g);
     float *wp = threads_scratch(0, THREADS_SLOT_CONV_PACKED_W, gemm_packed_b_floats(g->Kc, g->OC));
     gemm_pack_b(g->Kc, g->OC, w, g->OC, wp);
     job.wp = wp;
     for (int kh = 0; kh < g->KH; kh++)
         for (int kw = 0; kw < g->KW; kw++) job.off[kh * g->KW + kw] = ((size_t)kh * job.Wp + kw) * g->C;
-    parallel_for(g->N * job.Hp, pad_rows, &job);
-    parallel_for(g->N * g->OH, implicit_rows, &job);
+    if (!implicit_rows_ok(g)) {  // then strips
+        int tile = gemm_tile_rows();
+        job.tiles = ((g->OH - 1) * job.Wp + g->OW + tile - 1) / tile;
+        parallel_for(g->N * job.tiles, implicit_strips, &job);
+    } else {
+        parallel_for(g->N * g->OH, implicit_rows, &job);
+    }
 }
 
 /* y = after(beta·y + conv(x, w) + b) by im2col chunks, in parallel over chunks (or implicitly). */
@@ -405,8 +477,15 @@ void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, cons
     } else if (dx && dx_overwrite) {
         memset(dx, 0, (size_t)g->N * g->H * g->W * g->C * sizeof(float));
     }
-    if (!job.dx && !dw && !db) return;
     if (job.rows > g->OH * g->OW) job.rows = g->OH * g->OW;
+    if ((dw || db) && implicit_enabled && conv_wgrad_ok(g)) {  // dw, db straight from the padded input; dx below if left
+        ImplicitJob pad = {0};
+        padded_input(&pad, x, g);
+        conv_wgrad(dw, db, dy, pad.xp, pad.Hp, pad.Wp, g, job.rows);
+        job.want_dw = job.want_db = false;
+        dw = db = NULL;
+    }
+    if (!job.dx && !dw && !db) return;
     parallel_for(g->N, backward_images, &job);
     // Combine the per-thread partial sums in thread order (deterministic for a thread count).
     size_t nw = (size_t)g->Kc * g->OC;

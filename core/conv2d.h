@@ -41,6 +41,10 @@ void conv2d_forward_fast(float *y, const float *x, const float *w, const float *
 /* The fast forward, then `after` (NULL: nothing) on every output — chunk by chunk, in cache. */
 void conv2d_forward_fused(float *y, const float *x, const float *w, const float *b, const ConvGeom *g,
                           const ChannelAffine *after);
+/* Whether the fast kernels may read the padded input in place instead of building im2col rows:
+ * the implicit-GEMM forward and the weight gradient of conv_wgrad.h (on by default; their sums
+ * are im2col's to the bit). Returns the previous setting. For tests and benchmarks. */
+bool conv2d_use_implicit(bool on);
 void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
                          const float *w, const ConvGeom *g);
 void conv2d_backward_fast(float *dx, float *dw, float *db, const float *dy, const float *x,

@@ -275,19 +275,25 @@ static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const f
 /* ------------------------------------------------------------------ implicit-GEMM convolution */
 int gemm_tile_rows(void) { return MR; }
 
+int gemm_k_block(void) { return KC; }
+
 size_t gemm_packed_b_floats(int K, int N) { return (size_t)K * ((N + NR - 1) / NR * NR); }
 
 void gemm_pack_b(int K, int N, const float *B, int ldb, float *packed) {
     pack_b(false, K, N, B, ldb, packed);
 }
 
+bool gemm_conv_taps_ok(int taps, int cin) { return taps * cin <= KC || KC % cin == 0; }
+
 void gemm_conv_rows(int rows, int N, int taps, const size_t *off, int cin, const float *A, int lda,
                     const float *Bpacked, float beta, float *C, int ldc) {
-    DQ_CHECK(rows >= 1 && rows <= MR);
-    int K = taps * cin;
+    DQ_CHECK(rows >= 1 && rows <= MR && gemm_conv_taps_ok(taps, cin));
+    int K = taps * cin, group = K <= KC ? taps : KC / cin;  // taps per K block of the GEMM
     for (int jr = 0; jr < N; jr += NR)
-        micro_kernel_direct(taps, off, cin, A, lda, Bpacked + (size_t)jr * K, C + jr, ldc, beta, rows,
-                            N - jr < NR ? N - jr : NR);
+        for (int t0 = 0; t0 < taps; t0 += group)  // as gemm: each K block summed apart, then added
+            micro_kernel_direct(taps - t0 < group ? taps - t0 : group, off + t0, cin, A, lda,
+                                Bpacked + (size_t)jr * K + (size_t)t0 * cin * NR, C + jr, ldc, t0 ? 1.0f : beta,
+                                rows, N - jr < NR ? N - jr : NR);
 }
 
 void gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,

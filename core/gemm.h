@@ -28,8 +28,14 @@ void gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, const float *A
 /* Implicit-GEMM convolution rows (the convolution's fast path without im2col):
  *     C[r][j] = beta·C[r][j] + Σ_{t < taps} Σ_{c < cin} A[off[t] + r·lda + c] · B[t·cin + c][j]
  * for r < rows <= gemm_tile_rows(), j < N. B (taps·cin, N) comes packed by gemm_pack_b. A must
- * be readable for gemm_tile_rows() rows: the rows past `rows` are computed and dropped. */
+ * be readable for gemm_tile_rows() rows: the rows past `rows` are computed and dropped. The sum
+ * is taken in gemm's order (K blocks summed apart, then added in turn), so it equals gemm on the
+ * im2col matrix to the bit; that needs the blocks to end on taps: gemm_conv_taps_ok. */
 int gemm_tile_rows(void);
+bool gemm_conv_taps_ok(int taps, int cin);
+/* The K block: gemm sums each run of this many k apart, then adds the runs' sums in turn (kernels
+ * that promise gemm's bits follow it). */
+int gemm_k_block(void);
 size_t gemm_packed_b_floats(int K, int N);
 void gemm_pack_b(int K, int N, const float *B, int ldb, float *packed);
 void gemm_conv_rows(int rows, int N, int taps, const size_t *off, int cin, const float *A, int lda,
