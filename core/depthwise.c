@@ -242,35 +242,51 @@ static void dx_rows(void *ctx, int begin, int end, int tid) {
 
 static size_t partial_floats(const ConvGeom *g) { return (size_t)(g->KH * g->KW + 1) * g->C; }
 
-/* dw and db of images [begin, end), 3×3, whole vectors of channels: one vector of channels at a
- * time with its 9 (and db's) sums in registers, over the pixels in the order of the general loop
- * below, so each sum adds the same terms in the same order: the same result to the bit. */
+/* dw and db of images [begin, end), 3×3, whole vectors of channels: image by image (its x and dy
+ * stay in cache), one vector of channels at a time with its 9 (and db's) sums in registers —
+ * kept in pdw/pdb between images — over the pixels in the order of the general loop below, so
+ * each sum adds the same terms in the same order: the same result to the bit. */
 static void dw_images3(const DwJob *j, int begin, int end, float *pdw, float *pdb) {
     const ConvGeom *g = j->g;
     int C = g->C;
-    for (int c = 0; c < C; c += VL) {
-        vf acc[9], accb = (vf){0};
-        for (int t = 0; t < 9; t++) acc[t] = (vf){0};
-        for (int n = begin; n < end; n++)
-            for (int oh = 0; oh < g->OH; oh++)
+    for (int n = begin; n < end; n++)
+        for (int c = 0; c < C; c += VL) {
+            vf acc[9], accb = vf_load(pdb + c);
+            for (int t = 0; t < 9; t++) acc[t] = vf_load(pdw + (size_t)t * C + c);
+            for (int oh = 0; oh < g->OH; oh++) {
+                int ih0 = oh * g->stride - g->pad;
+                bool rows_in = ih0 >= 0 && ih0 + 2 < g->H;
                 for (int ow = 0; ow < g->OW; ow++) {
                     vf d = vf_load(j->dy + (((size_t)n * g->OH + oh) * g->OW + ow) * C + c);
                     if (j->want_db) accb += d;
                     if (!j->want_dw) continue;
+                    int iw0 = ow * g->stride - g->pad;
+                    // fully unrolled, so the 9 sums stay in registers; taps outside are skipped
+                    if (rows_in && iw0 >= 0 && iw0 + 2 < g->W) {
+                        const float *x0 = j->x + (((size_t)n * g->H + ih0) * g->W + iw0) * C + c;
+#pragma GCC unroll 3
+                        for (int kh = 0; kh < 3; kh++)
+#pragma GCC unroll 3
+                            for (int kw = 0; kw < 3; kw++)
+                                acc[kh * 3 + kw] += d * vf_load(x0 + ((size_t)kh * g->W + kw) * C);
+                        continue;
+                    }
+#pragma GCC unroll 3
                     for (int kh = 0; kh < 3; kh++) {
-                        int ih = oh * g->stride - g->pad + kh;
-                        if (ih < 0 || ih >= g->H) continue;
+                        int ih = ih0 + kh;
                         const float *xr = j->x + ((size_t)n * g->H + ih) * g->W * C + c;
+#pragma GCC unroll 3
                         for (int kw = 0; kw < 3; kw++) {
-                            int iw = ow * g->stride - g->pad + kw;
-                            if (iw < 0 || iw >= g->W) continue;
-                            acc[kh * 3 + kw] += d * vf_load(xr + (size_t)iw * C);
+                            int iw = iw0 + kw;
+                            if (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W)
+                                acc[kh * 3 + kw] += d * vf_load(xr + (size_t)iw * C);
                         }
                     }
                 }
-        for (int t = 0; t < 9; t++) vf_store(pdw + (size_t)t * C + c, acc[t]);
-        vf_store(pdb + c, accb);
-    }
+            }
+            for (int t = 0; t < 9; t++) vf_store(pdw + (size_t)t * C + c, acc[t]);
+            vf_store(pdb + c, accb);
+        }
 }
 
 static void dw_images(void *ctx, int begin, int end, int tid) {

@@ -3,23 +3,58 @@
 
 #include <string.h>
 
+#include "threads.h"
+
+/* Elementwise passes run in parallel over blocks of ADD_BLOCK elements (any split: each element
+ * is computed alone). */
+#define ADD_BLOCK 8192
+
+typedef struct AddJob {
+    const float *a, *b, *dy, *y;
+    float *out, *d[2];
+    bool overwrite[2];
+    size_t n;
+    ActKind act;
+} AddJob;
+
+static void add_forward_task(void *ctx, int begin, int end, int tid) {
+    (void)tid;
+    const AddJob *j = ctx;
+    size_t i0 = (size_t)begin * ADD_BLOCK, i1 = (size_t)end * ADD_BLOCK < j->n ? (size_t)end * ADD_BLOCK : j->n;
+    const float *restrict pa = j->a, *restrict pb = j->b;
+    float *restrict py = j->out;
+    if (j->act == ACT_NONE)
+        for (size_t i = i0; i < i1; i++) py[i] = pa[i] + pb[i];
+    else
+        for (size_t i = i0; i < i1; i++) py[i] = act_apply(j->act, pa[i] + pb[i]);
+}
+
+static void add_backward_task(void *ctx, int begin, int end, int tid) {
+    (void)tid;
+    const AddJob *j = ctx;
+    size_t i0 = (size_t)begin * ADD_BLOCK, i1 = (size_t)end * ADD_BLOCK < j->n ? (size_t)end * ADD_BLOCK : j->n;
+    const float *restrict dy = j->dy, *restrict y = j->y;
+    ActKind act = j->act;
+    for (int k = 0; k < 2; k++) {
+        float *restrict d = j->d[k];
+        if (!d) continue;
+        if (act == ACT_NONE && j->overwrite[k]) memcpy(d + i0, dy + i0, (i1 - i0) * sizeof(float));
+        else if (act == ACT_NONE)
+            for (size_t i = i0; i < i1; i++) d[i] += dy[i];
+        else if (j->overwrite[k])
+            for (size_t i = i0; i < i1; i++) d[i] = dy[i] * act_grad_mask(act, y[i]);
+        else
+            for (size_t i = i0; i < i1; i++) d[i] += dy[i] * act_grad_mask(act, y[i]);
+    }
+}
+
+static int add_blocks(size_t n) { return (int)((n + ADD_BLOCK - 1) / ADD_BLOCK); }
+
 static void add_backward_op(Tape *t, TapeRecord *r) {
     // forward: y = act(a + b)   =>   da += dy·act'(y), db likewise
-    ActKind act = *(const ActKind *)r->saved;
-    const float *dy = r->out->grad, *y = r->out->data;
-    for (int k = 0; k < 2; k++) {
-        bool overwrite;
-        float *d = tape_grad_overwrite(t, r->in[k], &overwrite);
-        if (!d) continue;
-        size_t n = r->out->numel;
-        if (act == ACT_NONE && overwrite) memcpy(d, dy, n * sizeof(float));
-        else if (act == ACT_NONE)
-            for (size_t i = 0; i < n; i++) d[i] += dy[i];
-        else if (overwrite)
-            for (size_t i = 0; i < n; i++) d[i] = dy[i] * act_grad_mask(act, y[i]);
-        else
-            for (size_t i = 0; i < n; i++) d[i] += dy[i] * act_grad_mask(act, y[i]);
-    }
+    AddJob job = {.dy = r->out->grad, .y = r->out->data, .n = r->out->numel, .act = *(const ActKind *)r->saved};
+    for (int k = 0; k < 2; k++) job.d[k] = tape_grad_overwrite(t, r->in[k], &job.overwrite[k]);
+    parallel_for(add_blocks(job.n), add_backward_task, &job);
 }
 
 /* Memory traffic: forward reads a and b and writes y; backward reads dy (and y, for the mask) and
@@ -37,12 +72,8 @@ static const TapeOp ADD_OP[3] = {{.name = "add", .backward = add_backward_op, .c
 Tensor *op_add_act(Tape *t, Tensor *a, Tensor *b, ActKind act) {
     tape_check_same_shape("add", a, b);
     Tensor *y = tensor_new(t->arena, a->ndim, a->shape);
-    const float *restrict pa = a->data, *restrict pb = b->data;
-    float *restrict py = y->data;
-    if (act == ACT_NONE)
-        for (size_t i = 0; i < a->numel; i++) py[i] = pa[i] + pb[i];
-    else
-        for (size_t i = 0; i < a->numel; i++) py[i] = act_apply(act, pa[i] + pb[i]);
+    AddJob job = {.a = a->data, .b = b->data, .out = y->data, .n = a->numel, .act = act};
+    parallel_for(add_blocks(job.n), add_forward_task, &job);
     TapeRecord *r = tape_push(t, &ADD_OP[act], y, 2, (Tensor *[]){a, b});
     if (r) {
         ActKind *k = arena_alloc(t->arena, sizeof *k);
