@@ -223,6 +223,71 @@ static void pack_b(bool trans, int kc, int nc, const float *B, int ldb, float *r
     }
 }
 
+/* ------------------------------------------------------------------ Aᵀ·B for thin outputs */
+/* C = beta·C + Aᵀ·B with A (K, M) and B (K, N) read in place (no packing) for small M and N and
+ * long K — weight gradients: Xᵀ·dY over a batch of pixels. Packing would copy as much as the
+ * micro-kernel computes. Each tile is MR rows × NV vectors: per k, MR values of A's row k
+ * broadcast (rows past mr read a valid element and are dropped), NV vectors of B's row k — the
+ * same products summed in the same order as the packed kernel, in the same K blocks. */
+#ifndef THIN_MAX
+#define THIN_MAX 128  // M and N at most this
+#endif
+
+static inline __attribute__((always_inline)) void thin_tile(int NV, int kc, const float *restrict a, int lda,
+                                                            const int *aoff, const float *restrict b, int ldb,
+                                                            float *c, int ldc, float beta, int mr) {
+    vf acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = (vf){0};
+    for (int k = 0; k < kc; k++) {
+        vf b0 = vf_load(b), b1 = NV == 2 ? vf_load(b + VL) : (vf){0};
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            vf ai = vf_set1(a[aoff[i]]);
+            acc0[i] += ai * b0;
+            if (NV == 2) acc1[i] += ai * b1;
+        }
+        a += lda;
+        b += ldb;
+    }
+    for (int i = 0; i < mr; i++) {
+        store_row(c + (size_t)i * ldc, acc0[i], VL, beta);
+        if (NV == 2) store_row(c + (size_t)i * ldc + VL, acc1[i], VL, beta);
+    }
+}
+
+static bool thin_enabled = true;
+
+bool gemm_use_thin(bool on) {
+    bool was = thin_enabled;
+    thin_enabled = on;
+    return was;
+}
+
+static bool thin_ok(bool ta, bool tb, int M, int N) {
+    return thin_enabled && ta && !tb && N % VL == 0 && M <= THIN_MAX && N <= THIN_MAX;
+}
+
+static void gemm_thin(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                      float *C, int ldc) {
+    int full[MR], part[MR];
+    for (int i = 0; i < MR; i++) full[i] = i;
+    for (int pc = 0; pc < K; pc += KC) {
+        int kc = K - pc < KC ? K - pc : KC;
+        float b_scale = pc == 0 ? beta : 1.0f;  // beta applies once, on the first K block
+        for (int ir = 0; ir < M; ir += MR) {
+            int mr = M - ir < MR ? M - ir : MR;
+            for (int i = 0; i < MR; i++) part[i] = i < mr ? i : 0;
+            const float *a = A + (size_t)pc * lda + ir;
+            const int *aoff = mr == MR ? full : part;
+            int jr = 0;
+            for (; jr + 2 * VL <= N; jr += 2 * VL)
+                thin_tile(2, kc, a, lda, aoff, B + (size_t)pc * ldb + jr, ldb, C + (size_t)ir * ldc + jr, ldc, b_scale, mr);
+            if (jr < N) thin_tile(1, kc, a, lda, aoff, B + (size_t)pc * ldb + jr, ldb, C + (size_t)ir * ldc + jr, ldc, b_scale, mr);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ serial blocked GEMM */
 static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
                          const float *B, int ldb, float beta, float *C, int ldc) {
@@ -233,6 +298,10 @@ static void gemm_blocked(int tid, bool ta, bool tb, int M, int N, int K, const f
                 float *c = &C[(size_t)i * ldc + j];
                 *c = beta == 0 ? 0 : beta * *c;
             }
+        return;
+    }
+    if (thin_ok(ta, tb, M, N)) {
+        gemm_thin(M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int nc_max = N < NC ? (N + NR - 1) / NR * NR : NC;

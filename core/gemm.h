@@ -41,6 +41,11 @@ void gemm_pack_b(int K, int N, const float *B, int ldb, float *packed);
 void gemm_conv_rows(int rows, int N, int taps, const size_t *off, int cin, const float *A, int lda,
                     const float *Bpacked, float beta, float *C, int ldc);
 
+/* Whether gemm may compute Aᵀ·B with small M and N (whole vectors) from A and B in place instead
+ * of packing them (on by default; the same bits). Returns the previous setting. For tests and
+ * benchmarks. */
+bool gemm_use_thin(bool on);
+
 /* "avx512 MR=12 NR=32" — what the build selected, for benchmarks and logs. */
 const char *gemm_kernel_name(void);
 

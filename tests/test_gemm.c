@@ -60,6 +60,8 @@ ParameterizedTestParameters(gemm, matches_reference) {
         {.M = 1, .N = 513, .K = 77, .ta = false, .tb = true, .beta = 0, .pad = 0, .threads = 2},
         {.M = 511, .N = 1, .K = 77, .ta = true, .tb = false, .beta = 1, .pad = 0, .threads = 2},
         {.M = 49, .N = 50, .K = 51, .ta = true, .tb = true, .beta = 1, .pad = 7, .threads = 1},
+        {.M = 25, .N = 48, .K = 700, .ta = true, .tb = false, .beta = 1, .pad = 3, .threads = 2},  // thin
+        {.M = 96, .N = 16, .K = 3000, .ta = true, .tb = false, .beta = 0, .pad = 0, .threads = 2}, // thin
     };
     return cr_make_param_array(GemmCase, cases, sizeof cases / sizeof *cases);
 }
@@ -99,6 +101,41 @@ Test(gemm, same_bits_for_same_thread_count, .init = test_setup, .fini = test_tea
     dq_free(B);
     dq_free(C1);
     dq_free(C2);
+}
+
+/* Aᵀ·B read in place for small outputs sums the packed kernel's products in its order and K
+ * blocks: the same bits, whichever way gemm splits the work (rows, columns, K). */
+Test(gemm, thin_same_bits_as_packed, .init = test_setup, .fini = test_teardown) {
+    static const GemmCase cases[] = {
+        {.M = 96, .N = 16, .K = 5000, .ta = true, .beta = 1, .threads = 2},    // split over rows
+        {.M = 16, .N = 96, .K = 5000, .ta = true, .beta = 1, .threads = 2},    // split over K
+        {.M = 5, .N = 32, .K = 300, .ta = true, .beta = 0, .threads = 1},      // a partial row tile
+        {.M = 128, .N = 128, .K = 700, .ta = true, .beta = 0.5f, .pad = 3, .threads = 3},
+        {.M = 37, .N = 48, .K = 257, .ta = true, .beta = 0, .pad = 1, .threads = 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const GemmCase *c = &cases[i];
+        threads_init(c->threads);
+        int lda = c->M + c->pad, ldb = c->N + c->pad, ldc = c->N + c->pad;
+        size_t na = (size_t)c->K * lda, nb = (size_t)c->K * ldb, nc = (size_t)c->M * ldc;
+        float *A = dq_malloc(na * sizeof(float)), *B = dq_malloc(nb * sizeof(float));
+        float *C[2] = {dq_malloc(nc * sizeof(float)), dq_malloc(nc * sizeof(float))};
+        rng_fill_uniform(&R, A, na, -1, 1);
+        rng_fill_uniform(&R, B, nb, -1, 1);
+        rng_fill_uniform(&R, C[0], nc, -1, 1);
+        memcpy(C[1], C[0], nc * sizeof(float));
+        for (int k = 0; k < 2; k++) {
+            gemm_use_thin(k == 0);
+            gemm(true, false, c->M, c->N, c->K, A, lda, B, ldb, c->beta, C[k], ldc);
+        }
+        gemm_use_thin(true);
+        char what[120];
+        snprintf(what, sizeof what, "thin vs packed: M=%d N=%d K=%d beta=%g threads=%d", c->M, c->N, c->K, c->beta,
+                 c->threads);
+        assert_bits_equal(C[0], C[1], nc, what);
+        dq_free(A), dq_free(B), dq_free(C[0]), dq_free(C[1]);
+        threads_shutdown();
+    }
 }
 
 Test(gemm, kernel_name_is_reported) {
