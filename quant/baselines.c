@@ -118,6 +118,7 @@ typedef struct BaseJob {
     size_t n;
     int chunks;
     double *sums;    // backward: per-thread partial parameter gradients (2·C doubles each)
+    bool dx_overwrite;  // backward: dx is new (tape_grad_overwrite): store 0 + term, as adding to zeros
     bool ref;        // reference kernels (quantize_one only)
 } BaseJob;
 
@@ -241,7 +242,8 @@ static size_t forward_flat(const Base *b, const float *x, float *y, size_t e, si
 }
 
 /* dx += dy·(∂y/∂x), p[0] += Σ dy·∂y/∂p0, p[1] += Σ dy·∂y/∂p1 (see quantize_one). */
-static size_t backward_flat(const Base *b, const float *x, const float *dy, float *dx, size_t e, size_t e1, double *p) {
+static size_t backward_flat(const Base *b, const float *x, const float *dy, float *dx, bool overwrite, size_t e,
+                            size_t e1, double *p) {
     Flat f = flat_constants(b);
     const __m512 s = _mm512_set1_ps(f.s), beta = _mm512_set1_ps(f.beta), lo = _mm512_set1_ps(f.lo),
                  hi = _mm512_set1_ps(f.hi), z = _mm512_setzero_ps();
@@ -266,7 +268,7 @@ static size_t backward_flat(const Base *b, const float *x, const float *dy, floa
             } else {
                 inside = _mm512_cmp_ps_mask(xv, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(xv, hi, _CMP_LE_OQ);
             }
-            if (dx) _mm512_storeu_ps(dx + e, _mm512_add_ps(_mm512_loadu_ps(dx + e), _mm512_maskz_mov_ps(inside, g)));
+            if (dx) _mm512_storeu_ps(dx + e, _mm512_add_ps(overwrite ? z : _mm512_loadu_ps(dx + e), _mm512_maskz_mov_ps(inside, g)));
         }
         p[0] += (double)_mm512_reduce_add_ps(a0), p[1] += (double)_mm512_reduce_add_ps(a1);
     }
@@ -299,13 +301,13 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     float *dx = j->dx;
     if (C == 1) {  // one channel: 8 interleaved partial sums, so the adds need not wait in line
 #if defined(__AVX512F__)
-        if (flat_ok(j->b, j->ref)) e0 = backward_flat(j->b, j->x, j->dy, dx, e0, e1, s);
+        if (flat_ok(j->b, j->ref)) e0 = backward_flat(j->b, j->x, j->dy, dx, j->dx_overwrite, e0, e1, s);
 #endif
         double p0[8] = {0}, p1[8] = {0};
         for (size_t e = e0; e < e1; e++) {
             QVal r = quantize_one(j->b, j->range, j->x[e], 0);
             float g = j->dy[e];
-            if (dx) dx[e] += g * r.dx;
+            if (dx) dx[e] = (j->dx_overwrite ? 0.0f : dx[e]) + g * r.dx;
             p0[e & 7] += (double)g * r.d0;
             p1[e & 7] += (double)g * r.d1;
         }
@@ -316,7 +318,7 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     for (size_t e = e0; e < e1; e++) {
         QVal r = quantize_one(j->b, j->range, j->x[e], c);
         float g = j->dy[e];
-        if (dx) dx[e] += g * r.dx;
+        if (dx) dx[e] = (j->dx_overwrite ? 0.0f : dx[e]) + g * r.dx;
         s[c] += (double)g * r.d0;
         s[C + c] += (double)g * r.d1;
         if (++c == C) c = 0;
@@ -334,8 +336,10 @@ static void base_backward_op(Tape *t, TapeRecord *r) {
     Tensor *x = r->in[0];
     int C = b->channels, T = threads_count();
     double *sums = arena_calloc(t->arena, (size_t)T * 2 * C, sizeof(double));
-    BaseJob job = {.b = b, .x = x->data, .dy = r->out->grad, .dx = tape_grad_of(t, x), .range = sv->range,
-                   .n = x->numel, .chunks = T, .sums = sums, .ref = r->ref};
+    bool overwrite = false;
+    float *dx = r->ref ? tape_grad_of(t, x) : tape_grad_overwrite(t, x, &overwrite);
+    BaseJob job = {.b = b, .x = x->data, .dy = r->out->grad, .dx = dx, .range = sv->range, .n = x->numel,
+                   .chunks = T, .sums = sums, .dx_overwrite = overwrite, .ref = r->ref};
     parallel_for(T, backward_task, &job);
     double scale = b->kind == BASE_LSQ ? 1.0 / sqrt((double)b->base.elems / C * qp(b)) : 1.0;
     for (int k = 0; k < 2; k++) {
