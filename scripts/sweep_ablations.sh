@@ -3,23 +3,28 @@
 # Question: top-1 at a W4A4 budget (BITS to change) when one choice is switched:
 #   mixed vs fixed bits at the same budget (fixed: --ddq_init_bits=B --ddq_lr_gate=0);
 #   learned vs frozen-uniform levels (--ddq_lr_levels_w=0 --ddq_lr_levels_a=0);
+#   both at once (lsq_like: fixed bits and uniform levels — DDQ reduced to a learned-range
+#   uniform quantizer like LSQ, keeping DDQ's calibration, 8-bit start and gradient scaling);
 #   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
 #   plus ramped target and Adam on levels.
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
-# Compute: ≈ 7 min per run with the default preset (11 variants × 3 seeds ≈ 4 h on 2 cores).
-# Output: runs/sweeps/ablations-MODEL.csv and .md (mean ± std over seeds).
+# Compute: ≈ 7 min per run with the default preset (12 variants × 3 seeds ≈ 4 h on 2 cores).
+# Output: runs/sweeps/ablations-MODEL-PRESET.csv and .md (mean ± std over seeds; BITS other than
+#   4 add -wBITS to the names). Resumable: started again, it skips the rows it has.
 #   ONLY="fixed_bits hinge_budget" SEEDS=1 scripts/sweep_ablations.sh    a subset of the variants
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
 MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-0}; B=${BITS:-4}
 make -s "exp_$MODEL"
-csv=runs/sweeps/ablations-$MODEL-$PRESET.csv
+suffix=$([ "$B" = 4 ] || echo "-w$B")
+csv=runs/sweeps/ablations-$MODEL-$PRESET$suffix.csv
 variants="default|
 fixed_bits|--ddq_init_bits=$B --ddq_lr_gate=0
 frozen_uniform_levels|--ddq_lr_levels_w=0 --ddq_lr_levels_a=0
+lsq_like|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0
 product_rule_gates|--ddq_product_rule
 hinge_budget|--ddq_lambda=hinge
 fine_level_forward|--ddq_fine_forward
@@ -33,7 +38,7 @@ for seed in $SEEDS; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants
     # shellcheck disable=SC2086
     run_exp "$csv" "$name" "./exp_$MODEL" --preset="$PRESET" --q_method=ddq --q_wbits="$B" --q_abits="$B" $args \
-      --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-ablation-$name-s$seed"
+      --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET$suffix-ablation-$name-s$seed"
   done
 done
 summarize "$csv" >"${csv%.csv}.md"

@@ -1,6 +1,9 @@
 # sweep_lib.sh — shared helpers of the sweep scripts (sourced, not run).
 #   run_exp CSV LABEL BINARY ARGS...   run one experiment, append its RESULT line to CSV as a row
-#                                      (LABEL first, then the RESULT's values in a fixed order)
+#                                      (LABEL first, then the RESULT's values in a fixed order);
+#                                      a LABEL and seed already in CSV is skipped, and a run that
+#                                      was stopped continues from its checkpoint (--resume): a
+#                                      sweep started again resumes where it stopped
 #   summarize CSV > table.md           mean ± std of q_acc, delta, bits, KB, epoch time per label
 #                                      (the mean alone when a label has one seed)
 # The CSV header is written by run_exp when the file does not exist. A run whose RESULT line is
@@ -17,14 +20,18 @@ run_exp() {
     for f in $SWEEP_FIELDS; do printf ',%s' "$f" >>"$csv"; done
     printf '\n' >>"$csv"
   fi
+  seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
+  if awk -F, -v l="$label" -v s="${seed:-1}" '$1 == l && $2 == s {f = 1} END {exit !f}' "$csv"; then
+    echo "== $label, seed ${seed:-1}: done already ($csv)"
+    return 0
+  fi
   echo "== $label: $bin $*" | tee -a "$log"
-  out=$("$bin" --progress=false "$@" 2>&1 | tee -a "$log" | grep '^RESULT' | tail -1)
+  out=$("$bin" --progress=false --resume=true "$@" 2>&1 | tee -a "$log" | grep '^RESULT' | tail -1)
   if [ -z "$out" ]; then
     echo "sweep: error: no RESULT from $bin $* (see $log)" >&2
     tail -5 "$log" >&2
     exit 1
   fi
-  seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
   row="$label,${seed:-1}"
   for f in $SWEEP_FIELDS; do
     v=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$f=//p")
