@@ -59,7 +59,7 @@ static size_t partial_floats(const ConvGeom *g) { return ((size_t)g->Kc * g->OC 
 
 static float *partial(int tid, const WgradJob *j) {
     size_t bases = (size_t)j->rows * sizeof(size_t) / sizeof(float);
-    return threads_scratch(tid, THREADS_SLOT_CONV_BACKWARD, partial_floats(j->g) + bases);
+    return threads_scratch(tid, THREADS_SLOT_CONV_WGRAD, partial_floats(j->g) + bases);
 }
 
 static void wgrad_images(void *ctx, int begin, int end, int tid) {

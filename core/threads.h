@@ -40,6 +40,7 @@ enum {
     THREADS_SLOT_CONV_FLIPPED,       // conv2d.c: the turned kernel of dx as a convolution (thread 0's)
     THREADS_SLOT_CONV_PADDED_INPUT,  // conv2d.c: zero-padded input of the implicit GEMM (thread 0's)
     THREADS_SLOT_CONV_PACKED_W,      // conv2d.c: its packed weights (thread 0's)
+    THREADS_SLOT_CONV_WGRAD,         // conv_wgrad.c: per-thread partial dw and db, pixel offsets
     THREADS_SLOT_DEPTHWISE_PARTIAL,  // depthwise.c: per-thread partial dw and db
     THREADS_SLOT_BATCHNORM_SUMS,     // batchnorm.c: per-thread partial sums, backward coefficients
     THREADS_SLOT_BATCHNORM_AFFINE,   // batchnorm.c: the folded scale and shift
