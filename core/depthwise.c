@@ -274,12 +274,11 @@ static void dw_images3(const DwJob *j, int begin, int end, float *pdw, float *pd
 #pragma GCC unroll 3
                     for (int kh = 0; kh < 3; kh++) {
                         int ih = ih0 + kh;
-                        const float *xr = j->x + ((size_t)n * g->H + ih) * g->W * C + c;
 #pragma GCC unroll 3
                         for (int kw = 0; kw < 3; kw++) {
                             int iw = iw0 + kw;
                             if (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W)
-                                acc[kh * 3 + kw] += d * vf_load(xr + (size_t)iw * C);
+                                acc[kh * 3 + kw] += d * vf_load(j->x + (((size_t)n * g->H + ih) * g->W + iw) * C + c);
                         }
                     }
                 }
