@@ -111,6 +111,7 @@ Test(pipeline, fp32_then_ddq_meets_its_budget_and_resumes, .init = setup, .fini 
     // reused as it is, not rejected for its seed or trained again.
     TrainConfig c3 = config("ddq-seed4");
     c3.seed = 4, p.fp32_seed = c.seed;
+    c3.lr = 0.005f;  // this toy fine-tune sits near divergence at 0.01 in some builds (clang's sanitizer one)
     QPipelineResult r3;
     qpipeline_run(&x, &c3, &p, &q, build, NULL, &r3);
     cr_assert_float_eq(r3.fp32_acc, r.fp32_acc, 1e-12, "FP32 %g vs %g", r3.fp32_acc, r.fp32_acc);
@@ -140,7 +141,7 @@ Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = t
         snprintf(q.method, sizeof q.method, "%s", methods[i]);
         q.calib_batches = 1, q.w_bits = 4, q.a_bits = 4;
         TrainConfig c = config(methods[i]);
-        c.epochs = 4;  // PACT needs them: 35–83% after 2 epochs depending on the build, 97–99% after 4
+        c.epochs = 6;  // PACT needs them: 35–83% after 2 epochs depending on the build, 70–99% after 4
         QPipelineResult r;
         qpipeline_run(&x, &c, &p, &q, build, NULL, &r);
         cr_assert(r.finished);
