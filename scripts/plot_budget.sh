@@ -1,39 +1,60 @@
 #!/bin/sh
-# plot_budget.sh CSV > plot.svg — accuracy (mean over seeds) against weight KB, one line per method
-# (the label's first word), from a sweep CSV written by sweep_lib.sh.
+# plot_budget.sh CSV > plot.svg — top-1 (mean over seeds, with ± one standard deviation as an
+# error bar where a point has more than one seed) against weight memory, one line per method (the
+# label's first word), from a sweep CSV written by sweep_lib.sh.
+#   X=kb (default): weight KB;  X=bits: mean weight bits (the Pareto view of issue 13)
+#   TITLE="...": the plot's title
 set -eu
-awk -F, '
+awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" '
   NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-  { k = $1; if (!(k in n)) order[++nk] = k; n[k]++; acc[k] += $(col["q_acc"]) * 100; kb[k] += $(col["weight_kb"]) }
+  {
+    k = $1; if (!(k in n)) order[++nk] = k; n[k]++
+    a = $(col["q_acc"]) * 100; acc[k] += a; acc2[k] += a * a
+    xs[k] += xaxis == "bits" ? $(col["w_bits"]) : $(col["weight_kb"])
+  }
   END {
     W = 720; H = 440; L = 70; R = 30; T = 40; B = 60
     x0 = 1e30; x1 = -1e30; y0 = 1e30; y1 = -1e30
-    for (i = 1; i <= nk; i++) { k = order[i]; x = kb[k] / n[k]; y = acc[k] / n[k]
-      if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y }
+    for (i = 1; i <= nk; i++) {
+      k = order[i]; x = xs[k] / n[k]; y = acc[k] / n[k]
+      sd[k] = n[k] > 1 ? sqrt((acc2[k] - n[k] * y * y) / (n[k] - 1)) : 0
+      if (sd[k] != sd[k]) sd[k] = 0
+      if (x < x0) x0 = x; if (x > x1) x1 = x; if (y - sd[k] < y0) y0 = y - sd[k]; if (y + sd[k] > y1) y1 = y + sd[k]
+    }
     if (x1 <= x0) x1 = x0 + 1; if (y1 <= y0) y1 = y0 + 1
     px = (x1 - x0) * 0.08; py = (y1 - y0) * 0.1; x0 -= px; x1 += px; y0 -= py; y1 += py
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n", W, H
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-    printf "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">top-1 against weight memory</text>\n", W / 2
+    printf "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n", W / 2, title
     printf "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n", L, T, W - L - R, H - T - B
     for (t = 0; t <= 4; t++) {
       yv = y0 + (y1 - y0) * t / 4; yp = H - B - (H - T - B) * t / 4
       xv = x0 + (x1 - x0) * t / 4; xp = L + (W - L - R) * t / 4
       printf "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%.2f</text>\n", L - 5, yp + 4, yv
-      printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%.0f</text>\n", xp, H - B + 16, xv
+      printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%s</text>\n", xp, H - B + 16,
+        sprintf(xaxis == "bits" ? "%.2f" : "%.0f", xv)
     }
-    printf "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">weight KB</text>\n", (W + L - R) / 2, H - 20
-    printf "<text transform=\"translate(20,%d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">top-1 %%</text>\n", (H + T - B) / 2
+    printf "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n", (W + L - R) / 2, H - 20,
+      xaxis == "bits" ? "mean weight bits" : "weight KB"
+    printf "<text transform=\"translate(20,%d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">top-1 %% (± 1 std over seeds)</text>\n", (H + T - B) / 2
     split("#1f77b4 #d62728 #2ca02c #ff7f0e #9467bd", colors, " ")
     nm = 0
     for (i = 1; i <= nk; i++) { split(order[i], w, " "); m = w[1]; if (!(m in mi)) { mi[m] = ++nm; mname[nm] = m } }
     for (j = 1; j <= nm; j++) {
       pts = ""; c = colors[(j - 1) % 5 + 1]
-      for (i = 1; i <= nk; i++) { split(order[i], w, " "); if (w[1] != mname[j]) continue
-        k = order[i]; x = L + (kb[k] / n[k] - x0) / (x1 - x0) * (W - L - R); y = H - B - (acc[k] / n[k] - y0) / (y1 - y0) * (H - T - B)
+      for (i = 1; i <= nk; i++) {
+        split(order[i], w, " "); if (w[1] != mname[j]) continue
+        k = order[i]; x = L + (xs[k] / n[k] - x0) / (x1 - x0) * (W - L - R)
+        y = H - B - (acc[k] / n[k] - y0) / (y1 - y0) * (H - T - B)
         pts = pts sprintf("%.1f,%.1f ", x, y)
+        if (sd[k] > 0) {  # error bar with caps
+          e = sd[k] / (y1 - y0) * (H - T - B)
+          printf "<path d=\"M%.1f,%.1f V%.1f M%.1f,%.1f H%.1f M%.1f,%.1f H%.1f\" stroke=\"%s\" fill=\"none\"/>\n",
+            x, y - e, y + e, x - 4, y - e, x + 4, x - 4, y + e, x + 4, c
+        }
         printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, c
-        printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>\n", x + 6, y - 6, k }
+        printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s (%d)</text>\n", x + 6, y - 6, k, n[k]
+      }
       printf "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"%s\"/>\n", c, pts
       printf "<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"%s\">%s</text>\n", W - R - 90, T + 18 * j, c, mname[j]
     }

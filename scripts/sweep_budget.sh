@@ -5,7 +5,8 @@
 # Grid: BUDGETS × SEEDS for DDQ, 3/4/5 bits for LSQ, on MODEL; one FP32 run per seed (FP32_SEED=N:
 #   all seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (7 runs × 3 seeds ≈ 2.5 h on 2 cores).
-# Output: runs/sweeps/budget-MODEL.csv, .md, and budget-MODEL.svg (accuracy vs weight KB).
+# Output: runs/sweeps/budget-MODEL-PRESET.csv, .md, .svg (accuracy vs weight KB) and -bits.svg
+#   (accuracy vs mean weight bits, error bars over seeds). Resumable.
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
@@ -25,5 +26,6 @@ for seed in $SEEDS; do
 done
 summarize "$csv" >"${csv%.csv}.md"
 scripts/plot_budget.sh "$csv" >"${csv%.csv}.svg"
+X=bits TITLE="$MODEL: top-1 against mean weight bits (activations 4 bits)" scripts/plot_budget.sh "$csv" >"${csv%.csv}-bits.svg"
 cat "${csv%.csv}.md"
-echo "plot: ${csv%.csv}.svg"
+echo "plots: ${csv%.csv}.svg (weight KB), ${csv%.csv}-bits.svg (mean weight bits)"

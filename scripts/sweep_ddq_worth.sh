@@ -1,28 +1,40 @@
 #!/bin/sh
-# sweep_ddq_worth.sh — the grid of issue 13 ("what each part of DDQ is worth"), in the order that
-# decides most first, resumable (each sweep skips the rows its CSV has; a stopped run continues
-# from its checkpoint): run it again after an interruption and it goes on.
+# sweep_ddq_worth.sh — the grid of issue 13 ("what each part of DDQ is worth"), in the issue's
+# order (the most decisive rows first: questions 2, 3, 1, 4, 6, 5), resumable: each sweep skips
+# the rows its CSV has and a stopped run continues from its checkpoint, so run it again after an
+# interruption and it goes on. Fine-tunes of one model share one FP32 model (FP32_SEED: the
+# spread is the fine-tuning's), except question 5, which is about the FP32 seeds.
 #
-#   1. ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
-#      both (lsq_like), the BitOPs budget, the ramped target — with LSQ at the same bits beside
-#      them; seed 1 of everything first, then seeds 2 and 3
-#   2. the method table at W2A2 (LSQ, PACT, min/max; DDQ is stage 1's `default` row, the same
-#      run) and min/max at W3A3
-# Every run fine-tunes the FP32 model of seed 1 (FP32_SEED=1: the spread is the fine-tuning's).
-# Results: runs/sweeps/ablations-mobilenetv2-default-w{3,2}.{csv,md},
-#          runs/sweeps/methods-mobilenetv2-default.{csv,md}.
-# Compute: ≈ 5–7 min per run on 2 cores; stage 1 is 42 runs. Run it niced in the background:
+#   Q2 ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
+#      both (lsq_like), the BitOPs budget, the ramped target — LSQ at the same bits beside them;
+#      seed 1 of everything first, then seeds 2 and 3      runs/sweeps/ablations-mobilenetv2-default-w{3,2}.*
+#   Q3 full preset, W3A3: DDQ vs LSQ, 3 seeds             runs/sweeps/methods-mobilenetv2-full.*
+#   Q1 W2A2: LSQ, PACT, min/max (DDQ: Q2's default row, the same run); min/max at W3A3
+#                                                          runs/sweeps/methods-mobilenetv2-default.*
+#   Q4 ResNet-20 (its 30-epoch FP32 model of seed 7): DDQ vs LSQ at W4A4 and W3A3, 3 seeds
+#                                                          runs/sweeps/methods-resnet20-default.*
+#   Q6 accuracy against mean weight bits (A4): DDQ budgets 2–5 against LSQ at 2–5 bits, both models
+#                                                          runs/sweeps/budget-*.{csv,md,svg}
+#   Q5 the main full-preset W4A4 result over three FP32 seeds (each trains its own FP32 model)
+#                                                          runs/sweeps/methods-mobilenetv2-full-fp32seeds.*
+# Compute (2 cores): ≈ 5–7 min per default fine-tune, ≈ 20–55 per full one, ≈ 80 per 30-epoch
+# FP32 model; Q2 alone is 42 runs. Run it niced in the background:
 #   nohup nice -n 19 scripts/sweep_ddq_worth.sh > runs/sweeps/ddq_worth.log 2>&1 &
 set -eu
 cd "$(dirname "$0")/.."
 variants="default fixed_bits frozen_uniform_levels lsq_like bitops_budget ramped_target"
-for seed in 1 2 3; do
+for seed in 1 2 3; do  # Q2
   for b in 3 2; do
     ONLY="$variants" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   done
 done
-for seed in 1 2 3; do
+PRESET=full METHODS="ddq lsq" BITS=3 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_methods.sh  # Q3
+for seed in 1 2 3; do  # Q1
   METHODS="lsq pact minmax" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   METHODS=minmax BITS=3 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
 done
+MODEL=resnet20 METHODS="ddq lsq" BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_methods.sh  # Q4
+BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_budget.sh  # Q6
+MODEL=resnet20 BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_budget.sh
+PRESET=full METHODS=ddq BITS=4 SEEDS="1 2 3" FP32_SEED=0 TAG=fp32seeds scripts/sweep_methods.sh  # Q5

@@ -8,7 +8,8 @@
 #   the fine-tuning's alone, and no FP32 run is needed beyond seed N's).
 # Compute: default preset ≈ 7 min per quantized run + 10 min per FP32 seed on 2 cores
 #   (4 methods × 3 bits × 3 seeds ≈ 4.5 h); PRESET=full multiplies by about 7.
-# Output: runs/sweeps/methods-MODEL.csv (one row per run) and .md (mean ± std over seeds).
+# Output: runs/sweeps/methods-MODEL-PRESET[-TAG].csv (one row per run) and .md (mean ± std over
+#   seeds). Resumable: started again, it skips the rows it has.
 #   METHODS="ddq lsq" BITS="4 3" SEEDS="1 2" MODEL=mobilenetv2 scripts/sweep_methods.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -16,14 +17,15 @@ cd "$(dirname "$0")/.."
 MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}
 METHODS=${METHODS:-"ddq lsq pact minmax"}; BITS=${BITS:-"4 3 2"}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-0}
 make -s "exp_$MODEL"
-csv=runs/sweeps/methods-$MODEL-$PRESET.csv
+TAG=${TAG:-}  # TAG=x: a separate grid (its own CSV and run directories)
+csv=runs/sweeps/methods-$MODEL-$PRESET${TAG:+-$TAG}.csv
 for seed in $SEEDS; do
   for b in $BITS; do
     for m in $METHODS; do
       bmin=""  # DDQ's floor follows a 1-bit budget; the other methods refuse DDQ's options
       [ "$m" = ddq ] && [ "$b" -lt 2 ] && bmin="--ddq_bmin=$b"
       run_exp "$csv" "$m W${b}A${b}" "./exp_$MODEL" --preset="$PRESET" --q_method="$m" --q_wbits="$b" --q_abits="$b" \
-        $bmin --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-$m-w${b}a${b}-s$seed"
+        $bmin --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET${TAG:+-$TAG}-$m-w${b}a${b}-s$seed"
     done
   done
 done
