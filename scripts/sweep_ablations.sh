@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
 MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-0}; B=${BITS:-4}
 make -s "exp_$MODEL"
+preset=$([ "$MODEL" = mobilenetv2 ] && echo "--preset=$PRESET" || true)  # exp_resnet20 has one schedule
 suffix=$([ "$B" = 4 ] || echo "-w$B")
 csv=runs/sweeps/ablations-$MODEL-$PRESET$suffix.csv
 variants="default|
@@ -37,7 +38,7 @@ for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants
     # shellcheck disable=SC2086
-    run_exp "$csv" "$name" "./exp_$MODEL" --preset="$PRESET" --q_method=ddq --q_wbits="$B" --q_abits="$B" $args \
+    run_exp "$csv" "$name" "./exp_$MODEL" $preset --q_method=ddq --q_wbits="$B" --q_abits="$B" $args \
       --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET$suffix-ablation-$name-s$seed"
   done
 done

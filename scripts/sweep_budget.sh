@@ -13,14 +13,15 @@ cd "$(dirname "$0")/.."
 MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-0}
 BUDGETS=${BUDGETS:-"2.5 3 4 5"}; LSQ_BITS=${LSQ_BITS:-"3 4 5"}
 make -s "exp_$MODEL"
+preset=$([ "$MODEL" = mobilenetv2 ] && echo "--preset=$PRESET" || true)  # exp_resnet20 has one schedule
 csv=runs/sweeps/budget-$MODEL-$PRESET.csv
 for seed in $SEEDS; do
   for w in $BUDGETS; do
-    run_exp "$csv" "ddq W$w A4" "./exp_$MODEL" --preset="$PRESET" --q_method=ddq --q_wbits="$w" --q_abits=4 \
+    run_exp "$csv" "ddq W$w A4" "./exp_$MODEL" $preset --q_method=ddq --q_wbits="$w" --q_abits=4 \
       --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-ddq-w$w-s$seed"
   done
   for w in $LSQ_BITS; do
-    run_exp "$csv" "lsq W$w A4" "./exp_$MODEL" --preset="$PRESET" --q_method=lsq --q_wbits="$w" --q_abits=4 \
+    run_exp "$csv" "lsq W$w A4" "./exp_$MODEL" $preset --q_method=lsq --q_wbits="$w" --q_abits=4 \
       --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-lsq-w$w-s$seed"
   done
 done

@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}
 METHODS=${METHODS:-"ddq lsq pact minmax"}; BITS=${BITS:-"4 3 2"}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-0}
 make -s "exp_$MODEL"
+preset=$([ "$MODEL" = mobilenetv2 ] && echo "--preset=$PRESET" || true)  # exp_resnet20 has one schedule
 TAG=${TAG:-}  # TAG=x: a separate grid (its own CSV and run directories)
 csv=runs/sweeps/methods-$MODEL-$PRESET${TAG:+-$TAG}.csv
 for seed in $SEEDS; do
@@ -24,7 +25,7 @@ for seed in $SEEDS; do
     for m in $METHODS; do
       bmin=""  # DDQ's floor follows a 1-bit budget; the other methods refuse DDQ's options
       [ "$m" = ddq ] && [ "$b" -lt 2 ] && bmin="--ddq_bmin=$b"
-      run_exp "$csv" "$m W${b}A${b}" "./exp_$MODEL" --preset="$PRESET" --q_method="$m" --q_wbits="$b" --q_abits="$b" \
+      run_exp "$csv" "$m W${b}A${b}" "./exp_$MODEL" $preset --q_method="$m" --q_wbits="$b" --q_abits="$b" \
         $bmin --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET${TAG:+-$TAG}-$m-w${b}a${b}-s$seed"
     done
   done
