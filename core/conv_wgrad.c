@@ -1,9 +1,9 @@
 /* conv_wgrad.c — a dense convolution's weight gradient from the padded input (conv_wgrad.h).
  *
  * Legend as conv2d.c; P = OH·OW pixels per image, Kc = KH·KW·C weight rows, row k = (tap, c)
- * with tap = k / C. A tile is WG_MR weight rows × NV vectors of output channels; per pixel it
- * broadcasts WG_MR input values (one per row: xp at the pixel's base + the row's offset) and
- * multiplies them into NV vectors of dy. */
+ * with tap = k / C. A tile (gemm_gather_tile) is gemm_tile_rows() weight rows × the output
+ * channels; per pixel it broadcasts one input value per row (xp at the pixel's base + the row's
+ * offset) into the pixel's dy vectors. */
 #include "conv_wgrad.h"
 
 #include <string.h>
@@ -12,11 +12,7 @@
 #include "simd.h"
 #include "threads.h"
 
-#if VL >= 16
-#define WG_MR 12  // 12 × 2 accumulators + 2 dy vectors + a broadcast: 27 of 32 registers
-#else
-#define WG_MR 6   // 16 registers
-#endif
+#define WG_MAX_MR 16  // gemm_tile_rows() is at most this
 #define WG_MAX_TAPS 64
 
 bool conv_wgrad_ok(const ConvGeom *g) {
@@ -29,30 +25,6 @@ typedef struct WgradJob {
     int Hp, Wp, rows;
     bool want_dw, want_db;
 } WgradJob;
-
-/* out[i][·] += Σ_{p < npix} xp[base[p] + aoff[i]] · dy[p·OC + ·] for i < WG_MR (rows past mr are
- * computed from aoff 0 and dropped), NV vectors of dy from dy0; out rows OC apart. */
-static inline __attribute__((always_inline)) void tile(int NV, const float *restrict xp, const size_t *base,
-                                                       int npix, const size_t *aoff, const float *restrict dy0,
-                                                       int OC, float *out, int mr) {
-    vf acc0[WG_MR], acc1[WG_MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < WG_MR; i++) acc0[i] = acc1[i] = (vf){0};
-    for (int p = 0; p < npix; p++) {
-        const float *a = xp + base[p], *d = dy0 + (size_t)p * OC;
-        vf b0 = vf_load(d), b1 = NV == 2 ? vf_load(d + VL) : (vf){0};
-#pragma GCC unroll 16
-        for (int i = 0; i < WG_MR; i++) {
-            vf ai = vf_set1(a[aoff[i]]);
-            acc0[i] += ai * b0;
-            if (NV == 2) acc1[i] += ai * b1;
-        }
-    }
-    for (int i = 0; i < mr; i++) {  // the GEMM's store with beta 1: out + acc
-        vf_store(out + (size_t)i * OC, vf_load(out + (size_t)i * OC) + acc0[i]);
-        if (NV == 2) vf_store(out + (size_t)i * OC + VL, vf_load(out + (size_t)i * OC + VL) + acc1[i]);
-    }
-}
 
 /* The thread's scratch: partial dw (Kc, OC) and db (OC), then (64 bytes on) the chunk's pixel bases. */
 static size_t partial_floats(const ConvGeom *g) { return ((size_t)g->Kc * g->OC + g->OC + 15) / 16 * 16; }
@@ -69,7 +41,8 @@ static void wgrad_images(void *ctx, int begin, int end, int tid) {
     float *pdw = partial(tid, j), *pdb = pdw + (size_t)g->Kc * OC;
     size_t *base = (size_t *)(void *)(pdw + partial_floats(g));
     memset(pdw, 0, ((size_t)g->Kc * OC + OC) * sizeof(float));
-    size_t aoff[WG_MR];
+    size_t aoff[WG_MAX_MR];
+    int MR = gemm_tile_rows();
     for (int n = begin; n < end; n++)
         for (int r0 = 0; r0 < P; r0 += j->rows) {
             int r1 = r0 + j->rows < P ? r0 + j->rows : P;
@@ -80,18 +53,14 @@ static void wgrad_images(void *ctx, int begin, int end, int tid) {
             const float *dy = j->dy + ((size_t)n * P + r0) * OC;
             for (int k0 = r0; j->want_dw && k0 < r1; k0 += kblock) {  // the GEMM's K blocks of the chunk
                 int npix = r1 - k0 < kblock ? r1 - k0 : kblock;
-                for (int w0 = 0; w0 < g->Kc; w0 += WG_MR) {
-                    int mr = g->Kc - w0 < WG_MR ? g->Kc - w0 : WG_MR;
-                    for (int i = 0; i < WG_MR; i++) {
+                for (int w0 = 0; w0 < g->Kc; w0 += MR) {  // a tile: weight rows (tap, c) × dw's columns
+                    int mr = g->Kc - w0 < MR ? g->Kc - w0 : MR;
+                    for (int i = 0; i < MR; i++) {
                         int k = w0 + (i < mr ? i : 0), t = k / C;
                         aoff[i] = ((size_t)(t / g->KW) * j->Wp + (size_t)(t % g->KW)) * C + (size_t)(k % C);
                     }
-                    const size_t *b = base + (k0 - r0);
-                    const float *d = dy + (size_t)(k0 - r0) * OC;
-                    float *out = pdw + (size_t)w0 * OC;
-                    int oc = 0;
-                    for (; oc + 2 * VL <= OC; oc += 2 * VL) tile(2, j->xp, b, npix, aoff, d + oc, OC, out + oc, mr);
-                    if (oc < OC) tile(1, j->xp, b, npix, aoff, d + oc, OC, out + oc, mr);
+                    gemm_gather_tile(npix, j->xp, base + (k0 - r0), aoff, mr, dy + (size_t)(k0 - r0) * OC, OC, OC, 1.0f,
+                                     pdw + (size_t)w0 * OC, OC);
                 }
             }
             if (j->want_db)

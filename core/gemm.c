@@ -233,27 +233,36 @@ static void pack_b(bool trans, int kc, int nc, const float *B, int ldb, float *r
 #define THIN_MAX 128  // M and N at most this
 #endif
 
-static inline __attribute__((always_inline)) void thin_tile(int NV, int kc, const float *restrict a, int lda,
-                                                            const int *aoff, const float *restrict b, int ldb,
-                                                            float *c, int ldc, float beta, int mr) {
+static inline __attribute__((always_inline)) void gather_tile(int NV, int kc, const float *restrict a,
+                                                              const size_t *base, const size_t *off,
+                                                              const float *restrict b, int ldb, float *c, int ldc,
+                                                              float beta, int mr) {
     vf acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = (vf){0};
     for (int k = 0; k < kc; k++) {
+        const float *ak = a + base[k];
         vf b0 = vf_load(b), b1 = NV == 2 ? vf_load(b + VL) : (vf){0};
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            vf ai = vf_set1(a[aoff[i]]);
+            vf ai = vf_set1(ak[off[i]]);
             acc0[i] += ai * b0;
             if (NV == 2) acc1[i] += ai * b1;
         }
-        a += lda;
         b += ldb;
     }
     for (int i = 0; i < mr; i++) {
         store_row(c + (size_t)i * ldc, acc0[i], VL, beta);
         if (NV == 2) store_row(c + (size_t)i * ldc + VL, acc1[i], VL, beta);
     }
+}
+
+void gemm_gather_tile(int kc, const float *A, const size_t *base, const size_t *off, int mr, const float *B, int ldb,
+                      int N, float beta, float *C, int ldc) {
+    DQ_CHECK(mr >= 1 && mr <= MR && N % VL == 0);
+    int jr = 0;
+    for (; jr + 2 * VL <= N; jr += 2 * VL) gather_tile(2, kc, A, base, off, B + jr, ldb, C + jr, ldc, beta, mr);
+    if (jr < N) gather_tile(1, kc, A, base, off, B + jr, ldb, C + jr, ldc, beta, mr);
 }
 
 static bool thin_enabled = true;
@@ -270,20 +279,15 @@ static bool thin_ok(bool ta, bool tb, int M, int N) {
 
 static void gemm_thin(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                       float *C, int ldc) {
-    int full[MR], part[MR];
-    for (int i = 0; i < MR; i++) full[i] = i;
+    size_t base[KC], off[MR];  // A's row k of the block; tile row i's column
     for (int pc = 0; pc < K; pc += KC) {
         int kc = K - pc < KC ? K - pc : KC;
         float b_scale = pc == 0 ? beta : 1.0f;  // beta applies once, on the first K block
+        for (int k = 0; k < kc; k++) base[k] = (size_t)(pc + k) * lda;
         for (int ir = 0; ir < M; ir += MR) {
             int mr = M - ir < MR ? M - ir : MR;
-            for (int i = 0; i < MR; i++) part[i] = i < mr ? i : 0;
-            const float *a = A + (size_t)pc * lda + ir;
-            const int *aoff = mr == MR ? full : part;
-            int jr = 0;
-            for (; jr + 2 * VL <= N; jr += 2 * VL)
-                thin_tile(2, kc, a, lda, aoff, B + (size_t)pc * ldb + jr, ldb, C + (size_t)ir * ldc + jr, ldc, b_scale, mr);
-            if (jr < N) thin_tile(1, kc, a, lda, aoff, B + (size_t)pc * ldb + jr, ldb, C + (size_t)ir * ldc + jr, ldc, b_scale, mr);
+            for (int i = 0; i < MR; i++) off[i] = (size_t)ir + (size_t)(i < mr ? i : 0);
+            gemm_gather_tile(kc, A, base, off, mr, B + (size_t)pc * ldb, ldb, N, b_scale, C + (size_t)ir * ldc, ldc);
         }
     }
 }

@@ -33,6 +33,13 @@ void gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, const float *A
  * im2col matrix to the bit; that needs the blocks to end on taps: gemm_conv_taps_ok. */
 int gemm_tile_rows(void);
 bool gemm_conv_taps_ok(int taps, int cin);
+/* One tile of a GEMM whose A rows are gathered (weight gradients, read in place):
+ *     C[i][j] = beta·C[i][j] + Σ_{k < kc} A[base[k] + off[i]] · B[k·ldb + j]
+ * for i < mr <= gemm_tile_rows(), j < N (N whole vectors; 1, 2 or more of them); off has
+ * gemm_tile_rows() entries, those past mr valid offsets whose rows are dropped. The products and
+ * the store are the packed kernel's, in the same order. */
+void gemm_gather_tile(int kc, const float *A, const size_t *base, const size_t *off, int mr, const float *B, int ldb,
+                      int N, float beta, float *C, int ldc);
 /* The K block: gemm sums each run of this many k apart, then adds the runs' sums in turn (kernels
  * that promise gemm's bits follow it). */
 int gemm_k_block(void);
