@@ -82,7 +82,8 @@ int main(int argc, char **argv) {
     q.ddq.lr_gate = 20.0f, q.ddq.ema = 0.98f;              // gate step per unit of (signal − price); signal EMA
     q.ddq.lr_levels_w = 0.01f, q.ddq.lr_levels_a = 0.25f;  // level learning rates at the peak lr
     q.ddq.gap = 0.5f;                                      // levels stay half an initial fine step apart
-    q.eta = 0.003f;                                        // dual-ascent step of the bit prices
+    strcpy(q.lambda, "pi");                                // bit prices: proportional + integral, both signs
+    q.kp = 0.2f, q.eta = 0.0005f;                          // λ = I + kp·e, I ← I + η·e, e = Mem/ζ − 1
     q.phase_warmup = 0.1f, q.phase_joint = 0.5f;           // 10% warm-up, 50% joint, then gates frozen
     q.calib_batches = 4, q.percentile = 99.9f;             // activation ranges from 4 batches, 99.9th percentile
     ModelCfg mc = {.width = 0.5f, .dropout = 0.2f, .variant = "s1x2"};

@@ -68,10 +68,16 @@ static void targets(const QuantRun *r, double *tw, double *ta) {
     *tw = 8 - (8 - *tw) * u, *ta = 8 - (8 - *ta) * u;
 }
 
-static double update_lambda(const QuantContext *qc, double lambda, double mem, double zeta) {
+/* The next price from the budget's error e = Mem/ζ − 1 (integ: pi's integral term). */
+static double update_lambda(const QuantContext *qc, double lambda, double *integ, double mem, double zeta) {
     const QuantConfig *c = &qc->cfg;
-    if (qc->lambda == LAMBDA_HINGE) return mem > zeta ? c->hinge : 0;
-    lambda += c->eta * (mem / zeta - 1);
+    double e = mem / zeta - 1;
+    if (qc->lambda == LAMBDA_HINGE) return e > 0 ? c->hinge : 0;
+    if (qc->lambda == LAMBDA_PI) {
+        *integ += c->eta * e;
+        return *integ + c->kp * e;
+    }
+    lambda += c->eta * e;
     return lambda > 0 ? lambda : 0;
 }
 
@@ -185,10 +191,10 @@ void quant_run_step(QuantRun *r, float lr) {
         targets(r, &tw, &ta);
         QuantBudget b = quant_budget(qc);
         if (phase == DDQ_PHASE_JOINT) {
-            if (bitops(qc)) r->lambda_w = update_lambda(qc, r->lambda_w, b.bitops, tw * ta * b.macs);
+            if (bitops(qc)) r->lambda_w = update_lambda(qc, r->lambda_w, &r->integ_w, b.bitops, tw * ta * b.macs);
             else {
-                r->lambda_w = update_lambda(qc, r->lambda_w, b.mem_w, tw * b.n_w);
-                r->lambda_a = update_lambda(qc, r->lambda_a, b.mem_a, ta * b.n_a);
+                r->lambda_w = update_lambda(qc, r->lambda_w, &r->integ_w, b.mem_w, tw * b.n_w);
+                r->lambda_a = update_lambda(qc, r->lambda_a, &r->integ_a, b.mem_a, ta * b.n_a);
             }
         }
         set_prices(r, &b, tw, ta);
@@ -223,7 +229,7 @@ void quant_calibrate_begin(QuantContext *qc) { quant_each(qc, begin_one, NULL); 
 void quant_calibrate_end(QuantContext *qc) { quant_each(qc, end_one, NULL); }
 
 /* ------------------------------------------------------------------ state */
-#define RUN_STATE_VERSION 2  // 2: the trace rows follow the quantizers
+#define RUN_STATE_VERSION 3  // 2: the trace rows follow the quantizers; 3: pi's integral terms
 
 static void save_one(Quantizer *q, void *ctx) {
     QBytes *b = ctx;
@@ -240,7 +246,7 @@ void quant_run_save(const QuantRun *r, QBytes *b) {
     qbytes_put(b, head, sizeof head);
     long long steps[2] = {r->step, r->total_steps};
     qbytes_put(b, steps, sizeof steps);
-    double d[4] = {r->lambda_w, r->lambda_a, r->moved_w, r->moved_a};
+    double d[6] = {r->lambda_w, r->lambda_a, r->moved_w, r->moved_a, r->integ_w, r->integ_a};
     qbytes_put(b, d, sizeof d);
     quant_each(r->qc, save_one, b);
     uint64_t rows = (uint64_t)r->n_trace;
@@ -278,7 +284,7 @@ static bool load_one(Quantizer *q, QBytes *b, char *err, size_t es) {
 bool quant_run_load(QuantRun *r, QBytes *b, char *err, size_t es) {
     int head[3];
     long long steps[2];
-    double d[4];
+    double d[6];
     if (!qbytes_get(b, head, sizeof head) || !qbytes_get(b, steps, sizeof steps) || !qbytes_get(b, d, sizeof d)) {
         snprintf(err, es, "quantization state is truncated");
         return false;
@@ -296,8 +302,10 @@ bool quant_run_load(QuantRun *r, QBytes *b, char *err, size_t es) {
                  steps[1], r->total_steps);
         return false;
     }
-    for (int k = 0; k < 4; k++)
-        if (!isfinite(d[k]) || (k < 2 && d[k] < 0) || fabs(d[k]) > 1e30) {
+    bool signed_price = r->qc->lambda == LAMBDA_PI;
+    for (int k = 0; k < 6; k++)
+        if (!isfinite(d[k]) || (k < 2 && d[k] < 0 && !signed_price) || (k >= 4 && d[k] != 0 && !signed_price) ||
+            fabs(d[k]) > 1e30) {
             snprintf(err, es, "quantization state: bad bit price or moved bits (%g)", d[k]);
             return false;
         }
@@ -322,6 +330,7 @@ bool quant_run_load(QuantRun *r, QBytes *b, char *err, size_t es) {
     r->trace_rows = tr, r->n_trace = (long long)rows, r->cap_trace = (long long)(rows ? rows : 1);
     r->step = steps[0];
     r->lambda_w = d[0], r->lambda_a = d[1], r->moved_w = d[2], r->moved_a = d[3];
+    r->integ_w = d[4], r->integ_a = d[5];
     set_phase(r, (DdqPhase)head[1]);
     return true;
 }

@@ -6,9 +6,10 @@
  *   phase   by progress t of the run: warm-up (gates and levels frozen) for t < warmup,
  *           joint until warmup + joint, then frozen gates;
  *   λ       dual ascent λ ← max(0, λ + η·(Mem/ζ − 1)), one λ for weights and one for
- *           activations (variant hinge: λ = hinge while Mem > ζ, else 0; variant bitops: one λ on
- *           Σ MACs·b_w·b_a); variant ramp: ζ from 8 bits down to the target over the first half of
- *           the joint phase;
+ *           activations (variant pi: with e = Mem/ζ − 1, I ← I + η·e and λ = I + kp·e, both signs:
+ *           a negative price buys bits back when under the budget; variant hinge: λ = hinge while
+ *           Mem > ζ, else 0; variant bitops: one λ on Σ MACs·b_w·b_a); variant ramp: ζ from 8 bits
+ *           down to the target over the first half of the joint phase;
  *   prices  λ·N_l/ζ per quantizer (bitops: λ·MACs·b_other/ζ), given to the gates;
  *   freeze  entering the frozen phase, the final guarantee: merge (over budget) or un-merge
  *           (under budget) one bit at a time in the layer whose bit is cheapest / most useful by
@@ -44,6 +45,7 @@ typedef struct QuantRun {
     float lr_peak;                 // the schedule's peak (level learning rates are relative to it)
     DdqPhase phase;                // DDQ: what learns now (set in every quantizer)
     double lambda_w, lambda_a;     // bit prices (bitops: lambda_w only)
+    double integ_w, integ_a;       // pi: the prices' integral terms
     double moved_w, moved_a;       // mean bits moved by the final guarantee (signed; bitops: in
                                    // moved_w, the change of Σ MACs·b_w·b_a per MAC)
     QuantTraceRow *trace_rows;     // DDQ: one row per step so far (saved with the state, so the

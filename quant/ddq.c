@@ -416,7 +416,7 @@ static void set_merged(Ddq *d, int m) {
     rebuild(d);
 }
 
-static void frontier_gates(Ddq *d) {
+static void frontier_gates(Ddq *d, float lr_gate) {
     double a = d->cfg->ema;
     int m_max = DDQ_K - d->cfg->b_min;
     d->ema_down = a * d->ema_down + (1 - a) * d->sig_down;
@@ -425,8 +425,8 @@ static void frontier_gates(Ddq *d) {
     d->ema_up_neg = a * d->ema_up_neg + (1 - a) * fmax(-d->sig_up, 0);
     // Positive gate = merged. Merge when the price of a bit outweighs the smoothed cost of
     // merging; un-merge when the smoothed gain of un-merging outweighs the price.
-    if (d->m < m_max) d->gate_merge -= d->cfg->lr_gate * (float)(d->ema_down - d->price);
-    if (d->m > 0) d->gate_unmerge += d->cfg->lr_gate * (float)(d->ema_up + d->price);
+    if (d->m < m_max) d->gate_merge -= lr_gate * (float)(d->ema_down - d->price);
+    if (d->m > 0) d->gate_unmerge += lr_gate * (float)(d->ema_up + d->price);
     d->gate_merge = fminf(1, fmaxf(-1, d->gate_merge));
     d->gate_unmerge = fminf(1, fmaxf(-1, d->gate_unmerge));
     if (d->m < m_max && d->gate_merge > 0) {
@@ -442,14 +442,14 @@ static void frontier_gates(Ddq *d) {
 
 /* Variant: every gate gets its own signal and update; the quantizer uses the leading run of
  * merged gates from the least significant bit (nested, so monotone), which can jump bits. */
-static void product_rule_gates(Ddq *d) {
+static void product_rule_gates(Ddq *d, float lr_gate) {
     double a = d->cfg->ema;
     for (int k = 0; k < DDQ_K; k++) {
         d->ema_gate[k] = a * d->ema_gate[k] + (1 - a) * d->sig_gate[k];
         bool merged = k < d->m;
         // toggling a merged gate un-merges it: its signal is the change from un-merging
-        d->gate[k] += merged ? d->cfg->lr_gate * (float)(d->ema_gate[k] + d->price)
-                             : -d->cfg->lr_gate * (float)(d->ema_gate[k] - d->price);
+        d->gate[k] += merged ? lr_gate * (float)(d->ema_gate[k] + d->price)
+                             : -lr_gate * (float)(d->ema_gate[k] - d->price);
         d->gate[k] = fminf(1, fmaxf(-1, d->gate[k]));
         d->sig_gate[k] = 0;
     }
@@ -466,8 +466,9 @@ static void ddq_step(Quantizer *q, float lr) {
     if (!q->calibrated) return;
     if (d->phase != DDQ_PHASE_WARMUP && d->fine->grad) update_levels(d, lr);
     if (d->phase == DDQ_PHASE_JOINT && !q->pinned) {
-        if (d->cfg->product_rule) product_rule_gates(d);
-        else frontier_gates(d);
+        float lr_gate = d->cfg->lr_gate * (d->cfg->gate_anneal ? lr : 1);  // lr: relative to the peak
+        if (d->cfg->product_rule) product_rule_gates(d, lr_gate);
+        else frontier_gates(d, lr_gate);
     }
     d->sig_down = d->sig_up = 0;
     rebuild(d);
@@ -551,7 +552,8 @@ static bool ddq_load(Quantizer *q, QBytes *b, char *err, size_t es) {
                     : head[2] < -1 || head[2] >= DDQ_FINE ? "zero index out of range"
                     : head[3] < 0 ? "negative bit-change count"
                     : head[4] != 0 && head[4] != 1 ? "calibration flag not 0 or 1"
-                    : !all_finite_f(f, 2, -1, 1) || !all_finite_f(f + 2, 2, 0, 1e30f) ? "gates, price or step out of range"
+                    : !all_finite_f(f, 2, -1, 1) || !all_finite_f(f + 2, 1, -1e30f, 1e30f) || !all_finite_f(f + 3, 1, 0, 1e30f)
+                        ? "gates, price or step out of range"
                     : head[4] && !(f[3] > 0) ? "step is zero"
                     : !all_finite_d(e, 4) || !all_finite_d(ema_gate, DDQ_K) ? "non-finite gate signals"
                     : !all_finite_f(vel, DDQ_FINE, -1e30f, 1e30f) || !all_finite_f(vel2, DDQ_FINE, 0, 1e30f) ? "non-finite level momentum"

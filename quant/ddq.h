@@ -34,6 +34,7 @@ typedef struct DdqConfig {
     float gap;              // minimum distance between coarse values, in fine steps (0.5)
     float ema;              // EMA factor of the gate signals (0.98: ~50 steps)
     float lr_gate;          // gate step size per unit of (signal − price)
+    bool gate_anneal;       // the gate step follows the learning-rate schedule (× lr / peak lr)
     float lr_levels_w;      // level learning rates at the peak of the schedule, weights …
     float lr_levels_a;      // … and activations (their raw gradients are ~25x smaller)
     float momentum;         // SGD momentum for the levels

@@ -15,8 +15,9 @@ const QuantConfig quant_config_defaults = {
             .lr_levels_w = 0.01f, .lr_levels_a = 0.25f, .momentum = 0.9f, .pin_zero = true},
     .percentile = 99.9f,
     .budget = "elements",
-    .lambda = "dual",
-    .eta = 0.003f,
+    .lambda = "pi",
+    .eta = 0.0005f,
+    .kp = 0.2f,
     .hinge = 0.25f,
     .phase_warmup = 0.1f,
     .phase_joint = 0.5f,
@@ -37,6 +38,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_float("ddq_gap", &c->ddq.gap, "minimum gap between levels, in initial fine steps", 0, 100);
     o[n++] = opt_float("ddq_ema", &c->ddq.ema, "EMA factor of the gate signals", 0, 0.99999);
     o[n++] = opt_float("ddq_lr_gate", &c->ddq.lr_gate, "gate step per unit of (signal − price)", 0, 1e9);
+    o[n++] = opt_bool("ddq_gate_anneal", &c->ddq.gate_anneal, "the gate step follows the learning-rate schedule");
     o[n++] = opt_float("ddq_lr_levels_w", &c->ddq.lr_levels_w, "weight level learning rate (at peak lr)", 0, 1e6);
     o[n++] = opt_float("ddq_lr_levels_a", &c->ddq.lr_levels_a, "activation level learning rate (at peak lr)", 0, 1e6);
     o[n++] = opt_bool("ddq_pin_zero", &c->ddq.pin_zero, "pin the level holding 0 to exactly 0");
@@ -46,8 +48,9 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_float("ddq_alpha", &c->ddq.alpha, "variant: gradient correction alpha (0: off)", 0, 1e6);
     o[n++] = opt_bool("ddq_snap_grid", &c->ddq.snap_grid, "at the freeze, put the levels on the integer grid (model.dqm exact)");
     o[n++] = opt_choice("ddq_budget", c->budget, "what the budget counts", "elements|bitops");
-    o[n++] = opt_choice("ddq_lambda", c->lambda, "how the bit price is set", "dual|hinge");
-    o[n++] = opt_float("ddq_eta", &c->eta, "dual ascent step of lambda", 0, 1e3);
+    o[n++] = opt_choice("ddq_lambda", c->lambda, "how the bit price is set", "dual|pi|hinge");
+    o[n++] = opt_float("ddq_eta", &c->eta, "dual ascent step of lambda (pi: of its integral)", 0, 1e3);
+    o[n++] = opt_float("ddq_kp", &c->kp, "pi: proportional gain of lambda on Mem/budget - 1", 0, 1e3);
     o[n++] = opt_float("ddq_hinge", &c->hinge, "hinge variant: lambda while over budget", 0, 1e6);
     o[n++] = opt_bool("ddq_ramp", &c->ramp, "variant: ramp the budget from 8 bits (first half of joint)");
     o[n++] = opt_float("ddq_warmup", &c->phase_warmup, "fraction of fine-tuning before gates and levels learn", 0, 1);
@@ -74,6 +77,7 @@ QuantBudgetKind quant_budget_of(const QuantConfig *c) {
 QuantLambdaKind quant_lambda_of(const QuantConfig *c) {
     if (!strcmp(c->lambda, "dual")) return LAMBDA_DUAL;
     if (!strcmp(c->lambda, "hinge")) return LAMBDA_HINGE;
+    if (!strcmp(c->lambda, "pi")) return LAMBDA_PI;
     DQ_FATAL("unknown DDQ price rule '%s'", c->lambda);
 }
 
@@ -91,15 +95,16 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
     if (m == QUANT_NONE && strcmp(k, "q_method") != 0) return "--q_method=none (no quantization)";
     if (m != QUANT_DDQ && !strncmp(k, "ddq_", 4)) return "every --q_method but ddq";
     if (m == QUANT_LSQ && !strcmp(k, "q_percentile")) return "--q_method=lsq (its step starts at 2·mean|x|/sqrt(Q_P))";
-    if (m == QUANT_DDQ && !strcmp(k, "ddq_hinge") && quant_lambda_of(c) != LAMBDA_HINGE) return "--ddq_lambda=dual";
-    if (m == QUANT_DDQ && !strcmp(k, "ddq_eta") && quant_lambda_of(c) != LAMBDA_DUAL) return "--ddq_lambda=hinge";
+    if (m == QUANT_DDQ && !strcmp(k, "ddq_hinge") && quant_lambda_of(c) != LAMBDA_HINGE) return "--ddq_lambda other than hinge";
+    if (m == QUANT_DDQ && !strcmp(k, "ddq_eta") && quant_lambda_of(c) == LAMBDA_HINGE) return "--ddq_lambda=hinge";
+    if (m == QUANT_DDQ && !strcmp(k, "ddq_kp") && quant_lambda_of(c) != LAMBDA_PI) return "--ddq_lambda other than pi";
     return NULL;
 }
 
 bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t es) {
     if (!in_list("ddq|lsq|pact|minmax|none", c->method))
         return dq_fail(err, es, "--q_method=%s: unknown method", c->method);
-    if (!in_list("elements|bitops", c->budget) || !in_list("dual|hinge", c->lambda))
+    if (!in_list("elements|bitops", c->budget) || !in_list("dual|pi|hinge", c->lambda))
         return dq_fail(err, es, "--ddq_budget=%s / --ddq_lambda=%s: unknown", c->budget, c->lambda);
     QuantConfig mine = *c, dflt = defaults ? *defaults : quant_config_defaults;
     Option om[64], od[64];

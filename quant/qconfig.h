@@ -10,7 +10,7 @@
 /* The option strings, parsed once (quant_config_check / quant_context_new). */
 typedef enum { QUANT_NONE, QUANT_DDQ, QUANT_LSQ, QUANT_PACT, QUANT_MINMAX } QuantMethod;
 typedef enum { BUDGET_ELEMENTS, BUDGET_BITOPS } QuantBudgetKind;
-typedef enum { LAMBDA_DUAL, LAMBDA_HINGE } QuantLambdaKind;
+typedef enum { LAMBDA_DUAL, LAMBDA_HINGE, LAMBDA_PI } QuantLambdaKind;
 
 typedef struct QuantConfig {
     char method[OPT_STRLEN];    // ddq | lsq | pact | minmax | none
@@ -21,8 +21,9 @@ typedef struct QuantConfig {
     DdqConfig ddq;              // DDQ's own options (ddq.h); its percentile comes from the field above
     BaselineConfig base;        // the baselines' options (baselines.h); percentile likewise
     char budget[OPT_STRLEN];    // elements (Σ N·b per kind) | bitops (Σ MACs·b_w·b_a)
-    char lambda[OPT_STRLEN];    // dual (dual ascent) | hinge (fixed weight while over budget)
-    float eta;                  // dual ascent step
+    char lambda[OPT_STRLEN];    // dual (dual ascent) | pi (two-sided, proportional + integral) | hinge
+    float eta;                  // dual ascent step (pi: the integral's step)
+    float kp;                   // pi: the price's proportional gain on Mem/ζ − 1
     float hinge;                // hinge variant: λ while over budget
     bool ramp;                  // ramp the target from 8 bits over the first half of the joint phase
     float phase_warmup;         // fraction of fine-tuning with gates and levels frozen

@@ -7,11 +7,13 @@
 #   uniform quantizer like LSQ, keeping DDQ's calibration, 8-bit start and gradient scaling);
 #   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
-#   plus ramped target, Adam on levels, and a faster bit price (dual ascent step η 0.01, 0.03
-#   against 0.003: does the joint phase settle on the budget?).
+#   plus ramped target, Adam on levels, and the bit price's controller (issue 13: does the joint
+#   phase settle on the budget?): dual ascent as it was the default before (one-sided, η 0.003),
+#   with a ramped target, faster (η 0.01, 0.03); the default two-sided price with a stiffer
+#   proportional term, or with the gate step following the learning-rate schedule.
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
-# Compute: ≈ 7 min per run with the default preset (14 variants × 3 seeds ≈ 5 h on 2 cores).
+# Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
 # Output: runs/sweeps/ablations-MODEL-PRESET.csv and .md (mean ± std over seeds; BITS other than
 #   4 add -wBITS to the names). Resumable: started again, it skips the rows it has.
 #   ONLY="fixed_bits hinge_budget" SEEDS=1 scripts/sweep_ablations.sh    a subset of the variants
@@ -35,8 +37,12 @@ gradient_correction|--ddq_alpha=0.1
 bitops_budget|--ddq_budget=bitops
 ramped_target|--ddq_ramp
 adam_levels|--ddq_adam
-fast_price|--ddq_eta=0.01
-faster_price|--ddq_eta=0.03"
+dual_price|--ddq_lambda=dual --ddq_eta=0.003
+dual_ramped|--ddq_lambda=dual --ddq_eta=0.003 --ddq_ramp
+fast_price|--ddq_lambda=dual --ddq_eta=0.01
+faster_price|--ddq_lambda=dual --ddq_eta=0.03
+stiff_price|--ddq_kp=0.5 --ddq_eta=0.001
+gate_anneal|--ddq_gate_anneal"
 for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants

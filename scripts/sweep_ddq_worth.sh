@@ -1,10 +1,13 @@
 #!/bin/sh
 # sweep_ddq_worth.sh — the grid of issue 13 ("what each part of DDQ is worth"), in the issue's
-# order (the most decisive rows first: questions 2, 3, 1, 4, 6, 5), resumable: each sweep skips
+# order (the controller's before/after first, then the most decisive rows: questions 2, 3, 1, 4,
+# 6, 5), resumable: each sweep skips
 # the rows its CSV has and a stopped run continues from its checkpoint, so run it again after an
 # interruption and it goes on. Fine-tunes of one model share one FP32 model (FP32_SEED: the
 # spread is the fine-tuning's), except question 5, which is about the FP32 seeds.
 #
+#   C  the controller at W4A4: the default price (two-sided PI) against dual ascent, the default
+#      before issue 13, 3 seeds                             runs/sweeps/ablations-mobilenetv2-default.*
 #   Q2 ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
 #      both (lsq_like), the BitOPs budget, the ramped target — LSQ at the same bits beside them;
 #      seed 1 of everything first, then seeds 2 and 3      runs/sweeps/ablations-mobilenetv2-default-w{3,2}.*
@@ -23,6 +26,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 variants="default fixed_bits frozen_uniform_levels lsq_like bitops_budget ramped_target"
+ONLY="default dual_price" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C
 for seed in 1 2 3; do  # Q2
   for b in 3 2; do
     ONLY="$variants" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh

@@ -313,7 +313,7 @@ Test(qoptions, options_a_method_ignores_are_refused, .init = setup, .fini = tear
     m = expect_fatal(q_unused_lsq_percentile, NULL);
     cr_assert(strstr(m, "--q_percentile=99 has no effect with --q_method=lsq") != NULL, "got: %s", m);
     m = expect_fatal(q_unused_hinge, NULL);
-    cr_assert(strstr(m, "--ddq_hinge=1 has no effect with --ddq_lambda=dual") != NULL, "got: %s", m);
+    cr_assert(strstr(m, "--ddq_hinge=1 has no effect with --ddq_lambda other than hinge") != NULL, "got: %s", m);
     QuantConfig c = quant_config_defaults;
     strcpy(c.method, "lsq");
     c.per_channel = true;
@@ -327,6 +327,7 @@ Test(qoptions, options_a_method_ignores_are_refused, .init = setup, .fini = tear
 /* Runs quant_run_step with the bits fixed by hand and returns λ_w after `steps` joint steps. */
 Test(qcontrol, dual_ascent_rises_over_budget_and_falls_back, .init = setup, .fini = teardown) {
     QuantConfig c = quant_config_defaults;
+    strcpy(c.lambda, "dual"), c.eta = 0.003f;
     c.ddq.lr_gate = 0;  // gates stay where they are: only λ moves
     QuantContext *qc = quant_context_new(&c);
     Model *m = tiny_mnv2(qc);
@@ -343,6 +344,48 @@ Test(qcontrol, dual_ascent_rises_over_budget_and_falls_back, .init = setup, .fin
     cr_assert(r.lambda_w < peak, "λ falls back under budget: %g after %g", r.lambda_w, peak);
     for (int i = 0; i < 200; i++) quant_run_step(&r, 0.1f);
     cr_assert_eq(r.lambda_w, 0, "and stays at 0");
+    model_free(m);
+    quant_context_free(qc);
+}
+
+/* pi: λ = I + kp·e with I ← I + η·e, e = Mem/ζ − 1, both signs (gates held still). */
+Test(qcontrol, pi_price_is_proportional_plus_integral_and_two_sided, .init = setup, .fini = teardown) {
+    QuantConfig c = quant_config_defaults;
+    c.ddq.lr_gate = 0;
+    strcpy(c.lambda, "pi");
+    c.kp = 0.2f, c.eta = 0.001f;
+    QuantContext *qc = quant_context_new(&c);
+    Model *m = tiny_mnv2(qc);
+    calibrate(m, qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+    QuantRun r;
+    quant_run_init(&r, qc, 1000, 0.1f);
+    r.step = 200;
+    for (int i = 0; i < 30; i++) quant_run_step(&r, 0.1f);  // 8 bits against 4: e = 1
+    double kp = c.kp, eta = c.eta;
+    cr_assert_float_eq(r.lambda_w, 30 * eta + kp, 1e-9, "λ_w after 30 steps at e = 1: %g", r.lambda_w);
+    cr_assert_float_eq(r.lambda_a, 30 * eta + kp, 1e-9);
+    for (int i = 0; i < qc->n_layers; i++)
+        if (!qc->layers[i]->wq->pinned) ddq_set_merged(qc->layers[i]->wq, 6), ddq_set_merged(qc->layers[i]->aq, 6);
+    for (int i = 0; i < 10; i++) quant_run_step(&r, 0.1f);  // 2 bits: e = −1/2
+    cr_assert_float_eq(r.lambda_w, 30 * eta - 10 * eta / 2 - kp / 2, 1e-9, "λ_w under budget: %g", r.lambda_w);
+    cr_assert(r.lambda_w < 0, "under the budget the price turns into a subsidy: %g", r.lambda_w);
+    // the signed price and the integral survive a save and load; dual refuses a negative price
+    QBytes b = {0};
+    quant_run_save(&r, &b);
+    QuantRun r2;
+    quant_run_init(&r2, qc, 1000, 0.1f);
+    QBytes in = qbytes_view(b.p, b.len);
+    char err[256];
+    cr_assert(quant_run_load(&r2, &in, err, sizeof err), "%s", err);
+    cr_assert_eq(r2.lambda_w, r.lambda_w);
+    cr_assert_eq(r2.integ_a, r.integ_a);
+    quant_run_step(&r, 0.1f), quant_run_step(&r2, 0.1f);
+    cr_assert_eq(r2.lambda_a, r.lambda_a, "the reloaded run prices the next step the same");
+    qc->lambda = LAMBDA_DUAL;
+    in = qbytes_view(b.p, b.len);
+    cr_assert(!quant_run_load(&r2, &in, err, sizeof err) && strstr(err, "bad bit price"), "dual loaded λ < 0: %s", err);
+    dq_free(b.p);
+    quant_run_free(&r), quant_run_free(&r2);
     model_free(m);
     quant_context_free(qc);
 }
@@ -439,9 +482,10 @@ Test(qcontrol, crafted_states_are_refused, .init = setup, .fini = teardown) {
     for (int i = 0; i < 3; i++) quant_run_step(&r, 0.1f);
     QBytes good = {0};
     quant_run_save(&r, &good);
-    // offsets in the blob: head (3 ints), steps (2 long long), λ and moved bits (4 doubles), then the
-    // first quantizer's record: name length, name, elems and MACs, its DDQ state (5 ints, 4 floats …)
-    size_t steps = 12, lambdas = 28, q0 = 60, q0_state = q0 + 4 + strlen(qc->layers[0]->wq->name) + 16;
+    // offsets in the blob: head (3 ints), steps (2 long long), λ, moved bits and pi's integrals
+    // (6 doubles), then the first quantizer's record: name length, name, elems and MACs, its DDQ
+    // state (5 ints, 4 floats …)
+    size_t steps = 12, lambdas = 28, q0 = 76, q0_state = q0 + 4 + strlen(qc->layers[0]->wq->name) + 16;
     struct {
         size_t at;
         long long value;
@@ -453,6 +497,7 @@ Test(qcontrol, crafted_states_are_refused, .init = setup, .fini = teardown) {
         {.at = steps, .value = -1, .width = 8, .expect = "step -1"},
         {.at = steps + 8, .value = 1LL << 62, .width = 8, .expect = "this run has 100 steps"},
         {.at = lambdas, .value = 0x7ff8000000000000LL, .width = 8, .expect = "bad bit price"},
+        {.at = lambdas + 32, .value = 0x7ff8000000000000LL, .width = 8, .expect = "bad bit price"},  // NaN integral
         {.at = q0_state + 4, .value = 9, .width = 4, .expect = "merged bits out of range"},
         {.at = q0_state + 12, .value = -5, .width = 4, .expect = "negative bit-change count"},
         {.at = q0_state + 20, .value = 0x7fc00000, .width = 4, .expect = "gates, price or step out of range"},
