@@ -28,6 +28,7 @@ typedef enum {
     RNG_STREAM_AUGMENT,     // crops and flips of an epoch (index: epoch)
     RNG_STREAM_DROPOUT,     // dropout masks of an epoch (index: epoch)
     RNG_STREAM_GRADCHECK,   // the gradient checker's positions and output weights (index 0)
+    RNG_STREAM_ALLOC,       // mixed-precision allocators: probe vectors, searches (index: sample)
     RNG_STREAM_KINDS
 } RngStreamKind;
 

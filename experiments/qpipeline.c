@@ -53,22 +53,35 @@ static void epoch_stats(const TrainResult *r, double *img_s, double *epoch_s) {
 typedef struct QHooks {
     QuantRun *run;
     char trace_path[4096];   // ddq_trace.csv, or "" for the other methods
+    const QuantAlloc *alloc; // --q_alloc's bits (checked against a resumed checkpoint's), or NULL
 } QHooks;
 
 static void hook_step(void *ctx, int epoch, int batch, float lr) { quant_run_step(((QHooks *)ctx)->run, lr); }
 
 static void hook_save(void *ctx, Checkpoint *c) {
+    QHooks *h = ctx;
     QBytes b = {0};
-    quant_run_save(((QHooks *)ctx)->run, &b);
+    quant_run_save(h->run, &b);
     ckpt_add(c, "QUNT", b.p, b.len);
     dq_free(b.p);
+    if (h->alloc) {
+        Text t;
+        text_init(&t);
+        quant_alloc_save(h->run->qc, h->alloc, &t);
+        ckpt_add(c, "ALOC", t.s, t.len);
+        text_free(&t);
+    }
 }
 
 static bool hook_load(void *ctx, const Checkpoint *c, char *err, size_t es) {
+    QHooks *h = ctx;
     const CkptSection *s;
     if (!ckpt_section(c, "QUNT", 0, &s, err, es)) return false;
     QBytes b = qbytes_view(s->data, s->size);
-    return quant_run_load(((QHooks *)ctx)->run, &b, err, es);
+    if (!quant_run_load(h->run, &b, err, es)) return false;
+    if (!h->alloc) return true;
+    if (!ckpt_section(c, "ALOC", 0, &s, err, es)) return false;
+    return quant_alloc_matches(h->run->qc, h->alloc, s->data, s->size, err, es);
 }
 
 /* ddq_trace.csv starts as exactly the rows the run holds (none when fresh, the checkpoint's when
@@ -109,7 +122,7 @@ static void train_fp32(Experiment *x, const TrainConfig *cfg, const QPipelineCon
     if (strlen(dir) >= sizeof fc->out_dir) DQ_FATAL_FILE(x->prog, "FP32 directory name too long: %s", dir);
     strcpy(fc->out_dir, dir);
     printf("== FP32 %s (%s)\n", fm->name, fc->out_dir);
-    static const char *const not_fp32[] = {"q_", "ddq_", "fp32_", NULL};  // the fp32_* values are in fc
+    static const char *const not_fp32[] = {"q_", "ddq_", "alloc_", "hawq_", "fp32_", NULL};  // the fp32_* values are in fc
     Text id;
     text_init(&id);
     identity_extra(x, not_fp32, &id);
@@ -196,8 +209,51 @@ static void calibrate(Model *m, QuantContext *qc, const Dataset *train, int batc
     loader_free(ld);
 }
 
+/* 2b. --q_alloc: the allocator measures the FP32 network on a fixed, seeded set of training
+ * images (no augmentation) and picks each layer's weight bits; alloc.csv lists them. */
+static void allocate(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, QuantAlloc *a) {
+    int n_img = qc->cfg.alloc_images < x->train.n ? qc->cfg.alloc_images : x->train.n;
+    int bs = cfg->batch_size < n_img ? cfg->batch_size : n_img, nb = (n_img + bs - 1) / bs;
+    LoaderConfig lc = {.batch_size = bs, .shuffle = true, .seed = (uint64_t)cfg->seed + 91, .subset = 0};
+    Loader *ld = loader_new(&x->train, &lc);
+    Arena store;
+    arena_init(&store, 1 << 20, 0);
+    AllocBatch *batches = dq_malloc((size_t)nb * sizeof *batches);
+    loader_start_epoch(ld, 0);
+    Batch b;
+    int got = 0;
+    while (got < nb && loader_next(ld, &b)) {  // copies: the loader reuses its buffers
+        int k = b.n < n_img - got * bs ? b.n : n_img - got * bs;
+        Tensor *t = tensor_new4(&store, k, b.x.shape[1], b.x.shape[2], b.x.shape[3]);
+        memcpy(t->data, b.x.data, t->numel * sizeof(float));
+        int *lab = arena_alloc(&store, (size_t)k * sizeof *lab);
+        memcpy(lab, b.labels, (size_t)k * sizeof *lab);
+        batches[got++] = (AllocBatch){.x = t, .labels = lab};
+    }
+    loader_free(ld);
+    printf("== %s allocation of W%g on %d training images...\n", qc->cfg.alloc, qc->cfg.w_bits, n_img);
+    fflush(stdout);
+    char err[512];
+    if (!quant_alloc_search(m, qc, batches, got, (uint64_t)cfg->seed, a, err, sizeof err))
+        DQ_FATAL_FILE(x->prog, "--q_alloc=%s: %s", qc->cfg.alloc, err);
+    quant_alloc_apply(qc, a);
+    printf("   %.1f s; mean weight bits %.3f (budget %g); bits per layer:", a->seconds, a->mean_bits, qc->cfg.w_bits);
+    for (int i = 0; i < a->n; i++) printf(" %d", a->bits[i]);
+    printf("\n");
+    if (!fileio_make_dirs(cfg->out_dir, err, sizeof err)) DQ_FATAL_FILE(cfg->out_dir, "%s", err);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/alloc.csv", cfg->out_dir);
+    Text csv;
+    text_init(&csv);
+    quant_alloc_write_csv(qc, a, &csv);
+    if (!text_save(&csv, path, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    text_free(&csv);
+    dq_free(batches);
+    arena_free(&store);
+}
+
 /* 4. Fine-tune with the quantizers; QuantRun drives DDQ's gates, levels and prices per step. */
-static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *m,
+static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *m, const QuantAlloc *alloc,
                       QPipelineResult *out) {
     LoaderConfig probe = {.batch_size = cfg->batch_size, .drop_last = true, .subset = cfg->subset};
     Loader *ld = loader_new(&x->train, &probe);
@@ -205,7 +261,7 @@ static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *
     loader_free(ld);
     QuantRun run;
     quant_run_init(&run, qc, steps, cfg->lr);
-    QHooks qh = {.run = &run};
+    QHooks qh = {.run = &run, .alloc = alloc};
     if (qc->method == QUANT_DDQ) snprintf(qh.trace_path, sizeof qh.trace_path, "%s/ddq_trace.csv", cfg->out_dir);
     TrainHooks hooks = {.ctx = &qh, .start = hook_start, .after_step = hook_step, .save = hook_save, .load = hook_load};
     printf("== %s fine-tuning W%gA%g (%s)\n", quant_method_name(qc->method), qc->cfg.w_bits, qc->cfg.a_bits, cfg->out_dir);
@@ -373,13 +429,17 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
     QuantContext *qc = quant_context_new(qcfg);
     Model *m = quantized_from_fp32(x, cfg, &fc, qc, build, build_ctx);
     threads_init(cfg->threads);
+    QuantAlloc alloc = {0};
+    if (quant_alloc_of(qcfg) != ALLOC_NONE) allocate(x, cfg, qc, m, &alloc);
+    out->alloc_s = alloc.seconds;
     calibrate(m, qc, &x->train, qcfg->calib_batches, cfg->batch_size, cfg->seed);
-    out->finished = fine_tune(x, cfg, qc, m, out);
+    out->finished = fine_tune(x, cfg, qc, m, alloc.bits ? &alloc : NULL, out);
     if (out->finished) {
         Model *fp32 = fp32_model(x, &fc, build, build_ctx);
         report(x, cfg, qc, m, fp32, p->export_onnx, out);
         model_free(fp32);
     }
+    quant_alloc_free(&alloc);
     model_free(m);
     quant_context_free(qc);
 }
@@ -402,6 +462,7 @@ void qpipeline_result_line(const Experiment *x, const QuantConfig *q, const QPip
            r->q_acc - r->fp32_acc, r->summary.mean_w_bits, r->summary.mean_a_bits, r->summary.weight_kb,
            r->summary.fp32_weight_kb, r->fp32_epoch_s, r->q_epoch_s,
            r->fp32_img_s > 0 && r->q_img_s > 0 ? r->fp32_img_s / r->q_img_s : 0, r->moved_w, r->moved_a);
+    if (strcmp(q->alloc, "none") != 0) printf(" alloc=%s alloc_s=%.1f", q->alloc, r->alloc_s);
     if (r->int_ok)
         printf(" int_acc=%.4f int_top1_agree=%.4f int_codes_alone=%.6f int_codes_chained=%.6f dqm_kb=%.1f "
                "int_img_s=%.0f fp32_eval_img_s=%.0f int_speedup=%.2f",

@@ -5,6 +5,7 @@
  *      fine-tune seeds share one FP32 model);
  *   2. build the same architecture with the quantized layer factory and copy the FP32
  *      parameters and BatchNorm statistics into it by name;
+ *      (--q_alloc: an allocator picks each layer's weight bits on the FP32 network, alloc.csv);
  *   3. calibrate the activation quantizers on a few training batches (evaluation mode);
  *   4. fine-tune with the quantizers (QuantRun drives DDQ's gates, levels and λ per step; its
  *      state goes into the checkpoint);
@@ -18,6 +19,7 @@
 #ifndef DQ_QPIPELINE_H
 #define DQ_QPIPELINE_H
 
+#include "quant/alloc.h"
 #include "quant/intmodel.h"
 #include "quant/qconfig.h"
 #include "quant/report.h"
@@ -45,6 +47,7 @@ typedef struct QPipelineResult {
     double fp32_epoch_s, q_epoch_s;  // median training seconds per epoch
     QuantSummary summary;
     double moved_w, moved_a;         // mean bits moved by DDQ's final guarantee
+    double alloc_s;                  // --q_alloc: the allocation's wall time
     char model[64];
     // 6. the integer model (model.dqm), when the engine can express the method
     bool int_ok;

@@ -33,8 +33,13 @@ Tensor *baseline_param(const Quantizer *q, int which) {
     return which == 0 ? b->p0 : b->p1;
 }
 
-static float qn(const Base *b) { return b->base.is_signed ? (float)(1 << (b->bits - 1)) : 0.0f; }
-static float qp(const Base *b) { return b->base.is_signed ? (float)((1 << (b->bits - 1)) - 1) : (float)((1 << b->bits) - 1); }
+static float qn_of(bool is_signed, int bits) { return is_signed ? (float)(1 << (bits - 1)) : 0.0f; }
+static float qp_of(bool is_signed, int bits) { return is_signed ? (float)((1 << (bits - 1)) - 1) : (float)((1 << bits) - 1); }
+static float qn(const Base *b) { return qn_of(b->base.is_signed, b->bits); }
+static float qp(const Base *b) { return qp_of(b->base.is_signed, b->bits); }
+
+/* LSQ's initial step for values of mean magnitude mean_abs (Esser et al.: 2·mean|v|/sqrt(Q_P)). */
+static double lsq_init_step(double mean_abs, bool is_signed, int bits) { return 2 * mean_abs / sqrt(qp_of(is_signed, bits)); }
 
 /* ------------------------------------------------------------------ calibration */
 static void observe(Quantizer *q, const Tensor *x) { qsamples_add(&((Base *)q)->samples, x); }
@@ -51,7 +56,7 @@ static void finish_calibration(Quantizer *q) {
     mean_abs /= (double)b->samples.n;
     b->lo = lo, b->hi = hi;
     if (b->kind == BASE_PACT) b->p0->data[0] = hi;
-    if (b->kind == BASE_LSQ) b->p0->data[0] = (float)(2 * mean_abs / sqrt(qp(b)));
+    if (b->kind == BASE_LSQ) b->p0->data[0] = (float)lsq_init_step(mean_abs, q->is_signed, b->bits);
     qsamples_free(&b->samples);
     q->calibrated = true;
 }
@@ -63,7 +68,7 @@ static void init_weights(Base *b, const Tensor *w) {
         double sa = 0, mx = 0;
         size_t n = 0;
         for (size_t i = (size_t)c; i < w->numel; i += (size_t)C) sa += fabs(w->data[i]), mx = fmax(mx, fabs(w->data[i])), n++;
-        if (b->kind == BASE_LSQ) b->p0->data[c] = (float)(2 * sa / (double)n / sqrt(qp(b)));
+        if (b->kind == BASE_LSQ) b->p0->data[c] = (float)lsq_init_step(sa / (double)n, true, b->bits);
         if (c == 0 || mx > b->w0) b->w0 = (float)mx;
     }
     if (b->w0 == 0) b->w0 = 1;
@@ -471,6 +476,29 @@ static bool base_load(Quantizer *q, QBytes *bytes, char *err, size_t es) {
     }
     b->lo = f[0], b->hi = f[1], b->w0 = f[2], q->calibrated = cal != 0;
     return true;
+}
+
+void baseline_set_bits(Quantizer *q, int bits) {
+    Base *b = (Base *)q;
+    DQ_CHECK(baseline_is(q) && !q->calibrated && !q->pinned && bits >= 1 && bits <= 16);
+    b->bits = bits;
+}
+
+double baseline_lsq_init_error(const float *w, size_t n, int channels, int bits) {
+    double err = 0;
+    float lo = -qn_of(true, bits), hi = qp_of(true, bits);
+    for (int c = 0; c < channels; c++) {
+        double sa = 0;
+        size_t k = 0;
+        for (size_t i = (size_t)c; i < n; i += (size_t)channels) sa += fabs(w[i]), k++;
+        float s = (float)lsq_init_step(k ? sa / (double)k : 0, true, bits);
+        if (!(s > 0)) s = 1e-4f;  // as init_weights
+        for (size_t i = (size_t)c; i < n; i += (size_t)channels) {
+            float v = rintf(fminf(fmaxf(w[i] / s, lo), hi)) * s;
+            err += ((double)v - w[i]) * ((double)v - w[i]);
+        }
+    }
+    return err;
 }
 
 static void base_free(Quantizer *q) {

@@ -34,6 +34,12 @@ Quantizer *baseline_new(BaselineKind kind, ParamSlab *slab, const char *name, Qu
                         bool is_signed, bool pinned, int bits, long long elems, int channels,
                         const BaselineConfig *cfg);
 bool baseline_is(const Quantizer *q);
+/* A mixed-precision allocation sets an unpinned quantizer's bits before its first use
+ * (calibration or first forward). */
+void baseline_set_bits(Quantizer *q, int bits);
+/* ‖Q(w) − w‖² for LSQ weights (signed) at `bits` with the step LSQ starts from, one step per
+ * channel (elements i ≡ c mod channels): the perturbation a fine-tuning at those bits starts with. */
+double baseline_lsq_init_error(const float *w, size_t n, int channels, int bits);
 /* Learnable parameters for tests: LSQ step (and offset), PACT α. NULL when absent. */
 Tensor *baseline_param(const Quantizer *q, int which);
 

@@ -22,6 +22,10 @@ const QuantConfig quant_config_defaults = {
     .phase_warmup = 0.1f,
     .phase_joint = 0.5f,
     .calib_batches = 4,
+    .alloc = "none",
+    .alloc_images = 256,
+    .hawq_samples = 32,
+    .hawq_eps = 1e-3f,
 };
 
 int quant_config_options(QuantConfig *c, Option *o) {
@@ -33,6 +37,10 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_bool("q_per_channel", &c->per_channel, "per-output-channel weight quantizers");
     o[n++] = opt_int("q_calib_batches", &c->calib_batches, "activation calibration batches", 1, 1000);
     o[n++] = opt_float("q_percentile", &c->percentile, "calibration range percentile", 50, 100);
+    o[n++] = opt_choice("q_alloc", c->alloc, "mixed-precision bits per layer before fine-tuning (--q_wbits: the mean)", "none|hawq");
+    o[n++] = opt_int("alloc_images", &c->alloc_images, "training images the allocator measures on", 1, 1 << 20);
+    o[n++] = opt_int("hawq_samples", &c->hawq_samples, "hawq: Hutchinson probes of the Hessian trace", 1, 100000);
+    o[n++] = opt_float("hawq_eps", &c->hawq_eps, "hawq: relative step of the Hessian-vector differences", 1e-7, 1);
     o[n++] = opt_int("ddq_bmin", &c->ddq.b_min, "fewest bits a layer may reach", 1, 8);
     o[n++] = opt_int("ddq_init_bits", &c->ddq.init_bits, "bits at the start (variant: the target)", 1, 8);
     o[n++] = opt_float("ddq_gap", &c->ddq.gap, "minimum gap between levels, in initial fine steps", 0, 100);
@@ -94,6 +102,8 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
     const char *k = o->key;
     if (m == QUANT_NONE && strcmp(k, "q_method") != 0) return "--q_method=none (no quantization)";
     if (m != QUANT_DDQ && !strncmp(k, "ddq_", 4)) return "every --q_method but ddq";
+    bool alloc = strcmp(c->alloc, "none") != 0;
+    if (!alloc && (!strcmp(k, "alloc_images") || !strncmp(k, "hawq_", 5))) return "--q_alloc=none";
     if (m == QUANT_LSQ && !strcmp(k, "q_percentile")) return "--q_method=lsq (its step starts at 2·mean|x|/sqrt(Q_P))";
     if (m == QUANT_DDQ && !strcmp(k, "ddq_hinge") && quant_lambda_of(c) != LAMBDA_HINGE) return "--ddq_lambda other than hinge";
     if (m == QUANT_DDQ && !strcmp(k, "ddq_eta") && quant_lambda_of(c) == LAMBDA_HINGE) return "--ddq_lambda=hinge";
@@ -104,6 +114,10 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
 bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t es) {
     if (!in_list("ddq|lsq|pact|minmax|none", c->method))
         return dq_fail(err, es, "--q_method=%s: unknown method", c->method);
+    if (!in_list("none|hawq", c->alloc)) return dq_fail(err, es, "--q_alloc=%s: unknown allocator", c->alloc);
+    bool alloc = strcmp(c->alloc, "none") != 0;
+    if (alloc && quant_method_of(c) != QUANT_LSQ)
+        return dq_fail(err, es, "--q_alloc=%s allocates bits for an LSQ fine-tune: add --q_method=lsq", c->alloc);
     if (!in_list("elements|bitops", c->budget) || !in_list("dual|pi|hinge", c->lambda))
         return dq_fail(err, es, "--ddq_budget=%s / --ddq_lambda=%s: unknown", c->budget, c->lambda);
     QuantConfig mine = *c, dflt = defaults ? *defaults : quant_config_defaults;
@@ -121,9 +135,11 @@ bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, ch
     bool ddq = quant_method_of(c) == QUANT_DDQ;
     if (ddq && (c->w_bits < c->ddq.b_min || c->a_bits < c->ddq.b_min))
         return dq_fail(err, es, "the budget (%g/%g bits) is below --ddq_bmin=%d", c->w_bits, c->a_bits, c->ddq.b_min);
-    if (!ddq && (c->w_bits != (int)c->w_bits || c->a_bits != (int)c->a_bits))
-        return dq_fail(err, es, "--q_method=%s needs whole bits (got %g/%g); fractional budgets are DDQ's", c->method,
-                        c->w_bits, c->a_bits);
+    if (!ddq && ((!alloc && c->w_bits != (int)c->w_bits) || c->a_bits != (int)c->a_bits))
+        return dq_fail(err, es, "--q_method=%s needs whole bits (got %g/%g); fractional budgets are DDQ's and --q_alloc's (weights)",
+                       c->method, c->w_bits, c->a_bits);
+    if (alloc && c->w_bits < 2)
+        return dq_fail(err, es, "--q_alloc=%s gives every layer 2 to 8 bits: --q_wbits=%g is below 2", c->alloc, c->w_bits);
     if (c->phase_warmup + c->phase_joint > 1)
         return dq_fail(err, es, "--ddq_warmup=%g plus --ddq_joint=%g exceed 1", c->phase_warmup, c->phase_joint);
     if (c->ddq.init_bits < c->ddq.b_min)

@@ -29,6 +29,10 @@ typedef struct QuantConfig {
     float phase_warmup;         // fraction of fine-tuning with gates and levels frozen
     float phase_joint;          // fraction with gates, levels and weights learned; then frozen
     int calib_batches;          // activation calibration batches
+    char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq (alloc.h)
+    int alloc_images;           // training images an allocator measures on
+    int hawq_samples;           // hawq: Hutchinson probes
+    float hawq_eps;             // hawq: relative step of the gradient differences
 } QuantConfig;
 
 extern const QuantConfig quant_config_defaults;

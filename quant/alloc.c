@@ -1,0 +1,161 @@
+/* alloc.c — mixed-precision allocation before fine-tuning (see alloc.h). */
+#include "alloc.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "baselines.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/loss.h"
+#include "core/tape.h"
+#include "hawq.h"
+#include "knapsack.h"
+
+#define ALLOC_MAX_BITS 8
+#define ALLOC_TABLE_BYTES ((size_t)1 << 30)  // the knapsack's choice table
+
+static const char *const ALLOC_NAMES[] = {"none", "hawq"};
+
+QuantAllocKind quant_alloc_of(const QuantConfig *c) {
+    for (int k = 0; k <= ALLOC_HAWQ; k++)
+        if (!strcmp(c->alloc, ALLOC_NAMES[k])) return (QuantAllocKind)k;
+    DQ_FATAL("unknown allocator '%s'", c->alloc);
+}
+
+const char *quant_alloc_name(QuantAllocKind k) { return k >= 0 && k <= ALLOC_HAWQ ? ALLOC_NAMES[k] : "?"; }
+
+/* ------------------------------------------------------------------ the loss's gradient */
+typedef struct GradCtx {
+    Model *m;
+    const AllocBatch *batches;
+    int n_batches;
+    Tape tape;
+} GradCtx;
+
+/* The gradient of the mean over batches of each batch's mean cross-entropy, in evaluation mode. */
+static void model_grad(void *ctx) {
+    GradCtx *g = ctx;
+    slab_zero_grad(&g->m->slab);
+    for (int b = 0; b < g->n_batches; b++) {
+        tape_reset(&g->tape);
+        Tensor *logits = model_forward(g->m, &g->tape, g->batches[b].x);
+        Tensor *loss = op_softmax_cross_entropy(&g->tape, logits, g->batches[b].labels, 0);
+        tape_backward(&g->tape, loss);
+    }
+    float inv = 1.0f / (float)g->n_batches;
+    for (size_t k = 0; k < g->m->slab.numel; k++) g->m->slab.grad[k] *= inv;
+}
+
+/* ------------------------------------------------------------------ HAWQ */
+static bool search_hawq(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, uint64_t seed,
+                        QuantAlloc *a, char *err, size_t es) {
+    const QuantConfig *c = &qc->cfg;
+    int n = qc->n_layers, b_min = 2;
+    Tensor **w = dq_malloc((size_t)n * sizeof *w);
+    for (int i = 0; i < n; i++) w[i] = qc->layers[i]->weight;
+    Arena arena;
+    arena_init(&arena, 1 << 24, 0);
+    GradCtx g = {.m = m, .batches = batches, .n_batches = n_batches};
+    tape_init(&g.tape, &arena);
+    g.tape.training = false;
+    hawq_traces(w, n, model_grad, &g, c->hawq_samples, c->hawq_eps, seed,
+                (HawqTraces){.trace = a->score, .se = a->score_se});
+    arena_free(&arena);
+    // the knapsack over the unpinned layers; a negative trace estimate (noise, or a saddle) counts as 0
+    long long *size = dq_malloc((size_t)n * sizeof *size), total = 0;
+    double *cost = dq_malloc((size_t)n * (ALLOC_MAX_BITS - b_min + 1) * sizeof *cost);
+    int *pick = dq_malloc((size_t)n * sizeof *pick), k = 0;
+    for (int i = 0; i < n; i++) {
+        QuantLayer *l = qc->layers[i];
+        if (l->wq->pinned) continue;
+        size[k] = (long long)l->weight->numel, total += size[k];
+        int channels = c->per_channel ? l->weight->shape[l->weight->ndim - 1] : 1;
+        hawq_omega(l->weight, channels, fmax(a->score[i], 0), b_min, ALLOC_MAX_BITS, cost + (size_t)k * (ALLOC_MAX_BITS - b_min + 1));
+        for (int b = b_min; b <= ALLOC_MAX_BITS; b++)
+            a->cost[(size_t)i * ALLOC_MAX_BITS + (b - 1)] = cost[(size_t)k * (ALLOC_MAX_BITS - b_min + 1) + (b - b_min)];
+        k++;
+    }
+    long long budget = (long long)floor((double)c->w_bits * (double)total + 1e-6);
+    bool ok = k > 0 && knapsack_allocate(k, size, b_min, ALLOC_MAX_BITS, cost, budget, ALLOC_TABLE_BYTES, pick, err, es);
+    if (k == 0) snprintf(err, es, "no unpinned layer to allocate bits to");
+    for (int i = 0, j = 0; ok && i < n; i++)
+        if (!qc->layers[i]->wq->pinned) a->bits[i] = pick[j++];
+    dq_free(w), dq_free(size), dq_free(cost), dq_free(pick);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ common */
+bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, uint64_t seed,
+                        QuantAlloc *a, char *err, size_t es) {
+    int n = qc->n_layers;
+    memset(a, 0, sizeof *a);
+    a->kind = quant_alloc_of(&qc->cfg);
+    a->n = n;
+    a->bits = dq_malloc((size_t)n * sizeof *a->bits);
+    a->score = dq_malloc((size_t)n * sizeof *a->score);
+    a->score_se = dq_calloc((size_t)n, sizeof *a->score_se);
+    a->cost = dq_malloc((size_t)n * ALLOC_MAX_BITS * sizeof *a->cost);
+    for (size_t i = 0; i < (size_t)n * ALLOC_MAX_BITS; i++) a->cost[i] = NAN;
+    for (int i = 0; i < n; i++) a->bits[i] = qc->layers[i]->wq->ops->bits(qc->layers[i]->wq), a->score[i] = NAN;
+    double t0 = clock_seconds();
+    quant_set_bypass(qc, true);  // the FP32 network
+    bool ok = a->kind == ALLOC_HAWQ ? search_hawq(m, qc, batches, n_batches, seed, a, err, es) : true;
+    quant_set_bypass(qc, false);
+    a->seconds = clock_seconds() - t0;
+    double nb = 0, nn = 0;
+    for (int i = 0; i < n; i++) {
+        const QuantLayer *l = qc->layers[i];
+        if (l->wq->pinned) a->score[i] = NAN;
+        else nb += (double)l->weight->numel * a->bits[i], nn += (double)l->weight->numel;
+    }
+    a->mean_bits = nn > 0 ? nb / nn : 0;
+    return ok;
+}
+
+void quant_alloc_apply(QuantContext *qc, const QuantAlloc *a) {
+    DQ_CHECK(a->n == qc->n_layers);
+    for (int i = 0; i < a->n; i++)
+        if (!qc->layers[i]->wq->pinned) baseline_set_bits(qc->layers[i]->wq, a->bits[i]);
+}
+
+void quant_alloc_free(QuantAlloc *a) {
+    if (!a) return;
+    dq_free(a->bits), dq_free(a->score), dq_free(a->score_se), dq_free(a->cost);
+    memset(a, 0, sizeof *a);
+}
+
+void quant_alloc_write_csv(const QuantContext *qc, const QuantAlloc *a, Text *f) {
+    text_printf(f, "layer,pinned,params,bits,score,score_se");
+    for (int b = 2; b <= ALLOC_MAX_BITS; b++) text_printf(f, ",cost_%d", b);
+    text_printf(f, "\n");
+    for (int i = 0; i < a->n; i++) {
+        const QuantLayer *l = qc->layers[i];
+        text_printf(f, "%s,%d,%zu,%d,%.6g,%.3g", l->base.name, (int)l->wq->pinned, l->weight->numel, a->bits[i], a->score[i],
+                a->score_se[i]);
+        for (int b = 2; b <= ALLOC_MAX_BITS; b++) text_printf(f, ",%.6g", a->cost[(size_t)i * ALLOC_MAX_BITS + (b - 1)]);
+        text_printf(f, "\n");
+    }
+}
+
+void quant_alloc_save(const QuantContext *qc, const QuantAlloc *a, Text *out) {
+    for (int i = 0; i < a->n; i++) text_printf(out, "%s %d\n", qc->layers[i]->base.name, a->bits[i]);
+}
+
+bool quant_alloc_matches(const QuantContext *qc, const QuantAlloc *a, const void *data, size_t size, char *err,
+                         size_t es) {
+    Text t;
+    text_init(&t);
+    quant_alloc_save(qc, a, &t);
+    bool same = size == t.len && memcmp(data, t.s, size) == 0;
+    if (!same) {
+        size_t k = 0;  // the first line that differs
+        while (k < size && k < t.len && ((const char *)data)[k] == t.s[k]) k++;
+        while (k > 0 && t.s[k - 1] != '\n') k--;
+        const char *nl = k < t.len ? strchr(t.s + k, '\n') : NULL;
+        snprintf(err, es, "the checkpoint fine-tunes another bit allocation than this run computed (here: %.*s)",
+                 nl ? (int)(nl - (t.s + k)) : 0, t.s + k);
+    }
+    text_free(&t);
+    return same;
+}

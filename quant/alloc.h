@@ -1,0 +1,54 @@
+/* alloc.h — mixed-precision allocation before fine-tuning (--q_alloc): an allocator picks each
+ * unpinned layer's weight bits under the mean-bit budget --q_wbits, the bits go into the (LSQ)
+ * weight quantizers before their first use, and the fine-tuning that follows is the fixed-bit
+ * method's. Allocators: hawq (hawq.h). The allocation is part of the run: alloc.csv lists it, and
+ * a checkpoint carries it (section ALOC) so a resumed run can check it is fine-tuning the same bits.
+ */
+#ifndef DQ_ALLOC_H
+#define DQ_ALLOC_H
+
+#include "core/text.h"
+#include "nn/model.h"
+#include "qlayer.h"
+
+typedef enum { ALLOC_NONE, ALLOC_HAWQ } QuantAllocKind;
+
+/* What an allocator saw and chose, per quantized layer (qc->layers order). */
+typedef struct QuantAlloc {
+    QuantAllocKind kind;
+    int n;                // qc->n_layers
+    int *bits;            // (n) weight bits (pinned layers: their pinned bits)
+    double *score;        // (n) the allocator's per-layer measure (hawq: Tr(H_l)); NAN for pinned
+    double *score_se;     // (n) its standard error (hawq: over the probes), or 0
+    double *cost;         // (n × 8) the objective's cost of layer l at b = 1 … 8 bits (hawq: Ω_l(b)), NAN where not evaluated
+    double seconds;       // the search's wall time
+    double mean_bits;     // Σ N_l·b_l / Σ N_l over the unpinned layers
+} QuantAlloc;
+
+QuantAllocKind quant_alloc_of(const QuantConfig *c);
+const char *quant_alloc_name(QuantAllocKind k);
+
+/* One labelled batch of the images an allocator measures on. */
+typedef struct AllocBatch {
+    Tensor *x;            // (N, H, W, C)
+    const int *labels;    // (N)
+} AllocBatch;
+
+/* Runs the configured allocator on model m (its quantizers bypassed meanwhile: the FP32 network)
+ * over the batches, its random draws from seed, and fills a; false with the reason in err (a
+ * budget no allocation meets). */
+bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, uint64_t seed,
+                        QuantAlloc *a, char *err, size_t err_size);
+/* Puts a->bits into the weight quantizers (before calibration). */
+void quant_alloc_apply(QuantContext *qc, const QuantAlloc *a);
+void quant_alloc_free(QuantAlloc *a); /* the arrays; accepts NULL */
+
+/* alloc.csv: layer, params, bits, score, score_se, then the cost at 2 … 8 bits. */
+void quant_alloc_write_csv(const QuantContext *qc, const QuantAlloc *a, Text *out);
+/* The bits as a checkpoint section's bytes (names and bits), and the check on resume: false with
+ * the first difference in err. */
+void quant_alloc_save(const QuantContext *qc, const QuantAlloc *a, Text *out);
+bool quant_alloc_matches(const QuantContext *qc, const QuantAlloc *a, const void *data, size_t size, char *err,
+                         size_t err_size);
+
+#endif
