@@ -84,7 +84,8 @@ bool fileio_write_atomic(const char *path, const void *const *parts, const size_
 bool fileio_check_writable_dir(const char *dir, char *err, size_t err_size) {
     if (!fileio_make_dirs(dir, err, err_size)) return false;
     char probe[4200];
-    if (snprintf(probe, sizeof probe, "%s/.ddqc-write-test", dir) >= (int)sizeof probe) {
+    // the process id in the name: runs that share a directory (fine-tunes of one FP32 model) probe at once
+    if (snprintf(probe, sizeof probe, "%s/.ddqc-write-test-%ld", dir, (long)getpid()) >= (int)sizeof probe) {
         snprintf(err, err_size, "path too long");
         return false;
     }
