@@ -122,7 +122,7 @@ static void train_fp32(Experiment *x, const TrainConfig *cfg, const QPipelineCon
     if (strlen(dir) >= sizeof fc->out_dir) DQ_FATAL_FILE(x->prog, "FP32 directory name too long: %s", dir);
     strcpy(fc->out_dir, dir);
     printf("== FP32 %s (%s)\n", fm->name, fc->out_dir);
-    static const char *const not_fp32[] = {"q_", "ddq_", "alloc_", "hawq_", "fp32_", NULL};  // the fp32_* values are in fc
+    static const char *const not_fp32[] = {"q_", "ddq_", "alloc_", "hawq_", "ompq_", "fp32_", NULL};  // the fp32_* values are in fc
     Text id;
     text_init(&id);
     identity_extra(x, not_fp32, &id);
@@ -213,7 +213,9 @@ static void calibrate(Model *m, QuantContext *qc, const Dataset *train, int batc
  * images (no augmentation) and picks each layer's weight bits; alloc.csv lists them. */
 static void allocate(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, QuantAlloc *a) {
     int n_img = qc->cfg.alloc_images < x->train.n ? qc->cfg.alloc_images : x->train.n;
-    int bs = cfg->batch_size < n_img ? cfg->batch_size : n_img, nb = (n_img + bs - 1) / bs;
+    int bs = cfg->batch_size < n_img ? cfg->batch_size : n_img;
+    if (quant_alloc_of(&qc->cfg) == ALLOC_OMPQ) bs = n_img;  // its Gram matrices need every image in one batch
+    int nb = (n_img + bs - 1) / bs;
     LoaderConfig lc = {.batch_size = bs, .shuffle = true, .seed = (uint64_t)cfg->seed + 91, .subset = 0};
     Loader *ld = loader_new(&x->train, &lc);
     Arena store;

@@ -11,19 +11,20 @@
 #include "core/tape.h"
 #include "hawq.h"
 #include "knapsack.h"
+#include "ompq.h"
 
 #define ALLOC_MAX_BITS 8
 #define ALLOC_TABLE_BYTES ((size_t)1 << 30)  // the knapsack's choice table
 
-static const char *const ALLOC_NAMES[] = {"none", "hawq"};
+static const char *const ALLOC_NAMES[] = {"none", "hawq", "ompq"};
 
 QuantAllocKind quant_alloc_of(const QuantConfig *c) {
-    for (int k = 0; k <= ALLOC_HAWQ; k++)
+    for (int k = 0; k <= ALLOC_OMPQ; k++)
         if (!strcmp(c->alloc, ALLOC_NAMES[k])) return (QuantAllocKind)k;
     DQ_FATAL("unknown allocator '%s'", c->alloc);
 }
 
-const char *quant_alloc_name(QuantAllocKind k) { return k >= 0 && k <= ALLOC_HAWQ ? ALLOC_NAMES[k] : "?"; }
+const char *quant_alloc_name(QuantAllocKind k) { return k >= 0 && k <= ALLOC_OMPQ ? ALLOC_NAMES[k] : "?"; }
 
 /* ------------------------------------------------------------------ the loss's gradient */
 typedef struct GradCtx {
@@ -47,6 +48,23 @@ static void model_grad(void *ctx) {
     for (size_t k = 0; k < g->m->slab.numel; k++) g->m->slab.grad[k] *= inv;
 }
 
+/* The exact allocation over layers idx[0..L) (unpinned) with cost rows of bits 2 … 8: a->bits. */
+static bool allocate_knapsack(const QuantContext *qc, const int *idx, int L, const double *cost, QuantAlloc *a,
+                              char *err, size_t es) {
+    if (L == 0) {
+        snprintf(err, es, "no unpinned layer to allocate bits to");
+        return false;
+    }
+    long long *size = dq_malloc((size_t)L * sizeof *size), total = 0;
+    int *pick = dq_malloc((size_t)L * sizeof *pick);
+    for (int p = 0; p < L; p++) size[p] = (long long)qc->layers[idx[p]]->weight->numel, total += size[p];
+    long long budget = (long long)floor((double)qc->cfg.w_bits * (double)total + 1e-6);
+    bool ok = knapsack_allocate(L, size, 2, ALLOC_MAX_BITS, cost, budget, ALLOC_TABLE_BYTES, pick, err, es);
+    for (int p = 0; ok && p < L; p++) a->bits[idx[p]] = pick[p];
+    dq_free(size), dq_free(pick);
+    return ok;
+}
+
 /* ------------------------------------------------------------------ HAWQ */
 static bool search_hawq(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, uint64_t seed,
                         QuantAlloc *a, char *err, size_t es) {
@@ -63,25 +81,69 @@ static bool search_hawq(Model *m, QuantContext *qc, const AllocBatch *batches, i
                 (HawqTraces){.trace = a->score, .se = a->score_se});
     arena_free(&arena);
     // the knapsack over the unpinned layers; a negative trace estimate (noise, or a saddle) counts as 0
-    long long *size = dq_malloc((size_t)n * sizeof *size), total = 0;
+    int *idx = dq_malloc((size_t)n * sizeof *idx), L = 0;
     double *cost = dq_malloc((size_t)n * (ALLOC_MAX_BITS - b_min + 1) * sizeof *cost);
-    int *pick = dq_malloc((size_t)n * sizeof *pick), k = 0;
     for (int i = 0; i < n; i++) {
         QuantLayer *l = qc->layers[i];
         if (l->wq->pinned) continue;
-        size[k] = (long long)l->weight->numel, total += size[k];
         int channels = c->per_channel ? l->weight->shape[l->weight->ndim - 1] : 1;
-        hawq_omega(l->weight, channels, fmax(a->score[i], 0), b_min, ALLOC_MAX_BITS, cost + (size_t)k * (ALLOC_MAX_BITS - b_min + 1));
-        for (int b = b_min; b <= ALLOC_MAX_BITS; b++)
-            a->cost[(size_t)i * ALLOC_MAX_BITS + (b - 1)] = cost[(size_t)k * (ALLOC_MAX_BITS - b_min + 1) + (b - b_min)];
-        k++;
+        double *row = cost + (size_t)L * (ALLOC_MAX_BITS - b_min + 1);
+        hawq_omega(l->weight, channels, fmax(a->score[i], 0), b_min, ALLOC_MAX_BITS, row);
+        for (int b = b_min; b <= ALLOC_MAX_BITS; b++) a->cost[(size_t)i * ALLOC_MAX_BITS + (b - 1)] = row[b - b_min];
+        idx[L++] = i;
     }
-    long long budget = (long long)floor((double)c->w_bits * (double)total + 1e-6);
-    bool ok = k > 0 && knapsack_allocate(k, size, b_min, ALLOC_MAX_BITS, cost, budget, ALLOC_TABLE_BYTES, pick, err, es);
-    if (k == 0) snprintf(err, es, "no unpinned layer to allocate bits to");
-    for (int i = 0, j = 0; ok && i < n; i++)
-        if (!qc->layers[i]->wq->pinned) a->bits[i] = pick[j++];
-    dq_free(w), dq_free(size), dq_free(cost), dq_free(pick);
+    bool ok = allocate_knapsack(qc, idx, L, cost, a, err, es);
+    dq_free(w), dq_free(idx), dq_free(cost);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ OMPQ */
+typedef struct GramCtx {
+    const QuantContext *qc;
+    int n;            // images
+    double **K;       // per layer: its centred Gram (n × n), NULL for pinned layers
+    double *norm;
+} GramCtx;
+
+static void gram_tap(void *ctx, const QuantLayer *l, const Tensor *y) {
+    GramCtx *g = ctx;
+    int i = 0;
+    while (g->qc->layers[i] != l) i++;
+    if (!g->K[i]) return;
+    DQ_CHECK(y->shape[0] == g->n);
+    g->norm[i] = ompq_centred_gram(y->data, g->n, (long long)(y->numel / (size_t)g->n), g->K[i]);
+}
+
+static bool search_ompq(Model *m, QuantContext *qc, const AllocBatch *batch, QuantAlloc *a, char *err, size_t es) {
+    int n = qc->n_layers, N = batch->x->shape[0];
+    GramCtx g = {.qc = qc, .n = N, .K = dq_calloc((size_t)n, sizeof *g.K), .norm = dq_calloc((size_t)n, sizeof *g.norm)};
+    int *idx = dq_malloc((size_t)n * sizeof *idx), L = 0;  // the unpinned layers, in order
+    for (int i = 0; i < n; i++)
+        if (!qc->layers[i]->wq->pinned) g.K[i] = dq_malloc((size_t)N * N * sizeof(double)), idx[L++] = i;
+    Arena arena;
+    arena_init(&arena, 1 << 24, 0);
+    Tape t;
+    tape_init(&t, &arena);
+    t.training = false, t.no_grad = true;
+    qc->tap_out = gram_tap, qc->tap_out_ctx = &g;
+    model_forward(m, &t, batch->x);
+    qc->tap_out = NULL, qc->tap_out_ctx = NULL;
+    arena_free(&arena);
+    double *orm = dq_malloc((size_t)L * L * sizeof *orm), *theta = dq_malloc((size_t)L * sizeof *theta);
+    double *c = dq_malloc((size_t)L * sizeof *c);
+    for (int p = 0; p < L; p++)
+        for (int q = 0; q < L; q++)
+            orm[(size_t)p * L + q] = ompq_orm(g.K[idx[p]], g.norm[idx[p]], g.K[idx[q]], g.norm[idx[q]], N);
+    ompq_importance(orm, L, qc->cfg.ompq_beta, theta, c);
+    double *cost = dq_malloc((size_t)L * (ALLOC_MAX_BITS - 1) * sizeof *cost);
+    for (int p = 0; p < L; p++) {
+        a->score[idx[p]] = theta[p];
+        for (int b = 2; b <= ALLOC_MAX_BITS; b++)  // the linear program's objective, to be minimised
+            cost[(size_t)p * (ALLOC_MAX_BITS - 1) + (b - 2)] = a->cost[(size_t)idx[p] * ALLOC_MAX_BITS + (b - 1)] = -c[p] * b;
+    }
+    bool ok = allocate_knapsack(qc, idx, L, cost, a, err, es);
+    for (int i = 0; i < n; i++) dq_free(g.K[i]);
+    dq_free(g.K), dq_free(g.norm), dq_free(idx), dq_free(orm), dq_free(theta), dq_free(c), dq_free(cost);
     return ok;
 }
 
@@ -100,7 +162,9 @@ bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, i
     for (int i = 0; i < n; i++) a->bits[i] = qc->layers[i]->wq->ops->bits(qc->layers[i]->wq), a->score[i] = NAN;
     double t0 = clock_seconds();
     quant_set_bypass(qc, true);  // the FP32 network
-    bool ok = a->kind == ALLOC_HAWQ ? search_hawq(m, qc, batches, n_batches, seed, a, err, es) : true;
+    bool ok = a->kind == ALLOC_HAWQ   ? search_hawq(m, qc, batches, n_batches, seed, a, err, es)
+            : a->kind == ALLOC_OMPQ ? search_ompq(m, qc, &batches[0], a, err, es)
+                                    : true;
     quant_set_bypass(qc, false);
     a->seconds = clock_seconds() - t0;
     double nb = 0, nn = 0;

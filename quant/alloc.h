@@ -1,7 +1,7 @@
 /* alloc.h — mixed-precision allocation before fine-tuning (--q_alloc): an allocator picks each
  * unpinned layer's weight bits under the mean-bit budget --q_wbits, the bits go into the (LSQ)
  * weight quantizers before their first use, and the fine-tuning that follows is the fixed-bit
- * method's. Allocators: hawq (hawq.h). The allocation is part of the run: alloc.csv lists it, and
+ * method's. Allocators: hawq (hawq.h), ompq (ompq.h: on the first batch only). The allocation is part of the run: alloc.csv lists it, and
  * a checkpoint carries it (section ALOC) so a resumed run can check it is fine-tuning the same bits.
  */
 #ifndef DQ_ALLOC_H
@@ -11,16 +11,16 @@
 #include "nn/model.h"
 #include "qlayer.h"
 
-typedef enum { ALLOC_NONE, ALLOC_HAWQ } QuantAllocKind;
+typedef enum { ALLOC_NONE, ALLOC_HAWQ, ALLOC_OMPQ } QuantAllocKind;
 
 /* What an allocator saw and chose, per quantized layer (qc->layers order). */
 typedef struct QuantAlloc {
     QuantAllocKind kind;
     int n;                // qc->n_layers
     int *bits;            // (n) weight bits (pinned layers: their pinned bits)
-    double *score;        // (n) the allocator's per-layer measure (hawq: Tr(H_l)); NAN for pinned
+    double *score;        // (n) the allocator's per-layer measure (hawq: Tr(H_l); ompq: θ_l); NAN for pinned
     double *score_se;     // (n) its standard error (hawq: over the probes), or 0
-    double *cost;         // (n × 8) the objective's cost of layer l at b = 1 … 8 bits (hawq: Ω_l(b)), NAN where not evaluated
+    double *cost;         // (n × 8) the objective's cost of layer l at b = 1 … 8 bits (hawq: Ω_l(b); ompq: −c_l·b), NAN where not evaluated
     double seconds;       // the search's wall time
     double mean_bits;     // Σ N_l·b_l / Σ N_l over the unpinned layers
 } QuantAlloc;

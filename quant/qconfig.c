@@ -18,6 +18,8 @@ const QuantConfig quant_config_defaults = {
     .lambda = "pi",
     .eta = 0.0005f,
     .kp = 0.2f,
+    .price_max = 0,
+    .int_band = 0,
     .hinge = 0.25f,
     .phase_warmup = 0.1f,
     .phase_joint = 0.5f,
@@ -26,6 +28,7 @@ const QuantConfig quant_config_defaults = {
     .alloc_images = 256,
     .hawq_samples = 32,
     .hawq_eps = 1e-3f,
+    .ompq_beta = 1,
 };
 
 int quant_config_options(QuantConfig *c, Option *o) {
@@ -37,10 +40,11 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_bool("q_per_channel", &c->per_channel, "per-output-channel weight quantizers");
     o[n++] = opt_int("q_calib_batches", &c->calib_batches, "activation calibration batches", 1, 1000);
     o[n++] = opt_float("q_percentile", &c->percentile, "calibration range percentile", 50, 100);
-    o[n++] = opt_choice("q_alloc", c->alloc, "mixed-precision bits per layer before fine-tuning (--q_wbits: the mean)", "none|hawq");
+    o[n++] = opt_choice("q_alloc", c->alloc, "mixed-precision bits per layer before fine-tuning (--q_wbits: the mean)", "none|hawq|ompq");
     o[n++] = opt_int("alloc_images", &c->alloc_images, "training images the allocator measures on", 1, 1 << 20);
     o[n++] = opt_int("hawq_samples", &c->hawq_samples, "hawq: Hutchinson probes of the Hessian trace", 1, 100000);
     o[n++] = opt_float("hawq_eps", &c->hawq_eps, "hawq: relative step of the Hessian-vector differences", 1e-7, 1);
+    o[n++] = opt_float("ompq_beta", &c->ompq_beta, "ompq: importance exp(-beta * sum of orthogonality)", 0, 1e6);
     o[n++] = opt_int("ddq_bmin", &c->ddq.b_min, "fewest bits a layer may reach", 1, 8);
     o[n++] = opt_int("ddq_init_bits", &c->ddq.init_bits, "bits at the start (variant: the target)", 1, 8);
     o[n++] = opt_float("ddq_gap", &c->ddq.gap, "minimum gap between levels, in initial fine steps", 0, 100);
@@ -59,6 +63,8 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_choice("ddq_lambda", c->lambda, "how the bit price is set", "dual|pi|hinge");
     o[n++] = opt_float("ddq_eta", &c->eta, "dual ascent step of lambda (pi: of its integral)", 0, 1e3);
     o[n++] = opt_float("ddq_kp", &c->kp, "pi: proportional gain of lambda on Mem/budget - 1", 0, 1e3);
+    o[n++] = opt_float("ddq_price_max", &c->price_max, "pi: |lambda| at most this (0: unbounded)", 0, 1e3);
+    o[n++] = opt_float("ddq_int_band", &c->int_band, "pi: the integral moves only while |Mem/budget - 1| < this (0: always)", 0, 1e3);
     o[n++] = opt_float("ddq_hinge", &c->hinge, "hinge variant: lambda while over budget", 0, 1e6);
     o[n++] = opt_bool("ddq_ramp", &c->ramp, "variant: ramp the budget from 8 bits (first half of joint)");
     o[n++] = opt_float("ddq_warmup", &c->phase_warmup, "fraction of fine-tuning before gates and levels learn", 0, 1);
@@ -103,18 +109,22 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
     if (m == QUANT_NONE && strcmp(k, "q_method") != 0) return "--q_method=none (no quantization)";
     if (m != QUANT_DDQ && !strncmp(k, "ddq_", 4)) return "every --q_method but ddq";
     bool alloc = strcmp(c->alloc, "none") != 0;
-    if (!alloc && (!strcmp(k, "alloc_images") || !strncmp(k, "hawq_", 5))) return "--q_alloc=none";
+    if (!alloc && (!strcmp(k, "alloc_images") || !strncmp(k, "hawq_", 5) || !strncmp(k, "ompq_", 5))) return "--q_alloc=none";
+    if (alloc && !strncmp(k, "hawq_", 5) && strcmp(c->alloc, "hawq")) return "--q_alloc other than hawq";
+    if (alloc && !strncmp(k, "ompq_", 5) && strcmp(c->alloc, "ompq")) return "--q_alloc other than ompq";
     if (m == QUANT_LSQ && !strcmp(k, "q_percentile")) return "--q_method=lsq (its step starts at 2·mean|x|/sqrt(Q_P))";
     if (m == QUANT_DDQ && !strcmp(k, "ddq_hinge") && quant_lambda_of(c) != LAMBDA_HINGE) return "--ddq_lambda other than hinge";
     if (m == QUANT_DDQ && !strcmp(k, "ddq_eta") && quant_lambda_of(c) == LAMBDA_HINGE) return "--ddq_lambda=hinge";
-    if (m == QUANT_DDQ && !strcmp(k, "ddq_kp") && quant_lambda_of(c) != LAMBDA_PI) return "--ddq_lambda other than pi";
+    if (m == QUANT_DDQ && (!strcmp(k, "ddq_kp") || !strcmp(k, "ddq_price_max") || !strcmp(k, "ddq_int_band")) &&
+        quant_lambda_of(c) != LAMBDA_PI)
+        return "--ddq_lambda other than pi";
     return NULL;
 }
 
 bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t es) {
     if (!in_list("ddq|lsq|pact|minmax|none", c->method))
         return dq_fail(err, es, "--q_method=%s: unknown method", c->method);
-    if (!in_list("none|hawq", c->alloc)) return dq_fail(err, es, "--q_alloc=%s: unknown allocator", c->alloc);
+    if (!in_list("none|hawq|ompq", c->alloc)) return dq_fail(err, es, "--q_alloc=%s: unknown allocator", c->alloc);
     bool alloc = strcmp(c->alloc, "none") != 0;
     if (alloc && quant_method_of(c) != QUANT_LSQ)
         return dq_fail(err, es, "--q_alloc=%s allocates bits for an LSQ fine-tune: add --q_method=lsq", c->alloc);

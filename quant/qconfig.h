@@ -24,15 +24,18 @@ typedef struct QuantConfig {
     char lambda[OPT_STRLEN];    // dual (dual ascent) | pi (two-sided, proportional + integral) | hinge
     float eta;                  // dual ascent step (pi: the integral's step)
     float kp;                   // pi: the price's proportional gain on Mem/ζ − 1
+    float price_max;            // pi: |λ| at most this (0: unbounded)
+    float int_band;             // pi: the integral moves only while |Mem/ζ − 1| < this (0: always)
     float hinge;                // hinge variant: λ while over budget
     bool ramp;                  // ramp the target from 8 bits over the first half of the joint phase
     float phase_warmup;         // fraction of fine-tuning with gates and levels frozen
     float phase_joint;          // fraction with gates, levels and weights learned; then frozen
     int calib_batches;          // activation calibration batches
-    char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq (alloc.h)
+    char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq (alloc.h)
     int alloc_images;           // training images an allocator measures on
     int hawq_samples;           // hawq: Hutchinson probes
     float hawq_eps;             // hawq: relative step of the gradient differences
+    float ompq_beta;            // ompq: θ = exp(−β·Σ ORM)
 } QuantConfig;
 
 extern const QuantConfig quant_config_defaults;

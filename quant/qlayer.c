@@ -18,6 +18,7 @@ static Tensor *qlayer_forward(Layer *l, Tape *t, Tensor *x) {
                                             : op_conv2d(t, xq, wq, q->bias, spec_conv_args(&q->spec));
     l->macs = spec_macs(&q->spec, y);
     q->aq->macs = q->wq->macs = l->macs;
+    if (q->qc->tap_out) q->qc->tap_out(q->qc->tap_out_ctx, q, y);
     return y;
 }
 

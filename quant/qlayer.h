@@ -41,6 +41,9 @@ struct QuantContext {
      * that compare what the layers saw, such as the integer engine's code agreement). */
     void (*tap)(void *ctx, const QuantLayer *l, const Tensor *xq);
     void *tap_ctx;
+    /* Optional: called with every quantized layer's output (allocators that look at features). */
+    void (*tap_out)(void *ctx, const QuantLayer *l, const Tensor *y);
+    void *tap_out_ctx;
 };
 
 /* cfg must be valid (quant_config_validate): a bad one is an internal error here. */

@@ -17,6 +17,7 @@
 #include "quant/alloc.h"
 #include "quant/hawq.h"
 #include "quant/knapsack.h"
+#include "quant/ompq.h"
 
 static void setup(void) { test_setup_quiet(); }
 static void teardown(void) { test_teardown(); }
@@ -279,6 +280,68 @@ Test(hawq, search_meets_the_budget_exactly_and_is_deterministic, .init = setup, 
         model_free(m);
         quant_context_free(qc);
     }
+}
+
+/* ------------------------------------------------------------------ OMPQ */
+static double orm_of(const float *x, const float *y, int n, int d) {
+    double Kx[64], Ky[64];
+    double nx = ompq_centred_gram(x, n, d, Kx), ny = ompq_centred_gram(y, n, d, Ky);
+    return ompq_orm(Kx, nx, Ky, ny, n);
+}
+
+Test(ompq, orthogonality_metric_on_hand_made_features, .init = setup, .fini = teardown) {
+    // 4 images, 2 features each
+    float x[8] = {1, 0, 0, 2, -1, 1, 3, -2};
+    float scaled[8], rotated[8], shifted[8];
+    for (int k = 0; k < 8; k++) scaled[k] = 5 * x[k], shifted[k] = x[k] + 7;  // scale; the same offset on every image
+    for (int i = 0; i < 4; i++) {  // a rotation by 90°: (a, b) → (−b, a)
+        rotated[2 * i] = -x[2 * i + 1], rotated[2 * i + 1] = x[2 * i];
+    }
+    cr_assert_float_eq(orm_of(x, x, 4, 2), 1, 1e-12);
+    cr_assert_float_eq(orm_of(x, scaled, 4, 2), 1, 1e-12, "invariant to scale");
+    cr_assert_float_eq(orm_of(x, rotated, 4, 2), 1, 1e-12, "invariant to rotation");
+    cr_assert_float_eq(orm_of(x, shifted, 4, 2), 1, 1e-12, "centred: a shift shared by all images is nothing");
+    float u[4] = {1, -1, 1, -1}, v[4] = {1, 1, -1, -1};  // centred and orthogonal
+    cr_assert_float_eq(orm_of(u, v, 4, 1), 0, 1e-12, "uncorrelated features: 0");
+    float w[4] = {1, 1, 1, 1};
+    cr_assert_eq(orm_of(u, w, 4, 1), 0, "a constant feature has no centred Gram: 0, not NaN");
+    double g = orm_of(u, x, 4, 2);
+    cr_assert(g > 0 && g < 1, "in between: %g", g);
+    // importance: θ_l = exp(−β Σ_{j≠l} ORM), c_l = mean of θ from l on
+    double orm[9] = {1, 0.5, 0.2, 0.5, 1, 0.1, 0.2, 0.1, 1}, theta[3], c[3];
+    ompq_importance(orm, 3, 2, theta, c);
+    cr_assert_float_eq(theta[0], exp(-2 * 0.7), 1e-15);
+    cr_assert_float_eq(theta[1], exp(-2 * 0.6), 1e-15);
+    cr_assert_float_eq(theta[2], exp(-2 * 0.3), 1e-15);
+    cr_assert_float_eq(c[2], theta[2], 1e-15);
+    cr_assert_float_eq(c[0], (theta[0] + theta[1] + theta[2]) / 3, 1e-15);
+}
+
+Test(ompq, search_meets_the_budget_and_is_deterministic, .init = setup, .fini = teardown) {
+    Tensor *x = rand_tensor(4, (const int[]){8, 8, 8, 1}, -1, 1);
+    int labels[8] = {0};
+    AllocBatch batch = {.x = x, .labels = labels};
+    QuantConfig cfg = quant_config_defaults;
+    strcpy(cfg.method, "lsq"), strcpy(cfg.alloc, "ompq");
+    cfg.w_bits = 3;
+    QuantContext *qc = quant_context_new(&cfg);
+    Model *m = tiny_net(qc);
+    QuantAlloc al, again;
+    char err[256];
+    cr_assert(quant_alloc_search(m, qc, &batch, 1, 1, &al, err, sizeof err), "%s", err);
+    cr_assert(quant_alloc_search(m, qc, &batch, 1, 2, &again, err, sizeof err), "%s", err);
+    cr_assert_arr_eq(al.bits, again.bits, (size_t)qc->n_layers * sizeof(int), "no randomness");
+    double used = 0, n = 0;
+    for (int i = 0; i < qc->n_layers; i++) {
+        QuantLayer *l = qc->layers[i];
+        if (l->wq->pinned) continue;
+        cr_assert(al.score[i] > 0 && al.score[i] <= 1, "θ in (0, 1]: %g", al.score[i]);
+        used += (double)l->weight->numel * al.bits[i], n += (double)l->weight->numel;
+    }
+    cr_assert(used <= 3 * n && used > 3 * n - 200, "mean bits %g against 3 (the objective grows with every bit)", used / n);
+    quant_alloc_free(&al), quant_alloc_free(&again);
+    model_free(m);
+    quant_context_free(qc);
 }
 
 /* ------------------------------------------------------------------ options */
