@@ -101,18 +101,30 @@ static void set_prices(QuantRun *r, const QuantBudget *b, double tw, double ta) 
     }
 }
 
-/* ------------------------------------------------------------------ final guarantee */
-typedef struct Candidate {
-    Quantizer *q;
-    double cost;       // what one bit of this quantizer adds to the budget's sum
-} Candidate;
-
+/* What one bit of quantizer q adds to its budget's sum. */
 static double bit_cost(const QuantContext *qc, const QuantLayer *l, const Quantizer *q) {
     if (bitops(qc)) {
         const Quantizer *other = q == l->wq ? l->aq : l->wq;
         return (double)l->base.macs * other->ops->bits(other);
     }
     return (double)q->elems;
+}
+
+/* The settling window (the last --ddq_settle of the joint phase): a gate may flip only if the
+ * flip brings its budget's sum closer to the target (|Mem − ζ| falls), so the bits cannot wander
+ * off the budget while the joint phase ends; elsewhere nothing is held. */
+static void hold_flips(QuantRun *r, const QuantBudget *b, double tw, double ta, bool settling) {
+    QuantContext *qc = r->qc;
+    for (int i = 0; i < qc->n_layers; i++) {
+        QuantLayer *l = qc->layers[i];
+        if (l->wq->pinned) continue;
+        for (int k = 0; k < 2; k++) {
+            Quantizer *q = k ? l->aq : l->wq;
+            double dev = bitops(qc) ? b->bitops - tw * ta * b->macs : k ? b->mem_a - ta * b->n_a : b->mem_w - tw * b->n_w;
+            double cost = bit_cost(qc, l, q);
+            ddq_hold_flips(q, settling && !(dev > cost / 2), settling && !(dev < -cost / 2));
+        }
+    }
 }
 
 /* One pass of the guarantee over the quantizers of one sum (role, or both for bitops). */
@@ -199,6 +211,7 @@ void quant_run_step(QuantRun *r, float lr) {
             }
         }
         set_prices(r, &b, tw, ta);
+        hold_flips(r, &b, tw, ta, phase == DDQ_PHASE_JOINT && t >= c->phase_warmup + c->phase_joint * (1 - c->settle));
         if (r->n_trace == r->cap_trace) {
             r->cap_trace = r->cap_trace ? 2 * r->cap_trace : 1024;
             r->trace_rows = dq_realloc(r->trace_rows, (size_t)r->cap_trace * sizeof *r->trace_rows);

@@ -31,6 +31,8 @@ typedef struct Ddq {
     double ema_gate[DDQ_K], sig_gate[DDQ_K];
     int flips;
     float price;
+    bool no_merge, no_unmerge;    // the controller's settling window: flips that would move the
+                                  // budget's sum away from its target are held back
     DdqPhase phase;               // what learns now
     float step;                   // fine step d at initialisation (the gap's unit)
     QSamples samples;             // calibration data (activations)
@@ -429,11 +431,11 @@ static void frontier_gates(Ddq *d, float lr_gate) {
     if (d->m > 0) d->gate_unmerge += lr_gate * (float)(d->ema_up + d->price);
     d->gate_merge = fminf(1, fmaxf(-1, d->gate_merge));
     d->gate_unmerge = fminf(1, fmaxf(-1, d->gate_unmerge));
-    if (d->m < m_max && d->gate_merge > 0) {
+    if (d->m < m_max && d->gate_merge > 0 && !d->no_merge) {
         set_merged(d, d->m + 1);
         d->ema_up = -d->ema_down, d->ema_down = 0;  // the bit just merged is now the one to un-merge
         d->gate_merge = -0.5f, d->gate_unmerge = 0.5f, d->flips++;
-    } else if (d->m > 0 && d->gate_unmerge < 0) {
+    } else if (d->m > 0 && d->gate_unmerge < 0 && !d->no_unmerge) {
         set_merged(d, d->m - 1);
         d->ema_down = -d->ema_up, d->ema_up = 0;
         d->gate_merge = -0.5f, d->gate_unmerge = 0.5f, d->flips++;
@@ -630,6 +632,11 @@ DdqState ddq_state(const Quantizer *q) {
 }
 
 void ddq_set_price(Quantizer *q, float price) { ((Ddq *)q)->price = price; }
+
+void ddq_hold_flips(Quantizer *q, bool no_merge, bool no_unmerge) {
+    Ddq *d = (Ddq *)q;
+    d->no_merge = no_merge, d->no_unmerge = no_unmerge;
+}
 
 void ddq_set_phase(Quantizer *q, DdqPhase phase) {
     DQ_CHECK(ddq_is(q) && phase >= DDQ_PHASE_WARMUP && phase <= DDQ_PHASE_FROZEN);

@@ -77,6 +77,9 @@ typedef struct DdqState {
 
 DdqState ddq_state(const Quantizer *q);
 void ddq_set_price(Quantizer *q, float price);
+/* Hold back merges and/or un-merges of the frontier gates (the gates keep integrating; a held
+ * flip happens once released). Product-rule gates ignore it. */
+void ddq_hold_flips(Quantizer *q, bool no_merge, bool no_unmerge);
 void ddq_set_phase(Quantizer *q, DdqPhase phase);
 /* Snap to the integer grid the engine runs on (intmodel.h), from now on: the coarse values become
  * s·k, k an integer in a window of 256 (activations, zero point free) or [−128, 127] (weights, in

@@ -23,6 +23,7 @@ const QuantConfig quant_config_defaults = {
     .hinge = 0.25f,
     .phase_warmup = 0.1f,
     .phase_joint = 0.5f,
+    .settle = 0,
     .calib_batches = 4,
     .alloc = "none",
     .alloc_images = 256,
@@ -67,6 +68,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_float("ddq_int_band", &c->int_band, "pi: the integral moves only while |Mem/budget - 1| < this (0: always)", 0, 1e3);
     o[n++] = opt_float("ddq_hinge", &c->hinge, "hinge variant: lambda while over budget", 0, 1e6);
     o[n++] = opt_bool("ddq_ramp", &c->ramp, "variant: ramp the budget from 8 bits (first half of joint)");
+    o[n++] = opt_float("ddq_settle", &c->settle, "last fraction of the joint phase: gates flip only toward the budget", 0, 1);
     o[n++] = opt_float("ddq_warmup", &c->phase_warmup, "fraction of fine-tuning before gates and levels learn", 0, 1);
     o[n++] = opt_float("ddq_joint", &c->phase_joint, "fraction with gates learning (then frozen)", 0, 1);
     return n;

@@ -390,6 +390,46 @@ Test(qcontrol, pi_price_is_proportional_plus_integral_and_two_sided, .init = set
     quant_context_free(qc);
 }
 
+/* The settling window: at the budget, a price that pushes every gate to merge moves nothing;
+ * before the window the same price merges. */
+Test(qcontrol, settling_window_holds_flips_that_leave_the_budget, .init = setup, .fini = teardown) {
+    for (int settling = 1; settling >= 0; settling--) {
+        QuantConfig c = quant_config_defaults;
+        c.settle = 0.2f;
+        QuantContext *qc = quant_context_new(&c);
+        Model *m = tiny_mnv2(qc);
+        calibrate(m, qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+        QuantRun r;
+        quant_run_init(&r, qc, 1000, 0.1f);
+        for (int i = 0; i < qc->n_layers; i++)
+            if (!qc->layers[i]->wq->pinned) ddq_set_merged(qc->layers[i]->wq, 4), ddq_set_merged(qc->layers[i]->aq, 4);
+        r.step = settling ? 560 : 300;  // joint phase: steps 100–600; the window is its last fifth (from 500)
+        r.integ_w = r.integ_a = 50;    // a price far above any signal: every gate wants to merge
+        for (int i = 0; i < 20; i++) quant_run_step(&r, 0.1f);
+        QuantBudget b = quant_budget(qc);
+        if (settling)
+            cr_assert(b.mean_w == 4 && b.mean_a == 4, "held at the budget: %g %g", b.mean_w, b.mean_a);
+        else
+            cr_assert(b.mean_w < 4 && b.mean_a < 4, "outside the window the price merges: %g %g", b.mean_w, b.mean_a);
+        if (settling) {  // from above the budget the same price merges, but never further off than half a flip
+            for (int i = 0; i < qc->n_layers; i++)
+                if (!qc->layers[i]->wq->pinned) ddq_set_merged(qc->layers[i]->wq, 3);
+            double largest = 0;
+            for (int i = 0; i < qc->n_layers; i++)
+                if (!qc->layers[i]->wq->pinned) largest = fmax(largest, (double)qc->layers[i]->wq->elems);
+            r.step = 505;
+            for (int i = 0; i < 90; i++) quant_run_step(&r, 0.1f);
+            cr_assert_eq(r.phase, DDQ_PHASE_JOINT, "still joint: the final guarantee has not run");
+            b = quant_budget(qc);
+            cr_assert(b.mean_w < 4.5 && fabs(b.mean_w - 4) <= largest / 2 / b.n_w + 1e-9,
+                      "from 5 bits to the budget, within half the largest flip: %g", b.mean_w);
+        }
+        quant_run_free(&r);
+        model_free(m);
+        quant_context_free(qc);
+    }
+}
+
 Test(qcontrol, final_guarantee_meets_and_uses_the_budget, .init = setup, .fini = teardown) {
     QuantConfig c = quant_config_defaults;
     QuantContext *qc = quant_context_new(&c);
