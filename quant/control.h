@@ -11,6 +11,8 @@
  *           Mem > ζ, else 0; variant bitops: one λ on Σ MACs·b_w·b_a); variant ramp: ζ from 8 bits
  *           down to the target over the first half of the joint phase;
  *   prices  λ·N_l/ζ per quantizer (bitops: λ·MACs·b_other/ζ), given to the gates;
+ *   settle  in the last --ddq_settle of the joint phase, a gate may flip only if the flip brings
+ *           its budget's sum closer to the target (|Mem − ζ| falls): the bits land on the budget;
  *   freeze  entering the frozen phase, the final guarantee: merge (over budget) or un-merge
  *           (under budget) one bit at a time in the layer whose bit is cheapest / most useful by
  *           its smoothed signal per element, until the budget holds and is used; the bits moved

@@ -9,8 +9,9 @@
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
 #   plus ramped target, Adam on levels, and the bit price's controller (issue 13: does the joint
 #   phase settle on the budget?): dual ascent as it was the default before (one-sided, η 0.003),
-#   with a ramped target, faster (η 0.01, 0.03); the default two-sided price with a stiffer
-#   proportional term, or with the gate step following the learning-rate schedule.
+#   with a ramped target, faster (η 0.01, 0.03), the hinge; the default two-sided price without
+#   the settling window (pi_price), with a stiffer proportional term, or with the gate step
+#   following the learning-rate schedule — all without the settling window.
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
@@ -30,19 +31,20 @@ fixed_bits|--ddq_init_bits=$B --ddq_lr_gate=0
 frozen_uniform_levels|--ddq_lr_levels_w=0 --ddq_lr_levels_a=0
 lsq_like|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0
 product_rule_gates|--ddq_product_rule
-hinge_budget|--ddq_lambda=hinge
+hinge_budget|--ddq_lambda=hinge --ddq_settle=0
 fine_level_forward|--ddq_fine_forward
 unpinned_zero|--ddq_pin_zero=false
 gradient_correction|--ddq_alpha=0.1
 bitops_budget|--ddq_budget=bitops
 ramped_target|--ddq_ramp
 adam_levels|--ddq_adam
-dual_price|--ddq_lambda=dual --ddq_eta=0.003
-dual_ramped|--ddq_lambda=dual --ddq_eta=0.003 --ddq_ramp
-fast_price|--ddq_lambda=dual --ddq_eta=0.01
-faster_price|--ddq_lambda=dual --ddq_eta=0.03
-stiff_price|--ddq_kp=0.5 --ddq_eta=0.001
-gate_anneal|--ddq_gate_anneal"
+dual_price|--ddq_lambda=dual --ddq_eta=0.003 --ddq_settle=0
+pi_price|--ddq_settle=0
+dual_ramped|--ddq_lambda=dual --ddq_eta=0.003 --ddq_ramp --ddq_settle=0
+fast_price|--ddq_lambda=dual --ddq_eta=0.01 --ddq_settle=0
+faster_price|--ddq_lambda=dual --ddq_eta=0.03 --ddq_settle=0
+stiff_price|--ddq_kp=0.5 --ddq_eta=0.001 --ddq_settle=0
+gate_anneal|--ddq_gate_anneal --ddq_settle=0"
 for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants

@@ -1,8 +1,8 @@
 #!/bin/sh
 # sweep_ddq_worth.sh — the grid of issue 13 ("what each part of DDQ is worth"), in the issue's
 # order (the controller's before/after first, then the most decisive rows: questions 2, 3, 1, 4,
-# 6, 5), resumable: each sweep skips
-# the rows its CSV has and a stopped run continues from its checkpoint, so run it again after an
+# 6, 5 — within that, the rows that do not use DDQ's bit price before those that do), resumable:
+# each sweep skips the rows its CSV has and a stopped run continues from its checkpoint, so run it again after an
 # interruption and it goes on. Fine-tunes of one model share one FP32 model (FP32_SEED: the
 # spread is the fine-tuning's), except question 5, which is about the FP32 seeds.
 #
@@ -25,19 +25,26 @@
 #   nohup nice -n 19 scripts/sweep_ddq_worth.sh > runs/sweeps/ddq_worth.log 2>&1 &
 set -eu
 cd "$(dirname "$0")/.."
-variants="default fixed_bits frozen_uniform_levels lsq_like bitops_budget ramped_target"
+# Rows that do not depend on DDQ's bit price run first (fixed bits, LSQ, PACT, min/max), then the
+# DDQ rows that do, so a change of the price's default costs no finished row.
+fixed="fixed_bits lsq_like"
+priced="default frozen_uniform_levels bitops_budget ramped_target"
 ONLY="default dual_price" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C
-for seed in 1 2 3; do  # Q2
+for seed in 1 2 3; do  # Q2, Q1: the price-free rows
   for b in 3 2; do
-    ONLY="$variants" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+    ONLY="$fixed" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
+  done
+  METHODS="pact minmax" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
+  METHODS=minmax BITS=3 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
+done
+MODEL=resnet20 METHODS=lsq BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_methods.sh  # Q4, LSQ
+for seed in 1 2 3; do  # Q2: the priced rows
+  for b in 3 2; do
+    ONLY="$priced" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
   done
 done
 PRESET=full METHODS="ddq lsq" BITS=3 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_methods.sh  # Q3
-for seed in 1 2 3; do  # Q1
-  METHODS="lsq pact minmax" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
-  METHODS=minmax BITS=3 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
-done
 MODEL=resnet20 METHODS="ddq lsq" BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_methods.sh  # Q4
 BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_budget.sh  # Q6
 MODEL=resnet20 BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_budget.sh
