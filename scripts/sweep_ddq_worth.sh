@@ -6,8 +6,8 @@
 # interruption and it goes on. Fine-tunes of one model share one FP32 model (FP32_SEED: the
 # spread is the fine-tuning's), except question 5, which is about the FP32 seeds.
 #
-#   C  the controller at W4A4: the default price (two-sided PI) against dual ascent, the default
-#      before issue 13, 3 seeds                             runs/sweeps/ablations-mobilenetv2-default.*
+#   C  the controller at W4A4: the default (two-sided PI price + settling window) against the PI
+#      price alone and dual ascent, the default before issue 13, 3 seeds                             runs/sweeps/ablations-mobilenetv2-default.*
 #   Q2 ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
 #      both (lsq_like), the BitOPs budget, the ramped target — LSQ at the same bits beside them;
 #      seed 1 of everything first, then seeds 2 and 3      runs/sweeps/ablations-mobilenetv2-default-w{3,2}.*
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 # DDQ rows that do, so a change of the price's default costs no finished row.
 fixed="fixed_bits lsq_like"
 priced="default frozen_uniform_levels bitops_budget ramped_target"
-ONLY="default dual_price" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C
+ONLY="default pi_price dual_price" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C
 for seed in 1 2 3; do  # Q2, Q1: the price-free rows
   for b in 3 2; do
     ONLY="$fixed" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
