@@ -283,11 +283,12 @@ Test(hawq, search_meets_the_budget_exactly_and_is_deterministic, .init = setup, 
 }
 
 /* ------------------------------------------------------------------ OMPQ */
-static double orm_of(const float *x, const float *y, int n, int d) {
+static double orm_of2(const float *x, int dx, const float *y, int dy, int n) {  // n images of dx and dy features
     double Kx[64], Ky[64];
-    double nx = ompq_centred_gram(x, n, d, Kx), ny = ompq_centred_gram(y, n, d, Ky);
+    double nx = ompq_centred_gram(x, n, dx, Kx), ny = ompq_centred_gram(y, n, dy, Ky);
     return ompq_orm(Kx, nx, Ky, ny, n);
 }
+static double orm_of(const float *x, const float *y, int n, int d) { return orm_of2(x, d, y, d, n); }
 
 Test(ompq, orthogonality_metric_on_hand_made_features, .init = setup, .fini = teardown) {
     // 4 images, 2 features each
@@ -305,7 +306,7 @@ Test(ompq, orthogonality_metric_on_hand_made_features, .init = setup, .fini = te
     cr_assert_float_eq(orm_of(u, v, 4, 1), 0, 1e-12, "uncorrelated features: 0");
     float w[4] = {1, 1, 1, 1};
     cr_assert_eq(orm_of(u, w, 4, 1), 0, "a constant feature has no centred Gram: 0, not NaN");
-    double g = orm_of(u, x, 4, 2);
+    double g = orm_of2(u, 1, x, 2, 4);  // layers of different widths
     cr_assert(g > 0 && g < 1, "in between: %g", g);
     // importance: θ_l = exp(−β Σ_{j≠l} ORM), c_l = mean of θ from l on
     double orm[9] = {1, 0.5, 0.2, 0.5, 1, 0.1, 0.2, 0.1, 1}, theta[3], c[3];
