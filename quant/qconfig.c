@@ -68,6 +68,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_float("ddq_int_band", &c->int_band, "pi: the integral moves only while |Mem/budget - 1| < this (0: always)", 0, 1e3);
     o[n++] = opt_float("ddq_hinge", &c->hinge, "hinge variant: lambda while over budget", 0, 1e6);
     o[n++] = opt_bool("ddq_ramp", &c->ramp, "variant: ramp the budget from 8 bits (first half of joint)");
+    o[n++] = opt_bool("ddq_fixed_abits", &c->fixed_abits, "learn weight bits only: activations stay at --q_abits");
     o[n++] = opt_float("ddq_settle", &c->settle, "last fraction of the joint phase: gates flip only toward the budget", 0, 1);
     o[n++] = opt_float("ddq_warmup", &c->phase_warmup, "fraction of fine-tuning before gates and levels learn", 0, 1);
     o[n++] = opt_float("ddq_joint", &c->phase_joint, "fraction with gates learning (then frozen)", 0, 1);
@@ -154,6 +155,8 @@ bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, ch
         return dq_fail(err, es, "--q_alloc=%s gives every layer 2 to 8 bits: --q_wbits=%g is below 2", c->alloc, c->w_bits);
     if (c->phase_warmup + c->phase_joint > 1)
         return dq_fail(err, es, "--ddq_warmup=%g plus --ddq_joint=%g exceed 1", c->phase_warmup, c->phase_joint);
+    if (ddq && c->fixed_abits && c->a_bits != (int)c->a_bits)
+        return dq_fail(err, es, "--ddq_fixed_abits keeps activations at --q_abits: whole bits, got %g", c->a_bits);
     if (c->ddq.init_bits < c->ddq.b_min)
         return dq_fail(err, es, "--ddq_init_bits=%d is below --ddq_bmin=%d", c->ddq.init_bits, c->ddq.b_min);
     return true;

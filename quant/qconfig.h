@@ -28,6 +28,7 @@ typedef struct QuantConfig {
     float int_band;             // pi: the integral moves only while |Mem/ζ − 1| < this (0: always)
     float hinge;                // hinge variant: λ while over budget
     bool ramp;                  // ramp the target from 8 bits over the first half of the joint phase
+    bool fixed_abits;           // DDQ learns weight bits only: activations stay at a_bits
     float settle;               // the last fraction of the joint phase in which a gate may only flip toward the budget
     float phase_warmup;         // fraction of fine-tuning with gates and levels frozen
     float phase_joint;          // fraction with gates, levels and weights learned; then frozen

@@ -52,7 +52,9 @@ static Quantizer *make_quantizer(QuantContext *qc, ParamSlab *slab, const LayerS
     long long elems = role == QROLE_WEIGHT ? weights : 0;  // activations: set by the first forward
     int channels = c->per_channel && role == QROLE_WEIGHT ? s->out : 1;
     switch (qc->method) {
-    case QUANT_DDQ: return ddq_new(slab, name, role, is_signed, pinned, elems, channels, &qc->cfg.ddq);
+    case QUANT_DDQ:
+        return ddq_new(slab, name, role, is_signed, pinned, elems, channels,
+                       role == QROLE_ACTIVATION ? &qc->ddq_act : &qc->cfg.ddq);
     case QUANT_LSQ: return baseline_new(BASE_LSQ, slab, name, role, is_signed, pinned, bits, elems, channels, &qc->cfg.base);
     case QUANT_MINMAX: return baseline_new(BASE_MINMAX, slab, name, role, is_signed, pinned, bits, elems, channels, &qc->cfg.base);
     case QUANT_PACT:  // DoReFa weights, PACT activations
@@ -90,6 +92,8 @@ QuantContext *quant_context_new(const QuantConfig *cfg) {
     QuantContext *qc = dq_calloc(1, sizeof *qc);
     qc->cfg = *cfg;
     qc->cfg.ddq.percentile = qc->cfg.base.percentile = cfg->percentile;  // one option, every method
+    qc->ddq_act = qc->cfg.ddq;
+    if (cfg->fixed_abits) qc->ddq_act.init_bits = (int)cfg->a_bits, qc->ddq_act.lr_gate = 0;
     qc->method = quant_method_of(cfg);
     qc->budget = quant_budget_of(cfg);
     qc->lambda = quant_lambda_of(cfg);

@@ -31,6 +31,8 @@ struct QuantLayer {
 
 struct QuantContext {
     QuantConfig cfg;      // owned copy: quantizers point at cfg.ddq / cfg.base
+    DdqConfig ddq_act;    // DDQ's activation quantizers: cfg.ddq, or (--ddq_fixed_abits) started at
+                          // the activation budget with still gates
     QuantMethod method;   // cfg's strings, parsed once
     QuantBudgetKind budget;
     QuantLambdaKind lambda;

@@ -430,6 +430,30 @@ Test(qcontrol, settling_window_holds_flips_that_leave_the_budget, .init = setup,
     }
 }
 
+/* --ddq_fixed_abits: activations start at the activation budget and stay; weights still learn. */
+Test(qcontrol, fixed_activation_bits_stay_while_weight_bits_learn, .init = setup, .fini = teardown) {
+    QuantConfig c = quant_config_defaults;
+    c.fixed_abits = true, c.a_bits = 3;
+    QuantContext *qc = quant_context_new(&c);
+    Model *m = tiny_mnv2(qc);
+    calibrate(m, qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+    for (int i = 0; i < qc->n_layers; i++) {
+        const Quantizer *aq = qc->layers[i]->aq;
+        cr_assert_eq(aq->ops->bits(aq), aq->pinned ? 8 : 3, "%s starts at %d bits", aq->name, aq->ops->bits(aq));
+    }
+    QuantRun r;
+    quant_run_init(&r, qc, 1000, 0.1f);
+    r.step = 200;
+    r.integ_w = r.integ_a = 50;  // a price far above any signal
+    for (int i = 0; i < 30; i++) quant_run_step(&r, 0.1f);
+    QuantBudget b = quant_budget(qc);
+    cr_assert(b.mean_w < 8, "weight bits learn: %g", b.mean_w);
+    cr_assert_eq(b.mean_a, 3, "activation bits stay: %g", b.mean_a);
+    quant_run_free(&r);
+    model_free(m);
+    quant_context_free(qc);
+}
+
 Test(qcontrol, final_guarantee_meets_and_uses_the_budget, .init = setup, .fini = teardown) {
     QuantConfig c = quant_config_defaults;
     QuantContext *qc = quant_context_new(&c);
