@@ -1,0 +1,54 @@
+#!/bin/sh
+# plot_layer_bits.sh LABEL=layers.csv ... > chart.svg — the weight bits of every layer, one line
+# per run (the layers.csv the experiments write), layers in model order along x: where do the
+# methods agree? Pinned layers are drawn hollow. Up to six runs; all must be of one model.
+#   TITLE="...": the chart's title
+set -eu
+if [ $# -eq 0 ] || [ "$1" = "--help" ]; then
+  sed -n '2,6p' "$0" | cut -c3-
+  [ $# -eq 0 ] && exit 2 || exit 0
+fi
+for arg in "$@"; do
+  case "$arg" in *=*) ;; *) echo "plot_layer_bits.sh: error: '$arg' is not LABEL=layers.csv" >&2; exit 2 ;; esac
+  f=${arg#*=}
+  [ -r "$f" ] || { echo "$f: error: cannot read" >&2; exit 1; }
+  head -1 "$f" | grep -q '^layer,kind,pinned,params,macs,w_bits,' || { echo "$f: error: not a layers.csv (header differs)" >&2; exit 1; }
+done
+for arg in "$@"; do
+  printf '#run %s\n' "${arg%%=*}"
+  tail -n +2 "${arg#*=}"
+done | awk -F, -v title="${TITLE:-weight bits per layer}" '
+  /^#run / { r++; label[r] = substr($0, 6); next }
+  { n[r]++; name[n[r]] = $1; pin[n[r]] = $3; bits[r, n[r]] = $6 }
+  END {
+    for (k = 2; k <= r; k++)
+      if (n[k] != n[1]) { print "plot_layer_bits.sh: error: the runs have different layer counts" > "/dev/stderr"; exit 1 }
+    L = n[1]; W = 60 + 14 * L + 170; H = 380; left = 50; T = 40; B = 120; pw = 14 * L; ph = H - T - B
+    printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n", W, H
+    printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+    printf "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n", left + pw / 2, title
+    for (b = 2; b <= 8; b++) {
+      y = T + ph * (8.5 - b) / 7
+      printf "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", left, left + pw, y, y
+      printf "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%d</text>\n", left - 6, y + 4, b
+    }
+    for (i = 1; i <= L; i++) {
+      x = left + 14 * (i - 0.5)
+      printf "<text transform=\"translate(%.1f,%d) rotate(-60)\" text-anchor=\"end\" font-size=\"9\">%s</text>\n", x + 3, T + ph + 8, name[i]
+    }
+    split("#1f77b4 #d62728 #2ca02c #ff7f0e #9467bd #8c564b", colors, " ")
+    for (k = 1; k <= r && k <= 6; k++) {
+      off = (k - (r + 1) / 2) * 2.2  # side by side where runs agree
+      printf "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.2\" opacity=\"0.8\" points=\"", colors[k]
+      for (i = 1; i <= L; i++) printf "%.1f,%.1f ", left + 14 * (i - 0.5) + off, T + ph * (8.5 - bits[k, i]) / 7
+      printf "\"/>\n"
+      for (i = 1; i <= L; i++)
+        printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.6\" fill=\"%s\" stroke=\"%s\"/>\n", left + 14 * (i - 0.5) + off,
+          T + ph * (8.5 - bits[k, i]) / 7, pin[i] == 1 ? "white" : colors[k], colors[k]
+      ly = T + 10 + 20 * (k - 1)
+      printf "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", left + pw + 15, left + pw + 35, ly, ly, colors[k]
+      printf "<text x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n", left + pw + 40, ly + 4, label[k]
+    }
+    printf "<text transform=\"translate(16,%d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">weight bits</text>\n", T + ph / 2
+    printf "</svg>\n"
+  }'

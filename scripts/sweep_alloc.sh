@@ -1,0 +1,64 @@
+#!/bin/sh
+# sweep_alloc.sh — Who allocates bits better: DDQ learning them, or an allocator deciding them
+# before fine-tuning? (issue 14; docs/allocators.md)
+# Question: top-1 at a mean weight budget of 4 and 3 bits, activations at 4 bits for every method:
+#   lsq       fixed bits (every layer at the budget): the floor every allocator must beat
+#   hawq      Hessian-trace allocation, then the same LSQ fine-tune
+#   ompq      orthogonality allocation, then the same LSQ fine-tune
+#   ddq       DDQ learning the weight bits (--ddq_fixed_abits: activations stay at 4)
+# Grid: METHODS × BITS × SEEDS on MobileNetV2 (default preset), every run fine-tuning the FP32 model
+#   of FP32_SEED; then the per-layer bits of seed 1 of each method in one chart per budget.
+# Compute: ≈ 8 min per run (2 cores) plus the allocation (HAWQ ≈ 1–2 min, OMPQ ≈ 0.5 min):
+#   4 methods × 2 budgets × 3 seeds ≈ 3.5 h.
+# Output: runs/sweeps/alloc-mobilenetv2.csv, .md (mean ± std), -search.md (allocation seconds,
+#   median over seeds, from the RESULT lines), -bits-wB.svg. Resumable.
+#   METHODS="lsq hawq" BITS=4 SEEDS=1 scripts/sweep_alloc.sh
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/sweep_lib.sh
+METHODS=${METHODS:-"lsq hawq ompq ddq"}; BITS=${BITS:-"4 3"}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-1}
+PRESET=${PRESET:-default}
+make -s exp_mobilenetv2
+csv=runs/sweeps/alloc-mobilenetv2-$PRESET.csv
+dir() { echo "runs/sweeps/mobilenetv2-$PRESET-alloc-$1-w$2-s$3"; }
+for seed in $SEEDS; do
+  for b in $BITS; do
+    for m in $METHODS; do
+      case $m in
+        lsq) args="--q_method=lsq" ;;
+        hawq|ompq) args="--q_method=lsq --q_alloc=$m" ;;
+        ddq) args="--q_method=ddq --ddq_fixed_abits" ;;
+        *) echo "sweep_alloc.sh: error: unknown method '$m' (lsq, hawq, ompq, ddq)" >&2; exit 2 ;;
+      esac
+      # shellcheck disable=SC2086
+      run_exp "$csv" "$m W$b A4" ./exp_mobilenetv2 --preset="$PRESET" $args --q_wbits="$b" --q_abits=4 \
+        --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="$(dir "$m" "$b" "$seed")"
+    done
+  done
+done
+summarize "$csv" >"${csv%.csv}.md"
+# the allocation's wall time per method and budget, from the RESULT lines of the sweep's log
+awk '/^RESULT/ && / alloc=/ {
+       for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+       k = v["alloc"] " W" v["w_budget"]; n[k]++; t[k, n[k]] = v["alloc_s"]
+     }
+     END {
+       print "| allocator | runs | allocation seconds (median) |"
+       print "|---|---|---|"
+       for (k in n) {
+         m = n[k]; for (i = 1; i <= m; i++) s[i] = t[k, i]
+         for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (s[j] + 0 < s[i] + 0) { x = s[i]; s[i] = s[j]; s[j] = x }
+         printf "| %s | %d | %.1f |\n", k, m, m % 2 ? s[(m + 1) / 2] : (s[m / 2] + s[m / 2 + 1]) / 2
+       }
+     }' "${csv%.csv}.log" >"${csv%.csv}-search.md"
+first=$(echo "$SEEDS" | awk '{print $1}')
+for b in $BITS; do
+  set --
+  for m in $METHODS; do
+    f="$(dir "$m" "$b" "$first")/layers.csv"
+    [ -f "$f" ] && set -- "$@" "$m=$f"
+  done
+  [ $# -gt 0 ] && TITLE="weight bits per layer, budget W$b A4 (seed $first)" scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.svg"
+done
+cat "${csv%.csv}.md" "${csv%.csv}-search.md"
+echo "charts: ${csv%.csv}-bits-w*.svg"
