@@ -3,17 +3,17 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
+#include "core/gemm.h"
 
 double ompq_centred_gram(const float *x, int n, long long d, double *K) {
-    for (int a = 0; a < n; a++)  // K = X Xᵀ, in double
-        for (int b = 0; b <= a; b++) {
-            const float *xa = x + (size_t)a * (size_t)d, *xb = x + (size_t)b * (size_t)d;
-            double s = 0;
-            for (long long k = 0; k < d; k++) s += (double)xa[k] * xb[k];
-            K[(size_t)a * n + b] = K[(size_t)b * n + a] = s;
-        }
+    DQ_CHECK(n > 0 && d > 0 && d <= INT32_MAX);
+    float *g = dq_malloc((size_t)n * n * sizeof *g);  // X Xᵀ by the float GEMM (the long sums are
+    gemm(false, true, n, n, (int)d, x, (int)d, x, (int)d, 0, g, n);  // over d; ORM needs ~4 digits)
+    for (size_t k = 0; k < (size_t)n * n; k++) K[k] = g[k];
+    dq_free(g);
     double *row = dq_malloc((size_t)n * sizeof *row), all = 0;  // H K H: subtract row and column means
     for (int a = 0; a < n; a++) {
         double s = 0;

@@ -15,8 +15,8 @@
 #ifndef DQ_OMPQ_H
 #define DQ_OMPQ_H
 
-/* The centred Gram matrix of n feature rows of length d (row-major), into K (n × n, doubles);
- * returns its Frobenius norm. */
+/* The centred Gram matrix of n feature rows of length d (row-major), into K (n × n, doubles:
+ * X Xᵀ by the float GEMM, the centring in double); returns its Frobenius norm. */
 double ompq_centred_gram(const float *x, int n, long long d, double *K);
 /* ⟨K_i, K_j⟩ / (norm_i·norm_j) for centred Grams (0 when a norm is 0). */
 double ompq_orm(const double *Ki, double norm_i, const double *Kj, double norm_j, int n);
