@@ -242,6 +242,18 @@ static void allocate(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Mo
     printf("   %.1f s; mean weight bits %.3f (budget %g); bits per layer:", a->seconds, a->mean_bits, qc->cfg.w_bits);
     for (int i = 0; i < a->n; i++) printf(" %d", a->bits[i]);
     printf("\n");
+    if (a->kind == ALLOC_HAWQ) {  // how far to trust the traces
+        double rel[1024];
+        int k = 0, negative = 0;
+        for (int i = 0; i < a->n && k < 1024; i++)
+            if (!qc->layers[i]->wq->pinned) {
+                rel[k++] = a->score[i] != 0 ? fabs(a->score_se[i] / a->score[i]) : INFINITY;
+                negative += a->score[i] < 0;
+            }
+        qsort(rel, (size_t)k, sizeof *rel, cmp_double);
+        printf("   Hessian traces: median standard error %.0f%% of the trace, %d of %d negative (counted as 0)%s\n",
+               k ? 100 * rel[k / 2] : 0.0, negative, k, k && rel[k / 2] > 0.25 ? "; more --hawq_samples would sharpen them" : "");
+    }
     if (!fileio_make_dirs(cfg->out_dir, err, sizeof err)) DQ_FATAL_FILE(cfg->out_dir, "%s", err);
     char path[4200];
     snprintf(path, sizeof path, "%s/alloc.csv", cfg->out_dir);
