@@ -122,7 +122,7 @@ static void train_fp32(Experiment *x, const TrainConfig *cfg, const QPipelineCon
     if (strlen(dir) >= sizeof fc->out_dir) DQ_FATAL_FILE(x->prog, "FP32 directory name too long: %s", dir);
     strcpy(fc->out_dir, dir);
     printf("== FP32 %s (%s)\n", fm->name, fc->out_dir);
-    static const char *const not_fp32[] = {"q_", "ddq_", "alloc_", "hawq_", "ompq_", "fp32_", NULL};  // the fp32_* values are in fc
+    static const char *const not_fp32[] = {"q_", "ddq_", "alloc_", "hawq_", "ompq_", "bsq_", "haq_", "fp32_", NULL};  // the fp32_* values are in fc
     Text id;
     text_init(&id);
     identity_extra(x, not_fp32, &id);
@@ -212,7 +212,7 @@ static void calibrate(Model *m, QuantContext *qc, const Dataset *train, int batc
 /* 2b. --q_alloc: the allocator measures the FP32 network on a fixed, seeded set of training
  * images (no augmentation) and picks each layer's weight bits; alloc.csv lists them. */
 static void allocate(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, QuantAlloc *a) {
-    int n_img = qc->cfg.alloc_images < x->train.n ? qc->cfg.alloc_images : x->train.n;
+    int n_img = quant_alloc_images(&qc->cfg) < x->train.n ? quant_alloc_images(&qc->cfg) : x->train.n;
     int bs = cfg->batch_size < n_img ? cfg->batch_size : n_img;
     if (quant_alloc_of(&qc->cfg) == ALLOC_OMPQ) bs = n_img;  // its Gram matrices need every image in one batch
     int nb = (n_img + bs - 1) / bs;
@@ -242,6 +242,8 @@ static void allocate(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Mo
     printf("   %.1f s; mean weight bits %.3f (budget %g); bits per layer:", a->seconds, a->mean_bits, qc->cfg.w_bits);
     for (int i = 0; i < a->n; i++) printf(" %d", a->bits[i]);
     printf("\n");
+    if (a->kind == ALLOC_BSQ) printf("   bsq: strength %.4g chosen\n", a->param);
+    if (a->kind == ALLOC_HAQ) printf("   haq: the best episode's allocation (held-out accuracy %.2f%%)\n", 100 * a->param);
     if (a->kind == ALLOC_HAWQ) {  // how far to trust the traces
         double rel[1024];
         int k = 0, negative = 0;

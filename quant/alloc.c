@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "baselines.h"
+#include "bsq.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/loss.h"
 #include "core/tape.h"
+#include "haq.h"
 #include "hawq.h"
 #include "knapsack.h"
 #include "ompq.h"
@@ -16,15 +18,21 @@
 #define ALLOC_MAX_BITS 8
 #define ALLOC_TABLE_BYTES ((size_t)1 << 30)  // the knapsack's choice table
 
-static const char *const ALLOC_NAMES[] = {"none", "hawq", "ompq"};
+static const char *const ALLOC_NAMES[] = {"none", "hawq", "ompq", "bsq", "haq"};
 
 QuantAllocKind quant_alloc_of(const QuantConfig *c) {
-    for (int k = 0; k <= ALLOC_OMPQ; k++)
+    for (int k = 0; k <= ALLOC_HAQ; k++)
         if (!strcmp(c->alloc, ALLOC_NAMES[k])) return (QuantAllocKind)k;
     DQ_FATAL("unknown allocator '%s'", c->alloc);
 }
 
-const char *quant_alloc_name(QuantAllocKind k) { return k >= 0 && k <= ALLOC_OMPQ ? ALLOC_NAMES[k] : "?"; }
+const char *quant_alloc_name(QuantAllocKind k) { return k >= 0 && k <= ALLOC_HAQ ? ALLOC_NAMES[k] : "?"; }
+
+int quant_alloc_images(const QuantConfig *c) {
+    if (c->alloc_images > 0) return c->alloc_images;
+    QuantAllocKind k = quant_alloc_of(c);
+    return k == ALLOC_BSQ || k == ALLOC_HAQ ? 4096 : 256;  // bsq and haq train on them, the others measure
+}
 
 /* ------------------------------------------------------------------ the loss's gradient */
 typedef struct GradCtx {
@@ -34,18 +42,20 @@ typedef struct GradCtx {
     Tape tape;
 } GradCtx;
 
-/* The gradient of the mean over batches of each batch's mean cross-entropy, in evaluation mode. */
+void quant_alloc_loss_grad(Model *m, Tape *t, const AllocBatch *batches, int n_batches) {
+    slab_zero_grad(&m->slab);
+    for (int b = 0; b < n_batches; b++) {
+        tape_reset(t);
+        Tensor *logits = model_forward(m, t, batches[b].x);
+        tape_backward(t, op_softmax_cross_entropy(t, logits, batches[b].labels, 0));
+    }
+    float inv = 1.0f / (float)n_batches;
+    for (size_t k = 0; k < m->slab.numel; k++) m->slab.grad[k] *= inv;
+}
+
 static void model_grad(void *ctx) {
     GradCtx *g = ctx;
-    slab_zero_grad(&g->m->slab);
-    for (int b = 0; b < g->n_batches; b++) {
-        tape_reset(&g->tape);
-        Tensor *logits = model_forward(g->m, &g->tape, g->batches[b].x);
-        Tensor *loss = op_softmax_cross_entropy(&g->tape, logits, g->batches[b].labels, 0);
-        tape_backward(&g->tape, loss);
-    }
-    float inv = 1.0f / (float)g->n_batches;
-    for (size_t k = 0; k < g->m->slab.numel; k++) g->m->slab.grad[k] *= inv;
+    quant_alloc_loss_grad(g->m, &g->tape, g->batches, g->n_batches);
 }
 
 /* The exact allocation over layers idx[0..L) (unpinned) with cost rows of bits 2 … 8: a->bits. */
@@ -147,6 +157,90 @@ static bool search_ompq(Model *m, QuantContext *qc, const AllocBatch *batch, Qua
     return ok;
 }
 
+/* ------------------------------------------------------------------ BSQ */
+static double mean_bits(const QuantContext *qc, const int *bits) {  // over the unpinned layers
+    double nb = 0, nn = 0;
+    for (int i = 0; i < qc->n_layers; i++)
+        if (!qc->layers[i]->wq->pinned) nb += (double)qc->layers[i]->weight->numel * bits[i], nn += (double)qc->layers[i]->weight->numel;
+    return nn > 0 ? nb / nn : 0;
+}
+
+/* One BSQ training from the FP32 weights at strength alpha: steps of bit-plane SGD on the
+ * batches in turn, each followed by the group lasso's proximal step, re-quantizing every
+ * --bsq_requant steps and at the end (printing the mean bits on the current line). Writes the
+ * unpinned layers' bits; restores the weights. */
+static void bsq_train(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, double alpha, int *bits) {
+    const QuantConfig *c = &qc->cfg;
+    int n = qc->n_layers;
+    BsqLayer *L = dq_calloc((size_t)n, sizeof *L);
+    float **w0 = dq_calloc((size_t)n, sizeof *w0);
+    double total = 0;  // unpinned weights
+    for (int i = 0; i < n; i++) {
+        Tensor *w = qc->layers[i]->weight;
+        if (qc->layers[i]->wq->pinned) continue;
+        w0[i] = dq_malloc(w->numel * sizeof(float));
+        memcpy(w0[i], w->data, w->numel * sizeof(float));
+        bsq_init(&L[i], w->data, w->numel, ALLOC_MAX_BITS);
+        total += (double)w->numel;
+    }
+    Arena arena;
+    arena_init(&arena, 1 << 24, 0);
+    GradCtx g = {.m = m, .n_batches = 1};
+    tape_init(&g.tape, &arena);
+    g.tape.training = false;
+    for (int s = 0; s < c->bsq_steps; s++) {
+        for (int i = 0; i < n; i++)
+            if (w0[i]) bsq_weight(&L[i], qc->layers[i]->weight->data);
+        g.batches = &batches[s % n_batches];
+        model_grad(&g);
+        bool requant = (s + 1) % c->bsq_requant == 0 || s + 1 == c->bsq_steps;
+        for (int i = 0; i < n; i++) {
+            if (!w0[i]) continue;
+            double share = (double)L[i].n * L[i].bits / total;  // BSQ's memory-aware weight of the layer
+            bsq_step(&L[i], qc->layers[i]->weight->grad, c->bsq_lr, (float)(c->bsq_lr * alpha * share));
+            if (requant) bits[i] = bsq_requantize(&L[i], 2);
+        }
+        if (requant) printf(" %.2f", mean_bits(qc, bits)), fflush(stdout);
+    }
+    arena_free(&arena);
+    for (int i = 0; i < n; i++) {
+        if (!w0[i]) continue;
+        bits[i] = L[i].bits;
+        memcpy(qc->layers[i]->weight->data, w0[i], L[i].n * sizeof(float));
+        bsq_free(&L[i]), dq_free(w0[i]);
+    }
+    dq_free(L), dq_free(w0);
+}
+
+/* BSQ's one hyperparameter swept to the budget: the strength is multiplied or divided by 4 until
+ * the budget is bracketed, then bisected geometrically; the allocation kept is the trial with the
+ * most mean bits within the budget. */
+static bool search_bsq(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, QuantAlloc *a, char *err,
+                       size_t es) {
+    const QuantConfig *c = &qc->cfg;
+    int n = qc->n_layers, *bits = dq_malloc((size_t)n * sizeof *bits);
+    double alpha = c->bsq_alpha, over = NAN, within = NAN, best = -1, last = 0, tried = alpha;
+    for (int t = 0; t < c->bsq_trials; t++) {
+        double t0 = clock_seconds();
+        memcpy(bits, a->bits, (size_t)n * sizeof *bits);
+        printf("   bsq strength %.4g, mean weight bits at each re-quantization:", alpha);
+        bsq_train(m, qc, batches, n_batches, alpha, bits);
+        tried = alpha, last = mean_bits(qc, bits);
+        bool fits = last <= c->w_bits + 1e-9;
+        printf("%s (%.0f s)\n", fits ? "" : ", over the budget", clock_seconds() - t0);
+        fflush(stdout);
+        if (fits && last > best) best = last, a->param = alpha, memcpy(a->bits, bits, (size_t)n * sizeof *bits);
+        if (fits) within = alpha;
+        else over = alpha;
+        alpha = isnan(within) ? alpha * 4 : isnan(over) ? alpha / 4 : sqrt(over * within);
+    }
+    dq_free(bits);
+    if (best < 0)
+        return dq_fail(err, es, "no strength tried reached the budget (the last, %g, left %.3f mean bits): raise --bsq_alpha or --bsq_trials",
+                       tried, last);
+    return true;
+}
+
 /* ------------------------------------------------------------------ common */
 bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, uint64_t seed,
                         QuantAlloc *a, char *err, size_t es) {
@@ -164,6 +258,8 @@ bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, i
     quant_set_bypass(qc, true);  // the FP32 network
     bool ok = a->kind == ALLOC_HAWQ   ? search_hawq(m, qc, batches, n_batches, seed, a, err, es)
             : a->kind == ALLOC_OMPQ ? search_ompq(m, qc, &batches[0], a, err, es)
+            : a->kind == ALLOC_BSQ  ? search_bsq(m, qc, batches, n_batches, a, err, es)
+            : a->kind == ALLOC_HAQ  ? haq_search(m, qc, batches, n_batches, seed, a, err, es)
                                     : true;
     quant_set_bypass(qc, false);
     a->seconds = clock_seconds() - t0;

@@ -484,6 +484,11 @@ void baseline_set_bits(Quantizer *q, int bits) {
     b->bits = bits;
 }
 
+void baseline_uncalibrate(Quantizer *q) {
+    DQ_CHECK(baseline_is(q));
+    q->calibrated = false;
+}
+
 double baseline_lsq_init_error(const float *w, size_t n, int channels, int bits) {
     double err = 0;
     float lo = -qn_of(true, bits), hi = qp_of(true, bits);

@@ -37,6 +37,10 @@ bool baseline_is(const Quantizer *q);
 /* A mixed-precision allocation sets an unpinned quantizer's bits before its first use
  * (calibration or first forward). */
 void baseline_set_bits(Quantizer *q, int bits);
+/* Forgets the calibration (an allocator trying one allocation after another): a weight quantizer
+ * re-initialises its step from its weights at the next forward, an activation quantizer must be
+ * calibrated again. */
+void baseline_uncalibrate(Quantizer *q);
 /* ‖Q(w) − w‖² for LSQ weights (signed) at `bits` with the step LSQ starts from, one step per
  * channel (elements i ≡ c mod channels): the perturbation a fine-tuning at those bits starts with. */
 double baseline_lsq_init_error(const float *w, size_t n, int channels, int bits);

@@ -26,10 +26,20 @@ const QuantConfig quant_config_defaults = {
     .settle = 0.2f,
     .calib_batches = 4,
     .alloc = "none",
-    .alloc_images = 256,
+    .alloc_images = 0,
     .hawq_samples = 32,
     .hawq_eps = 1e-3f,
     .ompq_beta = 1,
+    .bsq_alpha = 0.1f,
+    .bsq_lr = 50,
+    .bsq_steps = 100,
+    .bsq_requant = 20,
+    .bsq_trials = 6,
+    .haq_episodes = 60,
+    .haq_warmup = 20,
+    .haq_ft_steps = 16,
+    .haq_ft_lr = 0.01f,
+    .haq_resource = "size",
 };
 
 int quant_config_options(QuantConfig *c, Option *o) {
@@ -41,11 +51,21 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_bool("q_per_channel", &c->per_channel, "per-output-channel weight quantizers");
     o[n++] = opt_int("q_calib_batches", &c->calib_batches, "activation calibration batches", 1, 1000);
     o[n++] = opt_float("q_percentile", &c->percentile, "calibration range percentile", 50, 100);
-    o[n++] = opt_choice("q_alloc", c->alloc, "mixed-precision bits per layer before fine-tuning (--q_wbits: the mean)", "none|hawq|ompq");
-    o[n++] = opt_int("alloc_images", &c->alloc_images, "training images the allocator measures on", 1, 1 << 20);
+    o[n++] = opt_choice("q_alloc", c->alloc, "mixed-precision bits per layer before fine-tuning (--q_wbits: the mean)", "none|hawq|ompq|bsq|haq");
+    o[n++] = opt_int("alloc_images", &c->alloc_images, "training images the allocator measures on (0: its own default, hawq/ompq 256, bsq/haq 4096)", 0, 1 << 20);
     o[n++] = opt_int("hawq_samples", &c->hawq_samples, "hawq: Hutchinson probes of the Hessian trace", 1, 100000);
     o[n++] = opt_float("hawq_eps", &c->hawq_eps, "hawq: relative step of the Hessian-vector differences", 1e-7, 1);
     o[n++] = opt_float("ompq_beta", &c->ompq_beta, "ompq: importance exp(-beta * sum of orthogonality)", 0, 1e6);
+    o[n++] = opt_float("bsq_alpha", &c->bsq_alpha, "bsq: regulariser strength to start the search from", 1e-9, 1e9);
+    o[n++] = opt_float("bsq_lr", &c->bsq_lr, "bsq: learning rate of the bit planes", 1e-9, 1e9);
+    o[n++] = opt_int("bsq_steps", &c->bsq_steps, "bsq: steps of bit-plane training per strength tried", 1, 1000000);
+    o[n++] = opt_int("bsq_requant", &c->bsq_requant, "bsq: steps between re-quantizations", 1, 1000000);
+    o[n++] = opt_int("bsq_trials", &c->bsq_trials, "bsq: strengths tried to land on the budget (1: --bsq_alpha alone)", 1, 100);
+    o[n++] = opt_int("haq_episodes", &c->haq_episodes, "haq: episodes of the search (one allocation each)", 1, 100000);
+    o[n++] = opt_int("haq_warmup", &c->haq_warmup, "haq: first episodes with random actions", 0, 100000);
+    o[n++] = opt_int("haq_ft_steps", &c->haq_ft_steps, "haq: fine-tuning steps before each episode's reward", 0, 100000);
+    o[n++] = opt_float("haq_ft_lr", &c->haq_ft_lr, "haq: learning rate of that fine-tune", 0, 10);
+    o[n++] = opt_choice("haq_resource", c->haq_resource, "haq: what the budget limits (latency: a bit-serial cost model)", "size|latency");
     o[n++] = opt_int("ddq_bmin", &c->ddq.b_min, "fewest bits a layer may reach", 1, 8);
     o[n++] = opt_int("ddq_init_bits", &c->ddq.init_bits, "bits at the start (variant: the target)", 1, 8);
     o[n++] = opt_float("ddq_gap", &c->ddq.gap, "minimum gap between levels, in initial fine steps", 0, 100);
@@ -112,9 +132,12 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
     if (m == QUANT_NONE && strcmp(k, "q_method") != 0) return "--q_method=none (no quantization)";
     if (m != QUANT_DDQ && !strncmp(k, "ddq_", 4)) return "every --q_method but ddq";
     bool alloc = strcmp(c->alloc, "none") != 0;
-    if (!alloc && (!strcmp(k, "alloc_images") || !strncmp(k, "hawq_", 5) || !strncmp(k, "ompq_", 5))) return "--q_alloc=none";
-    if (alloc && !strncmp(k, "hawq_", 5) && strcmp(c->alloc, "hawq")) return "--q_alloc other than hawq";
-    if (alloc && !strncmp(k, "ompq_", 5) && strcmp(c->alloc, "ompq")) return "--q_alloc other than ompq";
+    static const char *const own[][3] = {  // an allocator's own options
+        {"hawq_", "hawq", "--q_alloc other than hawq"}, {"ompq_", "ompq", "--q_alloc other than ompq"},
+        {"bsq_", "bsq", "--q_alloc other than bsq"}, {"haq_", "haq", "--q_alloc other than haq"}};
+    if (!alloc && !strcmp(k, "alloc_images")) return "--q_alloc=none";
+    for (size_t j = 0; j < sizeof own / sizeof *own; j++)
+        if (!strncmp(k, own[j][0], strlen(own[j][0])) && strcmp(c->alloc, own[j][1])) return alloc ? own[j][2] : "--q_alloc=none";
     if (m == QUANT_LSQ && !strcmp(k, "q_percentile")) return "--q_method=lsq (its step starts at 2·mean|x|/sqrt(Q_P))";
     if (m == QUANT_DDQ && !strcmp(k, "ddq_hinge") && quant_lambda_of(c) != LAMBDA_HINGE) return "--ddq_lambda other than hinge";
     if (m == QUANT_DDQ && !strcmp(k, "ddq_eta") && quant_lambda_of(c) == LAMBDA_HINGE) return "--ddq_lambda=hinge";
@@ -127,7 +150,7 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
 bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t es) {
     if (!in_list("ddq|lsq|pact|minmax|none", c->method))
         return dq_fail(err, es, "--q_method=%s: unknown method", c->method);
-    if (!in_list("none|hawq|ompq", c->alloc)) return dq_fail(err, es, "--q_alloc=%s: unknown allocator", c->alloc);
+    if (!in_list("none|hawq|ompq|bsq|haq", c->alloc)) return dq_fail(err, es, "--q_alloc=%s: unknown allocator", c->alloc);
     bool alloc = strcmp(c->alloc, "none") != 0;
     if (alloc && quant_method_of(c) != QUANT_LSQ)
         return dq_fail(err, es, "--q_alloc=%s allocates bits for an LSQ fine-tune: add --q_method=lsq", c->alloc);

@@ -33,11 +33,21 @@ typedef struct QuantConfig {
     float phase_warmup;         // fraction of fine-tuning with gates and levels frozen
     float phase_joint;          // fraction with gates, levels and weights learned; then frozen
     int calib_batches;          // activation calibration batches
-    char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq (alloc.h)
-    int alloc_images;           // training images an allocator measures on
+    char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq | bsq | haq (alloc.h)
+    int alloc_images;           // training images an allocator measures on (0: the allocator's default)
     int hawq_samples;           // hawq: Hutchinson probes
     float hawq_eps;             // hawq: relative step of the gradient differences
     float ompq_beta;            // ompq: θ = exp(−β·Σ ORM)
+    float bsq_alpha;            // bsq: the regulariser strength the search starts from
+    float bsq_lr;               // bsq: the bit planes' learning rate
+    int bsq_steps;              // bsq: training steps per strength tried
+    int bsq_requant;            // bsq: steps between re-quantizations
+    int bsq_trials;             // bsq: strengths tried (bisection towards the budget)
+    int haq_episodes;           // haq: episodes of the search
+    int haq_warmup;             // haq: episodes of random actions first
+    int haq_ft_steps;           // haq: fine-tuning steps before each reward
+    float haq_ft_lr;            // haq: their learning rate
+    char haq_resource[OPT_STRLEN];  // haq: size | latency
 } QuantConfig;
 
 extern const QuantConfig quant_config_defaults;
