@@ -7,18 +7,19 @@
 #   ompq      orthogonality allocation, then the same LSQ fine-tune
 #   bsq       bit-plane training with a group lasso, its strength bisected to the budget, then the
 #             same LSQ fine-tune from the FP32 weights
+#   haq       a DDPG agent's best of 60 episodes (size budget), then the same LSQ fine-tune
 #   ddq       DDQ learning the weight bits (--ddq_fixed_abits: activations stay at 4)
 # Grid: METHODS × BITS × SEEDS on MobileNetV2 (default preset), every run fine-tuning the FP32 model
 #   of FP32_SEED; then the per-layer bits of seed 1 of each method in one chart per budget.
 # Compute: ≈ 8 min per run (2 cores) plus the allocation (HAWQ ≈ 1–2 min, OMPQ ≈ 0.5 min,
-#   BSQ ≈ 6 × 1 min): 5 methods × 2 budgets × 3 seeds ≈ 4.5 h.
+#   BSQ ≈ 6 × 1 min, HAQ ≈ 60 × 7 s): 6 methods × 2 budgets × 3 seeds ≈ 6 h.
 # Output: runs/sweeps/alloc-mobilenetv2.csv, .md (mean ± std), -search.md (allocation seconds,
 #   median over seeds, from the RESULT lines), -bits-wB.svg. Resumable.
 #   METHODS="lsq hawq" BITS=4 SEEDS=1 scripts/sweep_alloc.sh
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
-METHODS=${METHODS:-"lsq hawq ompq bsq ddq"}; BITS=${BITS:-"4 3"}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-1}
+METHODS=${METHODS:-"lsq hawq ompq bsq haq ddq"}; BITS=${BITS:-"4 3"}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-1}
 PRESET=${PRESET:-default}
 make -s exp_mobilenetv2
 csv=runs/sweeps/alloc-mobilenetv2-$PRESET.csv
@@ -28,9 +29,9 @@ for seed in $SEEDS; do
     for m in $METHODS; do
       case $m in
         lsq) args="--q_method=lsq" ;;
-        hawq|ompq|bsq) args="--q_method=lsq --q_alloc=$m" ;;
+        hawq|ompq|bsq|haq) args="--q_method=lsq --q_alloc=$m" ;;
         ddq) args="--q_method=ddq --ddq_fixed_abits" ;;
-        *) echo "sweep_alloc.sh: error: unknown method '$m' (lsq, hawq, ompq, bsq, ddq)" >&2; exit 2 ;;
+        *) echo "sweep_alloc.sh: error: unknown method '$m' (lsq, hawq, ompq, bsq, haq, ddq)" >&2; exit 2 ;;
       esac
       # shellcheck disable=SC2086
       run_exp "$csv" "$m W$b A4" ./exp_mobilenetv2 --preset="$PRESET" $args --q_wbits="$b" --q_abits=4 \

@@ -197,9 +197,12 @@ Test(haq, search_meets_the_budget_restores_the_model_and_repeats_itself, .init =
         }
         cr_assert(used <= budget * (1 + 1e-12), "%s within the budget: %g of %g", latency ? "latency" : "size", used, budget);
         cr_assert(al.param >= 0 && al.param <= 1, "the best episode's accuracy %g", al.param);
-        cr_assert(quant_alloc_search(m, qc, batches, 2, 5, &again, err, sizeof err), "%s", err);
-        cr_assert_arr_eq(al.bits, again.bits, (size_t)qc->n_layers * sizeof(int), "same seed, same bits");
         quant_alloc_apply(qc, &al);  // the pipeline can still set the bits: nothing was left calibrated
+        cr_assert(quant_alloc_search(m, qc, batches, 2, 5, &again, err, sizeof err), "%s", err);
+        cr_assert_arr_eq(al.bits, again.bits, (size_t)qc->n_layers * sizeof(int),
+                         "same seed, same bits, whatever bits the quantizers had on entry");
+        cr_assert_arr_eq(al.score, again.score, (size_t)qc->n_layers * sizeof(double), "and the same policy");
+        cr_assert_eq(al.param, again.param);
         QuantAlloc one;
         cr_assert(!quant_alloc_search(m, qc, batches, 1, 5, &one, err, sizeof err), "one batch: nothing to hold out");
         cr_assert(strstr(err, "held out") != NULL, "got: %s", err);
