@@ -74,6 +74,7 @@ static double update_lambda(const QuantContext *qc, double lambda, double *integ
     double e = mem / zeta - 1;
     if (qc->lambda == LAMBDA_HINGE) return e > 0 ? c->hinge : 0;
     if (qc->lambda == LAMBDA_PI) {
+        e = fmin(e, 1);  // at most 100% over: a budget under 4 bits starts with W4's price, not a kick of kp·3
         if (c->int_band <= 0 || fabs(e) < c->int_band) *integ += c->eta * e;  // no wind-up far from the budget
         double l = *integ + c->kp * e, mx = c->price_max;
         return mx > 0 ? fmin(mx, fmax(-mx, l)) : l;

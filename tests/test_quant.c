@@ -390,6 +390,30 @@ Test(qcontrol, pi_price_is_proportional_plus_integral_and_two_sided, .init = set
     quant_context_free(qc);
 }
 
+/* pi's error is capped at 1 (100% over): from 8 bits a 2-bit budget is priced as a 4-bit one,
+ * not with a proportional kick three times as large; dual ascent keeps the raw error. */
+Test(qcontrol, pi_error_is_capped_at_one_dual_is_not, .init = setup, .fini = teardown) {
+    for (int pi = 1; pi >= 0; pi--) {
+        QuantConfig c = quant_config_defaults;
+        c.ddq.lr_gate = 0, c.w_bits = c.a_bits = 2;
+        strcpy(c.lambda, pi ? "pi" : "dual");
+        c.kp = 0.2f, c.eta = 0.001f;
+        QuantContext *qc = quant_context_new(&c);
+        Model *m = tiny_mnv2(qc);
+        calibrate(m, qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+        QuantRun r;
+        quant_run_init(&r, qc, 1000, 0.1f);
+        r.step = 200;
+        for (int i = 0; i < 30; i++) quant_run_step(&r, 0.1f);  // 8 bits against 2: e = 3
+        double want = pi ? 30 * 0.001 + 0.2 : 30 * 0.001 * 3;
+        cr_assert_float_eq(r.lambda_w, want, 1e-6, "%s: λ_w %g, want %g", c.lambda, r.lambda_w, want);
+        cr_assert_float_eq(r.lambda_a, want, 1e-6);
+        quant_run_free(&r);
+        model_free(m);
+        quant_context_free(qc);
+    }
+}
+
 /* The settling window: at the budget, a price that pushes every gate to merge moves nothing;
  * before the window the same price merges. */
 Test(qcontrol, settling_window_holds_flips_that_leave_the_budget, .init = setup, .fini = teardown) {

@@ -187,10 +187,14 @@ static bool load_checkpoint(const TrainConfig *c, Model *m, Sgd *opt, EpochLog *
     return true;
 }
 
-static bool all_finite(const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return false;
-    return true;
+/* The first parameter holding a NaN or an infinity, or NULL when all are finite. */
+static const char *first_non_finite(const ParamSlab *s) {
+    for (int p = 0; p < s->n_params; p++) {
+        const Tensor *t = s->params[p].tensor;
+        for (size_t i = 0; i < t->numel; i++)
+            if (!isfinite(t->data[i])) return s->params[p].name;
+    }
+    return NULL;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -288,9 +292,10 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
             bool stop = stop_signal || (c->stop_after_steps > 0 && ++steps_here == c->stop_after_steps);
             bool periodic = c->checkpoint_every > 0 && step % c->checkpoint_every == 0;
             if (pos.batch < nb && (stop || periodic)) {
-                if (!all_finite(m->slab.data, m->slab.numel))
-                    DQ_FATAL_FILE(prog, "training diverged: non-finite parameters at epoch %d, batch %d\n"
-                                  "hint: lower --lr; the last good checkpoint is %s", e + 1, pos.batch, ckpath);
+                const char *bad = first_non_finite(&m->slab);
+                if (bad)
+                    DQ_FATAL_FILE(prog, "training diverged: non-finite parameters (first: %s) at epoch %d, batch %d\n"
+                                  "hint: lower --lr; the last good checkpoint is %s", bad, e + 1, pos.batch, ckpath);
                 pos.seconds = secs_before + (now() - t0);
                 save_checkpoint(c, m, &opt, out->history, &pos, nb, identity.s, hooks);
             }
@@ -302,9 +307,10 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
         }
         if (pos.batch < nb) break;  // stopped mid-epoch (checkpoint written above)
         double secs = secs_before + (now() - t0);
-        if (!all_finite(m->slab.data, m->slab.numel))
-            DQ_FATAL_FILE(prog, "training diverged: non-finite parameters after epoch %d\n"
-                          "hint: lower --lr; the last good checkpoint (%d epochs) is %s", e + 1, e, ckpath);
+        const char *bad = first_non_finite(&m->slab);
+        if (bad)
+            DQ_FATAL_FILE(prog, "training diverged: non-finite parameters (first: %s) after epoch %d\n"
+                          "hint: lower --lr; the last good checkpoint (%d epochs) is %s", bad, e + 1, e, ckpath);
         EvalResult ev = evaluate(m, test, c->eval_batch, c->test_subset);
         EpochLog *row = &out->history[e];
         *row = (EpochLog){.epoch = e + 1, .lr = lr, .train_loss = pos.loss_sum / pos.seen,
