@@ -3,9 +3,11 @@
 # per run (the layers.csv the experiments write), layers in model order along x: where do the
 # methods agree? Pinned layers are drawn hollow. Up to six runs; all must be of one model.
 #   TITLE="...": the chart's title
+#   FORMAT=md: a markdown table instead (a row per layer, a column per run, then how many unpinned
+#   layers the runs agree on exactly and within one bit)
 set -eu
 if [ $# -eq 0 ] || [ "$1" = "--help" ]; then
-  sed -n '2,6p' "$0" | cut -c3-
+  sed -n '2,7p' "$0" | cut -c3-
   [ $# -eq 0 ] && exit 2 || exit 0
 fi
 for arg in "$@"; do
@@ -17,12 +19,26 @@ done
 for arg in "$@"; do
   printf '#run %s\n' "${arg%%=*}"
   tail -n +2 "${arg#*=}"
-done | awk -F, -v title="${TITLE:-weight bits per layer}" '
+done | awk -F, -v title="${TITLE:-weight bits per layer}" -v fmt="${FORMAT:-svg}" '
   /^#run / { r++; label[r] = substr($0, 6); next }
-  { n[r]++; name[n[r]] = $1; pin[n[r]] = $3; bits[r, n[r]] = $6 }
+  { n[r]++; name[n[r]] = $1; pin[n[r]] = $3; par[n[r]] = $4; bits[r, n[r]] = $6 }
   END {
     for (k = 2; k <= r; k++)
       if (n[k] != n[1]) { print "plot_layer_bits.sh: error: the runs have different layer counts" > "/dev/stderr"; exit 1 }
+    if (fmt == "md") {
+      printf "| layer | weights |"; for (k = 1; k <= r; k++) printf " %s |", label[k]; printf "\n|---|---|"
+      for (k = 1; k <= r; k++) printf "---|"; printf "\n"
+      same = near = free = 0
+      for (i = 1; i <= n[1]; i++) {
+        printf "| %s%s | %d |", name[i], pin[i] ? " (pinned)" : "", par[i]
+        lo = 99; hi = 0
+        for (k = 1; k <= r; k++) { printf " %d |", bits[k, i]; lo = bits[k, i] < lo ? bits[k, i] : lo; hi = bits[k, i] > hi ? bits[k, i] : hi }
+        printf "\n"
+        if (!pin[i]) { free++; same += hi == lo; near += hi - lo <= 1 }
+      }
+      printf "\nOf %d unpinned layers the %d runs give %d the same bits and %d bits within one of each other.\n", free, r, same, near
+      exit 0
+    }
     L = n[1]; W = 60 + 14 * L + 170; H = 380; left = 50; T = 40; B = 120; pw = 14 * L; ph = H - T - B
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n", W, H
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"

@@ -14,7 +14,8 @@
 # Compute: ≈ 8 min per run (2 cores) plus the allocation (HAWQ ≈ 1–2 min, OMPQ ≈ 0.5 min,
 #   BSQ ≈ 6 × 1 min, HAQ ≈ 60 × 7 s): 6 methods × 2 budgets × 3 seeds ≈ 6 h.
 # Output: runs/sweeps/alloc-mobilenetv2.csv, .md (mean ± std), -search.md (allocation seconds,
-#   median over seeds, from the RESULT lines), -bits-wB.svg. Resumable.
+#   median over seeds, from the RESULT lines), -bits-wB.svg and -bits-wB.md (per-layer bits of
+#   seed 1, and how many layers the methods agree on). Resumable.
 #   METHODS="lsq hawq" BITS=4 SEEDS=1 scripts/sweep_alloc.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -61,7 +62,9 @@ for b in $BITS; do
     f="$(dir "$m" "$b" "$first")/layers.csv"
     [ -f "$f" ] && set -- "$@" "$m=$f"
   done
-  [ $# -gt 0 ] && TITLE="weight bits per layer, budget W$b A4 (seed $first)" scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.svg"
+  [ $# -gt 0 ] || continue
+  TITLE="weight bits per layer, budget W$b A4 (seed $first)" scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.svg"
+  FORMAT=md scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.md"
 done
 cat "${csv%.csv}.md" "${csv%.csv}-search.md"
-echo "charts: ${csv%.csv}-bits-w*.svg"
+echo "charts: ${csv%.csv}-bits-w*.svg (tables: -bits-w*.md)"
