@@ -29,9 +29,8 @@ QuantAllocKind quant_alloc_of(const QuantConfig *c) {
 const char *quant_alloc_name(QuantAllocKind k) { return k >= 0 && k <= ALLOC_HAQ ? ALLOC_NAMES[k] : "?"; }
 
 int quant_alloc_images(const QuantConfig *c) {
-    if (c->alloc_images > 0) return c->alloc_images;
     QuantAllocKind k = quant_alloc_of(c);
-    return k == ALLOC_BSQ || k == ALLOC_HAQ ? 4096 : 256;  // bsq and haq train on them, the others measure
+    return k == ALLOC_BSQ || k == ALLOC_HAQ ? c->alloc_train_images : c->alloc_images;  // training on them, or measuring
 }
 
 /* ------------------------------------------------------------------ the loss's gradient */

@@ -30,7 +30,8 @@ typedef struct QuantAlloc {
 
 QuantAllocKind quant_alloc_of(const QuantConfig *c);
 const char *quant_alloc_name(QuantAllocKind k);
-/* The training images it measures on: --alloc_images, or the allocator's default for 0. */
+/* The training images it works on: --alloc_train_images for the allocators that train (bsq, haq),
+ * --alloc_images for those that measure. */
 int quant_alloc_images(const QuantConfig *c);
 
 /* One labelled batch of the images an allocator measures on. */

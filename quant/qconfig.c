@@ -26,7 +26,8 @@ const QuantConfig quant_config_defaults = {
     .settle = 0.2f,
     .calib_batches = 4,
     .alloc = "none",
-    .alloc_images = 0,
+    .alloc_images = 256,
+    .alloc_train_images = 4096,
     .hawq_samples = 32,
     .hawq_eps = 1e-3f,
     .ompq_beta = 1,
@@ -52,7 +53,8 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_int("q_calib_batches", &c->calib_batches, "activation calibration batches", 1, 1000);
     o[n++] = opt_float("q_percentile", &c->percentile, "calibration range percentile", 50, 100);
     o[n++] = opt_choice("q_alloc", c->alloc, "mixed-precision bits per layer before fine-tuning (--q_wbits: the mean)", "none|hawq|ompq|bsq|haq");
-    o[n++] = opt_int("alloc_images", &c->alloc_images, "training images the allocator measures on (0: its own default, hawq/ompq 256, bsq/haq 4096)", 0, 1 << 20);
+    o[n++] = opt_int("alloc_images", &c->alloc_images, "hawq, ompq: training images the allocator measures on", 1, 1 << 20);
+    o[n++] = opt_int("alloc_train_images", &c->alloc_train_images, "bsq, haq: training images the allocator trains on (haq holds out a quarter)", 2, 1 << 20);
     o[n++] = opt_int("hawq_samples", &c->hawq_samples, "hawq: Hutchinson probes of the Hessian trace", 1, 100000);
     o[n++] = opt_float("hawq_eps", &c->hawq_eps, "hawq: relative step of the Hessian-vector differences", 1e-7, 1);
     o[n++] = opt_float("ompq_beta", &c->ompq_beta, "ompq: importance exp(-beta * sum of orthogonality)", 0, 1e6);
@@ -135,7 +137,9 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
     static const char *const own[][3] = {  // an allocator's own options
         {"hawq_", "hawq", "--q_alloc other than hawq"}, {"ompq_", "ompq", "--q_alloc other than ompq"},
         {"bsq_", "bsq", "--q_alloc other than bsq"}, {"haq_", "haq", "--q_alloc other than haq"}};
-    if (!alloc && !strcmp(k, "alloc_images")) return "--q_alloc=none";
+    bool trains = !strcmp(c->alloc, "bsq") || !strcmp(c->alloc, "haq");
+    if (!strcmp(k, "alloc_images") && (!alloc || trains)) return alloc ? "--q_alloc=bsq or haq (see --alloc_train_images)" : "--q_alloc=none";
+    if (!strcmp(k, "alloc_train_images") && !trains) return alloc ? "--q_alloc=hawq or ompq (see --alloc_images)" : "--q_alloc=none";
     for (size_t j = 0; j < sizeof own / sizeof *own; j++)
         if (!strncmp(k, own[j][0], strlen(own[j][0])) && strcmp(c->alloc, own[j][1])) return alloc ? own[j][2] : "--q_alloc=none";
     if (m == QUANT_LSQ && !strcmp(k, "q_percentile")) return "--q_method=lsq (its step starts at 2·mean|x|/sqrt(Q_P))";

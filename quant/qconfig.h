@@ -34,7 +34,8 @@ typedef struct QuantConfig {
     float phase_joint;          // fraction with gates, levels and weights learned; then frozen
     int calib_batches;          // activation calibration batches
     char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq | bsq | haq (alloc.h)
-    int alloc_images;           // training images an allocator measures on (0: the allocator's default)
+    int alloc_images;           // hawq, ompq: training images the allocator measures on
+    int alloc_train_images;     // bsq, haq: training images the allocator trains on
     int hawq_samples;           // hawq: Hutchinson probes
     float hawq_eps;             // hawq: relative step of the gradient differences
     float ompq_beta;            // ompq: θ = exp(−β·Σ ORM)

@@ -166,13 +166,14 @@ Test(bsq, its_options_belong_to_it, .init = setup, .fini = teardown) {
     cr_assert(strstr(m, "--bsq_steps=10 has no effect with --q_alloc other than bsq") != NULL, "got: %s", m);
     QuantConfig c = quant_config_defaults;
     strcpy(c.method, "lsq"), strcpy(c.alloc, "bsq");
-    c.bsq_steps = 10, c.alloc_images = 512;
+    c.bsq_steps = 10, c.alloc_train_images = 512;
     char err[256];
     cr_assert(quant_config_validate(&c, &quant_config_defaults, err, sizeof err), "%s", err);
-    cr_assert_eq(quant_alloc_images(&c), 512);
-    c.alloc_images = 0;
-    cr_assert_eq(quant_alloc_images(&c), 4096, "bsq trains: its own default");
+    cr_assert_eq(quant_alloc_images(&c), 512, "bsq trains on --alloc_train_images");
+    c.alloc_images = 100;
+    cr_assert(!quant_config_validate(&c, &quant_config_defaults, err, sizeof err) && strstr(err, "--alloc_images=100 has no effect"),
+              "%s", err);
     strcpy(c.alloc, "ompq");
-    c.bsq_steps = quant_config_defaults.bsq_steps;
-    cr_assert_eq(quant_alloc_images(&c), 256);
+    c.bsq_steps = quant_config_defaults.bsq_steps, c.alloc_train_images = quant_config_defaults.alloc_train_images;
+    cr_assert_eq(quant_alloc_images(&c), 100, "ompq measures on --alloc_images");
 }

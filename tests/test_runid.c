@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "quant/qconfig.h"
 #include "train/runid.h"
 
 static bool same(const char *stored, const char *current, bool continues, char *diff, size_t n) {
@@ -31,4 +32,34 @@ Test(runid, an_option_added_later_matches_its_absence_at_the_old_behaviour) {
     cr_assert(same("lr=0.1\n", "lr=0.1\nddq_snap_grid=false\n", true, diff, sizeof diff), "%s", diff);
     cr_assert(!same("lr=0.1\n", "lr=0.1\nddq_snap_grid=true\n", true, diff, sizeof diff));
     cr_assert(strstr(diff, "--ddq_snap_grid=true (checkpoint: unset)"), "%s", diff);
+}
+
+/* The allocator options added in issue 14: a fine-tune checkpoint from before them (no such keys)
+ * resumes under today's defaults — the identity of the defaults with those lines removed matches. */
+Test(runid, allocator_options_added_later_match_at_their_defaults) {
+    QuantConfig c = quant_config_defaults;
+    Option o[64];
+    int n = quant_config_options(&c, o);
+    Text now, before;
+    text_init(&now), text_init(&before);
+    runid_append(&now, o, n, NULL);
+    const char *added[] = {"alloc_train_images=", "bsq_", "haq_"};
+    for (const char *line = now.s; *line;) {
+        const char *end = strchr(line, '\n');
+        bool keep = true;
+        for (int k = 0; k < 3; k++) keep &= strncmp(line, added[k], strlen(added[k])) != 0;
+        if (keep) text_printf(&before, "%.*s\n", (int)(end - line), line);
+        line = end + 1;
+    }
+    cr_assert(before.len < now.len, "the keys are in today's identity");
+    char diff[512];
+    RunIdCheck how = {.continues = true};
+    cr_assert(runid_compare(before.s, before.len, now.s, &how, diff, sizeof diff), "%s", diff);
+    c.bsq_steps = 7;  // but not at another value
+    n = quant_config_options(&c, o);
+    text_free(&now), text_init(&now);
+    runid_append(&now, o, n, NULL);
+    cr_assert(!runid_compare(before.s, before.len, now.s, &how, diff, sizeof diff));
+    cr_assert(strstr(diff, "--bsq_steps=7 (checkpoint: unset)"), "%s", diff);
+    text_free(&now), text_free(&before);
 }

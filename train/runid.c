@@ -69,6 +69,9 @@ static const struct {
     const char *key, *before;
 } ADDED_LATER[] = {
     {"ddq_snap_grid", "false"},
+    {"alloc_train_images", "4096"}, {"bsq_alpha", "0.1"}, {"bsq_lr", "50"}, {"bsq_steps", "100"},
+    {"bsq_requant", "20"}, {"bsq_trials", "6"}, {"haq_episodes", "60"}, {"haq_warmup", "20"},
+    {"haq_ft_steps", "16"}, {"haq_ft_lr", "0.01"}, {"haq_resource", "size"},
 };
 
 static bool absent_means(const char *key, const char *value) {
