@@ -119,8 +119,10 @@ TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *
 /* Run every record's backward, newest first, then forget the records: a backward consumes the
  * graph, so a later backward (before tape_reset) cannot run these records twice. */
 static void walk(Tape *t) {
-    for (TapeRecord *r = t->last; r; r = r->prev) {
+    int visited = 0;
+    for (TapeRecord *r = t->last; r; r = r->prev, visited++) {
         if (!r->out->grad) continue;
+        if (t->grad_hook) t->grad_hook(t->grad_hook_ctx, r, visited);
         double s = t->profile ? now() : 0;
         r->op->backward(t, r);
         if (t->profile) {
@@ -144,13 +146,15 @@ static void walk(Tape *t) {
     t->n_records = 0;
 }
 
-void tape_backward(Tape *t, Tensor *loss) {
+void tape_backward(Tape *t, Tensor *loss) { tape_backward_seeded(t, loss, 1.0f); }
+
+void tape_backward_seeded(Tape *t, Tensor *loss, float seed) {
     if (loss->numel != 1)
         DQ_FATAL("tape_backward: loss has %zu elements, expected a scalar", loss->numel);
     if (!loss->requires_grad)
         DQ_FATAL_HINT("was the forward run with no_grad set, or do no parameters require grad?",
                       "tape_backward: the loss does not depend on anything that requires a gradient");
-    tape_grad(t, loss)[0] += 1.0f;
+    tape_grad(t, loss)[0] += seed;
     walk(t);
 }
 

@@ -86,6 +86,11 @@ struct Tape {
     bool training;        // BatchNorm batch statistics, dropout on
     bool ref_kernels;     // ops run their reference kernels (the specification: slow); each record
                           // keeps the choice its forward made, so backward follows it
+    /* Optional: called during backward with each record whose output gradient is complete (every
+     * consumer has added its share), before the record's backward reads it; k counts the records
+     * visited so far (0: the newest). Half-precision emulation rounds the gradient here. */
+    void (*grad_hook)(void *ctx, const TapeRecord *r, int k);
+    void *grad_hook_ctx;
 };
 
 /* Training mode, recording, fast kernels — or the reference kernels when the environment has
@@ -102,6 +107,8 @@ TapeRecord *tape_push(Tape *t, const TapeOp *op, Tensor *out, int n_in, Tensor *
 
 /* d(loss)/d(loss) = 1, then every record in reverse. loss must have one element. */
 void tape_backward(Tape *t, Tensor *loss);
+/* The same with d(loss) = seed (loss scaling: every gradient comes out seed times larger). */
+void tape_backward_seeded(Tape *t, Tensor *loss, float seed);
 /* Same with a given output gradient (numel floats, copied), for non-scalar outputs. */
 void tape_backward_from(Tape *t, Tensor *out, const float *dout);
 

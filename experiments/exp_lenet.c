@@ -33,6 +33,10 @@ static const TrainConfig defaults = {
     .seed = 1,
     .prefetch = true,
     .progress = true,
+    .half = "off",
+    .loss_scale = "none",
+    .loss_scale_init = 65536,
+    .loss_scale_window = 2000,
 };
 
 int main(int argc, char **argv) {

@@ -44,6 +44,10 @@ static const TrainConfig defaults = {  // the DDQ fine-tuning; the FP32 phase di
     .seed = 1,
     .prefetch = true,
     .progress = true,
+    .half = "off",
+    .loss_scale = "none",
+    .loss_scale_init = 65536,
+    .loss_scale_window = 2000,
 };
 
 typedef struct ModelCfg {

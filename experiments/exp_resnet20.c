@@ -37,6 +37,10 @@ static const TrainConfig defaults = {  // the quantized fine-tuning; FP32 differ
     .seed = 1,
     .prefetch = true,
     .progress = true,
+    .half = "off",
+    .loss_scale = "none",
+    .loss_scale_init = 65536,
+    .loss_scale_window = 2000,
 };
 
 static Model *build(void *ctx, const LayerFactory *f, uint64_t seed, const Dataset *d) {

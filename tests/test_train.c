@@ -238,6 +238,40 @@ Test(train, a_run_stopped_mid_epoch_resumes_to_the_same_bits, .init = setup, .fi
     dataset_free(&te);
 }
 
+/* Emulated half precision with a dynamic loss scale that starts too high (it overflows, halves,
+ * doubles again after 3 clean steps): stopped mid-epoch and resumed, the same bits — the scale is
+ * in the checkpoint; half.csv has every epoch. */
+Test(train, a_half_precision_run_resumes_to_the_same_bits, .init = setup, .fini = teardown) {
+    Dataset tr = synthetic(64, 1), te = synthetic(32, 2);
+    TrainResult r;
+    TrainConfig ca = small_config("half-straight");
+    strcpy(ca.half, "grads"), strcpy(ca.loss_scale, "dynamic");
+    ca.loss_scale_init = 1 << 24, ca.loss_scale_window = 3;
+    Model *a = small_model();
+    train_model(a, &ca, NULL, &tr, &te, NULL, "test", &r);
+    train_result_free(&r);
+    TrainConfig cb = ca;
+    snprintf(cb.out_dir, sizeof cb.out_dir, "%s/half-stopped", dir);
+    int stops[2] = {7, 0};
+    Model *b = NULL;
+    for (int k = 0; k < 2; k++) {
+        model_free(b);
+        b = small_model();
+        cb.resume = k > 0, cb.stop_after_steps = stops[k];
+        train_model(b, &cb, NULL, &tr, &te, NULL, "test", &r);
+        train_result_free(&r);
+    }
+    assert_bits_equal(b->slab.data, a->slab.data, a->slab.numel, "parameters after a stop and a resume");
+    char *csv = read_file("half-straight", "half.csv");
+    cr_assert(!strncmp(csv, "epoch,position,op,values,underflow,overflow\n", 44), "header: %.60s", csv);
+    cr_assert(strstr(csv, "\n4,1,") != NULL, "a row of epoch 4");
+    dq_free(csv);
+    model_free(a);
+    model_free(b);
+    dataset_free(&tr);
+    dataset_free(&te);
+}
+
 static TrainConfig changed;
 static const char *changed_extra;
 

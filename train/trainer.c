@@ -17,6 +17,7 @@
 #include "core/threads.h"
 #include "data/loader.h"
 #include "logs.h"
+#include "mixed.h"
 #include "runid.h"
 #include "sgd.h"
 
@@ -118,8 +119,8 @@ typedef struct Position {
     long long correct, seen;
 } Position;
 
-static void save_checkpoint(const TrainConfig *c, Model *m, const Sgd *opt, const EpochLog *h, const Position *p,
-                            int batches, const char *identity, const TrainHooks *hooks) {
+static void save_checkpoint(const TrainConfig *c, Model *m, const Sgd *opt, const Mixed *mx, const EpochLog *h,
+                            const Position *p, int batches, const char *identity, const TrainHooks *hooks) {
     Checkpoint ck;
     ckpt_init(&ck);
     ckpt_add_slab(&ck, &m->slab);
@@ -127,6 +128,7 @@ static void save_checkpoint(const TrainConfig *c, Model *m, const Sgd *opt, cons
                   .loss_sum = p->loss_sum, .correct = p->correct, .seen = p->seen, .seconds = p->seconds,
                   .dropout = m->dropout_rng, .history = (EpochLog *)(uintptr_t)h};
     run_state_save(&ck, &s, identity, opt->velocity, opt->numel);
+    mixed_save(mx, &ck);
     if (hooks && hooks->save) hooks->save(hooks->ctx, &ck);
     char path[4096];
     logs_path(path, sizeof path, c, "checkpoint.bin");
@@ -146,8 +148,8 @@ static void identity_of(const TrainConfig *c, const char *extra, Text *t) {
 }
 
 /* Load the checkpoint if there is one; returns whether it did. Fatal on any problem with it. */
-static bool load_checkpoint(const TrainConfig *c, Model *m, Sgd *opt, EpochLog *h, Position *p, int batches,
-                            const char *identity, const TrainHooks *hooks) {
+static bool load_checkpoint(const TrainConfig *c, Model *m, Sgd *opt, Mixed *mx, EpochLog *h, Position *p,
+                            int batches, const char *identity, const TrainHooks *hooks) {
     char path[4096], err[2048];
     logs_path(path, sizeof path, c, "checkpoint.bin");
     Checkpoint ck;
@@ -181,6 +183,7 @@ static bool load_checkpoint(const TrainConfig *c, Model *m, Sgd *opt, EpochLog *
     *p = (Position){.epoch = s.epoch, .batch = s.batch, .loss_sum = s.loss_sum, .seconds = s.seconds,
                     .correct = s.correct, .seen = s.seen};
     if (s.batch > 0) m->dropout_rng = s.dropout;  // mid-epoch: the stream where it stopped
+    if (!mixed_load(mx, &ck, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
     if (hooks && hooks->load && !hooks->load(hooks->ctx, &ck, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
     run_state_free(&s);
     ckpt_free(&ck);
@@ -200,6 +203,21 @@ static const char *first_non_finite(const ParamSlab *s) {
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* half.csv: this epoch's underflow and overflow per tape position, appended (a fresh file at epoch 1). */
+static void write_half_csv(const TrainConfig *c, Mixed *mx, int epoch) {
+    char path[4096], err[512];
+    logs_path(path, sizeof path, c, "half.csv");
+    Text t;
+    text_init(&t);
+    size_t n = 0;
+    uint8_t *old = epoch > 1 ? fileio_read_all(path, &n, err, sizeof err) : NULL;  // (a lost file restarts)
+    if (old) text_printf(&t, "%.*s", (int)n, (const char *)old);
+    dq_free(old);
+    mixed_epoch_csv(mx, epoch, t.len == 0, &t);
+    if (!text_save(&t, path, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    text_free(&t);
 }
 
 /* ------------------------------------------------------------------ signals */
@@ -240,7 +258,9 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
     memset(out, 0, sizeof *out);
     out->history = dq_calloc((size_t)c->epochs, sizeof(EpochLog));
     Position pos = {0};
-    bool resumed = c->resume && load_checkpoint(c, m, &opt, out->history, &pos, nb, identity.s, hooks);
+    Mixed *mx = dq_malloc(sizeof *mx);  // half-precision emulation and its loss scale (off by default)
+    mixed_init(mx, c);
+    bool resumed = c->resume && load_checkpoint(c, m, &opt, mx, out->history, &pos, nb, identity.s, hooks);
     out->resumed_from = pos.epoch;
     if (resumed) printf("resumed from %s after epoch %d%s\n", ckpath, pos.epoch, pos.batch ? ", mid-epoch" : "");
     else if (c->resume) printf("no checkpoint in %s: starting from scratch\n", c->out_dir);
@@ -251,6 +271,7 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
     arena_init(&arena, 1 << 26, 0);
     Tape t;
     tape_init(&t, &arena);
+    mixed_attach(mx, &t);
     Progress p = {.tty = isatty(2), .on = c->progress, .epochs = c->epochs, .batches = nb};
     int start = pos.epoch;
     int end = c->stop_after > 0 && start + c->stop_after < c->epochs ? start + c->stop_after : c->epochs;
@@ -279,8 +300,8 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
                 DQ_FATAL_FILE(prog, "training diverged: the loss is %g at epoch %d, batch %d (lr %g)\n"
                               "hint: lower --lr; the last good checkpoint is %s",
                               loss, e + 1, b.index + 1, lr, e > 0 || c->checkpoint_every ? ckpath : "(none yet)");
-            tape_backward(&t, L);
-            sgd_step(&opt, &m->slab, lr);
+            mixed_backward(mx, &t, L);
+            if (mixed_unscale(mx, &m->slab)) sgd_step(&opt, &m->slab, lr);  // (skipped: a gradient overflowed in half)
             if (hooks && hooks->after_step) hooks->after_step(hooks->ctx, e, b.index, lr);
             pos.loss_sum += (double)loss * b.n;
             pos.correct += count_correct(logits, b.labels);
@@ -297,7 +318,7 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
                     DQ_FATAL_FILE(prog, "training diverged: non-finite parameters (first: %s) at epoch %d, batch %d\n"
                                   "hint: lower --lr; the last good checkpoint is %s", bad, e + 1, pos.batch, ckpath);
                 pos.seconds = secs_before + (now() - t0);
-                save_checkpoint(c, m, &opt, out->history, &pos, nb, identity.s, hooks);
+                save_checkpoint(c, m, &opt, mx, out->history, &pos, nb, identity.s, hooks);
             }
             if (stop && pos.batch < nb) {
                 stopped = true;
@@ -319,12 +340,17 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
         printf("epoch %3d/%d  lr %.4g  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.1fs  %.0f img/s\n",
                e + 1, c->epochs, lr, row->train_loss, 100 * row->train_acc, row->test_loss,
                100 * row->test_acc, secs, row->img_per_s);
+        if (mx->on) {
+            printf("  half-precision gradients: loss scale %g, %lld of %lld steps skipped (a gradient overflowed)\n",
+                   (double)mx->scale, mx->skipped, mx->steps);
+            write_half_csv(c, mx, e + 1);
+        }
         fflush(stdout);
         out->seconds += now() - t0;
         pos = (Position){.epoch = e + 1};
         logs_write_csv(c, out->history, e + 1);
         logs_write_svg(c, m->name, out->history, e + 1);
-        save_checkpoint(c, m, &opt, out->history, &pos, nb, identity.s, hooks);
+        save_checkpoint(c, m, &opt, mx, out->history, &pos, nb, identity.s, hooks);
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -346,6 +372,7 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
     }
     out->max_rss_mb = train_max_rss_mb();
     logs_write_json(c, m, out);
+    dq_free(mx);
     text_free(&identity);
     arena_free(&arena);
     loader_free(ld);

@@ -1,0 +1,137 @@
+/* test_mixed.c — emulated half-precision training: the tape's gradient hook (each gradient once,
+ * complete, in backward order), the seeded backward, underflow without a loss scale and none
+ * with one, each loss-scaling policy on synthetic gradients, the scale in a checkpoint, and a
+ * half-precision run that resumes bit for bit. */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "core/ops.h"
+#include "helpers.h"
+#include "train/mixed.h"
+
+typedef struct Seen {
+    int n, k[16];
+    const char *op[16];
+    float first[16];
+} Seen;
+
+static void remember(void *ctx, const TapeRecord *r, int k) {
+    Seen *s = ctx;
+    s->k[s->n] = k, s->op[s->n] = r->op->name, s->first[s->n] = r->out->grad[0];
+    s->n++;
+}
+
+Test(mixed, hook_sees_each_complete_gradient_once_in_backward_order, .init = test_setup, .fini = test_teardown) {
+    // y = relu(x·w); loss = Σ (y + y): y's gradient is complete (2, from both uses of the add) when
+    // its producer's turn comes
+    Tensor *x = rand_param(2, (const int[]){2, 3}, 0.5f, 1), *w = rand_param(2, (const int[]){3, 4}, 0.5f, 1);
+    Tensor *y = op_relu(&T, op_linear(&T, x, w, NULL));
+    Seen s = {0};
+    T.grad_hook = remember, T.grad_hook_ctx = &s;
+    tape_backward_seeded(&T, op_sum(&T, op_add(&T, y, y)), 4);
+    T.grad_hook = NULL;
+    const char *want[] = {"sum", "add", "relu", "linear"};
+    cr_assert_eq(s.n, 4);
+    for (int i = 0; i < 4; i++) cr_assert(s.k[i] == i && !strcmp(s.op[i], want[i]), "%d: %s at %d", i, s.op[i], s.k[i]);
+    cr_assert_eq(s.first[0], 4, "the seed");
+    cr_assert_eq(s.first[2], 8, "relu's output gradient: both uses, seeded 4");
+    for (size_t i = 0; i < w->numel; i++) {  // the seed scales every gradient exactly (a power of 2)
+        double want_w = 0;
+        int r = (int)i / 4;  // w is (3, 4): ∂/∂w[r][c] = 8·Σ_n x[n][r] (all pre-activations positive)
+        for (int n = 0; n < 2; n++) want_w += 8.0 * x->data[n * 3 + r];
+        cr_assert_float_eq(w->grad[i], want_w, 1e-5);
+    }
+}
+
+/* A gradient too small for half precision: loss = 1e-9·Σ x·w. */
+static void tiny_step(Mixed *mx, Tensor *x, Tensor *w) {
+    x->grad = w->grad = NULL;  // fresh gradients (the tape zeroes them on first use)
+    mixed_attach(mx, &T);
+    mixed_backward(mx, &T, op_scale(&T, op_sum(&T, op_linear(&T, x, w, NULL)), 1e-9f));
+    T.grad_hook = NULL;
+}
+
+static ParamSlab slab_of(Tensor *w) {  // a view for mixed_unscale
+    return (ParamSlab){.data = w->data, .grad = w->grad, .numel = w->numel};
+}
+
+Test(mixed, without_a_scale_small_gradients_underflow_with_one_they_survive, .init = test_setup, .fini = test_teardown) {
+    Tensor *x = rand_param(2, (const int[]){4, 3}, 0.5f, 1), *w = rand_param(2, (const int[]){3, 2}, -1, 1);
+    TrainConfig c = {.half = "grads", .loss_scale = "none", .loss_scale_init = 65536, .loss_scale_window = 10};
+    Mixed mx;
+    mixed_init(&mx, &c);
+    tiny_step(&mx, x, w);
+    ParamSlab s = slab_of(w);
+    cr_assert(mixed_unscale(&mx, &s));
+    for (size_t i = 0; i < w->numel; i++) cr_assert_eq(w->grad[i], 0, "1e−9 underflows in half: nothing reaches w");
+    cr_assert(mx.pos[1].underflow > 0 && mx.pos[1].underflow == mx.pos[1].values, "counted: %llu of %llu",
+              mx.pos[1].underflow, mx.pos[1].values);
+    strcpy(c.loss_scale, "static"), c.loss_scale_init = 1 << 20;  // 1e−9 · 2^20 ≈ 1e−3: fine in half
+    mixed_init(&mx, &c);
+    tiny_step(&mx, x, w);
+    s = slab_of(w);
+    cr_assert(mixed_unscale(&mx, &s));
+    for (size_t i = 0; i < w->numel; i++) {
+        double want = 0;
+        for (int n = 0; n < 4; n++) want += 1e-9 * x->data[n * 3 + (int)i / 2];
+        cr_assert(fabs(w->grad[i] - want) <= 1e-3 * fabs(want), "scaled: %g vs %g", w->grad[i], want);
+    }
+    cr_assert_eq(mx.pos[1].underflow, 0);
+}
+
+Test(mixed, each_policy_on_synthetic_gradients, .init = test_setup, .fini = test_teardown) {
+    float g[3];
+    ParamSlab s = {.data = g, .grad = g, .numel = 3};
+#define SET(a, b, c) (g[0] = (a), g[1] = (b), g[2] = (c))
+    Mixed mx;
+    // none: scale 1, an overflowed step skipped
+    mixed_init(&mx, &(TrainConfig){.half = "grads", .loss_scale = "none", .loss_scale_init = 8, .loss_scale_window = 3});
+    cr_assert_eq(mx.scale, 1);
+    SET(1, INFINITY, 0);
+    cr_assert(!mixed_unscale(&mx, &s));
+    cr_assert_eq(mx.scale, 1);
+    // static: divides by S, keeps S through an overflow
+    mixed_init(&mx, &(TrainConfig){.half = "grads", .loss_scale = "static", .loss_scale_init = 8, .loss_scale_window = 3});
+    SET(16, -4, 0);
+    cr_assert(mixed_unscale(&mx, &s));
+    cr_assert(g[0] == 2 && g[1] == -0.5f && g[2] == 0);
+    SET(1, NAN, 0);
+    cr_assert(!mixed_unscale(&mx, &s));
+    cr_assert_eq(mx.scale, 8);
+    // dynamic: halves at an overflow, doubles after `window` clean steps in a row, and an overflow
+    // restarts the count
+    mixed_init(&mx, &(TrainConfig){.half = "grads", .loss_scale = "dynamic", .loss_scale_init = 8, .loss_scale_window = 3});
+    SET(INFINITY, 0, 0);
+    cr_assert(!mixed_unscale(&mx, &s));
+    cr_assert_eq(mx.scale, 4);
+    for (int i = 0; i < 2; i++) {
+        SET(1, 1, 1);
+        cr_assert(mixed_unscale(&mx, &s));
+    }
+    cr_assert_eq(mx.scale, 4, "two clean steps: not yet");
+    SET(INFINITY, 0, 0);
+    cr_assert(!mixed_unscale(&mx, &s));
+    cr_assert_eq(mx.scale, 2);
+    for (int i = 0; i < 3; i++) {
+        SET(1, 1, 1);
+        cr_assert(mixed_unscale(&mx, &s));
+    }
+    cr_assert_eq(mx.scale, 4, "three clean steps in a row: doubled");
+    cr_assert(mx.steps == 7 && mx.skipped == 2, "%lld steps, %lld skipped", mx.steps, mx.skipped);
+    // the state survives a checkpoint; a bad one is refused
+    Checkpoint ck;
+    ckpt_init(&ck);
+    mx.clean = 2;
+    mixed_save(&mx, &ck);
+    Mixed back;
+    mixed_init(&back, &(TrainConfig){.half = "grads", .loss_scale = "dynamic", .loss_scale_init = 8, .loss_scale_window = 3});
+    char err[256];
+    cr_assert(mixed_load(&back, &ck, err, sizeof err), "%s", err);  // (the writer's section, read as a reader would)
+    cr_assert(back.scale == 4 && back.clean == 2);
+    float bad[2] = {-1, 0};
+    memcpy(ck.sections[0].owned, bad, sizeof bad);
+    cr_assert(!mixed_load(&back, &ck, err, sizeof err) && strstr(err, "bad loss-scale state"), "%s", err);
+    ckpt_free(&ck);
+}

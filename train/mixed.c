@@ -1,0 +1,91 @@
+/* mixed.c — half-precision emulation and loss scaling (see mixed.h). */
+#include "mixed.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/half.h"
+
+void mixed_init(Mixed *mx, const TrainConfig *c) {
+    memset(mx, 0, sizeof *mx);
+    mx->on = !strcmp(c->half, "grads");
+    mx->kind = !strcmp(c->loss_scale, "static")  ? LOSS_SCALE_STATIC
+             : !strcmp(c->loss_scale, "dynamic") ? LOSS_SCALE_DYNAMIC
+                                                 : LOSS_SCALE_NONE;
+    mx->scale = mx->kind == LOSS_SCALE_NONE ? 1.0f : c->loss_scale_init;
+    mx->window = c->loss_scale_window;
+}
+
+/* The tape hook: round the complete gradient to half precision, counting what it lost. */
+static void round_grad(void *ctx, const TapeRecord *r, int k) {
+    Mixed *mx = ctx;
+    if (k == 0) return;  // the loss's own gradient, the seed S: the loss stays in float, as in mixed-precision training
+    if (k >= MIXED_MAX_POSITIONS) k = MIXED_MAX_POSITIONS - 1;  // (deeper graphs share the last row)
+    if (k >= mx->n_pos) mx->n_pos = k + 1;
+    MixedPosition *p = &mx->pos[k];
+    p->op = r->op->name;
+    HalfCounts hc = {0};
+    half_round(r->out->grad, r->out->numel, &hc);
+    p->values += r->out->numel, p->underflow += hc.underflow, p->overflow += hc.overflow;
+}
+
+void mixed_attach(Mixed *mx, Tape *t) {
+    t->grad_hook = mx->on ? round_grad : NULL;
+    t->grad_hook_ctx = mx->on ? mx : NULL;
+}
+
+void mixed_backward(Mixed *mx, Tape *t, Tensor *loss) { tape_backward_seeded(t, loss, mx->on ? mx->scale : 1.0f); }
+
+bool mixed_unscale(Mixed *mx, ParamSlab *s) {
+    if (!mx->on) return true;
+    mx->steps++;
+    bool finite = true;
+    float inv = 1.0f / mx->scale;
+    for (size_t i = 0; i < s->numel; i++) {
+        s->grad[i] *= inv;
+        finite &= isfinite(s->grad[i]) != 0;
+    }
+    if (!finite) {
+        mx->skipped++, mx->clean = 0;
+        if (mx->kind == LOSS_SCALE_DYNAMIC) mx->scale = fmaxf(mx->scale / 2, 1.0f / 65536);
+        return false;
+    }
+    if (mx->kind == LOSS_SCALE_DYNAMIC && ++mx->clean >= mx->window) mx->scale = fminf(mx->scale * 2, 1e30f), mx->clean = 0;
+    return true;
+}
+
+void mixed_epoch_csv(Mixed *mx, int epoch, bool header, Text *csv) {
+    if (header) text_printf(csv, "epoch,position,op,values,underflow,overflow\n");
+    for (int k = 0; k < mx->n_pos; k++) {
+        MixedPosition *p = &mx->pos[k];
+        if (!p->values) continue;
+        text_printf(csv, "%d,%d,%s,%llu,%.6g,%.6g\n", epoch, k, p->op, p->values, (double)p->underflow / (double)p->values,
+                    (double)p->overflow / (double)p->values);
+        p->values = p->underflow = p->overflow = 0;
+    }
+    mx->steps = mx->skipped = 0;
+}
+
+typedef struct MixedState {  // the checkpoint's section
+    float scale;
+    int32_t clean;
+} MixedState;
+
+void mixed_save(const Mixed *mx, Checkpoint *c) {
+    if (!mx->on) return;
+    MixedState s = {.scale = mx->scale, .clean = mx->clean};
+    ckpt_add(c, "MIXP", &s, sizeof s);
+}
+
+bool mixed_load(Mixed *mx, const Checkpoint *c, char *err, size_t es) {
+    if (!mx->on) return true;
+    const CkptSection *sec;
+    if (!ckpt_section(c, "MIXP", sizeof(MixedState), &sec, err, es)) return false;
+    MixedState s;
+    memcpy(&s, sec->data, sizeof s);
+    if (!(s.scale > 0) || !isfinite(s.scale) || s.clean < 0 || s.clean > mx->window)
+        return dq_fail(err, es, "bad loss-scale state (scale %g, clean steps %d)", (double)s.scale, (int)s.clean);
+    mx->scale = s.scale, mx->clean = s.clean;
+    return true;
+}
