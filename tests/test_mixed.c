@@ -1,13 +1,17 @@
 /* test_mixed.c — emulated half-precision training: the tape's gradient hook (each gradient once,
  * complete, in backward order), the seeded backward, underflow without a loss scale and none
- * with one, each loss-scaling policy on synthetic gradients, the scale in a checkpoint, and a
- * half-precision run that resumes bit for bit. */
+ * with one, each loss-scaling policy on synthetic gradients, the scale in a checkpoint; adaptive
+ * scaling's factor against its formula and bounds, its scale table, and a residual block whose
+ * gradients it brings through half precision (branch and shortcut meeting at different scales).
+ * (A half-precision run resuming bit for bit is in test_train.c.) */
 #include <math.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/half.h"
 #include "core/ops.h"
+#include "core/rng.h"
+#include "core/slab.h"
 #include "helpers.h"
 #include "train/mixed.h"
 
@@ -134,4 +138,106 @@ Test(mixed, each_policy_on_synthetic_gradients, .init = test_setup, .fini = test
     memcpy(ck.sections[0].owned, bad, sizeof bad);
     cr_assert(!mixed_load(&back, &ck, err, sizeof err) && strstr(err, "bad loss-scale state"), "%s", err);
     ckpt_free(&ck);
+}
+
+/* ------------------------------------------------------------------ adaptive loss scaling */
+static void fill_pm(float *x, size_t n, float v) {  // ±v alternating: mean 0, variance v²
+    for (size_t i = 0; i < n; i++) x[i] = i % 2 ? -v : v;
+}
+
+Test(als, factor_follows_the_formula_and_its_bounds) {
+    float dy[64], w[64];
+    fill_pm(w, 64, 0.5f);
+    long fan_in = 8;
+    // σ = g·0.5·sqrt(8/2) = g; α_uf = 2^−24/(t·g) with t ≈ 1.2533e−3
+    fill_pm(dy, 64, 1e-4f);  // α_uf ≈ 0.48: under 1, so 1
+    cr_assert_eq(als_factor(dy, 64, w, 64, fan_in, 1), 1);
+    fill_pm(dy, 64, 1e-5f);  // α_uf ≈ 4.76 → 4
+    cr_assert_eq(als_factor(dy, 64, w, 64, fan_in, 1), 4);
+    fill_pm(dy, 64, 1e-7f);  // α_uf ≈ 476: capped at 16 per layer
+    cr_assert_eq(als_factor(dy, 64, w, 64, fan_in, 1), 16);
+    cr_assert_eq(als_factor(dy, 64, w, 64, fan_in, 256), 4, "1024 in all: 256 already taken, 4 left");
+    fill_pm(dy, 64, 1e4f);  // overflow bound: 65504/8/(1e4·0.5) ≈ 1.6 → 1
+    cr_assert_eq(als_factor(dy, 64, w, 64, fan_in, 1), 1);
+    fill_pm(dy, 64, 1e5f);  // ≈ 0.16 → 1/8: scaled down before it overflows
+    cr_assert_eq(als_factor(dy, 64, w, 64, fan_in, 1), 0.125);
+    memset(dy, 0, sizeof dy);
+    cr_assert_eq(als_factor(dy, 64, w, 64, fan_in, 1), 1, "nothing flows");
+}
+
+Test(als, scale_table_sets_finds_grows_and_clears) {
+    AlsScales m = {0};
+    static int keys[5000];
+    cr_assert_eq(als_scale_of(&m, &keys[0]), 0);
+    for (int i = 0; i < 5000; i++) als_scale_set(&m, &keys[i], i + 1);
+    als_scale_set(&m, &keys[7], 99);
+    for (int i = 0; i < 5000; i++) cr_assert_eq(als_scale_of(&m, &keys[i]), i == 7 ? 99 : i + 1);
+    cr_assert_eq(m.n, 5000);
+    als_scales_clear(&m);
+    cr_assert_eq(als_scale_of(&m, &keys[3]), 0);
+    als_scales_free(&m);
+}
+
+/* A residual block whose gradients are too small for half precision at scale 1:
+ * h = x·w1; out = h·w2 + 10⁻³·h; loss = 10⁻⁴·Σ out, weights of ±0.02: h's gradient (≈ 6e−6
+ * from the branch, 1e−7 from the shortcut) is subnormal in half. Adaptive scaling gives the branch its own
+ * factors, rescales h's buffer where branch and shortcut meet, and unscales each parameter by the
+ * scale its gradient carried: the result equals the float gradients to half precision, and
+ * without it the gradients are lost. */
+static void residual_grads(ParamSlab *s, Tensor *x, Tensor *w1, Tensor *w2, Mixed *mx) {
+    tape_reset(&T);
+    slab_zero_grad(s);
+    Tensor *h = op_linear(&T, x, w1, NULL);
+    Tensor *branch = op_linear(&T, h, w2, NULL), *shortcut = op_scale(&T, h, 1e-3f);
+    Tensor *loss = op_scale(&T, op_sum(&T, op_add(&T, branch, shortcut)), 1e-4f);
+    if (mx) {
+        mixed_attach(mx, &T);
+        mixed_backward(mx, &T, loss);
+        T.grad_hook = NULL;
+        cr_assert(mixed_unscale(mx, s));
+    } else {
+        tape_backward(&T, loss);
+    }
+}
+
+Test(als, residual_gradients_survive_half_precision, .init = test_setup, .fini = test_teardown) {
+    ParamSlab s;
+    slab_init(&s);
+    Tensor *x = slab_add(&s, "x", 2, (const int[]){8, 16}, 0), *w1 = slab_add(&s, "w1", 2, (const int[]){16, 16}, 0);
+    Tensor *w2 = slab_add(&s, "w2", 2, (const int[]){16, 16}, 0);
+    slab_finalize(&s);
+    Rng rng;
+    rng_seed(&rng, 31, rng_stream(RNG_STREAM_FREE, 0));
+    for (size_t i = 0; i < s.numel; i++) s.data[i] = (i < x->numel ? 1.0f : 0.02f) * (2 * rng_uniform(&rng) - 1);
+    residual_grads(&s, x, w1, w2, NULL);
+    float *want = dq_malloc(s.numel * sizeof *want);
+    memcpy(want, s.grad, s.numel * sizeof *want);
+    for (int adaptive = 0; adaptive < 2; adaptive++) {
+        Mixed *mx = dq_malloc(sizeof *mx);
+        TrainConfig c = {.half = "grads", .loss_scale = "none", .loss_scale_init = 1, .loss_scale_window = 10};
+        if (adaptive) strcpy(c.loss_scale, "adaptive");
+        mixed_init(mx, &c);
+        residual_grads(&s, x, w1, w2, mx);
+        size_t lost = 0, off = 0;
+        for (int p = 0; p < s.n_params; p++) {  // against the tensor's mean |gradient|: cancellation leaves a few
+            const Param *q = &s.params[p];       // elements relatively far off even at half precision
+            double typical = 0;
+            for (size_t i = 0; i < q->tensor->numel; i++) typical += fabs(want[q->offset + i]) / (double)q->tensor->numel;
+            for (size_t i = q->offset; i < q->offset + q->tensor->numel; i++) {
+                lost += s.grad[i] == 0 && want[i] != 0;
+                off += fabs((double)s.grad[i] - want[i]) > 2e-3 * (fabs(want[i]) + typical);
+            }
+        }
+        if (adaptive) {
+            cr_assert_eq(off, 0, "adaptive: %zu of %zu gradients differ from float's beyond half precision", off, s.numel);
+            double s_w2 = als_scale_of(&mx->scales, w2), s_w1 = als_scale_of(&mx->scales, w1);
+            cr_assert(s_w2 > 1 && s_w1 > s_w2, "the branch's factors, then the first layer's on top: %g, %g", s_w2, s_w1);
+        } else {
+            cr_assert(off > s.numel / 4, "at scale 1 half precision loses them: %zu of %zu off (%zu zero)", off, s.numel, lost);
+        }
+        mixed_free(mx);
+        dq_free(mx);
+    }
+    dq_free(want);
+    slab_free(&s);
 }

@@ -14,11 +14,14 @@
  *   static    S = --loss_scale_init
  *   dynamic   starts at --loss_scale_init; halves at a skipped step, doubles after
  *             --loss_scale_window clean steps in a row (PyTorch's GradScaler, NVIDIA's recipe)
+ *   adaptive  --loss_scale_init at the loss, then every convolution and linear layer multiplies the gradient it
+ *             passes down by its own power-of-two factor from the gradient's and the weights'
+ *             statistics (als.h); each parameter's gradient is divided by the scale it carries
  *
  * Measured per epoch, per tape position (the k-th record visited in backward — the same op of
  * the same layer every step): the share of gradient values that underflowed (finite and nonzero
- * in float, zero in half) and overflowed, written to half.csv; the skipped steps and the scale in
- * the epoch line.
+ * in float, zero in half) and overflowed, and the mean log2 of the scale the gradient carried,
+ * written to half.csv; the skipped steps and the loss scale in the epoch line.
  */
 #ifndef DQ_MIXED_H
 #define DQ_MIXED_H
@@ -26,19 +29,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "als.h"
 #include "checkpoint.h"
 #include "config.h"
 #include "core/slab.h"
 #include "core/tape.h"
 #include "core/text.h"
 
-typedef enum { LOSS_SCALE_NONE, LOSS_SCALE_STATIC, LOSS_SCALE_DYNAMIC } LossScaleKind;
+typedef enum { LOSS_SCALE_NONE, LOSS_SCALE_STATIC, LOSS_SCALE_DYNAMIC, LOSS_SCALE_ADAPTIVE } LossScaleKind;
 
 #define MIXED_MAX_POSITIONS 2048
 
 typedef struct MixedPosition {
     const char *op;                  // the record's op name
     unsigned long long values, underflow, overflow;
+    double log2_scale_sum;           // Σ over steps of log2(the scale its gradient carried)
+    long long visits;
 } MixedPosition;
 
 typedef struct Mixed {
@@ -49,10 +55,12 @@ typedef struct Mixed {
     long long steps, skipped;        // this epoch
     int n_pos;
     MixedPosition pos[MIXED_MAX_POSITIONS];
+    AlsScales scales;                // adaptive: the scale each gradient carries in this backward
 } Mixed;
 
 /* From the configuration (an empty --half or --loss_scale means off / none). */
 void mixed_init(Mixed *mx, const TrainConfig *c);
+void mixed_free(Mixed *mx);
 /* Sets the tape's gradient hook (when on). */
 void mixed_attach(Mixed *mx, Tape *t);
 /* Backward with the loss's gradient seeded at the scale (1 when off). */
@@ -60,7 +68,7 @@ void mixed_backward(Mixed *mx, Tape *t, Tensor *loss);
 /* Divides the parameters' gradients by the scale; false when one is not finite: skip the step
  * (dynamic: the scale halves). Also counts the step and moves the dynamic scale. */
 bool mixed_unscale(Mixed *mx, ParamSlab *s);
-/* Appends this epoch's rows to csv ("epoch,position,op,values,underflow,overflow"; a header
+/* Appends this epoch's rows to csv ("epoch,position,op,values,underflow,overflow,log2_scale"; a header
  * first when header is set), then clears the counts. */
 void mixed_epoch_csv(Mixed *mx, int epoch, bool header, Text *csv);
 /* The scale state in a checkpoint (section "MIXP"), and back: false with the reason on a bad one. */

@@ -372,6 +372,7 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
     }
     out->max_rss_mb = train_max_rss_mb();
     logs_write_json(c, m, out);
+    mixed_free(mx);
     dq_free(mx);
     text_free(&identity);
     arena_free(&arena);
