@@ -12,6 +12,7 @@
 #include "nn/onnx.h"
 #include "nn/weighted.h"
 #include "quant/control.h"
+#include "quant/mpquant.h"
 #include "core/text.h"
 #include "inteval.h"
 #include "train/runid.h"
@@ -125,7 +126,7 @@ static void train_fp32(Experiment *x, const TrainConfig *cfg, const QPipelineCon
     if (strlen(dir) >= sizeof fc->out_dir) DQ_FATAL_FILE(x->prog, "FP32 directory name too long: %s", dir);
     strcpy(fc->out_dir, dir);
     printf("== FP32 %s (%s)\n", fm->name, fc->out_dir);
-    static const char *const not_fp32[] = {"q_", "ddq_", "alloc_", "hawq_", "ompq_", "bsq_", "haq_", "fp32_", NULL};  // the fp32_* values are in fc
+    static const char *const not_fp32[] = {"q_", "ddq_", "alloc_", "hawq_", "ompq_", "bsq_", "haq_", "mp_", "fp32_", NULL};  // the fp32_* values are in fc
     Text id;
     text_init(&id);
     identity_extra(x, not_fp32, &id);
@@ -191,7 +192,7 @@ static void export_onnx_fp32(Experiment *x, const TrainConfig *cfg, const TrainC
 
 /* 3. Calibrate the activation quantizers on a few training batches (evaluation mode: the FP32
  * model's BatchNorm statistics). */
-static void calibrate(Model *m, QuantContext *qc, const Dataset *train, int batches, int batch_size, int seed) {
+static void calibrate(Experiment *x, Model *m, QuantContext *qc, const Dataset *train, int batches, int batch_size, int seed) {
     LoaderConfig lc = {.batch_size = batch_size, .shuffle = true, .seed = (uint64_t)seed + 77, .prefetch = true};
     Loader *ld = loader_new(train, &lc);
     Arena a;
@@ -201,6 +202,11 @@ static void calibrate(Model *m, QuantContext *qc, const Dataset *train, int batc
     t.no_grad = true;
     t.training = false;
     quant_calibrate_begin(qc);
+    bool mp = qc->method == QUANT_MULTIPOINT;
+    if (mp) {  // the weights' points need their layers' float inputs: weights pass through meanwhile
+        mpq_calibrate_begin(qc);
+        for (int i = 0; i < qc->n_layers; i++) qc->layers[i]->wq->bypass = true;
+    }
     loader_start_epoch(ld, 0);
     Batch b;
     for (int i = 0; i < batches && loader_next(ld, &b); i++) {
@@ -208,6 +214,12 @@ static void calibrate(Model *m, QuantContext *qc, const Dataset *train, int batc
         model_forward(m, &t, &b.x);
     }
     quant_calibrate_end(qc);
+    if (mp) {
+        char err[512];
+        for (int i = 0; i < qc->n_layers; i++) qc->layers[i]->wq->bypass = false;
+        printf("== multipoint: %.2f points per output channel on average, %d-bit points\n", qc->cfg.mp_points, (int)qc->cfg.w_bits);
+        if (!mpq_calibrate_end(qc, qc->cfg.mp_points, err, sizeof err)) DQ_FATAL_FILE(x->prog, "--q_method=multipoint: %s", err);
+    }
     arena_free(&a);
     loader_free(ld);
 }
@@ -300,6 +312,19 @@ static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *
     return finished;
 }
 
+/* 4'. Post-training (--q_ptq, multipoint): the calibrated model evaluated as it is. */
+static bool post_training(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *m, QPipelineResult *out) {
+    char err[512];
+    if (!fileio_make_dirs(cfg->out_dir, err, sizeof err)) DQ_FATAL_FILE(cfg->out_dir, "%s", err);
+    printf("== %s post-training W%gA%g (%s): no fine-tuning\n", quant_method_name(qc->method), qc->cfg.w_bits, qc->cfg.a_bits,
+           cfg->out_dir);
+    quant_set_bypass(qc, false);
+    EvalResult ev = evaluate(m, &x->test, cfg->eval_batch, cfg->test_subset);
+    out->q_acc = ev.acc;
+    printf("post-training top-1 %.2f%% (FP32 %.2f%%)\n", 100 * ev.acc, 100 * out->fp32_acc);
+    return true;
+}
+
 /* quant_summary.json: every option of the experiment and the comparison's numbers. */
 static void write_json(const Experiment *x, const QPipelineResult *r, const char *dir) {
     Text t;
@@ -387,7 +412,10 @@ static void report(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Mode
     int n = quant_report(qc, rows, qc->n_layers);
     const char *method = quant_method_name(qc->method);
     out->summary = quant_summary(rows, n, qc);
-    integer_model(x, cfg, qc, m, fp32, rows, n, onnx, out);
+    if (qc->method == QUANT_MULTIPOINT)  // (its layers would run as one integer GEMM per point)
+        snprintf(out->int_why, sizeof out->int_why, "multipoint layers are not built into the integer engine yet");
+    else
+        integer_model(x, cfg, qc, m, fp32, rows, n, onnx, out);
     printf("\nper-layer quantization (%s):\n\n", method);
     quant_report_print(stdout, rows, n);
     quant_report_write_csv(rows, n, cfg->out_dir);
@@ -453,8 +481,9 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
     QuantAlloc alloc = {0};
     if (quant_alloc_of(qcfg) != ALLOC_NONE) allocate(x, cfg, qc, m, &alloc);
     out->alloc_s = alloc.seconds;
-    calibrate(m, qc, &x->train, qcfg->calib_batches, cfg->batch_size, cfg->seed);
-    out->finished = fine_tune(x, cfg, qc, m, alloc.bits ? &alloc : NULL, out);
+    calibrate(x, m, qc, &x->train, qcfg->calib_batches, cfg->batch_size, cfg->seed);
+    out->finished = qcfg->ptq || method == QUANT_MULTIPOINT ? post_training(x, cfg, qc, m, out)
+                                                            : fine_tune(x, cfg, qc, m, alloc.bits ? &alloc : NULL, out);
     if (out->finished) {
         Model *fp32 = fp32_model(x, &fc, build, build_ctx);
         report(x, cfg, qc, m, fp32, p->export_onnx, out);

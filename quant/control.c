@@ -25,7 +25,7 @@ QuantBudget quant_budget(const QuantContext *qc) {
         const QuantLayer *l = qc->layers[i];
         if (l->wq->pinned) continue;
         int bw = l->wq->ops->bits(l->wq), ba = l->aq->ops->bits(l->aq);
-        b.mem_w += (double)l->wq->elems * bw, b.n_w += (double)l->wq->elems;
+        b.mem_w += (double)l->wq->elems * quantizer_bits_stored(l->wq), b.n_w += (double)l->wq->elems;
         b.mem_a += (double)l->aq->elems * ba, b.n_a += (double)l->aq->elems;
         b.bitops += (double)l->base.macs * bw * ba, b.macs += (double)l->base.macs;
     }

@@ -26,6 +26,7 @@ const QuantConfig quant_config_defaults = {
     .settle = 0.2f,
     .calib_batches = 4,
     .alloc = "none",
+    .mp_points = 1.25f,
     .alloc_images = 256,
     .alloc_train_images = 4096,
     .hawq_samples = 32,
@@ -45,7 +46,9 @@ const QuantConfig quant_config_defaults = {
 
 int quant_config_options(QuantConfig *c, Option *o) {
     int n = 0;
-    o[n++] = opt_choice("q_method", c->method, "quantization method", "ddq|lsq|pact|minmax|none");
+    o[n++] = opt_choice("q_method", c->method, "quantization method (multipoint: post-training)", "ddq|lsq|pact|minmax|multipoint|none");
+    o[n++] = opt_bool("q_ptq", &c->ptq, "post-training: calibrate and evaluate, no fine-tuning (multipoint always)");
+    o[n++] = opt_float("mp_points", &c->mp_points, "multipoint: points per output channel on average (at least 1 each)", 1, 8);
     o[n++] = opt_float("q_wbits", &c->w_bits, "weight bits (DDQ: mean-bit budget)", 1, 8);
     o[n++] = opt_float("q_abits", &c->a_bits, "activation bits (DDQ: mean-bit budget)", 1, 8);
     o[n++] = opt_int("q_pin_bits", &c->pin_bits, "bits of the first and last layer", 1, 8);
@@ -97,12 +100,12 @@ int quant_config_options(QuantConfig *c, Option *o) {
     return n;
 }
 
-static const char *const METHOD_NAMES[] = {"none", "ddq", "lsq", "pact", "minmax"};
+static const char *const METHOD_NAMES[] = {"none", "ddq", "lsq", "pact", "minmax", "multipoint"};
 
-const char *quant_method_name(QuantMethod m) { return m >= 0 && m <= QUANT_MINMAX ? METHOD_NAMES[m] : "?"; }
+const char *quant_method_name(QuantMethod m) { return m >= 0 && m <= QUANT_MULTIPOINT ? METHOD_NAMES[m] : "?"; }
 
 QuantMethod quant_method_of(const QuantConfig *c) {
-    for (int m = 0; m <= QUANT_MINMAX; m++)
+    for (int m = 0; m <= QUANT_MULTIPOINT; m++)
         if (!strcmp(c->method, METHOD_NAMES[m])) return (QuantMethod)m;
     DQ_FATAL("unknown quantization method '%s'", c->method);
 }
@@ -133,6 +136,9 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
     const char *k = o->key;
     if (m == QUANT_NONE && strcmp(k, "q_method") != 0) return "--q_method=none (no quantization)";
     if (m != QUANT_DDQ && !strncmp(k, "ddq_", 4)) return "every --q_method but ddq";
+    if (m != QUANT_MULTIPOINT && !strncmp(k, "mp_", 3)) return "every --q_method but multipoint";
+    if ((m == QUANT_DDQ || m == QUANT_MULTIPOINT) && !strcmp(k, "q_ptq"))
+        return m == QUANT_DDQ ? "--q_method=ddq (its bits are learned in training)" : "--q_method=multipoint (always post-training)";
     bool alloc = strcmp(c->alloc, "none") != 0;
     static const char *const own[][3] = {  // an allocator's own options
         {"hawq_", "hawq", "--q_alloc other than hawq"}, {"ompq_", "ompq", "--q_alloc other than ompq"},
@@ -152,7 +158,7 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
 }
 
 bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t es) {
-    if (!in_list("ddq|lsq|pact|minmax|none", c->method))
+    if (!in_list("ddq|lsq|pact|minmax|multipoint|none", c->method))
         return dq_fail(err, es, "--q_method=%s: unknown method", c->method);
     if (!in_list("none|hawq|ompq|bsq|haq", c->alloc)) return dq_fail(err, es, "--q_alloc=%s: unknown allocator", c->alloc);
     bool alloc = strcmp(c->alloc, "none") != 0;

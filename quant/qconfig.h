@@ -8,7 +8,7 @@
 #include "core/options.h"
 
 /* The option strings, parsed once (quant_config_check / quant_context_new). */
-typedef enum { QUANT_NONE, QUANT_DDQ, QUANT_LSQ, QUANT_PACT, QUANT_MINMAX } QuantMethod;
+typedef enum { QUANT_NONE, QUANT_DDQ, QUANT_LSQ, QUANT_PACT, QUANT_MINMAX, QUANT_MULTIPOINT } QuantMethod;
 typedef enum { BUDGET_ELEMENTS, BUDGET_BITOPS } QuantBudgetKind;
 typedef enum { LAMBDA_DUAL, LAMBDA_HINGE, LAMBDA_PI } QuantLambdaKind;
 
@@ -33,6 +33,8 @@ typedef struct QuantConfig {
     float phase_warmup;         // fraction of fine-tuning with gates and levels frozen
     float phase_joint;          // fraction with gates, levels and weights learned; then frozen
     int calib_batches;          // activation calibration batches
+    bool ptq;                   // post-training: calibrate, evaluate, no fine-tuning
+    float mp_points;            // multipoint: mean points per output channel
     char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq | bsq | haq (alloc.h)
     int alloc_images;           // hawq, ompq: training images the allocator measures on
     int alloc_train_images;     // bsq, haq: training images the allocator trains on

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "mpquant.h"
 #include "nn/weighted.h"
 
 static Tensor *qlayer_forward(Layer *l, Tape *t, Tensor *x) {
@@ -60,6 +61,9 @@ static Quantizer *make_quantizer(QuantContext *qc, ParamSlab *slab, const LayerS
     case QUANT_PACT:  // DoReFa weights, PACT activations
         return baseline_new(role == QROLE_WEIGHT ? BASE_DOREFA : BASE_PACT, slab, name, role, is_signed, pinned, bits,
                             elems, channels, &qc->cfg.base);
+    case QUANT_MULTIPOINT:  // weights: the sum of their points; activations: calibrated min/max
+        if (role == QROLE_WEIGHT) return mpq_new(name, pinned, bits, elems);
+        return baseline_new(BASE_MINMAX, slab, name, role, is_signed, pinned, bits, elems, 1, &qc->cfg.base);
     case QUANT_NONE: break;
     }
     DQ_CHECK(!"a quantizer for --q_method=none");

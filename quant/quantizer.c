@@ -44,6 +44,8 @@ Tensor *quantizer_forward(Quantizer *q, Tape *t, Tensor *x) {
     return q->ops->forward(q, t, x);
 }
 
+double quantizer_bits_stored(const Quantizer *q) { return q->ops->bits_stored ? q->ops->bits_stored(q) : q->ops->bits(q); }
+
 void quantizer_free(Quantizer *q) {
     if (!q) return;
     if (q->ops->free) q->ops->free(q);

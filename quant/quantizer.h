@@ -41,6 +41,9 @@ typedef struct QuantizerOps {
     void (*finish_calibration)(Quantizer *q);                  // after the observations
     void (*step)(Quantizer *q, float lr);                      // after each optimizer step
     int (*bits)(const Quantizer *q);
+    /* Storage bits per weight when that is not bits (multipoint: several points and their scales);
+     * optional. */
+    double (*bits_stored)(const Quantizer *q);
     /* Distinct values the quantizer can output now, into out (up to 256); returns how many. */
     int (*levels)(const Quantizer *q, float *out);
     /* The quantizer as a step function, for the integer engine (activations, per tensor): n levels
@@ -72,6 +75,8 @@ struct Quantizer {
 
 Tensor *quantizer_forward(Quantizer *q, Tape *t, Tensor *x);
 void quantizer_free(Quantizer *q); /* accepts NULL */
+/* Storage bits per weight: bits_stored if the quantizer has it, else bits. */
+double quantizer_bits_stored(const Quantizer *q);
 
 /* New quantizers start in bypass (a model's shape-measuring forward must not quantize). */
 void quantizer_init_base(Quantizer *q, const QuantizerOps *ops, const char *name, QuantRole role,

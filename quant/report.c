@@ -45,7 +45,7 @@ int quant_report(const QuantContext *qc, QuantLayerInfo *out, int max) {
         for (size_t k = 1; k < wq->numel; k++) distinct += v[k] != v[k - 1];
         dq_free(v);
         r->w_levels = distinct;
-        r->w_bytes = (double)l->weight->numel * r->w_bits / 8 + (l->bias ? 4.0 * (double)l->bias->numel : 0);
+        r->w_bytes = (double)l->weight->numel * quantizer_bits_stored(l->wq) / 8 + (l->bias ? 4.0 * (double)l->bias->numel : 0);
     }
     arena_free(&a);
     return n;

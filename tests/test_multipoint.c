@@ -1,11 +1,17 @@
 /* test_multipoint.c — multipoint quantization: the single best point against brute force on tiny
- * cases, the greedy error falling with every point, and points spent where the output error is. */
+ * cases, the greedy error falling with every point, and points spent where the output error is;
+ * on a model: the layers' input moments against patches taken by hand (convolution, depthwise,
+ * linear), one point per channel equal to that channel's best point, storage counting points,
+ * and the weights refused before calibration. */
 #include <math.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/rng.h"
 #include "helpers.h"
+#include "nn/mobilenetv2.h"
+#include "quant/control.h"
+#include "quant/mpquant.h"
 #include "quant/multipoint.h"
 
 /* min over all codes q ∈ [−2^(b−1), 2^(b−1) − 1]^n and all a of ‖r − a·q‖² (a = ⟨r,q⟩/⟨q,q⟩). */
@@ -85,4 +91,112 @@ Test(multipoint, points_go_where_the_output_error_is, .init = test_setup, .fini 
         if (c == 2) cr_assert(e2 < 0.5 * e1);
     }
     dq_free(C);
+}
+
+/* ------------------------------------------------------------------ on a model */
+/* The patch of x (N, H, W, C) for output position (img, oh, ow) in the weights' order, by hand. */
+static void patch(const Tensor *x, int img, int oh, int ow, int K, int S, int P, int ch, float *v) {
+    int H = x->shape[1], W = x->shape[2], C = x->shape[3], k = 0;
+    for (int kh = 0; kh < K; kh++)
+        for (int kw = 0; kw < K; kw++)
+            for (int c = 0; c < C; c++) {
+                if (ch >= 0 && c != ch) continue;
+                int ih = oh * S - P + kh, iw = ow * S - P + kw;
+                v[k++] = ih < 0 || ih >= H || iw < 0 || iw >= W ? 0 : x->data[(((size_t)img * H + ih) * W + iw) * C + c];
+            }
+}
+
+Test(mpquant, input_moments_are_the_patches_second_moments, .init = test_setup, .fini = test_teardown) {
+    for (int dw = 0; dw < 2; dw++) {
+        int C = dw ? 2 : 3, K = 3, S = dw ? 2 : 1, P = 1, H = dw ? 5 : 4;
+        LayerSpec s = {.kind = dw ? SPEC_DEPTHWISE : SPEC_CONV, .in = C, .out = dw ? C : 4, .kernel = K, .stride = S, .pad = P,
+                       .groups = dw ? C : 1};
+        Tensor *x = rand_tensor(4, (const int[]){2, H, H, C}, -1, 1);
+        size_t n = (size_t)K * K * (dw ? 1 : C);
+        double *got = dq_calloc((size_t)C * n * n, sizeof *got), *want = dq_calloc((size_t)C * n * n, sizeof *want);
+        long long count = mpq_add_moments(&s, x, got, n);
+        int OH = (H + 2 * P - K) / S + 1;
+        cr_assert_eq(count, 2LL * OH * OH, "every position (fewer than MPQ_PATCHES)");
+        float v[27];
+        for (int img = 0; img < 2; img++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OH; ow++)
+                    for (int ch = 0; ch < (dw ? C : 1); ch++) {
+                        patch(x, img, oh, ow, K, S, P, dw ? ch : -1, v);
+                        for (size_t i = 0; i < n; i++)
+                            for (size_t j = 0; j < n; j++) want[(size_t)ch * n * n + i * n + j] += (double)v[i] * v[j];
+                    }
+        for (size_t i = 0; i < (dw ? (size_t)C : 1) * n * n; i++)
+            cr_assert(fabs(got[i] - want[i]) <= 1e-9 * (1 + fabs(want[i])), "%s, entry %zu: %g vs %g", dw ? "depthwise" : "conv", i,
+                      got[i], want[i]);
+        dq_free(got), dq_free(want);
+    }
+    LayerSpec lin = {.kind = SPEC_LINEAR, .in = 6, .out = 2};
+    Tensor *x = rand_tensor(2, (const int[]){5, 6}, -1, 1);
+    double got[36] = {0};
+    cr_assert_eq(mpq_add_moments(&lin, x, got, 6), 5);
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) {
+            double w = 0;
+            for (int r = 0; r < 5; r++) w += (double)x->data[r * 6 + i] * x->data[r * 6 + j];
+            cr_assert(fabs(got[i * 6 + j] - w) <= 1e-9);
+        }
+}
+
+static void forward_uncalibrated(void *ctx) {
+    Quantizer *q = mpq_new("l.wq", false, 4, 6);
+    q->bypass = false;  // (new quantizers pass through until set up)
+    Tensor *w = rand_tensor(1, (const int[]){6}, -1, 1);
+    quantizer_forward(q, &T, w);
+}
+
+Test(mpquant, one_point_each_is_the_channels_best_point_and_storage_counts_points, .init = test_setup, .fini = test_teardown) {
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "multipoint");
+    c.w_bits = 3, c.a_bits = 8;
+    QuantContext *qc = quant_context_new(&c);
+    LayerFactory f = quant_factory(qc);
+    MobileNetV2Config mc = {.width = 0.25f, .variant = MNV2_S1X3, .in_channels = 1, .in_size = 8, .num_classes = 4, .dropout = 0};
+    Model *m = mobilenetv2_new(&mc, &f, 3);
+    Arena a;
+    arena_init(&a, 1 << 22, 0);
+    Tape t;
+    tape_init(&t, &a);
+    t.no_grad = true, t.training = false;
+    for (double avg = 1; avg <= 1.5; avg += 0.5) {
+        quant_calibrate_begin(qc);
+        mpq_calibrate_begin(qc);
+        for (int i = 0; i < qc->n_layers; i++) qc->layers[i]->wq->bypass = true;
+        tape_reset(&t);
+        model_forward(m, &t, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+        quant_calibrate_end(qc);
+        for (int i = 0; i < qc->n_layers; i++) qc->layers[i]->wq->bypass = false;
+        char err[256];
+        cr_assert(mpq_calibrate_end(qc, avg, err, sizeof err), "%s", err);
+        for (int i = 0; i < qc->n_layers; i++) {
+            QuantLayer *l = qc->layers[i];
+            int k = l->spec.out, bits = l->wq->pinned ? c.pin_bits : 3;
+            size_t n = l->weight->numel / (size_t)k;
+            double pts = mpq_points(l->wq);
+            cr_assert(l->wq->pinned || avg == 1 ? pts == 1 : pts > 1.4 && pts < 1.6, "%s: %g points", l->base.name, pts);
+            cr_assert_float_eq(quantizer_bits_stored(l->wq), bits * pts, 1e-12);
+            if (avg > 1 && !l->wq->pinned) continue;
+            tape_reset(&t);
+            Tensor *wq = quantizer_forward(l->wq, &t, l->weight);
+            float *wc = dq_malloc(n * sizeof *wc), *ac = dq_malloc(n * sizeof *ac);
+            for (int ch = 0; ch < k; ch += 3) {  // some channels: their one point, fitted alone
+                for (size_t j = 0; j < n; j++) wc[j] = l->weight->data[j * (size_t)k + (size_t)ch];
+                mp_approximate(wc, n, bits, 1, ac, NULL);
+                for (size_t j = 0; j < n; j++)
+                    cr_assert_eq(wq->data[j * (size_t)k + (size_t)ch], ac[j], "%s channel %d", l->base.name, ch);
+            }
+            dq_free(wc), dq_free(ac);
+        }
+        for (int i = 0; i < qc->n_layers; i++) qc->layers[i]->aq->calibrated = false;  // (calibrate again next round)
+    }
+    const char *msg = expect_fatal(forward_uncalibrated, NULL);
+    cr_assert(strstr(msg, "multipoint weights used before calibration") != NULL, "got: %s", msg);
+    arena_free(&a);
+    model_free(m);
+    quant_context_free(qc);
 }
