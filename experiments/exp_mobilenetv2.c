@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
     q.ddq.gap = 0.5f;                                      // levels stay half an initial fine step apart
     strcpy(q.lambda, "pi");                                // bit prices: proportional + integral, both signs
     q.kp = 0.2f, q.eta = 0.0005f;                          // λ = I + kp·e, I ← I + η·e, e = Mem/ζ − 1
-    q.settle = 0.2f;                                       // last fifth of the joint phase: flips only toward the budget
+    q.settle = 0.1f;                                       // last tenth of the joint phase: flips only toward the budget
     q.phase_warmup = 0.1f, q.phase_joint = 0.5f;           // 10% warm-up, 50% joint, then gates frozen
     q.calib_batches = 4, q.percentile = 99.9f;             // activation ranges from 4 batches, 99.9th percentile
     ModelCfg mc = {.width = 0.5f, .dropout = 0.2f, .variant = "s1x2"};

@@ -12,7 +12,7 @@
 #   with a ramped target, faster (η 0.01, 0.03), the hinge; the default two-sided price without
 #   the settling window (pi_price), with a stiffer proportional term, or with the gate step
 #   following the learning-rate schedule — all these without the settling window — and with a
-#   window half as long (settle_short: the last tenth of the joint phase).
+#   window twice as long (settle_long: the last fifth of the joint phase, the default before).
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
@@ -41,7 +41,7 @@ ramped_target|--ddq_ramp
 adam_levels|--ddq_adam
 dual_price|--ddq_lambda=dual --ddq_eta=0.003 --ddq_settle=0
 pi_price|--ddq_settle=0
-settle_short|--ddq_settle=0.1
+settle_long|--ddq_settle=0.2
 dual_ramped|--ddq_lambda=dual --ddq_eta=0.003 --ddq_ramp --ddq_settle=0
 fast_price|--ddq_lambda=dual --ddq_eta=0.01 --ddq_settle=0
 faster_price|--ddq_lambda=dual --ddq_eta=0.03 --ddq_settle=0

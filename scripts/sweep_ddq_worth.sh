@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 # DDQ rows that do, so a change of the price's default costs no finished row.
 fixed="fixed_bits lsq_like"
 priced="default frozen_uniform_levels bitops_budget ramped_target"
-ONLY="default pi_price dual_price settle_short" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C
+ONLY="default pi_price dual_price settle_long" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C
 for seed in 1 2 3; do  # Q2, Q1: the price-free rows
   for b in 3 2; do
     ONLY="$fixed" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
