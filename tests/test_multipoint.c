@@ -143,12 +143,7 @@ Test(mpquant, input_moments_are_the_patches_second_moments, .init = test_setup, 
         }
 }
 
-static void forward_uncalibrated(void *ctx) {
-    Quantizer *q = mpq_new("l.wq", false, 4, 6);
-    q->bypass = false;  // (new quantizers pass through until set up)
-    Tensor *w = rand_tensor(1, (const int[]){6}, -1, 1);
-    quantizer_forward(q, &T, w);
-}
+static void forward_uncalibrated(void *ctx) { quantizer_forward(ctx, &T, rand_tensor(1, (const int[]){6}, -1, 1)); }
 
 Test(mpquant, one_point_each_is_the_channels_best_point_and_storage_counts_points, .init = test_setup, .fini = test_teardown) {
     QuantConfig c = quant_config_defaults;
@@ -194,8 +189,11 @@ Test(mpquant, one_point_each_is_the_channels_best_point_and_storage_counts_point
         }
         for (int i = 0; i < qc->n_layers; i++) qc->layers[i]->aq->calibrated = false;  // (calibrate again next round)
     }
-    const char *msg = expect_fatal(forward_uncalibrated, NULL);
+    Quantizer *fresh = mpq_new("l.wq", false, 4, 6);  // (allocated here: the fatal error leaves the callee)
+    fresh->bypass = false;                             // (new quantizers pass through until set up)
+    const char *msg = expect_fatal(forward_uncalibrated, fresh);
     cr_assert(strstr(msg, "multipoint weights used before calibration") != NULL, "got: %s", msg);
+    quantizer_free(fresh);
     arena_free(&a);
     model_free(m);
     quant_context_free(qc);
