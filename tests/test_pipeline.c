@@ -75,14 +75,15 @@ Test(pipeline, fp32_then_ddq_meets_its_budget_and_resumes, .init = setup, .fini 
     snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
     QuantConfig q = quant_config_defaults;
     q.w_bits = 3, q.a_bits = 5, q.calib_batches = 2;
-    // 12 steps from 8 bits to 3 under the PI price. Before its error was capped at 1, the first
-    // price here was kp·5/3 and the portable build's run diverged (features.0.weight non-finite);
-    // the cap made it pass in every build. With the settling window of a tenth (the default
-    // since) the portable build's third run below (seed 4, lr 0.005) diverged again
-    // (features.8.expand.bn.running_var non-finite): the toy sits at the edge of divergence, and
-    // its window is one step long either way, so it keeps the fifth it passes with — recorded in
-    // issue 13's note, not explained.
-    q.settle = 0.2f;
+    // 12 steps from 8 bits to 3: too short for any price to act (the final guarantee does the
+    // work), so this test of the pipeline keeps the price its thresholds were set with, dual
+    // ascent without a settling window. Under the PI price the toy's runs diverge in some builds
+    // even with its error capped at 1: the third run below (seed 4, lr 0.005) in the clang
+    // sanitizer build (features.0.weight non-finite; window of a fifth) and in the portable build
+    // (a BatchNorm running variance non-finite; window of a tenth). A price that merges 5 bits in
+    // six steps may expose a fragile backward while levels collapse; recorded in issue 13's note,
+    // not explained. The real runs (MobileNetV2, 2 and 8 epochs) are finite.
+    strcpy(q.lambda, "dual"), q.eta = 0.003f, q.settle = 0;
     TrainConfig c = config("ddq");
     QPipelineResult r;
     qpipeline_run(&x, &c, &p, &q, build, NULL, &r);
