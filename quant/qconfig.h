@@ -34,6 +34,7 @@ typedef struct QuantConfig {
     float phase_joint;          // fraction with gates, levels and weights learned; then frozen
     int calib_batches;          // activation calibration batches
     bool ptq;                   // post-training: calibrate, evaluate, no fine-tuning
+    int bn_recal;               // diagnostic: BatchNorm statistics re-estimated on N batches after the run
     float mp_points;            // multipoint: mean points per output channel
     char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq | bsq | haq (alloc.h)
     int alloc_images;           // hawq, ompq: training images the allocator measures on

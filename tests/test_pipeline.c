@@ -149,6 +149,7 @@ Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = t
         QuantConfig q = quant_config_defaults;
         snprintf(q.method, sizeof q.method, "%s", methods[i]);
         q.calib_batches = 1, q.w_bits = 4, q.a_bits = 4;
+        q.bn_recal = i == 0 ? 3 : 0;  // the diagnostic, once
         TrainConfig c = config(methods[i]);
         c.epochs = 6;  // PACT needs them: 35–83% after 2 epochs depending on the build, 70–99% after 4
         QPipelineResult r;
@@ -158,6 +159,7 @@ Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = t
         cr_assert_float_eq(r.summary.mean_a_bits, 4, 1e-9, "%s: %g activation bits", methods[i], r.summary.mean_a_bits);
         cr_assert(r.fp32_acc > 0.9 && r.q_acc > 0.8, "%s: FP32 %.3f, quantized %.3f on a 4-class task", methods[i],
                   r.fp32_acc, r.q_acc);
+        cr_assert(i == 0 ? r.bn_recal_acc > 0.5 : r.bn_recal_acc == 0, "%s: re-estimated BatchNorm: %.3f", methods[i], r.bn_recal_acc);
         // every method deploys: its integer model computes the fake-quant model's codes up to float
         // rounding (uniform levels sit on the integer grid) and PACT's pinned 8-bit DoReFa weights
         // (256 odd multiples of 1/255, which int8 cannot hold). Codes are the exact check (measured
