@@ -201,11 +201,12 @@ static void calibrate(Experiment *x, Model *m, QuantContext *qc, const Dataset *
     tape_init(&t, &a);
     t.no_grad = true;
     t.training = false;
-    quant_calibrate_begin(qc);
     bool mp = qc->method == QUANT_MULTIPOINT;
     if (mp) {  // the weights' points need their layers' float inputs: weights pass through meanwhile
+        quant_calibrate_begin_fp32_weights(qc);
         mpq_calibrate_begin(qc);
-        for (int i = 0; i < qc->n_layers; i++) qc->layers[i]->wq->bypass = true;
+    } else {
+        quant_calibrate_begin(qc);
     }
     loader_start_epoch(ld, 0);
     Batch b;
@@ -216,7 +217,6 @@ static void calibrate(Experiment *x, Model *m, QuantContext *qc, const Dataset *
     quant_calibrate_end(qc);
     if (mp) {
         char err[512];
-        for (int i = 0; i < qc->n_layers; i++) qc->layers[i]->wq->bypass = false;
         printf("== multipoint: %.2f points per output channel on average, %d-bit points\n", qc->cfg.mp_points, (int)qc->cfg.w_bits);
         if (!mpq_calibrate_end(qc, qc->cfg.mp_points, err, sizeof err)) DQ_FATAL_FILE(x->prog, "--q_method=multipoint: %s", err);
     }

@@ -235,12 +235,19 @@ static void begin_one(Quantizer *q, void *ctx) {
     q->calibrating = q->role == QROLE_ACTIVATION;
 }
 
+static void weights_through(Quantizer *q, void *ctx) { q->bypass = q->role == QROLE_WEIGHT; }
+
 static void end_one(Quantizer *q, void *ctx) {
-    q->calibrating = false;
+    q->calibrating = false, q->bypass = false;
     if (q->role == QROLE_ACTIVATION && q->ops->finish_calibration) q->ops->finish_calibration(q);
 }
 
 void quant_calibrate_begin(QuantContext *qc) { quant_each(qc, begin_one, NULL); }
+
+void quant_calibrate_begin_fp32_weights(QuantContext *qc) {
+    quant_each(qc, begin_one, NULL);
+    quant_each(qc, weights_through, NULL);
+}
 void quant_calibrate_end(QuantContext *qc) { quant_each(qc, end_one, NULL); }
 
 /* ------------------------------------------------------------------ state */

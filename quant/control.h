@@ -66,6 +66,9 @@ void quant_run_guarantee(QuantRun *r);
 /* Calibration: begin puts activation quantizers in observing mode (data passes unchanged),
  * end computes their ranges and activates every quantizer. Run forwards in between. */
 void quant_calibrate_begin(QuantContext *qc);
+/* The same with the weights passing through meanwhile: the activations' ranges measured on the
+ * FP32 weights (an allocator trying bits, multipoint's points still to be built from them). */
+void quant_calibrate_begin_fp32_weights(QuantContext *qc);
 void quant_calibrate_end(QuantContext *qc);
 
 /* All quantizer state, the run's state and the trace rows as one blob (a checkpoint section). */

@@ -139,13 +139,11 @@ bool haq_search(Model *m, QuantContext *qc, const AllocBatch *batches, int n_bat
     tape_init(&e.tape, &arena);
     e.tape.training = false;  // BatchNorm's running statistics throughout
     double acc_fp32 = held_out_accuracy(&e);  // (the quantizers are bypassed on entry)
-    quant_calibrate_begin(qc);  // the activations' ranges, once, on the FP32 weights: every episode shares them
-    for (int i = 0; i < n; i++) qc->layers[i]->wq->bypass = true;
+    quant_calibrate_begin_fp32_weights(qc);  // the activations' ranges, once: every episode shares them
     e.tape.no_grad = true;
     for (int b = 0; b < e.n_train && b < 4; b++) tape_reset(&e.tape), model_forward(m, &e.tape, batches[b].x);
     e.tape.no_grad = false;
     quant_calibrate_end(qc);
-    for (int i = 0; i < n; i++) qc->layers[i]->wq->bypass = false;
     e.snapshot = dq_malloc(slab->numel * sizeof *e.snapshot);
     memcpy(e.snapshot, slab->data, slab->numel * sizeof *e.snapshot);
 

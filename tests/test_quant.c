@@ -348,20 +348,28 @@ Test(qcontrol, dual_ascent_rises_over_budget_and_falls_back, .init = setup, .fin
     quant_context_free(qc);
 }
 
+/* A calibrated tiny model whose gates hold still, priced by `lambda` (kp 0.2, η 0.001) under a
+ * budget of `bits`, and its run 30 steps into the joint phase at 8 bits. */
+static void priced_run(const char *lambda, float bits, QuantContext **qc, Model **m, QuantRun *r) {
+    QuantConfig c = quant_config_defaults;
+    c.ddq.lr_gate = 0, c.w_bits = c.a_bits = bits;
+    strcpy(c.lambda, lambda);
+    c.kp = 0.2f, c.eta = 0.001f;
+    *qc = quant_context_new(&c);
+    *m = tiny_mnv2(*qc);
+    calibrate(*m, *qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+    quant_run_init(r, *qc, 1000, 0.1f);
+    r->step = 200;
+    for (int i = 0; i < 30; i++) quant_run_step(r, 0.1f);
+}
+
 /* pi: λ = I + kp·e with I ← I + η·e, e = Mem/ζ − 1, both signs (gates held still). */
 Test(qcontrol, pi_price_is_proportional_plus_integral_and_two_sided, .init = setup, .fini = teardown) {
-    QuantConfig c = quant_config_defaults;
-    c.ddq.lr_gate = 0;
-    strcpy(c.lambda, "pi");
-    c.kp = 0.2f, c.eta = 0.001f;
-    QuantContext *qc = quant_context_new(&c);
-    Model *m = tiny_mnv2(qc);
-    calibrate(m, qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+    QuantContext *qc;
+    Model *m;
     QuantRun r;
-    quant_run_init(&r, qc, 1000, 0.1f);
-    r.step = 200;
-    for (int i = 0; i < 30; i++) quant_run_step(&r, 0.1f);  // 8 bits against 4: e = 1
-    double kp = c.kp, eta = c.eta;
+    priced_run("pi", 4, &qc, &m, &r);  // 8 bits against 4: e = 1
+    double kp = 0.2f, eta = 0.001f;  // (as priced_run sets them, in float)
     cr_assert_float_eq(r.lambda_w, 30 * eta + kp, 1e-9, "λ_w after 30 steps at e = 1: %g", r.lambda_w);
     cr_assert_float_eq(r.lambda_a, 30 * eta + kp, 1e-9);
     for (int i = 0; i < qc->n_layers; i++)
@@ -394,19 +402,12 @@ Test(qcontrol, pi_price_is_proportional_plus_integral_and_two_sided, .init = set
  * not with a proportional kick three times as large; dual ascent keeps the raw error. */
 Test(qcontrol, pi_error_is_capped_at_one_dual_is_not, .init = setup, .fini = teardown) {
     for (int pi = 1; pi >= 0; pi--) {
-        QuantConfig c = quant_config_defaults;
-        c.ddq.lr_gate = 0, c.w_bits = c.a_bits = 2;
-        strcpy(c.lambda, pi ? "pi" : "dual");
-        c.kp = 0.2f, c.eta = 0.001f;
-        QuantContext *qc = quant_context_new(&c);
-        Model *m = tiny_mnv2(qc);
-        calibrate(m, qc, rand_tensor(4, (const int[]){4, 8, 8, 1}, -1, 1));
+        QuantContext *qc;
+        Model *m;
         QuantRun r;
-        quant_run_init(&r, qc, 1000, 0.1f);
-        r.step = 200;
-        for (int i = 0; i < 30; i++) quant_run_step(&r, 0.1f);  // 8 bits against 2: e = 3
+        priced_run(pi ? "pi" : "dual", 2, &qc, &m, &r);  // 8 bits against 2: e = 3
         double want = pi ? 30 * 0.001 + 0.2 : 30 * 0.001 * 3;
-        cr_assert_float_eq(r.lambda_w, want, 1e-6, "%s: λ_w %g, want %g", c.lambda, r.lambda_w, want);
+        cr_assert_float_eq(r.lambda_w, want, 1e-6, "%s: λ_w %g, want %g", pi ? "pi" : "dual", r.lambda_w, want);
         cr_assert_float_eq(r.lambda_a, want, 1e-6);
         quant_run_free(&r);
         model_free(m);

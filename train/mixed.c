@@ -80,7 +80,6 @@ void mixed_backward(Mixed *mx, Tape *t, Tensor *loss) {
 bool mixed_unscale(Mixed *mx, ParamSlab *s) {
     if (!mx->on) return true;
     mx->steps++;
-    bool finite = true;
     if (mx->kind == LOSS_SCALE_ADAPTIVE) {  // each parameter by the scale its gradient carries
         for (int p = 0; p < s->n_params; p++) {
             Tensor *t = s->params[p].tensor;
@@ -88,14 +87,11 @@ bool mixed_unscale(Mixed *mx, ParamSlab *s) {
             if (sc > 0 && sc != 1)
                 for (size_t i = 0; i < t->numel; i++) t->grad[i] *= (float)(1 / sc);
         }
-        for (size_t i = 0; i < s->numel; i++) finite &= isfinite(s->grad[i]) != 0;
     } else {
-        float inv = 1.0f / mx->scale;
-        for (size_t i = 0; i < s->numel; i++) {
-            s->grad[i] *= inv;
-            finite &= isfinite(s->grad[i]) != 0;
-        }
+        for (size_t i = 0; i < s->numel; i++) s->grad[i] *= 1.0f / mx->scale;
     }
+    bool finite = true;
+    for (size_t i = 0; i < s->numel; i++) finite &= isfinite(s->grad[i]) != 0;
     if (!finite) {
         mx->skipped++, mx->clean = 0;
         if (mx->kind == LOSS_SCALE_DYNAMIC) mx->scale = fmaxf(mx->scale / 2, 1.0f / 65536);
