@@ -108,6 +108,14 @@ static void identity_extra(const Experiment *x, const char *const *skip, Text *t
     runid_append(t, x->opts + x->n_train_opts, x->n_opts - x->n_train_opts, skip);
 }
 
+static bool quant_relevant(const char *key, const void *cfg) { return quant_config_has_effect(cfg, key); }
+
+/* The extra identity of a quantized phase: the experiment's own options that take effect under
+ * the quantization config q (an LSQ run's identity has no --ddq_* keys). */
+static void identity_quant(const Experiment *x, const QuantConfig *q, Text *t) {
+    runid_append_relevant(t, x->opts + x->n_train_opts, x->n_opts - x->n_train_opts, quant_relevant, q);
+}
+
 /* 1. FP32: train, or reuse the finished run in its directory; fc gets the FP32 run's config. */
 static void train_fp32(Experiment *x, const TrainConfig *cfg, const QPipelineConfig *p, QBuildFn build, void *build_ctx,
                        QPipelineResult *out, TrainConfig *fc) {
@@ -298,7 +306,7 @@ static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *
     printf("== %s fine-tuning W%gA%g (%s)\n", quant_method_name(qc->method), qc->cfg.w_bits, qc->cfg.a_bits, cfg->out_dir);
     Text id;
     text_init(&id);
-    identity_extra(x, NULL, &id);
+    identity_quant(x, &qc->cfg, &id);
     TrainResult qr;
     train_model(m, cfg, id.s, &x->train, &x->test, &hooks, x->prog, &qr);
     if (run.trace) fclose(run.trace);

@@ -132,9 +132,8 @@ static bool in_list(const char *choices, const char *v) {
 }
 
 /* Options that only some methods read: refused elsewhere unless left at their default. */
-static const char *unused_option(const QuantConfig *c, const Option *o) {
+static const char *unused_option(const QuantConfig *c, const char *k) {
     QuantMethod m = quant_method_of(c);
-    const char *k = o->key;
     if (m == QUANT_NONE && strcmp(k, "q_method") != 0) return "--q_method=none (no quantization)";
     if (m != QUANT_DDQ && !strncmp(k, "ddq_", 4)) return "every --q_method but ddq";
     if (m != QUANT_MULTIPOINT && !strncmp(k, "mp_", 3)) return "every --q_method but multipoint";
@@ -158,6 +157,15 @@ static const char *unused_option(const QuantConfig *c, const Option *o) {
     return NULL;
 }
 
+bool quant_config_has_effect(const QuantConfig *c, const char *key) {
+    QuantConfig copy = *c;
+    Option o[64];
+    int n = quant_config_options(&copy, o);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(o[i].key, key)) return unused_option(c, key) == NULL;
+    return true;  // not one of ours
+}
+
 bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t es) {
     if (!in_list("ddq|lsq|pact|minmax|multipoint|none", c->method))
         return dq_fail(err, es, "--q_method=%s: unknown method", c->method);
@@ -175,7 +183,7 @@ bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, ch
         char a[OPT_STRLEN], b[OPT_STRLEN];
         options_value_str(&om[i], a, sizeof a);
         options_value_str(&od[i], b, sizeof b);
-        const char *where = strcmp(a, b) ? unused_option(c, &om[i]) : NULL;
+        const char *where = strcmp(a, b) ? unused_option(c, om[i].key) : NULL;
         if (where)
             return dq_fail(err, es, "--%s=%s has no effect with %s: leave it out (default %s)", om[i].key, a, where, b);
     }

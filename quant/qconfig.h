@@ -64,6 +64,10 @@ int quant_config_options(QuantConfig *c, Option *out);
  * refused when it differs from them (--ddq_gap with --q_method=lsq, any --q_* with
  * --q_method=none), never silently ignored; NULL skips that check. */
 bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, char *err, size_t err_size);
+/* Whether the option named key takes effect under c (the ones validate refuses away from their
+ * default: --ddq_* outside DDQ, --hawq_* without --q_alloc=hawq, …); true for keys not in the
+ * quantization config. A run's identity leaves out the options without effect. */
+bool quant_config_has_effect(const QuantConfig *c, const char *key);
 /* The same, fatal "<prog>: error: …" on a bad one. */
 void quant_config_check(const QuantConfig *c, const QuantConfig *defaults, const char *prog);
 

@@ -63,3 +63,40 @@ Test(runid, allocator_options_added_later_match_at_their_defaults) {
     cr_assert(strstr(diff, "--bsq_steps=7 (checkpoint: unset)"), "%s", diff);
     text_free(&now), text_free(&before);
 }
+
+static bool quant_relevant(const char *key, const void *cfg) { return quant_config_has_effect(cfg, key); }
+
+static void identity_of_config(QuantConfig c, bool relevant_only, Text *t) {
+    Option o[64];
+    int n = quant_config_options(&c, o);
+    text_init(t);
+    if (relevant_only) runid_append_relevant(t, o, n, quant_relevant, &c);
+    else runid_append(t, o, n, NULL);
+}
+
+/* An LSQ run's identity leaves DDQ's options out, so an LSQ checkpoint written when a DDQ default
+ * was different still resumes; a DDQ run with a different DDQ option is still refused. */
+Test(runid, options_without_effect_are_left_out_and_ignored) {
+    QuantConfig lsq = quant_config_defaults, old = quant_config_defaults;
+    snprintf(lsq.method, sizeof lsq.method, "lsq");
+    snprintf(old.method, sizeof old.method, "lsq");
+    old.settle = 0.2f;
+    Text now, stored;
+    identity_of_config(lsq, true, &now);
+    identity_of_config(old, false, &stored);  // an older checkpoint: every option, ddq_settle=0.2
+    cr_assert(!strstr(now.s, "ddq_"), "%s", now.s);
+    cr_assert(strstr(now.s, "q_method=lsq\n") && strstr(stored.s, "ddq_settle=0.2\n"), "%s", stored.s);
+    char diff[512];
+    RunIdCheck how = {.continues = true};
+    cr_assert(runid_compare(stored.s, stored.len, now.s, &how, diff, sizeof diff), "%s", diff);
+    text_free(&now), text_free(&stored);
+
+    QuantConfig ddq = quant_config_defaults, ddq_old = quant_config_defaults;
+    ddq_old.settle = 0.2f;
+    identity_of_config(ddq, true, &now);
+    identity_of_config(ddq_old, true, &stored);
+    cr_assert(!runid_compare(stored.s, stored.len, now.s, &how, diff, sizeof diff));
+    cr_assert(strstr(diff, "--ddq_settle=0.1 (checkpoint: 0.2)"), "%s", diff);
+    cr_assert(!strstr(now.s, "bsq_") && !strstr(now.s, "hawq_"), "no allocator: its options are left out");
+    text_free(&now), text_free(&stored);
+}

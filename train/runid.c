@@ -13,13 +13,20 @@ static bool skipped(const char *key, const char *const *skip) {
     return false;
 }
 
+static void append(Text *t, const Option *o) {
+    char v[OPT_STRLEN];
+    options_value_str(o, v, sizeof v);
+    text_printf(t, "%s=%s\n", o->key, v);
+}
+
 void runid_append(Text *t, const Option *opts, int n, const char *const *skip) {
-    for (int i = 0; i < n; i++) {
-        if (opts[i].role == OPT_INCIDENTAL || skipped(opts[i].key, skip)) continue;
-        char v[OPT_STRLEN];
-        options_value_str(&opts[i], v, sizeof v);
-        text_printf(t, "%s=%s\n", opts[i].key, v);
-    }
+    for (int i = 0; i < n; i++)
+        if (opts[i].role != OPT_INCIDENTAL && !skipped(opts[i].key, skip)) append(t, &opts[i]);
+}
+
+void runid_append_relevant(Text *t, const Option *opts, int n, RunIdRelevant relevant, const void *ctx) {
+    for (int i = 0; i < n; i++)
+        if (opts[i].role != OPT_INCIDENTAL && relevant(opts[i].key, ctx)) append(t, &opts[i]);
 }
 
 /* The value of key in "key=value\n" lines (len bytes), copied into out; false if absent. */
@@ -87,6 +94,7 @@ static void compare_key(const char *key, void *ctx) {
     bool has_a = lookup(c->stored, c->stored_len, key, a, sizeof a);
     bool has_b = lookup(c->current, c->current_len, key, b, sizeof b);
     if (c->in_current_pass && has_a) return;  // compared in the first pass
+    if (!has_b) return;  // the current run left it out: it has no effect on what this run computes
     if (has_a && has_b && !strcmp(a, b)) return;
     if (!has_a && has_b && absent_means(key, b)) return;
     if (!strcmp(key, "threads") && !c->how->continues) return;  // a finished run is only reused
