@@ -14,6 +14,7 @@
 #include "quant/control.h"
 #include "quant/mpquant.h"
 #include "core/text.h"
+#include "bnrecal.h"
 #include "inteval.h"
 #include "train/runid.h"
 
@@ -333,34 +334,6 @@ static bool post_training(Experiment *x, TrainConfig *cfg, QuantContext *qc, Mod
     return true;
 }
 
-/* --q_bn_recal=N, a diagnostic: training-mode forwards of N training batches with the quantizers
- * on (nothing recorded, nothing learns; BatchNorm's running statistics move with momentum 0.1, so
- * after a few dozen batches they describe the quantized model as it is), then the test set again.
- * The model's files are already written: this changes none of them. */
-static double bn_recalibrate(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Model *m, int batches, double before) {
-    LoaderConfig lc = {.batch_size = cfg->batch_size, .shuffle = true, .seed = (uint64_t)cfg->seed + 177, .prefetch = true};
-    Loader *ld = loader_new(&x->train, &lc);
-    Arena a;
-    arena_init(&a, 1 << 24, 0);
-    Tape t;
-    tape_init(&t, &a);
-    t.no_grad = true, t.training = true;
-    quant_set_bypass(qc, false);
-    loader_start_epoch(ld, 0);
-    Batch b;
-    int done = 0;
-    for (; done < batches && loader_next(ld, &b); done++) {
-        tape_reset(&t);
-        model_forward(m, &t, &b.x);
-    }
-    arena_free(&a);
-    loader_free(ld);
-    EvalResult ev = evaluate(m, &x->test, cfg->eval_batch, cfg->test_subset);
-    printf("\nBatchNorm statistics re-estimated on %d training batches (quantizers on): top-1 %.2f%% (with the trained "
-           "statistics %.2f%%)\n", done, 100 * ev.acc, 100 * before);
-    return ev.acc;
-}
-
 /* quant_summary.json: every option of the experiment and the comparison's numbers. */
 static void write_json(const Experiment *x, const QPipelineResult *r, const char *dir) {
     Text t;
@@ -524,7 +497,11 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
         Model *fp32 = fp32_model(x, &fc, build, build_ctx);
         report(x, cfg, qc, m, fp32, p->export_onnx, out);
         model_free(fp32);
-        if (qcfg->bn_recal > 0) out->bn_recal_acc = bn_recalibrate(x, cfg, qc, m, qcfg->bn_recal, out->q_acc);
+        if (qcfg->bn_recal > 0) {
+            char csv[4200];
+            snprintf(csv, sizeof csv, "%s/bn_recal.csv", cfg->out_dir);
+            out->bn_recal_acc = bn_recalibrate(m, qc, &x->train, &x->test, cfg, qcfg->bn_recal, out->q_acc, csv);
+        }
     }
     quant_alloc_free(&alloc);
     model_free(m);

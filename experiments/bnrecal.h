@@ -1,0 +1,24 @@
+/* bnrecal.h — --q_bn_recal, a diagnostic: BatchNorm's running statistics re-estimated with the
+ * quantizers on, the test set evaluated again, and how far each BatchNorm layer's statistics had
+ * been from the re-estimated ones.
+ *
+ * Training-mode forwards of N training batches (nothing recorded, nothing learns; the running
+ * statistics move with momentum 0.1, so after a few dozen batches they describe the quantized
+ * model as it is). Per layer: the mean over channels of |μ_kept − μ_new| / σ_new (shift) and of
+ * |ln(σ²_kept / σ²_new)| (scale), written as CSV. The model's other files are not touched; the
+ * model in memory keeps the new statistics.
+ */
+#ifndef DQ_BNRECAL_H
+#define DQ_BNRECAL_H
+
+#include "data/dataset.h"
+#include "nn/model.h"
+#include "quant/qlayer.h"
+#include "train/trainer.h"
+
+/* Top-1 on test after re-estimation over `batches` batches of train; csv_path ("" for none) gets
+ * one row per BatchNorm layer; the three layers that had moved most are printed. */
+double bn_recalibrate(Model *m, QuantContext *qc, const Dataset *train, const Dataset *test, const TrainConfig *cfg,
+                      int batches, double acc_before, const char *csv_path);
+
+#endif
