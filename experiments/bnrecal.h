@@ -4,9 +4,12 @@
  *
  * Training-mode forwards of N training batches (nothing recorded, nothing learns; the running
  * statistics move with momentum 0.1, so after a few dozen batches they describe the quantized
- * model as it is). Per layer: the mean over channels of |μ_kept − μ_new| / σ_new (shift) and of
- * |ln(σ²_kept / σ²_new)| (scale), written as CSV. The model's other files are not touched; the
- * model in memory keeps the new statistics.
+ * model as it is), twice: on images augmented as training augments them (random crop, flips) —
+ * if the test accuracy then stays where it was, the trained statistics were current — and on
+ * un-augmented images, the distribution the test set has (the model keeps these). Per layer, the
+ * trained statistics against the un-augmented ones: the mean over channels of
+ * |μ_kept − μ_new| / σ_new (shift) and of |ln(σ²_kept / σ²_new)| (scale), written as CSV. The
+ * model's other files are not touched.
  */
 #ifndef DQ_BNRECAL_H
 #define DQ_BNRECAL_H
@@ -16,8 +19,9 @@
 #include "quant/qlayer.h"
 #include "train/trainer.h"
 
-/* Top-1 on test after re-estimation over `batches` batches of train; csv_path ("" for none) gets
- * one row per BatchNorm layer; the three layers that had moved most are printed. */
+/* Top-1 on test after re-estimation over `batches` un-augmented batches of train (the augmented
+ * pass is printed); csv_path ("" for none) gets one row per BatchNorm layer; the three layers
+ * that differ most are printed. */
 double bn_recalibrate(Model *m, QuantContext *qc, const Dataset *train, const Dataset *test, const TrainConfig *cfg,
                       int batches, double acc_before, const char *csv_path);
 

@@ -15,6 +15,7 @@
 #include "quant/mpquant.h"
 #include "core/text.h"
 #include "bnrecal.h"
+#include "flips.h"
 #include "inteval.h"
 #include "train/runid.h"
 
@@ -56,9 +57,15 @@ typedef struct QHooks {
     QuantRun *run;
     char trace_path[4096];   // ddq_trace.csv, or "" for the other methods
     const QuantAlloc *alloc; // --q_alloc's bits (checked against a resumed checkpoint's), or NULL
+    char flips_path[4096];   // --q_flips: flips.csv, or ""
+    Flips *flips;
 } QHooks;
 
-static void hook_step(void *ctx, int epoch, int batch, float lr) { quant_run_step(((QHooks *)ctx)->run, lr); }
+static void hook_step(void *ctx, int epoch, int batch, float lr) {
+    QHooks *h = ctx;
+    quant_run_step(h->run, lr);
+    if (h->flips) flips_step(h->flips, h->run->step);
+}
 
 static void hook_save(void *ctx, Checkpoint *c) {
     QHooks *h = ctx;
@@ -90,6 +97,8 @@ static bool hook_load(void *ctx, const Checkpoint *c, char *err, size_t es) {
  * resumed: a killed run's extra rows go), then grows a flushed row per step. */
 static void hook_start(void *ctx, bool resumed) {
     QHooks *h = ctx;
+    char err[4300];
+    if (h->flips_path[0] && !(h->flips = flips_open(h->run->qc, h->flips_path, err, sizeof err))) DQ_FATAL("%s", err);
     if (!h->trace_path[0]) return;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", h->trace_path);
@@ -303,6 +312,7 @@ static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *
     quant_run_init(&run, qc, steps, cfg->lr);
     QHooks qh = {.run = &run, .alloc = alloc};
     if (qc->method == QUANT_DDQ) snprintf(qh.trace_path, sizeof qh.trace_path, "%s/ddq_trace.csv", cfg->out_dir);
+    if (qc->cfg.flips) snprintf(qh.flips_path, sizeof qh.flips_path, "%s/flips.csv", cfg->out_dir);
     TrainHooks hooks = {.ctx = &qh, .start = hook_start, .after_step = hook_step, .save = hook_save, .load = hook_load};
     printf("== %s fine-tuning W%gA%g (%s)\n", quant_method_name(qc->method), qc->cfg.w_bits, qc->cfg.a_bits, cfg->out_dir);
     Text id;
@@ -311,6 +321,7 @@ static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *
     TrainResult qr;
     train_model(m, cfg, id.s, &x->train, &x->test, &hooks, x->prog, &qr);
     if (run.trace) fclose(run.trace);
+    flips_close(qh.flips, 50);
     out->q_acc = qr.final_acc;
     epoch_stats(&qr, &out->q_img_s, &out->q_epoch_s);
     out->moved_w = run.moved_w, out->moved_a = run.moved_a;

@@ -48,6 +48,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     int n = 0;
     o[n++] = opt_choice("q_method", c->method, "quantization method (multipoint: post-training)", "ddq|lsq|pact|minmax|multipoint|none");
     o[n++] = opt_bool("q_ptq", &c->ptq, "post-training: calibrate and evaluate, no fine-tuning (multipoint always)");
+    o[n++] = opt_role(opt_bool("q_flips", &c->flips, "diagnostic: count the weights that change level at every fine-tuning step (out_dir/flips.csv)"), OPT_INCIDENTAL);
     o[n++] = opt_role(opt_int("q_bn_recal", &c->bn_recal, "diagnostic: after the run, re-estimate BatchNorm statistics on N training batches and evaluate again (0: off)", 0, 100000), OPT_INCIDENTAL);
     o[n++] = opt_float("mp_points", &c->mp_points, "multipoint: points per output channel on average (at least 1 each)", 1, 8);
     o[n++] = opt_float("q_wbits", &c->w_bits, "weight bits (DDQ: mean-bit budget)", 1, 8);
@@ -98,6 +99,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_float("ddq_settle", &c->settle, "last fraction of the joint phase: gates flip only toward the budget", 0, 1);
     o[n++] = opt_float("ddq_warmup", &c->phase_warmup, "fraction of fine-tuning before gates and levels learn", 0, 1);
     o[n++] = opt_float("ddq_joint", &c->phase_joint, "fraction with gates learning (then frozen)", 0, 1);
+    DQ_CHECK(n <= QUANT_MAX_OPTIONS);  // (a new option past the bound: raise it)
     return n;
 }
 
@@ -159,7 +161,7 @@ static const char *unused_option(const QuantConfig *c, const char *k) {
 
 bool quant_config_has_effect(const QuantConfig *c, const char *key) {
     QuantConfig copy = *c;
-    Option o[64];
+    Option o[QUANT_MAX_OPTIONS];
     int n = quant_config_options(&copy, o);
     for (int i = 0; i < n; i++)
         if (!strcmp(o[i].key, key)) return unused_option(c, key) == NULL;
@@ -176,9 +178,9 @@ bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, ch
     if (!in_list("elements|bitops", c->budget) || !in_list("dual|pi|hinge", c->lambda))
         return dq_fail(err, es, "--ddq_budget=%s / --ddq_lambda=%s: unknown", c->budget, c->lambda);
     QuantConfig mine = *c, dflt = defaults ? *defaults : quant_config_defaults;
-    Option om[64], od[64];
+    Option om[QUANT_MAX_OPTIONS], od[QUANT_MAX_OPTIONS];
     int n = quant_config_options(&mine, om);
-    DQ_CHECK(n <= 64 && quant_config_options(&dflt, od) == n);
+    DQ_CHECK(n <= QUANT_MAX_OPTIONS && quant_config_options(&dflt, od) == n);
     for (int i = 0; defaults && i < n; i++) {
         char a[OPT_STRLEN], b[OPT_STRLEN];
         options_value_str(&om[i], a, sizeof a);

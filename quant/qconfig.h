@@ -34,6 +34,7 @@ typedef struct QuantConfig {
     float phase_joint;          // fraction with gates, levels and weights learned; then frozen
     int calib_batches;          // activation calibration batches
     bool ptq;                   // post-training: calibrate, evaluate, no fine-tuning
+    bool flips;                 // diagnostic: weights changing level per step, in flips.csv
     int bn_recal;               // diagnostic: BatchNorm statistics re-estimated on N batches after the run
     float mp_points;            // multipoint: mean points per output channel
     char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq | bsq | haq (alloc.h)
@@ -56,8 +57,10 @@ typedef struct QuantConfig {
 
 extern const QuantConfig quant_config_defaults;
 
-/* Writes the options (keys prefixed "q_" for the shared ones, "ddq_" for DDQ's) into out;
- * returns how many. */
+#define QUANT_MAX_OPTIONS 80
+
+/* Writes the options (keys prefixed "q_" for the shared ones, "ddq_" for DDQ's) into out, at
+ * most QUANT_MAX_OPTIONS; returns how many. */
 int quant_config_options(QuantConfig *c, Option *out);
 /* Checks the combination; false with the reason in err. With `defaults` (the values the options
  * started from, before the command line), an option the chosen method does not implement is

@@ -635,7 +635,7 @@ Test(qcontrol, crafted_states_are_refused, .init = setup, .fini = teardown) {
 
 static void parse_q(const char *a) {
     QuantConfig c = quant_config_defaults;
-    Option o[64];
+    Option o[QUANT_MAX_OPTIONS];
     int n = quant_config_options(&c, o);
     char prog[] = "exp", arg[128];
     snprintf(arg, sizeof arg, "%s", a);

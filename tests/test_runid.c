@@ -38,7 +38,7 @@ Test(runid, an_option_added_later_matches_its_absence_at_the_old_behaviour) {
  * resumes under today's defaults — the identity of the defaults with those lines removed matches. */
 Test(runid, allocator_options_added_later_match_at_their_defaults) {
     QuantConfig c = quant_config_defaults;
-    Option o[64];
+    Option o[QUANT_MAX_OPTIONS];
     int n = quant_config_options(&c, o);
     Text now, before;
     text_init(&now), text_init(&before);
@@ -67,7 +67,7 @@ Test(runid, allocator_options_added_later_match_at_their_defaults) {
 static bool quant_relevant(const char *key, const void *cfg) { return quant_config_has_effect(cfg, key); }
 
 static void identity_of_config(QuantConfig c, bool relevant_only, Text *t) {
-    Option o[64];
+    Option o[QUANT_MAX_OPTIONS];
     int n = quant_config_options(&c, o);
     text_init(t);
     if (relevant_only) runid_append_relevant(t, o, n, quant_relevant, &c);

@@ -43,7 +43,7 @@ typedef struct TrainConfig {
     int loss_scale_window;        // dynamic: clean steps before the scale doubles
 } TrainConfig;
 
-#define TRAIN_MAX_OPTIONS 96
+#define TRAIN_MAX_OPTIONS 128
 
 /* Writes the shared options (pointing into c) to out; returns how many. */
 int train_config_options(TrainConfig *c, Option *out);
