@@ -8,7 +8,7 @@
  * if the test accuracy then stays where it was, the trained statistics were current — and on
  * un-augmented images, the distribution the test set has (the model keeps these). Per layer, the
  * trained statistics against the un-augmented ones: the mean over channels of
- * |μ_kept − μ_new| / σ_new (shift) and of |ln(σ²_kept / σ²_new)| (scale), written as CSV. The
+ * |μ_kept − μ_new| / σ_new (shift) and of |ln(σ²_kept / σ²_new)| (scale), and their largest, as CSV. The
  * model's other files are not touched.
  */
 #ifndef DQ_BNRECAL_H
