@@ -15,7 +15,9 @@
 #   BSQ ≈ 6 × 1 min, HAQ ≈ 60 × 7 s): 6 methods × 2 budgets × 3 seeds ≈ 6 h.
 # Output: runs/sweeps/alloc-mobilenetv2.csv, .md (mean ± std), -search.md (allocation seconds,
 #   median over seeds, from the RESULT lines), -bits-wB.svg and -bits-wB.md (per-layer bits of
-#   seed 1, and how many layers the methods agree on). Resumable.
+#   seed 1, and how many layers the methods agree on), -bnrecal.csv (each finished run resumed
+#   with --q_bn_recal=50: top-1 with BatchNorm statistics re-estimated on un-augmented training
+#   images, docs/allocators.md; it repeats the allocation, not the fine-tune). Resumable.
 #   METHODS="lsq hawq" BITS=4 SEEDS=1 scripts/sweep_alloc.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,6 +27,16 @@ PRESET=${PRESET:-default}
 make -s exp_mobilenetv2
 csv=runs/sweeps/alloc-mobilenetv2-$PRESET.csv
 dir() { echo "runs/sweeps/mobilenetv2-$PRESET-alloc-$1-w$2-s$3"; }
+recsv=${csv%.csv}-bnrecal.csv
+recal() {  # label seed command...: the finished run again, BatchNorm re-estimated (no training)
+  label=$1; seed=$2; shift 2
+  [ -f "$recsv" ] || echo "label,seed,q_acc,bn_recal_acc" >"$recsv"
+  awk -F, -v l="$label" -v s="$seed" '$1 == l && $2 == s {f = 1} END {exit !f}' "$recsv" && return 0
+  out=$("$@" --q_bn_recal=50 --resume=true --progress=false 2>&1 | tee -a "${csv%.csv}.log" | grep '^RESULT' | tail -1)
+  v() { printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  [ -n "$(v bn_recal_acc)" ] || { echo "sweep_alloc.sh: error: no bn_recal_acc from $*" >&2; exit 1; }
+  echo "$label,$seed,$(v q_acc),$(v bn_recal_acc)" >>"$recsv"
+}
 for seed in $SEEDS; do
   for b in $BITS; do
     for m in $METHODS; do
@@ -35,8 +47,10 @@ for seed in $SEEDS; do
         *) echo "sweep_alloc.sh: error: unknown method '$m' (lsq, hawq, ompq, bsq, haq, ddq)" >&2; exit 2 ;;
       esac
       # shellcheck disable=SC2086
-      run_exp "$csv" "$m W$b A4" ./exp_mobilenetv2 --preset="$PRESET" $args --q_wbits="$b" --q_abits=4 \
-        --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="$(dir "$m" "$b" "$seed")"
+      set -- ./exp_mobilenetv2 --preset="$PRESET" $args --q_wbits="$b" --q_abits=4 --seed="$seed" --fp32_seed="$FP32_SEED" \
+        --out_dir="$(dir "$m" "$b" "$seed")"
+      run_exp "$csv" "$m W$b A4" "$@"
+      recal "$m W$b A4" "$seed" "$@"
     done
   done
 done
@@ -66,5 +80,5 @@ for b in $BITS; do
   TITLE="weight bits per layer, budget W$b A4 (seed $first)" scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.svg"
   FORMAT=md scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.md"
 done
-cat "${csv%.csv}.md" "${csv%.csv}-search.md"
+cat "${csv%.csv}.md" "${csv%.csv}-search.md" "$recsv"
 echo "charts: ${csv%.csv}-bits-w*.svg (tables: -bits-w*.md)"
