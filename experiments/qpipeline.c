@@ -301,6 +301,25 @@ static void allocate(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Mo
     arena_free(&store);
 }
 
+/* 2'. A resumed run takes its allocation from its checkpoint instead of searching again (the
+ * identity check that follows refuses a checkpoint of other options); false: no checkpoint. */
+static bool restore_allocation(const TrainConfig *cfg, QuantContext *qc, QuantAlloc *a) {
+    if (!cfg->resume) return false;
+    char path[4200], err[512];
+    snprintf(path, sizeof path, "%s/checkpoint.bin", cfg->out_dir);
+    Checkpoint ck;
+    ckpt_init(&ck);
+    if (!ckpt_load(&ck, path)) return false;
+    const CkptSection *s = ckpt_find(&ck, "ALOC");
+    if (!s) DQ_FATAL_FILE(path, "the checkpoint has no bit allocation, but --q_alloc=%s asks for one", qc->cfg.alloc);
+    if (!quant_alloc_parse(qc, s->data, s->size, a, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    ckpt_free(&ck);
+    quant_alloc_apply(qc, a);
+    printf("== %s allocation of W%g taken from %s (no search): mean weight bits %.3f\n", qc->cfg.alloc, qc->cfg.w_bits, path,
+           a->mean_bits);
+    return true;
+}
+
 /* 4. Fine-tune with the quantizers; QuantRun drives DDQ's gates, levels and prices per step. */
 static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *m, const QuantAlloc *alloc,
                       QPipelineResult *out) {
@@ -499,7 +518,7 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
     Model *m = quantized_from_fp32(x, cfg, &fc, qc, build, build_ctx);
     threads_init(cfg->threads);
     QuantAlloc alloc = {0};
-    if (quant_alloc_of(qcfg) != ALLOC_NONE) allocate(x, cfg, qc, m, &alloc);
+    if (quant_alloc_of(qcfg) != ALLOC_NONE && !restore_allocation(cfg, qc, &alloc)) allocate(x, cfg, qc, m, &alloc);
     out->alloc_s = alloc.seconds;
     calibrate(x, m, qc, &x->train, qcfg->calib_batches, cfg->batch_size, cfg->seed);
     out->finished = qcfg->ptq || method == QUANT_MULTIPOINT ? post_training(x, cfg, qc, m, out)
@@ -537,7 +556,10 @@ void qpipeline_result_line(const Experiment *x, const QuantConfig *q, const QPip
            r->q_acc - r->fp32_acc, r->summary.mean_w_bits, r->summary.mean_a_bits, r->summary.weight_kb,
            r->summary.fp32_weight_kb, r->fp32_epoch_s, r->q_epoch_s,
            r->fp32_img_s > 0 && r->q_img_s > 0 ? r->fp32_img_s / r->q_img_s : 0, r->moved_w, r->moved_a);
-    if (strcmp(q->alloc, "none") != 0) printf(" alloc=%s alloc_s=%.1f", q->alloc, r->alloc_s);
+    if (strcmp(q->alloc, "none") != 0) {  // (a resumed run's allocation came from its checkpoint: no time to show)
+        printf(" alloc=%s", q->alloc);
+        if (r->alloc_s > 0) printf(" alloc_s=%.1f", r->alloc_s);
+    }
     if (r->bn_recal_acc > 0) printf(" bn_recal_acc=%.4f", r->bn_recal_acc);
     if (r->int_ok)
         printf(" int_acc=%.4f int_top1_agree=%.4f int_codes_alone=%.6f int_codes_chained=%.6f dqm_kb=%.1f "

@@ -47,7 +47,7 @@ typedef struct QPipelineResult {
     double fp32_epoch_s, q_epoch_s;  // median training seconds per epoch
     QuantSummary summary;
     double moved_w, moved_a;         // mean bits moved by DDQ's final guarantee
-    double alloc_s;                  // --q_alloc: the allocation's wall time
+    double alloc_s;                  // --q_alloc: the allocation's wall time (0: taken from the checkpoint)
     double bn_recal_acc;             // --q_bn_recal: top-1 after BatchNorm statistics were re-estimated (0: not run)
     char model[64];
     // 6. the integer model (model.dqm), when the engine can express the method

@@ -241,8 +241,8 @@ static bool search_bsq(Model *m, QuantContext *qc, const AllocBatch *batches, in
 }
 
 /* ------------------------------------------------------------------ common */
-bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, uint64_t seed,
-                        QuantAlloc *a, char *err, size_t es) {
+/* a for qc's layers at their current bits, nothing measured yet. */
+static void alloc_init(QuantAlloc *a, const QuantContext *qc) {
     int n = qc->n_layers;
     memset(a, 0, sizeof *a);
     a->kind = quant_alloc_of(&qc->cfg);
@@ -253,6 +253,45 @@ bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, i
     a->cost = dq_malloc((size_t)n * ALLOC_MAX_BITS * sizeof *a->cost);
     for (size_t i = 0; i < (size_t)n * ALLOC_MAX_BITS; i++) a->cost[i] = NAN;
     for (int i = 0; i < n; i++) a->bits[i] = qc->layers[i]->wq->ops->bits(qc->layers[i]->wq), a->score[i] = NAN;
+}
+
+static void alloc_mean_bits(QuantAlloc *a, const QuantContext *qc) {
+    double nb = 0, nn = 0;
+    for (int i = 0; i < a->n; i++) {
+        const QuantLayer *l = qc->layers[i];
+        if (l->wq->pinned) a->score[i] = NAN;
+        else nb += (double)l->weight->numel * a->bits[i], nn += (double)l->weight->numel;
+    }
+    a->mean_bits = nn > 0 ? nb / nn : 0;
+}
+
+bool quant_alloc_parse(const QuantContext *qc, const void *data, size_t size, QuantAlloc *a, char *err, size_t es) {
+    alloc_init(a, qc);
+    const char *p = data, *end = p + size;
+    for (int i = 0; i < a->n; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *name = qc->layers[i]->base.name;
+        size_t nlen = strlen(name);
+        int b = 0;
+        bool ok = nl && (size_t)(nl - p) > nlen + 1 && !memcmp(p, name, nlen) && p[nlen] == ' ';
+        for (const char *d = p + nlen + 1; ok && d < nl; d++) ok = *d >= '0' && *d <= '9' && (b = 10 * b + (*d - '0')) <= 8;
+        if (!ok || b < 1) {
+            quant_alloc_free(a);
+            return dq_fail(err, es, "the checkpoint's bit allocation does not fit this model (layer %d, %s)", i, name);
+        }
+        a->bits[i] = b, p = nl + 1;
+    }
+    if (p != end) {
+        quant_alloc_free(a);
+        return dq_fail(err, es, "the checkpoint's bit allocation has more layers than this model (%d)", a->n);
+    }
+    alloc_mean_bits(a, qc);
+    return true;
+}
+
+bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, int n_batches, uint64_t seed,
+                        QuantAlloc *a, char *err, size_t es) {
+    alloc_init(a, qc);
     double t0 = clock_seconds();
     quant_set_bypass(qc, true);  // the FP32 network
     bool ok = a->kind == ALLOC_HAWQ   ? search_hawq(m, qc, batches, n_batches, seed, a, err, es)
@@ -262,13 +301,7 @@ bool quant_alloc_search(Model *m, QuantContext *qc, const AllocBatch *batches, i
                                     : true;
     quant_set_bypass(qc, false);
     a->seconds = clock_seconds() - t0;
-    double nb = 0, nn = 0;
-    for (int i = 0; i < n; i++) {
-        const QuantLayer *l = qc->layers[i];
-        if (l->wq->pinned) a->score[i] = NAN;
-        else nb += (double)l->weight->numel * a->bits[i], nn += (double)l->weight->numel;
-    }
-    a->mean_bits = nn > 0 ? nb / nn : 0;
+    alloc_mean_bits(a, qc);
     return ok;
 }
 

@@ -57,6 +57,10 @@ void quant_alloc_write_csv(const QuantContext *qc, const QuantAlloc *a, Text *ou
 /* The bits as a checkpoint section's bytes (names and bits), and the check on resume: false with
  * the first difference in err. */
 void quant_alloc_save(const QuantContext *qc, const QuantAlloc *a, Text *out);
+/* The allocation quant_alloc_save wrote (data, size bytes) back into a for qc's layers, nothing
+ * measured (scores NAN, seconds 0): a stopped or finished run resumes without searching again.
+ * False with the reason in err when the lines do not name qc's layers in order with 1–8 bits. */
+bool quant_alloc_parse(const QuantContext *qc, const void *data, size_t size, QuantAlloc *a, char *err, size_t err_size);
 bool quant_alloc_matches(const QuantContext *qc, const QuantAlloc *a, const void *data, size_t size, char *err,
                          size_t err_size);
 

@@ -56,7 +56,7 @@ for seed in $SEEDS; do
 done
 summarize "$csv" >"${csv%.csv}.md"
 # the allocation's wall time per method and budget, from the RESULT lines of the sweep's log
-awk '/^RESULT/ && / alloc=/ {
+awk '/^RESULT/ && / alloc_s=/ {
        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
        k = v["alloc"] " W" v["w_budget"]; n[k]++; t[k, n[k]] = v["alloc_s"]
      }

@@ -274,6 +274,25 @@ Test(hawq, search_meets_the_budget_exactly_and_is_deterministic, .init = setup, 
         again.bits[i1] = again.bits[i1] == 2 ? 3 : 2;
         cr_assert(!quant_alloc_matches(qc, &again, t.s, t.len, err, sizeof err));
         cr_assert(strstr(err, qc->layers[i1]->base.name) != NULL, "names the layer: %s", err);
+        // read back for a resumed run: the same bits and mean, nothing measured; damaged text refused
+        QuantAlloc back;
+        cr_assert(quant_alloc_parse(qc, t.s, t.len, &back, err, sizeof err), "%s", err);
+        cr_assert_arr_eq(back.bits, al.bits, (size_t)qc->n_layers * sizeof(int));
+        cr_assert_float_eq(back.mean_bits, al.mean_bits, 1e-12);
+        cr_assert(back.seconds == 0 && isnan(back.score[1]));
+        quant_alloc_free(&back);
+        cr_assert(!quant_alloc_parse(qc, t.s, t.len - 1, &back, err, sizeof err), "the last newline cut");
+        cr_assert(!quant_alloc_parse(qc, t.s, strchr(t.s, '\n') + 1 - t.s, &back, err, sizeof err), "one line only");
+        Text bad;
+        text_init(&bad);
+        text_printf(&bad, "%s\nextra 4\n", t.s);
+        cr_assert(!quant_alloc_parse(qc, bad.s, bad.len - 0, &back, err, sizeof err), "a line too many");
+        text_free(&bad), text_init(&bad);
+        text_printf(&bad, "%s", t.s);
+        bad.s[strlen(qc->layers[0]->base.name) + 1] = '9';  // 9 bits
+        cr_assert(!quant_alloc_parse(qc, bad.s, bad.len, &back, err, sizeof err), "9 bits");
+        cr_assert(strstr(err, qc->layers[0]->base.name) != NULL, "names the layer: %s", err);
+        text_free(&bad);
         text_free(&t);
         quant_alloc_free(&al), quant_alloc_free(&again);
         dq_free(w0);
