@@ -18,6 +18,8 @@ struct Flips {
     LayerFlips *layers;
     int n;
     long long steps;             // counted so far
+    Arena arena;                 // the quantized weights of one layer at a time
+    Tape tape;
 };
 
 #define FLIPS_RING 4096
@@ -28,6 +30,9 @@ Flips *flips_open(const QuantContext *qc, const char *path, char *err, size_t es
     fprintf(f, "step,layer,bits,groups,weights,flips\n");
     Flips *fl = dq_calloc(1, sizeof *fl);
     fl->qc = qc, fl->f = f, fl->n = qc->n_layers;
+    arena_init(&fl->arena, 1 << 20, 0);
+    tape_init(&fl->tape, &fl->arena);
+    fl->tape.no_grad = true, fl->tape.training = false;
     fl->layers = dq_calloc((size_t)fl->n, sizeof *fl->layers);
     for (int i = 0; i < fl->n; i++) {
         LayerFlips *lf = &fl->layers[i];
@@ -51,16 +56,11 @@ static int nearest(const float *lv, int n, float v) {
 }
 
 void flips_step(Flips *fl, long long step) {
-    Arena a;
-    arena_init(&a, 1 << 20, 0);
-    Tape t;
-    tape_init(&t, &a);
-    t.no_grad = true, t.training = false;
     float levels[256];
     for (int i = 0; i < fl->n; i++) {
         LayerFlips *lf = &fl->layers[i];
-        tape_reset(&t);
-        Tensor *wq = quantizer_forward(lf->l->wq, &t, lf->l->weight);
+        tape_reset(&fl->tape);
+        Tensor *wq = quantizer_forward(lf->l->wq, &fl->tape, lf->l->weight);
         int nl = lf->l->wq->ops->levels(lf->l->wq, levels);
         long long flips = 0;
         for (size_t j = 0; j < wq->numel; j++) {
@@ -74,7 +74,6 @@ void flips_step(Flips *fl, long long step) {
                 wq->numel, flips);
     }
     fl->steps++;
-    arena_free(&a);
 }
 
 void flips_close(Flips *fl, long long tail) {
@@ -102,5 +101,6 @@ void flips_close(Flips *fl, long long tail) {
     if (fclose(fl->f) != 0) fprintf(stderr, "flips.csv: warning: write failed\n");
     for (int i = 0; i < fl->n; i++) dq_free(fl->layers[i].index), dq_free(fl->layers[i].per_step);
     dq_free(fl->layers);
+    arena_free(&fl->arena);
     dq_free(fl);
 }

@@ -12,17 +12,9 @@ if [ $# -eq 0 ] || [ "$1" = "--help" ]; then
   [ $# -eq 0 ] && exit 2 || exit 0
 fi
 [ $# -le 4 ] || { echo "plot_half.sh: error: at most four runs (got $#)" >&2; exit 2; }
-for arg in "$@"; do
-  case "$arg" in *=*) ;; *) echo "plot_half.sh: error: '$arg' is not LABEL=half.csv" >&2; exit 2 ;; esac
-  f=${arg#*=}
-  [ -r "$f" ] || { echo "$f: error: cannot read the file" >&2; exit 1; }
-  head -1 "$f" | grep -q '^epoch,position,op,values,underflow,overflow,log2_scale$' ||
-    { echo "$f: error: not a half.csv (header differs)" >&2; exit 1; }
-done
-for arg in "$@"; do
-  printf '%s\n' "#run ${arg%%=*}"
-  tail -n +2 "${arg#*=}"
-done | awk -F, -v title="${TITLE:-share of fp16 gradient values that underflow, per layer}" -v ops="${OPS:-conv2d linear}" '
+. "$(dirname "$0")/plot_lib.sh"
+plot_check plot_half.sh half.csv '^epoch,position,op,values,underflow,overflow,log2_scale$' "$@"
+plot_runs "$@" | awk -F, -v title="${TITLE:-share of fp16 gradient values that underflow, per layer}" -v ops="${OPS:-conv2d linear}" '
   BEGIN { split(ops, o, " "); for (i in o) want[o[i]] = 1; floor = -7 }
   /^#run / { r++; label[r] = substr($0, 6); next }
   want[$3] && $4 > 0 {

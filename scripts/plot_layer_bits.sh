@@ -10,16 +10,9 @@ if [ $# -eq 0 ] || [ "$1" = "--help" ]; then
   sed -n '2,7p' "$0" | cut -c3-
   [ $# -eq 0 ] && exit 2 || exit 0
 fi
-for arg in "$@"; do
-  case "$arg" in *=*) ;; *) echo "plot_layer_bits.sh: error: '$arg' is not LABEL=layers.csv" >&2; exit 2 ;; esac
-  f=${arg#*=}
-  [ -r "$f" ] || { echo "$f: error: cannot read" >&2; exit 1; }
-  head -1 "$f" | grep -q '^layer,kind,pinned,params,macs,w_bits,' || { echo "$f: error: not a layers.csv (header differs)" >&2; exit 1; }
-done
-for arg in "$@"; do
-  printf '#run %s\n' "${arg%%=*}"
-  tail -n +2 "${arg#*=}"
-done | awk -F, -v title="${TITLE:-weight bits per layer}" -v fmt="${FORMAT:-svg}" '
+. "$(dirname "$0")/plot_lib.sh"
+plot_check plot_layer_bits.sh layers.csv '^layer,kind,pinned,params,macs,w_bits,' "$@"
+plot_runs "$@" | awk -F, -v title="${TITLE:-weight bits per layer}" -v fmt="${FORMAT:-svg}" '
   /^#run / { r++; label[r] = substr($0, 6); next }
   { n[r]++; name[n[r]] = $1; pin[n[r]] = $3; par[n[r]] = $4; bits[r, n[r]] = $6 }
   END {

@@ -10,17 +10,9 @@ if [ $# -eq 0 ] || [ "$1" = "--help" ]; then
   sed -n '2,7p' "$0" | cut -c3-
   [ $# -eq 0 ] && exit 2 || exit 0
 fi
-for arg in "$@"; do
-  case "$arg" in *=*) ;; *) echo "plot_trace.sh: error: '$arg' is not LABEL=TRACE.csv" >&2; exit 2 ;; esac
-  f=${arg#*=}
-  [ -r "$f" ] || { echo "$f: error: cannot read the trace" >&2; exit 1; }
-  head -1 "$f" | grep -q '^step,phase,lambda_w,lambda_a,mean_w_bits,mean_a_bits,target_w,target_a$' ||
-    { echo "$f: error: not a ddq_trace.csv (header differs)" >&2; exit 1; }
-done
-for arg in "$@"; do
-  printf '%s\n' "#run ${arg%%=*}"
-  tail -n +2 "${arg#*=}"
-done | awk -F, -v title="${TITLE:-DDQ mean bits during fine-tuning}" '
+. "$(dirname "$0")/plot_lib.sh"
+plot_check plot_trace.sh ddq_trace.csv '^step,phase,lambda_w,lambda_a,mean_w_bits,mean_a_bits,target_w,target_a$' "$@"
+plot_runs "$@" | awk -F, -v title="${TITLE:-DDQ mean bits during fine-tuning}" '
   /^#run / { r++; label[r] = substr($0, 6); next }
   {
     n[r]++; s = $1 + 0; st[r, n[r]] = s; wb[r, n[r]] = $5; ab[r, n[r]] = $6; tw[r, n[r]] = $7
