@@ -451,10 +451,7 @@ static void report(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Mode
     int n = quant_report(qc, rows, qc->n_layers);
     const char *method = quant_method_name(qc->method);
     out->summary = quant_summary(rows, n, qc);
-    if (qc->method == QUANT_MULTIPOINT)  // (its layers would run as one integer GEMM per point)
-        snprintf(out->int_why, sizeof out->int_why, "multipoint layers are not built into the integer engine yet");
-    else
-        integer_model(x, cfg, qc, m, fp32, rows, n, onnx, out);
+    integer_model(x, cfg, qc, m, fp32, rows, n, onnx, out);
     printf("\nper-layer quantization (%s):\n\n", method);
     quant_report_print(stdout, rows, n);
     quant_report_write_csv(rows, n, cfg->out_dir);

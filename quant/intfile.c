@@ -8,16 +8,21 @@
  * op:    u8 kind  u8 relu  u16 name length  name  u32 in in2 out
  *        QUANT_INPUT, QUANT_FIX: quant
  *        MAXPOOL: u32 kernel stride pad          SHORTCUT: u32 stride
- *        CONV: u32 kh kw stride pad groups cin cout  u8 wbits act epi shared  u32 in_zero in_kmax
+ *        CONV: u32 kh kw stride pad groups cin cout  u8 wbits act epi shared  u8 points (version 2)
+ *              u32 in_zero in_kmax
  *              the tables: 2^wbits int8 per channel (one row when shared; none at 8 bits, where
- *              code = value + 128), the codes packed at wbits (LSB first), f32 a[cout] b[cout],
+ *              code = value + 128), points > 1: i32 pmul[points][cout], the codes packed at
+ *              wbits (LSB first): point 0's, then each later point's in the channels whose
+ *              multiplier is not 0, f32 a[cout] b[cout],
  *              CODES: quant
+ * Version 1 (no points byte: one point each) is still read.
  * quant: u16 n  u8 zero  f32 scale  i16 k[n]  f32 thresh[n − 1]
  * What the kernels use besides (expanded int8 weights, their packed GEMM layout, the integer
  * thresholds) is derived at load by the code that derives it at export, so the two agree.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/checksum.h"
@@ -26,7 +31,7 @@
 #include "intmodel.h"
 
 #define DQM_MAGIC "DDQMODEL"
-#define DQM_VERSION 1
+#define DQM_VERSION 2
 
 /* ------------------------------------------------------------------ writing */
 typedef struct Out {
@@ -69,22 +74,42 @@ static void put_quant(Out *o, const IQuant *q) {
     for (int j = 0; j + 1 < q->n; j++) put_f32(o, q->thresh[j]);
 }
 
-static size_t conv_weights_count(const IConv *cv) { return (size_t)cv->kh * cv->kw * (cv->cin / cv->groups) * cv->cout; }
+/* Codes of every point. */
+static size_t conv_weights_count(const IConv *cv) { return (size_t)(cv->points > 1 ? cv->points : 1) * intconv_weights(cv); }
 
-static void put_conv(Out *o, const IConv *cv) {
+/* Whether code i (of conv_weights_count) is in the file: every code of point 0, a later point's
+ * only in the channels whose multiplier is not 0 (the others are 0 × anything). */
+static bool code_stored(const IConv *cv, size_t i) {
+    size_t nw = intconv_weights(cv), p = i / nw;
+    return p == 0 || cv->pmul[p * (size_t)cv->cout + i % (size_t)cv->cout] != 0;
+}
+
+static size_t stored_codes(const IConv *cv) {
+    size_t n = 0, all = conv_weights_count(cv);
+    if (cv->points <= 1) return all;
+    for (size_t i = 0; i < all; i++) n += code_stored(cv, i);
+    return n;
+}
+
+static void put_conv(Out *o, const IConv *cv, uint32_t version) {
     uint32_t dims[7] = {(uint32_t)cv->kh, (uint32_t)cv->kw, (uint32_t)cv->stride, (uint32_t)cv->pad,
                         (uint32_t)cv->groups, (uint32_t)cv->cin, (uint32_t)cv->cout};
     for (int i = 0; i < 7; i++) put_u32(o, dims[i]);
     put_u8(o, (unsigned)cv->wbits), put_u8(o, (unsigned)cv->act), put_u8(o, (unsigned)cv->epi), put_u8(o, cv->shared_table);
+    if (version >= 2) put_u8(o, (unsigned)(cv->points > 1 ? cv->points : 1));
     put_u32(o, (uint32_t)cv->in_zero), put_u32(o, (uint32_t)cv->in_kmax);
     if (cv->wbits < 8) put(o, cv->wtable, (size_t)(cv->shared_table ? 1 : cv->cout) << cv->wbits);
-    size_t nw = conv_weights_count(cv), nbytes = (nw * (size_t)cv->wbits + 7) / 8;
+    for (size_t i = 0; cv->points > 1 && i < (size_t)cv->points * cv->cout; i++) put_u32(o, (uint32_t)cv->pmul[i]);
+    size_t nw = conv_weights_count(cv), nbytes = (stored_codes(cv) * (size_t)cv->wbits + 7) / 8, k = 0;
     uint8_t *packed = dq_calloc(nbytes ? nbytes : 1, 1);
-    for (size_t i = 0; i < nw; i++)  // code i at bit i·wbits
+    for (size_t i = 0; i < nw; i++) {  // the k-th stored code at bit k·wbits
+        if (!code_stored(cv, i)) continue;
         for (int b = 0; b < cv->wbits; b++) {
-            size_t bit = i * (size_t)cv->wbits + (size_t)b;
+            size_t bit = k * (size_t)cv->wbits + (size_t)b;
             if (cv->wcodes[i] >> b & 1) packed[bit / 8] |= (uint8_t)(1u << (bit % 8));
         }
+        k++;
+    }
     put(o, packed, nbytes);
     dq_free(packed);
     for (int c = 0; c < cv->cout; c++) put_f32(o, cv->a[c]);
@@ -92,9 +117,9 @@ static void put_conv(Out *o, const IConv *cv) {
     if (cv->epi == IEPI_CODES) put_quant(o, &cv->out);
 }
 
-static void serialize(const IntModel *im, Out *o) {
+static void serialize_version(const IntModel *im, Out *o, uint32_t version) {
     put(o, DQM_MAGIC, 8);
-    put_u32(o, DQM_VERSION);
+    put_u32(o, version);
     uint32_t head[7] = {(uint32_t)im->in_h, (uint32_t)im->in_w, (uint32_t)im->in_c, (uint32_t)im->num_classes,
                         (uint32_t)im->n_tensors, (uint32_t)im->n_ops, (uint32_t)im->logits};
     for (int i = 0; i < 7; i++) put_u32(o, head[i]);
@@ -116,11 +141,23 @@ static void serialize(const IntModel *im, Out *o) {
             put_u32(o, (uint32_t)op->pool.kernel), put_u32(o, (uint32_t)op->pool.stride), put_u32(o, (uint32_t)op->pool.pad);
             break;
         case IOP_SHORTCUT: put_u32(o, (uint32_t)op->stride); break;
-        case IOP_CONV: put_conv(o, &op->conv); break;
+        case IOP_CONV: put_conv(o, &op->conv, version); break;
         default: break;
         }
     }
     put_u32(o, crc32_update(0, o->p, o->n));
+}
+
+static void serialize(const IntModel *im, Out *o) { serialize_version(im, o, DQM_VERSION); }
+
+bool intmodel_encode_version(const IntModel *im, uint32_t version, uint8_t **bytes, size_t *n) {
+    for (int i = 0; i < im->n_ops && version < 2; i++)
+        if (im->ops[i].kind == IOP_CONV && im->ops[i].conv.points > 1) return false;
+    if (version < 1 || version > DQM_VERSION) return false;
+    Out o = {0};
+    serialize_version(im, &o, version);
+    *bytes = o.p, *n = o.n;
+    return true;
 }
 
 bool intmodel_save(const IntModel *im, const char *path, size_t *bytes, char *err, size_t err_size) {
@@ -217,13 +254,31 @@ static const char *conv_shape_problem(const IConv *cv) {
     return NULL;
 }
 
-static void get_conv(In *in, IConv *cv) {
+/* A multipoint layer's sums stay below 2^31 (the bound conv_points chose its multipliers by):
+ * 255·Σ_p |pmul|·Σ|value| per channel. */
+static const char *points_problem(const IConv *cv) {
+    size_t nw = intconv_weights(cv), per = nw / (size_t)cv->cout;
+    for (int c = 0; c < cv->cout; c++) {
+        double bound = 0;
+        for (int p = 0; p < cv->points; p++) {
+            double sum = 0;
+            for (size_t i = 0; i < per; i++) sum += abs(intconv_table(cv, c)[cv->wcodes[(size_t)p * nw + i * cv->cout + c]]);
+            bound += fabs((double)cv->pmul[(size_t)p * cv->cout + c]) * sum;
+        }
+        if (255 * bound >= 2147483647.0) return "multipoint multipliers whose sums would overflow 32 bits";
+    }
+    return NULL;
+}
+
+static void get_conv(In *in, IConv *cv, uint32_t version) {
     int *dims[7] = {&cv->kh, &cv->kw, &cv->stride, &cv->pad, &cv->groups, &cv->cin, &cv->cout};
     for (int i = 0; i < 7; i++) *dims[i] = (int)get_count(in, 1u << 20, "a convolution dimension over 2^20");
     cv->wbits = (int)get_u8(in, "truncated convolution");
     cv->act = (ActKind)get_u8(in, "truncated convolution");
     cv->epi = (IEpilogue)get_u8(in, "truncated convolution");
     cv->shared_table = get_u8(in, "truncated convolution") != 0;
+    cv->points = version >= 2 ? (int)get_u8(in, "truncated convolution") : 1;
+    if (!in->bad && (cv->points < 1 || cv->points > ICONV_MAX_POINTS)) in->bad = "weight points outside 1..8";
     cv->in_zero = (int)get_u32(in, "truncated convolution");
     cv->in_kmax = (int)get_u32(in, "truncated convolution");
     if (in->bad) return;
@@ -237,9 +292,11 @@ static void get_conv(In *in, IConv *cv) {
         in->bad = "a layer with more than 2^28 weights";
         return;
     }
-    size_t rows = cv->shared_table ? 1 : (size_t)cv->cout, packed = (nw * (size_t)cv->wbits + 7) / 8;
-    // the bytes this conv must still hold, before anything is allocated from its counts
-    size_t need = (cv->wbits < 8 ? rows * T : 0) + packed + 8 * (size_t)cv->cout;
+    size_t rows = cv->shared_table ? 1 : (size_t)cv->cout, muls = cv->points > 1 ? (size_t)cv->points * cv->cout : 0;
+    // the bytes this conv must still hold, before anything is allocated from its counts (the
+    // codes: at least point 0's)
+    size_t need = (cv->wbits < 8 ? rows * T : 0) + 4 * muls + (nw / (size_t)cv->points * (size_t)cv->wbits + 7) / 8 +
+                  8 * (size_t)cv->cout;
     if ((size_t)(in->end - in->p) < need) {
         in->bad = "truncated convolution weights";
         return;
@@ -252,17 +309,25 @@ static void get_conv(In *in, IConv *cv) {
         cv->wtable = dq_malloc(256);
         for (int u = 0; u < 256; u++) cv->wtable[u] = (int8_t)(u - 128);
     }
-    cv->wcodes = dq_malloc(nw ? nw : 1);
+    if (muls) {
+        cv->pmul = dq_malloc(muls * sizeof *cv->pmul);
+        for (size_t i = 0; i < muls; i++) cv->pmul[i] = (int32_t)get_u32(in, "truncated point multipliers");
+    }
+    size_t packed = (stored_codes(cv) * (size_t)cv->wbits + 7) / 8, k = 0;
+    if (!in->bad && (size_t)(in->end - in->p) < packed + 8 * (size_t)cv->cout) in->bad = "truncated weight codes";
+    cv->wcodes = dq_calloc(nw ? nw : 1, 1);  // a code not stored: 0 (its multiplier is)
     const uint8_t *bits = in->p;
-    for (size_t i = 0; i < nw; i++) {
+    for (size_t i = 0; i < nw && !in->bad; i++) {
+        if (!code_stored(cv, i)) continue;
         unsigned code = 0;
         for (int b = 0; b < cv->wbits; b++) {
-            size_t bit = i * (size_t)cv->wbits + (size_t)b;
+            size_t bit = k * (size_t)cv->wbits + (size_t)b;
             code |= (unsigned)(bits[bit / 8] >> (bit % 8) & 1) << b;
         }
-        cv->wcodes[i] = (uint8_t)code;
+        cv->wcodes[i] = (uint8_t)code, k++;
     }
     take(in, NULL, packed, "truncated weight codes");
+    if (muls && !in->bad) in->bad = points_problem(cv);
     cv->a = dq_malloc((size_t)cv->cout * sizeof(float));
     cv->b = dq_malloc((size_t)cv->cout * sizeof(float));
     for (int c = 0; c < cv->cout; c++) cv->a[c] = get_f32(in, "truncated scales");
@@ -359,8 +424,8 @@ bool intmodel_parse(IntModel *im, const uint8_t *file, size_t n, char *err, size
     if (n < 12 || memcmp(file, DQM_MAGIC, 8) != 0) return dq_fail(err, err_size, "not an integer model file (bad magic)");
     In in = {.p = file + 8, .end = file + n - 4};
     uint32_t version = get_u32(&in, "truncated header");
-    if (version != DQM_VERSION)
-        return dq_fail(err, err_size, "integer model file version %u, this build reads version %d", version, DQM_VERSION);
+    if (version < 1 || version > DQM_VERSION)
+        return dq_fail(err, err_size, "integer model file version %u, this build reads versions 1 to %d", version, DQM_VERSION);
     uint8_t tail[4];
     memcpy(tail, file + n - 4, 4);
     uint32_t crc = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
@@ -408,7 +473,7 @@ bool intmodel_parse(IntModel *im, const uint8_t *file, size_t n, char *err, size
             op->pool.pad = get_count(&in, 64, "a pooling pad over 64");
             break;
         case IOP_SHORTCUT: op->stride = get_count(&in, 64, "a shortcut stride over 64"); break;
-        case IOP_CONV: get_conv(&in, &op->conv); break;
+        case IOP_CONV: get_conv(&in, &op->conv, version); break;
         case IOP_ADD:
         case IOP_GAP: break;
         default: in.bad = "an unknown op kind";
@@ -442,7 +507,7 @@ IntModelSize intmodel_size(const IntModel *im) {
     for (int i = 0; i < im->n_ops; i++) {
         const IConv *cv = &im->ops[i].conv;
         if (im->ops[i].kind != IOP_CONV) continue;
-        s.weights += (conv_weights_count(cv) * (size_t)cv->wbits + 7) / 8;
+        s.weights += (stored_codes(cv) * (size_t)cv->wbits + 7) / 8;
         if (cv->wbits < 8) s.tables += (size_t)(cv->shared_table ? 1 : cv->cout) << cv->wbits;
     }
     return s;

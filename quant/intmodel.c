@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/igemm.h"
+#include "mpquant.h"
 #include "nn/weighted.h"
 
 typedef enum { V_INPUT, V_ACC, V_FIX, V_CODES } VKind;
@@ -165,11 +166,11 @@ static void epilogue_thresholds(IConv *cv) {
 /* ------------------------------------------------------------------ values */
 /* The largest |act(a·acc + b)| the conv can produce: |a|·Σ|w|·max|k| + |b| per channel. */
 static double conv_bound(const IConv *cv) {
-    size_t per = (size_t)cv->kh * cv->kw * (cv->cin / cv->groups);
+    size_t per = intconv_weights(cv) / (size_t)cv->cout;
     double bound = 0;
     for (int c = 0; c < cv->cout; c++) {
         double sw = 0;
-        for (size_t i = 0; i < per; i++) sw += abs(intconv_table(cv, c)[cv->wcodes[i * cv->cout + c]]);
+        for (size_t i = 0; i < per; i++) sw += fabs((double)intconv_weight(cv, i * cv->cout + c));
         double y = fabs((double)cv->a[c]) * sw * cv->in_kmax + fabs((double)cv->b[c]);
         if (cv->act == ACT_RELU6 && y > 6) y = 6;
         bound = fmax(bound, y);
@@ -281,6 +282,49 @@ static bool conv_weights(Walk *w, const QuantLayer *l, IConv *cv, float *wscale)
     return ok;
 }
 
+/* Multipoint weights (mpquant.h) keep their points: point p's codes q ∈ [−2^(b−1), 2^(b−1))
+ * stored as q + 2^(b−1), one table of values for the layer. With one point per channel the
+ * point's scale is the channel's; with more, the channel's unit u = |a_0|/2^S and the integer
+ * multipliers pmul = round(a_p/u), S the largest (≤ POINT_SHIFT_MAX) that keeps
+ * 255·Σ_p |pmul|·Σ|q_p| below 2^31: every partial sum of every kernel then fits in int32
+ * (intmodel_check holds a file to the same bound). */
+#define POINT_SHIFT_MAX 20
+
+static bool conv_points(Walk *w, const QuantLayer *l, IConv *cv, float *wscale) {
+    const float *scales;
+    const int8_t *codes;
+    int P = mpq_layer_points(l->wq, &scales, &codes), C = cv->cout, T = 1 << cv->wbits, half = T / 2;
+    if (P < 1 || P > ICONV_MAX_POINTS) return fail(w, "multipoint weights without points (not calibrated)", l->base.name);
+    size_t nw = intconv_weights(cv), per = nw / (size_t)C;
+    cv->points = P;
+    cv->wcodes = dq_malloc((size_t)P * nw);
+    for (size_t i = 0; i < (size_t)P * nw; i++) cv->wcodes[i] = (uint8_t)(codes[i] + half);
+    cv->wtable = dq_malloc((size_t)T);
+    for (int j = 0; j < T; j++) cv->wtable[j] = (int8_t)(j - half);
+    cv->shared_table = true;
+    if (P == 1) {
+        for (int c = 0; c < C; c++) wscale[c] = scales[c];
+        return true;
+    }
+    cv->pmul = dq_calloc((size_t)P * C, sizeof *cv->pmul);
+    for (int c = 0; c < C; c++) {
+        double sum_q[ICONV_MAX_POINTS] = {0}, a0 = fabs((double)scales[c]);
+        for (int p = 0; p < P; p++)
+            for (size_t i = 0; i < per; i++) sum_q[p] += abs(codes[(size_t)p * nw + i * C + c]);
+        wscale[c] = 0;
+        if (a0 == 0) continue;  // an all-zero channel: its multipliers stay 0
+        for (int S = POINT_SHIFT_MAX; S >= 0 && !wscale[c]; S--) {
+            float u = (float)ldexp(a0, -S);  // the unit as the epilogue has it
+            double bound = 0;
+            for (int p = 0; p < P; p++) bound += fabs(round(scales[(size_t)p * C + c] / (double)u)) * sum_q[p];
+            if (255 * bound < 2147483647.0) wscale[c] = u;
+        }
+        if (!wscale[c]) return fail(w, "a multipoint channel's sums do not fit in 32 bits", l->base.name);
+        for (int p = 0; p < P; p++) cv->pmul[(size_t)p * C + c] = (int32_t)round(scales[(size_t)p * C + c] / (double)wscale[c]);
+    }
+    return true;
+}
+
 static Val lower_quant_layer(Walk *w, const QuantLayer *l, Val in) {
     IntModel *im = w->im;
     const LayerSpec *s = &l->spec;
@@ -292,7 +336,7 @@ static Val lower_quant_layer(Walk *w, const QuantLayer *l, Val in) {
     IConv *cv = &op->conv;
     *cv = (IConv){.kh = linear ? 1 : s->kernel, .kw = linear ? 1 : s->kernel, .stride = linear ? 1 : s->stride,
                   .pad = linear ? 0 : s->pad, .groups = linear ? 1 : s->groups, .cin = s->in, .cout = s->out,
-                  .wbits = l->wq->ops->bits(l->wq), .act = ACT_NONE};
+                  .wbits = l->wq->ops->bits(l->wq), .points = 1, .act = ACT_NONE};
     if (x.c != cv->cin) {
         fail(w, "input channels do not match the layer", l->base.name);
         return x;
@@ -306,7 +350,7 @@ static Val lower_quant_layer(Walk *w, const QuantLayer *l, Val in) {
     cv->in_zero = iq->zero;
     for (int j = 0; j < iq->n; j++) cv->in_kmax = abs(iq->k[j]) > cv->in_kmax ? abs(iq->k[j]) : cv->in_kmax;
     float *wscale = dq_malloc((size_t)cv->cout * sizeof(float));
-    if (!conv_weights(w, l, cv, wscale)) {
+    if (!(mpq_is(l->wq) ? conv_points(w, l, cv, wscale) : conv_weights(w, l, cv, wscale))) {
         dq_free(wscale);
         return x;
     }
@@ -399,20 +443,43 @@ static Val lower(Walk *w, Layer *l, Val v) {
 }
 
 /* ------------------------------------------------------------------ weights for the kernels */
+/* A dense multipoint layer's point p ≥ 1 over the channels that have it (a nonzero multiplier). */
+static void finish_point_gemm(IConv *cv, int p) {
+    IPointGemm *g = &cv->pgemm[p];
+    int K = cv->kh * cv->kw * cv->cin, OC = cv->cout;
+    g->chan = dq_malloc((size_t)OC * sizeof *g->chan);
+    g->n = 0;
+    for (int c = 0; c < OC; c++)
+        if (cv->pmul[(size_t)p * OC + c]) g->chan[g->n++] = c;
+    int8_t *B = dq_malloc((size_t)K * (g->n ? g->n : 1));
+    const int8_t *wp = cv->w + (size_t)p * intconv_weights(cv);
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < g->n; j++) B[(size_t)k * g->n + j] = wp[(size_t)k * OC + g->chan[j]];
+    g->packed = dq_malloc(igemm_packed_bytes(K, g->n));
+    igemm_pack_b(K, g->n, B, g->packed);
+    dq_free(B);
+}
+
 static void finish_conv(IConv *cv) {
     if (cv->epi == IEPI_CODES) epilogue_thresholds(cv);
-    size_t nw = (size_t)cv->kh * cv->kw * (cv->cin / cv->groups) * cv->cout;
-    cv->w = dq_malloc(nw);
-    for (size_t i = 0; i < nw; i++) {
+    if (cv->points < 1) cv->points = 1;
+    size_t nw = intconv_weights(cv);
+    cv->w = dq_malloc((size_t)cv->points * nw);
+    for (size_t i = 0; i < (size_t)cv->points * nw; i++) {
         int c = (int)(i % (size_t)cv->cout);
         cv->w[i] = intconv_table(cv, c)[cv->wcodes[i]];
     }
+    if (cv->points > 1) {
+        cv->wide = dq_malloc(nw * sizeof *cv->wide);
+        for (size_t i = 0; i < nw; i++) cv->wide[i] = (int32_t)intconv_weight(cv, i);  // fits: the bound of conv_points
+    }
     cv->wsum = dq_calloc((size_t)cv->cout, sizeof(int32_t));
-    for (size_t i = 0; i < nw; i++) cv->wsum[i % (size_t)cv->cout] += cv->w[i];
+    for (size_t i = 0; i < nw; i++) cv->wsum[i % (size_t)cv->cout] += cv->wide ? cv->wide[i] : cv->w[i];
     if (cv->groups == 1) {  // dense, pointwise, linear: igemm's packed B (K = KH·KW·Cin, N = Cout)
         int K = cv->kh * cv->kw * cv->cin;
         cv->packed = dq_malloc(igemm_packed_bytes(K, cv->cout));
         igemm_pack_b(K, cv->cout, cv->w, cv->packed);
+        for (int p = 1; p < cv->points; p++) finish_point_gemm(cv, p);
     }
 }
 
@@ -500,6 +567,8 @@ void intmodel_free(IntModel *im) {
         intaffine_free(&im->ops[i].fix_aff);
         dq_free(cv->wcodes), dq_free(cv->wtable), dq_free(cv->w), dq_free(cv->wsum), dq_free(cv->a);
         dq_free(cv->b), dq_free(cv->thr), dq_free(cv->sign), dq_free(cv->thr_t), dq_free(cv->packed), dq_free(cv->fix_a), dq_free(cv->fix_b);
+        dq_free(cv->pmul), dq_free(cv->wide);
+        for (int p = 0; p < ICONV_MAX_POINTS; p++) dq_free(cv->pgemm[p].chan), dq_free(cv->pgemm[p].packed);
     }
     intmodel_release_work(im);
     dq_free(im->ops);

@@ -13,9 +13,18 @@
  *     its thresholds on that.
  * The classifier's sums become float logits at the very end.
  *
+ * Multipoint layers (w ≈ Σ_p a_p·q_p per output channel, quant/multipoint.h) keep their points:
+ * one plane of b-bit codes per point and an integer multiplier per point and channel, a_p ≈
+ * u_c·pmul[p][c], so the product is still one exact integer sum, acc = Σ_p pmul·(Σ k_x·q_p).
+ * The dense kernels compute it as one int8 GEMM per point (point p over the channels that have
+ * it) — multipoint's hardware story; the depthwise kernel multiplies in 32-bit lanes anyway and
+ * takes the points' sum Σ_p pmul·q_p as its weight: the same integers.
+ *
  * Approximations (measured by intmodel_compare): a quantizer's levels are snapped to an integer
  * grid (activations: max|level|/127 or /255 per tensor; weights: max|w|/127 per output channel),
- * exact when the levels already sit on it; FIX values are rounded to 2^-16 and saturate at
+ * exact when the levels already sit on it; a multipoint channel's scales are rounded to integer
+ * multiples of its unit u_c = |a_0|/2^S (S ≤ 20, the largest that keeps every sum below 2^31:
+ * relative error ≤ 2^-(S+1) on a_0); FIX values are rounded to 2^-16 and saturate at
  * ±32768.
  *
  *     (N, H, W, C) everywhere, channels-last; a "code" tensor stores k + zero as uint8, where k is
@@ -72,14 +81,29 @@ typedef enum {
     IEPI_LOGITS,       // float y = a·acc + b (the classifier)
 } IEpilogue;
 
+#define ICONV_MAX_POINTS 8
+
+/* A multipoint layer's points 1, 2, … for a dense kernel: each packed over only the channels
+ * that have it (derived). */
+typedef struct IPointGemm {
+    int n;                     // channels with this point
+    int *chan;                 // (n) which
+    int8_t *packed;            // the point's int8 values over those channels, igemm's layout
+} IPointGemm;
+
 typedef struct IConv {
     int kh, kw, stride, pad, groups;
     int cin, cout;
     int wbits;                 // the weights' bits: codes packed at this width in the file
-    uint8_t *wcodes;           // (KH, KW, Cin/G, Cout) codes, one per byte in memory
+    int points;                // weight points per channel: 1, or multipoint's several (below)
+    uint8_t *wcodes;           // (points, KH, KW, Cin/G, Cout) codes, one per byte in memory
     int8_t *wtable;            // (Cout, 2^wbits) int8 value of each weight code (rows equal: shared)
     bool shared_table;         // every channel's row is the same (the file stores one)
-    int8_t *w;                 // (KH, KW, Cin/G, Cout) int8 weights (expanded from the two above)
+    int32_t *pmul;             // points > 1: (points, Cout) the integer multiplier of each point's
+                               // values, 0 where a channel has fewer: the weight is Σ_p pmul·w_p
+    int8_t *w;                 // (points, KH, KW, Cin/G, Cout) int8 weights (expanded from the two above)
+    int32_t *wide;             // points > 1: (KH, KW, Cin/G, Cout) Σ_p pmul·w_p, the weight (derived)
+    IPointGemm pgemm[ICONV_MAX_POINTS];  // points > 1, dense: points 1.. for the GEMMs (derived)
     int32_t *wsum;             // (Cout) Σ w over the receptive field: the input zero's correction
     int in_zero;               // zero of the input codes
     int in_kmax;               // max |k| of the input codes (for the output's bound)
@@ -99,6 +123,21 @@ typedef struct IConv {
 /* Channel c's weight table. */
 static inline const int8_t *intconv_table(const IConv *cv, int c) {
     return cv->wtable + (cv->shared_table ? 0 : (size_t)c << cv->wbits);
+}
+
+/* Weights per point: KH·KW·Cin/G·Cout. */
+static inline size_t intconv_weights(const IConv *cv) {
+    return (size_t)cv->kh * cv->kw * (cv->cin / cv->groups) * cv->cout;
+}
+
+/* The integer weight i (the layout of one point's codes) from the codes: Σ_p pmul·table[code]. */
+static inline int64_t intconv_weight(const IConv *cv, size_t i) {
+    int c = (int)(i % (size_t)cv->cout);
+    if (cv->points <= 1) return intconv_table(cv, c)[cv->wcodes[i]];
+    size_t nw = intconv_weights(cv);
+    int64_t v = 0;
+    for (int p = 0; p < cv->points; p++) v += (int64_t)cv->pmul[(size_t)p * cv->cout + c] * intconv_table(cv, c)[cv->wcodes[p * nw + i]];
+    return v;
 }
 
 typedef struct IOp {
@@ -145,6 +184,9 @@ bool intmodel_save(const IntModel *im, const char *path, size_t *bytes, char *er
  * crash on a damaged file). parse: the same on bytes in memory. */
 bool intmodel_load(IntModel *im, const char *path, char *err, size_t err_size);
 bool intmodel_parse(IntModel *im, const uint8_t *file, size_t n, char *err, size_t err_size);
+/* The file's bytes at an older version (1: no multipoint layers; false where the version cannot
+ * hold the program), for tests and converters; dq_free them. */
+bool intmodel_encode_version(const IntModel *im, uint32_t version, uint8_t **bytes, size_t *n);
 /* Would its file be read back? (intmodel_from ends with it: a program it returns always loads.) */
 bool intmodel_check(const IntModel *im, char *err, size_t err_size);
 

@@ -446,6 +446,10 @@ static void simple(QWalk *w, const char *opname, const char *layer, const char *
 }
 
 bool intmodel_export_onnx(const IntModel *im, const char *path, bool fused, IntOnnxStats *st, char *err, size_t err_size) {
+    for (int i = 0; i < im->n_ops; i++)
+        if (im->ops[i].kind == IOP_CONV && im->ops[i].conv.points > 1)
+            return dq_fail(err, err_size, "%s: a multipoint layer (%d weight points per channel) has no ONNX QDQ export yet",
+                           im->ops[i].name, im->ops[i].conv.points);
     QWalk w = {.im = im, .fused = fused};
     onnx_graph_init(&w.g);
     w.quant = dq_calloc((size_t)im->n_tensors, sizeof *w.quant);

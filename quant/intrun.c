@@ -473,7 +473,8 @@ static void conv_ref(const ConvRun *r) {
                             if (ih < 0 || ih >= r->H || iw < 0 || iw >= r->W) continue;  // reads the zero
                             for (int i = 0; i < ICg; i++) {
                                 int u = r->x[(((size_t)n * r->H + ih) * r->W + iw) * r->C + g * ICg + i];
-                                s += (u - cv->in_zero) * cv->w[(((size_t)kh * cv->kw + kw) * ICg + i) * OC + oc];
+                                size_t wi = (((size_t)kh * cv->kw + kw) * ICg + i) * OC + oc;
+                                s += (u - cv->in_zero) * (cv->wide ? cv->wide[wi] : cv->w[wi]);
                             }
                         }
                     acc[oc] = s;
@@ -536,15 +537,32 @@ static bool direct_rows(const IConv *cv) {
     return cv->kh == 1 && cv->kw == 1 && cv->stride == 1 && cv->pad == 0 && cv->cin % 4 == 0;
 }
 
+/* A multipoint layer's other points (intmodel.h): acc holds point 0's sums; each point p ≥ 1 is
+ * one more int8 GEMM over the channels that have it, and acc becomes Σ_p pmul·sums_p. */
+static void add_points(const IConv *cv, const uint8_t *a, int lda, int rows, int32_t *acc, int32_t *part) {
+    int K = cv->kh * cv->kw * cv->cin, OC = cv->cout;
+    for (int m = 0; m < rows; m++)
+        for (int c = 0; c < OC; c++) acc[(size_t)m * OC + c] *= cv->pmul[c];
+    for (int p = 1; p < cv->points; p++) {
+        const IPointGemm *g = &cv->pgemm[p];
+        const int32_t *mul = cv->pmul + (size_t)p * OC;
+        if (!g->n) continue;
+        igemm_serial(rows, g->n, K, a, lda, g->packed, part, g->n);
+        for (int m = 0; m < rows; m++)
+            for (int j = 0; j < g->n; j++) acc[(size_t)m * OC + g->chan[j]] += mul[g->chan[j]] * part[(size_t)m * g->n + j];
+    }
+}
+
 static void dense_rows(void *ctx, int begin, int end, int tid) {
     const ConvRun *r = ctx;
     const IConv *cv = r->cv;
     int K = cv->kh * cv->kw * cv->cin, OC = cv->cout, P = r->OH * r->OW, M = r->N * P;
     bool direct = direct_rows(cv);
     size_t lda = direct ? (size_t)cv->cin : im2col_stride(cv), col_words = direct ? 0 : ROWS * lda / 4 + 16;
-    float *scratch = threads_scratch(tid, THREADS_SLOT_INT_COLUMNS, col_words + (size_t)OC * ROWS + 16);
+    size_t acc_words = (size_t)OC * ROWS + 16, part_words = cv->points > 1 ? (size_t)OC * ROWS : 0;
+    float *scratch = threads_scratch(tid, THREADS_SLOT_INT_COLUMNS, col_words + acc_words + part_words);
     uint8_t *col = (uint8_t *)scratch;
-    int32_t *acc = (int32_t *)(void *)(scratch + col_words);
+    int32_t *acc = (int32_t *)(void *)(scratch + col_words), *part = (int32_t *)(void *)(scratch + col_words + acc_words);
     for (int blk = begin; blk < end; blk++) {
         int m0 = blk * ROWS, m1 = m0 + ROWS < M ? m0 + ROWS : M;
         const uint8_t *a = direct ? r->x + (size_t)m0 * lda : col;
@@ -560,11 +578,20 @@ static void dense_rows(void *ctx, int begin, int end, int tid) {
             memset(col + (size_t)(m - m0) * lda + K, 0, lda - (size_t)K);
         }
         igemm_serial(m1 - m0, OC, K, a, (int)lda, cv->packed, acc, OC);
+        if (cv->points > 1) add_points(cv, a, (int)lda, m1 - m0, acc, part);
         for (int m = 0; m < m1 - m0; m++)
             for (int c = 0; c < OC; c++) acc[(size_t)m * OC + c] -= cv->in_zero * cv->wsum[c];
         epilogue_block(cv, acc, m1 - m0, r->y, (size_t)m0);
     }
 }
+
+/* Tap i of a depthwise layer: its int8 weight, or a multipoint layer's 32-bit sum of points. */
+static inline int32_t dw_tap(const IConv *cv, size_t i) { return cv->wide ? cv->wide[i] : cv->w[i]; }
+#define LOAD_TAPS(v, cv, i)                                                                                           \
+    do {                                                                                                               \
+        if ((cv)->wide) LOAD_I32X16(v, (cv)->wide + (i));                                                              \
+        else WIDEN_I8X16(v, (cv)->w + (i));                                                                            \
+    } while (0)
 
 /* Fast depthwise (G = C = OC): a block of up to ROWS pixels of one output row at a time, each tap
  * added over the whole block — acc[ow][c] += (u − zero)·w[c], channels along the vector — so the
@@ -588,13 +615,13 @@ static void depthwise_rows(void *ctx, int begin, int end, int tid) {
                 if (cv->kw == 3) {
                     while (in_lo < in_hi && in_lo * S - cv->pad < 0) in_lo++;
                     while (in_hi > in_lo && (in_hi - 1) * S - cv->pad + 2 >= r->W) in_hi--;
-                    const int8_t *w0 = cv->w + (size_t)(kh * 3) * C, *w1 = w0 + C, *w2 = w1 + C;
+                    size_t w0 = (size_t)(kh * 3) * C, w1 = w0 + C, w2 = w1 + C;
                     int c = 0;
                     for (; c + 16 <= C; c += 16) {  // 16 channels at a time, their taps kept for the row
                         i32x16 k0, k1, k2, zk, a, x0, x1, x2;
-                        WIDEN_I8X16(k0, w0 + c);
-                        WIDEN_I8X16(k1, w1 + c);
-                        WIDEN_I8X16(k2, w2 + c);
+                        LOAD_TAPS(k0, cv, w0 + c);
+                        LOAD_TAPS(k1, cv, w1 + c);
+                        LOAD_TAPS(k2, cv, w2 + c);
                         zk = zero * (k0 + k1 + k2);  // Σ (u − zero)·k = Σ u·k − zero·Σ k
                         for (int ow = in_lo; ow < in_hi; ow++) {
                             const uint8_t *x = xrow + (size_t)(ow * S - cv->pad) * C + c;
@@ -611,13 +638,14 @@ static void depthwise_rows(void *ctx, int begin, int end, int tid) {
                         const uint8_t *x = xrow + (size_t)(ow * S - cv->pad) * C;
                         int32_t *acc = block + (size_t)(ow - ow0) * C;
                         for (int cc = c; cc < C; cc++)
-                            acc[cc] += (x[cc] - zero) * w0[cc] + (x[C + cc] - zero) * w1[cc] + (x[2 * C + cc] - zero) * w2[cc];
+                            acc[cc] += (x[cc] - zero) * dw_tap(cv, w0 + cc) + (x[C + cc] - zero) * dw_tap(cv, w1 + cc) +
+                                       (x[2 * C + cc] - zero) * dw_tap(cv, w2 + cc);
                     }
                 } else {
                     in_lo = in_hi = ow0;
                 }
                 for (int kw = 0; kw < cv->kw; kw++) {  // the rest, tap by tap
-                    const int8_t *w = cv->w + (size_t)(kh * cv->kw + kw) * C;
+                    size_t w = (size_t)(kh * cv->kw + kw) * C;
                     // the outputs whose input column iw = ow·S − pad + kw is inside [0, W)
                     int lo = ow0, hi = ow1;
                     while (lo < hi && lo * S - cv->pad + kw < 0) lo++;
@@ -631,11 +659,11 @@ static void depthwise_rows(void *ctx, int begin, int end, int tid) {
                             i32x16 a, u, k;
                             LOAD_I32X16(a, acc + c);
                             WIDEN_U8X16(u, x + c);
-                            WIDEN_I8X16(k, w + c);
+                            LOAD_TAPS(k, cv, w + c);
                             a += (u - zero) * k;
                             memcpy(acc + c, &a, sizeof a);
                         }
-                        for (; c < C; c++) acc[c] += (x[c] - zero) * w[c];
+                        for (; c < C; c++) acc[c] += (x[c] - zero) * dw_tap(cv, w + c);
                     }
                 }
             }
@@ -924,6 +952,7 @@ void intmodel_print(const IntModel *im, FILE *f) {
         if (op->kind == IOP_CONV)
             fprintf(f, "  %dx%d/%d g%d w%db -> %s %d levels", op->conv.kh, op->conv.kw, op->conv.stride, op->conv.groups,
                     op->conv.wbits, epis[op->conv.epi], op->conv.epi == IEPI_CODES ? op->conv.out.n : 0);
+        if (op->kind == IOP_CONV && op->conv.points > 1) fprintf(f, ", %d points", op->conv.points);
         if (op->kind == IOP_QUANT_INPUT || op->kind == IOP_QUANT_FIX) fprintf(f, "  %d levels", op->q.n);
         const IAffine *a = op->kind == IOP_CONV ? &op->conv.aff : op->kind == IOP_QUANT_FIX ? &op->fix_aff : NULL;
         if (a && a->ok)

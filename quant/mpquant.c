@@ -13,6 +13,9 @@ typedef struct Mpq {
     Quantizer base;
     int bits, channels;
     float *approx;      // the layer's weights as the sum of their points (NULL: not yet)
+    float *scales;      // (MP_MAX_POINTS, channels) each point's scale, 0 where a channel has fewer
+    int8_t *codes;      // (MP_MAX_POINTS, weights) each point's codes in the weights' layout
+    int max_points;     // the most points any channel has
     double points;      // mean points per output channel
     long long fan_in;
 } Mpq;
@@ -21,6 +24,12 @@ static const QuantizerOps MPQ_OPS;
 
 bool mpq_is(const Quantizer *q) { return q->ops == &MPQ_OPS; }
 double mpq_points(const Quantizer *q) { return ((const Mpq *)q)->points; }
+
+int mpq_layer_points(const Quantizer *q, const float **scales, const int8_t **codes) {
+    const Mpq *m = (const Mpq *)q;
+    *scales = m->scales, *codes = m->codes;
+    return m->approx ? m->max_points : 0;
+}
 
 static Tensor *mpq_forward(Quantizer *q, Tape *t, Tensor *w) {
     Mpq *m = (Mpq *)q;
@@ -71,7 +80,8 @@ static void mpq_save(const Quantizer *q, QBytes *b) { (void)q, (void)b; }  // po
 static bool mpq_load(Quantizer *q, QBytes *b, char *err, size_t es) { return (void)q, (void)b, (void)err, (void)es, true; }
 
 static void mpq_free(Quantizer *q) {
-    dq_free(((Mpq *)q)->approx);
+    Mpq *m = (Mpq *)q;
+    dq_free(m->approx), dq_free(m->scales), dq_free(m->codes);
     dq_free(q);
 }
 
@@ -188,12 +198,16 @@ bool mpq_calibrate_end(QuantContext *qc, double avg_points, char *err, size_t es
         int k = s->out, budget = l->wq->pinned ? k : (int)lround(avg_points * k);
         if (budget < k) budget = k;
         int *points = dq_malloc((size_t)k * sizeof *points);
-        dq_free(m->approx);
-        m->approx = dq_malloc(l->weight->numel * sizeof *m->approx);
-        mp_allocate(l->weight->data, k, mo->n, 1, (size_t)k, mo->C, mpq_depthwise(s) ? mo->n * mo->n : 0, m->bits, budget,
-                    m->approx, points);
+        size_t numel = l->weight->numel;
+        dq_free(m->approx), dq_free(m->scales), dq_free(m->codes);
+        m->approx = dq_malloc(numel * sizeof *m->approx);
+        m->scales = dq_malloc((size_t)MP_MAX_POINTS * k * sizeof *m->scales);
+        m->codes = dq_malloc(MP_MAX_POINTS * numel);
+        mp_allocate_points(l->weight->data, k, mo->n, 1, (size_t)k, mo->C, mpq_depthwise(s) ? mo->n * mo->n : 0, m->bits,
+                           budget, m->approx, points, m->scales, m->codes, numel);
         long long sum = 0;
-        for (int j = 0; j < k; j++) sum += points[j];
+        m->max_points = 0;
+        for (int j = 0; j < k; j++) sum += points[j], m->max_points = points[j] > m->max_points ? points[j] : m->max_points;
         m->points = (double)sum / k, m->channels = k, m->fan_in = (long long)mo->n;
         dq_free(points);
     }

@@ -21,6 +21,9 @@ Quantizer *mpq_new(const char *name, bool pinned, int bits, long long elems);
 bool mpq_is(const Quantizer *q);
 /* Mean points per output channel of the approximation (0 before it is set). */
 double mpq_points(const Quantizer *q);
+/* The points themselves (multipoint.h's mp_allocate_points layout, MP_MAX_POINTS planes): returns
+ * the most points a channel has (0 before calibration). */
+int mpq_layer_points(const Quantizer *q, const float **scales, const int8_t **codes);
 
 /* Adds the second moments of layer s's inputs x (a batch) into C — n × n, or one n × n per
  * channel for a depthwise layer (mpq_depthwise) — at most MPQ_PATCHES patches at a fixed stride;

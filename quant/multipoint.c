@@ -103,7 +103,14 @@ static double quad(const double *C, const float *d, size_t n) {
 
 void mp_allocate(const float *w, int k, size_t n, size_t stride, size_t step, const double *C, size_t C_stride,
                  int bits, int budget, float *approx, int *points) {
+    mp_allocate_points(w, k, n, stride, step, C, C_stride, bits, budget, approx, points, NULL, NULL, 0);
+}
+
+void mp_allocate_points(const float *w, int k, size_t n, size_t stride, size_t step, const double *C, size_t C_stride,
+                        int bits, int budget, float *approx, int *points, float *scales, int8_t *codes, size_t plane) {
     DQ_CHECK(k > 0 && budget >= k);
+    if (scales) memset(scales, 0, (size_t)MP_MAX_POINTS * k * sizeof *scales);
+    if (codes) memset(codes, 0, MP_MAX_POINTS * plane);
     float *wc = dq_malloc((size_t)k * n * sizeof *wc), *ac = dq_calloc((size_t)k * n, sizeof *ac);
     float *r = dq_malloc(n * sizeof *r), a;
     double *e = dq_malloc((size_t)k * sizeof *e);
@@ -124,6 +131,9 @@ void mp_allocate(const float *w, int k, size_t n, size_t stride, size_t step, co
         for (size_t i = 0; i < n; i++) r[i] = wj[i] - aj[i];
         mp_fit_point(r, n, bits, &a, q);
         for (size_t i = 0; i < n; i++) aj[i] += a * q[i], r[i] = wj[i] - aj[i];
+        if (scales) scales[(size_t)points[c] * k + c] = a;
+        if (codes)
+            for (size_t i = 0; i < n; i++) codes[(size_t)points[c] * plane + (size_t)c * stride + i * step] = q[i];
         points[c]++;
         e[c] = quad(C + (size_t)c * C_stride, r, n);
     }

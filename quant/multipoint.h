@@ -33,8 +33,13 @@ void mp_approximate(const float *w, size_t n, int bits, int points, float *appro
  * i < n), C the n × n input second moment per channel (shared: C_stride 0; per channel, e.g.
  * depthwise: n·n apart). Every channel gets one point (budget ≥ k), then `budget − k` more go one at a time to
  * the channel whose output error is largest (up to MP_MAX_POINTS each). Writes the approximation
- * into approx (same layout as w) and the points per channel into points. */
+ * into approx (same layout as w) and the points per channel into points; the points themselves,
+ * when asked for (the integer engine runs them): channel c's point p scale in scales[p·k + c] and
+ * its codes in codes[p·plane + c·stride + i·step] (plane = the layout's size), 0 for a point the
+ * channel does not have (both MP_MAX_POINTS planes long). */
 void mp_allocate(const float *w, int k, size_t n, size_t stride, size_t step, const double *C, size_t C_stride,
                  int bits, int budget, float *approx, int *points);
+void mp_allocate_points(const float *w, int k, size_t n, size_t stride, size_t step, const double *C, size_t C_stride,
+                        int bits, int budget, float *approx, int *points, float *scales, int8_t *codes, size_t plane);
 
 #endif

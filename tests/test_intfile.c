@@ -15,6 +15,7 @@
 #include "nn/mobilenetv2.h"
 #include "quant/control.h"
 #include "quant/intmodel.h"
+#include "quant/mpquant.h"
 
 typedef struct Built {
     QuantContext *qc;
@@ -28,9 +29,11 @@ static void snap_at(Quantizer *q, void *ctx) {
     ddq_snap(q);
 }
 
-/* A calibrated DDQ network (LeNet or a small MobileNetV2) at `bits` (0: 8, as calibrated). */
-static void build(Built *b, bool mnv2, int bits) {
+/* A calibrated DDQ network (LeNet or a small MobileNetV2) at `bits` (0: 8, as calibrated); or,
+ * with mp_points, a multipoint one with points of `bits`. */
+static void build_with(Built *b, bool mnv2, int bits, double mp_points) {
     QuantConfig cfg = quant_config_defaults;
+    if (mp_points) strcpy(cfg.method, "multipoint"), cfg.w_bits = bits, cfg.a_bits = 8;
     b->qc = quant_context_new(&cfg);
     LayerFactory f = quant_factory(b->qc);
     if (mnv2) {
@@ -43,13 +46,17 @@ static void build(Built *b, bool mnv2, int bits) {
     Tensor *x = tensor_new4(&test_arena, 16, 8, 8, 1);
     rng_fill_uniform(&R, x->data, x->numel, -2, 2);
     T.training = false, T.no_grad = true;
-    quant_calibrate_begin(b->qc);
+    char err[256];
+    if (mp_points) quant_calibrate_begin_fp32_weights(b->qc), mpq_calibrate_begin(b->qc);
+    else quant_calibrate_begin(b->qc);
     model_forward(b->m, &T, x);
     quant_calibrate_end(b->qc);
-    if (bits) quant_each(b->qc, snap_at, &bits);
-    char err[256];
+    if (mp_points) cr_assert(mpq_calibrate_end(b->qc, mp_points, err, sizeof err), "%s", err);
+    else if (bits) quant_each(b->qc, snap_at, &bits);
     cr_assert(intmodel_from(b->m, b->qc, &b->im, err, sizeof err), "%s", err);
 }
+
+static void build(Built *b, bool mnv2, int bits) { build_with(b, mnv2, bits, 0); }
 
 static void built_free(Built *b) {
     intmodel_free(&b->im);
@@ -61,9 +68,9 @@ static void tmp_path(char *path, size_t n, const char *tag) {
     snprintf(path, n, "/tmp/ddqc_intfile_%s_%d.dqm", tag, (int)getpid());
 }
 
-static void round_trip(bool mnv2, int bits) {
+static void round_trip(bool mnv2, int bits, double mp_points) {
     Built b;
-    build(&b, mnv2, bits);
+    build_with(&b, mnv2, bits, mp_points);
     char path[256], err[256];
     tmp_path(path, sizeof path, "rt");
     size_t bytes;
@@ -88,9 +95,10 @@ static void round_trip(bool mnv2, int bits) {
     unlink(path);
 }
 
-Test(intfile, round_trip_lenet_8_bits, .init = test_setup, .fini = test_teardown) { round_trip(false, 0); }
-Test(intfile, round_trip_lenet_3_bits, .init = test_setup, .fini = test_teardown) { round_trip(false, 3); }
-Test(intfile, round_trip_mobilenetv2_4_bits, .init = test_setup, .fini = test_teardown) { round_trip(true, 4); }
+Test(intfile, round_trip_lenet_8_bits, .init = test_setup, .fini = test_teardown) { round_trip(false, 0, 0); }
+Test(intfile, round_trip_lenet_3_bits, .init = test_setup, .fini = test_teardown) { round_trip(false, 3, 0); }
+Test(intfile, round_trip_mobilenetv2_4_bits, .init = test_setup, .fini = test_teardown) { round_trip(true, 4, 0); }
+Test(intfile, round_trip_mobilenetv2_multipoint, .init = test_setup, .fini = test_teardown) { round_trip(true, 4, 1.5); }
 
 /* ------------------------------------------------------------------ damage */
 typedef struct Bytes {
@@ -206,4 +214,55 @@ Test(intfile, a_missing_file_is_an_error, .init = test_setup, .fini = test_teard
     char err[256] = "";
     cr_assert(!intmodel_load(&im, "/tmp/ddqc_no_such_model.dqm", err, sizeof err));
     cr_assert(err[0]);
+}
+
+/* ------------------------------------------------------------------ versions and multipoint */
+/* A version-1 file (before multipoint: no points byte) still loads, to the same logits; a
+ * multipoint program has no version-1 form. */
+Test(intfile, version_1_files_are_read, .init = test_setup, .fini = test_teardown) {
+    Built b;
+    build(&b, true, 4);
+    uint8_t *v1;
+    size_t n;
+    cr_assert(intmodel_encode_version(&b.im, 1, &v1, &n));
+    Bytes v2 = file_bytes(&b.im);
+    cr_assert(v2.n > n && v1[8] == 1 && v2.p[8] == 2, "version 1: %zu bytes, version 2: %zu", n, v2.n);
+    IntModel back;
+    char err[256];
+    cr_assert(intmodel_parse(&back, v1, n, err, sizeof err), "%s", err);
+    float x[3 * 64], y0[3 * 4], y1[3 * 4];
+    rng_fill_uniform(&R, x, 3 * 64, -2, 2);
+    intmodel_forward(&b.im, x, 3, y0, false);
+    intmodel_forward(&back, x, 3, y1, false);
+    assert_bits_equal(y1, y0, 3 * 4, "logits from the version-1 file");
+    intmodel_free(&back);
+    dq_free(v1), dq_free(v2.p);
+    built_free(&b);
+    Built mp;
+    build_with(&mp, false, 3, 2);
+    cr_assert(!intmodel_encode_version(&mp.im, 1, &v1, &n), "a multipoint program written as version 1");
+    built_free(&mp);
+}
+
+/* A multipoint file truncated anywhere is refused; point multipliers whose sums could overflow
+ * 32 bits are refused (they would be undefined arithmetic in the kernels), with the reason. */
+Test(intfile, multipoint_multipliers_that_overflow_are_refused, .init = test_setup, .fini = test_teardown) {
+    Built b;
+    build_with(&b, false, 3, 2);
+    IConv *cv = NULL;
+    for (int i = 0; i < b.im.n_ops && !cv; i++)
+        if (b.im.ops[i].kind == IOP_CONV && b.im.ops[i].conv.points > 1) cv = &b.im.ops[i].conv;
+    cr_assert(cv, "no layer with several points");
+    Bytes good = file_bytes(&b.im);
+    IntModel back;
+    char err[256];
+    cr_assert(intmodel_parse(&back, good.p, good.n, err, sizeof err), "%s", err);
+    intmodel_free(&back);
+    for (size_t len = 0; len < good.n; len += len < 400 ? 1 : 61) expect_refused(good.p, len, NULL, "truncated multipoint");
+    cv->pmul[cv->cout] = 1 << 28;  // channel 0's second point
+    Bytes bad = file_bytes(&b.im);
+    expect_refused(bad.p, bad.n, "overflow 32 bits", "a huge point multiplier");
+    cr_assert(!intmodel_check(&b.im, err, sizeof err) && strstr(err, "overflow"), "intmodel_check: %s", err);
+    dq_free(good.p), dq_free(bad.p);
+    built_free(&b);
 }

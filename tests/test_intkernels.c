@@ -3,7 +3,8 @@
  * are not multiples of 4 and 16), linear on a flattened input, depthwise 3×3 stride 1 and 2; batch
  * 1 and more; odd spatial sizes; weight bits 2–8; input zero points 0 (after a ReLU), 128 and
  * others (signed inputs); output quantizers of 2 to 256 levels (both threshold paths and their
- * tails), fixed-point and logits epilogues, each activation. Outputs must be identical: integer
+ * tails), fixed-point and logits epilogues, each activation; multipoint layers of 2–8 points
+ * (dense: a GEMM per point; depthwise: 32-bit taps). Outputs must be identical: integer
  * sums are exact, so the fast kernels leave nothing to tolerate. */
 #include <math.h>
 #include <string.h>
@@ -20,6 +21,7 @@ typedef struct Case {
     int grid;               // output levels: 0 uneven gaps, GRID_EVEN evenly spaced, GRID_KINK one gap wider
     int wbits, levels;      // levels of the output quantizer (IEPI_CODES)
     int zero;               // the input's zero point
+    int points;             // multipoint: weight points per channel (0, 1: one)
     IEpilogue epi;
     ActKind act;
 } Case;
@@ -64,15 +66,26 @@ static void run_case(const Case *c) {
                   .cin = c->flat ? c->h * c->w * c->cin : c->cin, .cout = c->cout, .wbits = c->wbits, .in_zero = c->zero,
                   .in_kmax = 255, .act = c->act, .epi = c->epi};
     size_t nw = (size_t)kk * kk * (cv->cin / groups) * cv->cout, tab = (size_t)1 << c->wbits;
-    cv->wcodes = dq_malloc(nw);
+    int P = c->points > 1 ? c->points : 1;
+    cv->points = P;
+    cv->wcodes = dq_malloc((size_t)P * nw);
     cv->wtable = dq_malloc((size_t)cv->cout * tab);
-    for (size_t i = 0; i < nw; i++) cv->wcodes[i] = (uint8_t)rng_below(&R, (uint32_t)tab);
+    for (size_t i = 0; i < (size_t)P * nw; i++) cv->wcodes[i] = (uint8_t)rng_below(&R, (uint32_t)tab);
     for (size_t i = 0; i < (size_t)cv->cout * tab; i++) cv->wtable[i] = (int8_t)((int)rng_below(&R, 256) - 128);
     cv->a = dq_malloc((size_t)cv->cout * sizeof(float));
     cv->b = dq_malloc((size_t)cv->cout * sizeof(float));
     for (int o = 0; o < cv->cout; o++) {  // scales of either sign (a negative γ flips the comparisons)
         cv->a[o] = (rng_uniform(&R) < 0.2f ? -1 : 1) * (0.5f + rng_uniform(&R)) * 12.0f / (255.0f * 128 * sqrtf((float)nw / cv->cout));
         cv->b[o] = rng_uniform(&R) - 0.5f;
+    }
+    if (P > 1) {  // point 0 in every channel (multiplier ±64..100), later ones in about two channels of three
+        cv->pmul = dq_malloc((size_t)P * cv->cout * sizeof *cv->pmul);
+        for (int p = 0; p < P; p++)
+            for (int o = 0; o < cv->cout; o++)
+                cv->pmul[(size_t)p * cv->cout + o] = p == 0   ? (rng_below(&R, 2) ? 1 : -1) * (64 + (int)rng_below(&R, 37))
+                                                    : rng_below(&R, 3) ? (int)rng_below(&R, 33) - 16
+                                                                       : 0;
+        for (int o = 0; o < cv->cout; o++) cv->a[o] /= 80;  // the sums are ~80 times an int8 layer's
     }
     if (c->epi == IEPI_CODES) make_quant_grid(&cv->out, c->levels, c->grid);
     if (c->ties) {  // small sums; y = ±acc; thresholds on the integers around 0
@@ -98,9 +111,9 @@ static void run_case(const Case *c) {
     size_t bad = 0;
     while (bad < bytes && ref[bad] == fast[bad]) bad++;
     cr_assert(bad == bytes,
-              "n%d %dx%dx%d -> %d, k%d s%d p%d %s%s, w%d bits, %d levels, zero %d, epilogue %d, act %d: byte %zu differs",
+              "n%d %dx%dx%d -> %d, k%d s%d p%d %s%s, w%d bits × %d points, %d levels, zero %d, epilogue %d, act %d: byte %zu differs",
               c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad, c->depthwise ? "depthwise" : "dense",
-              c->flat ? " (flat)" : "", c->wbits, c->levels, c->zero, c->epi, c->act, bad);
+              c->flat ? " (flat)" : "", c->wbits, P, c->levels, c->zero, c->epi, c->act, bad);
     if (c->epi == IEPI_CODES) {  // and the codes are not all alike (the case tests something)
         size_t distinct = 0;
         bool seen[256] = {0};
@@ -146,6 +159,17 @@ static const Case cases[] = {
     {.n = 1, .h = 6, .w = 6, .cin = 16, .cout = 16, .k = 1, .stride = 1, .pad = 0, .grid = GRID_KINK, .wbits = 5, .levels = 12, .zero = 0, .epi = IEPI_CODES, .act = ACT_RELU6},
     {.n = 2, .h = 7, .w = 5, .cin = 41, .cout = 41, .k = 3, .stride = 2, .pad = 1, .depthwise = true, .grid = GRID_KINK, .wbits = 8, .levels = 64, .zero = 0, .epi = IEPI_CODES, .act = ACT_NONE},
     {.n = 1, .h = 9, .w = 9, .cin = 23, .cout = 23, .k = 3, .stride = 1, .pad = 1, .depthwise = true, .grid = GRID_EVEN, .wbits = 7, .levels = 200, .zero = 3, .epi = IEPI_CODES, .act = ACT_RELU},
+    // multipoint: 2–8 points per channel, each an int8 GEMM over the channels that have it (dense,
+    // pointwise, linear), or summed into 32-bit taps (depthwise)
+    {.n = 2, .h = 9, .w = 7, .cin = 3, .cout = 16, .k = 3, .stride = 1, .pad = 1, .points = 2, .wbits = 4, .levels = 16, .zero = 0, .epi = IEPI_CODES, .act = ACT_RELU6},
+    {.n = 1, .h = 7, .w = 7, .cin = 32, .cout = 37, .k = 1, .stride = 1, .pad = 0, .points = 3, .wbits = 4, .levels = 256, .zero = 0, .epi = IEPI_CODES, .act = ACT_RELU},
+    {.n = 2, .h = 5, .w = 9, .cin = 13, .cout = 70, .k = 1, .stride = 1, .pad = 0, .points = 8, .wbits = 3, .levels = 9, .zero = 128, .epi = IEPI_CODES, .act = ACT_NONE},
+    {.n = 3, .h = 8, .w = 8, .cin = 5, .cout = 33, .k = 3, .stride = 2, .pad = 0, .points = 2, .wbits = 8, .levels = 8, .zero = 0, .epi = IEPI_FIX, .act = ACT_NONE},
+    {.n = 5, .h = 1, .w = 1, .cin = 64, .cout = 10, .k = 1, .stride = 1, .pad = 0, .points = 4, .wbits = 4, .levels = 0, .zero = 0, .epi = IEPI_LOGITS, .act = ACT_NONE},
+    {.n = 4, .h = 3, .w = 3, .cin = 5, .cout = 12, .k = 1, .stride = 1, .pad = 0, .flat = true, .points = 2, .wbits = 2, .levels = 5, .zero = 0, .epi = IEPI_CODES, .act = ACT_RELU},
+    {.n = 2, .h = 9, .w = 7, .cin = 48, .cout = 48, .k = 3, .stride = 1, .pad = 1, .depthwise = true, .points = 2, .wbits = 4, .levels = 16, .zero = 0, .epi = IEPI_CODES, .act = ACT_RELU6},
+    {.n = 1, .h = 4, .w = 70, .cin = 97, .cout = 97, .k = 3, .stride = 2, .pad = 1, .depthwise = true, .points = 5, .wbits = 3, .levels = 128, .zero = 3, .epi = IEPI_CODES, .act = ACT_NONE},
+    {.n = 2, .h = 5, .w = 5, .cin = 24, .cout = 24, .k = 3, .stride = 1, .pad = 1, .depthwise = true, .points = 3, .wbits = 2, .levels = 0, .zero = 0, .epi = IEPI_FIX, .act = ACT_RELU6},
 };
 
 static void all_cases(int threads) {

@@ -18,6 +18,7 @@
 #include "quant/control.h"
 #include "nn/onnx.h"
 #include "quant/intmodel.h"
+#include "quant/mpquant.h"
 
 typedef enum { NET_MNV2, NET_RESNET, NET_LENET } NetKind;
 
@@ -37,7 +38,7 @@ static Model *build(NetKind k, QuantContext *qc) {
 
 /* BatchNorm statistics from 20 batches (the quantizers still pass data through), then the
  * quantizers calibrated on one more, as the pipeline does after FP32 training. */
-static void settle(Model *m, QuantContext *qc, Tensor *x) {
+static void settle(Model *m, QuantContext *qc, Tensor *x, double mp_points) {
     Arena a;
     arena_init(&a, 1 << 20, 0);
     Tape t;
@@ -49,10 +50,17 @@ static void settle(Model *m, QuantContext *qc, Tensor *x) {
         model_forward(m, &t, x);
     }
     t.training = false;
-    quant_calibrate_begin(qc);
+    if (mp_points) {  // multipoint: the points from the layers' float inputs, as the pipeline does
+        quant_calibrate_begin_fp32_weights(qc);
+        mpq_calibrate_begin(qc);
+    } else {
+        quant_calibrate_begin(qc);
+    }
     tape_reset(&t);
     model_forward(m, &t, x);
     quant_calibrate_end(qc);
+    char err[256];
+    if (mp_points) cr_assert(mpq_calibrate_end(qc, mp_points, err, sizeof err), "%s", err);
     arena_free(&a);
 }
 
@@ -66,6 +74,7 @@ typedef struct Check {
     bool off_grid_onnx;          // levels off any grid: the exact export's logits are not held to 1e-5
     double min_fused;            // the fused export's top-1 against ours (0: 95%): it is not exact
                                  // (docs/onnx.md); a broken export sits near chance (25%)
+    double mp_points;            // multipoint: points per channel on average (bits: the points' bits)
     int threads;
 } Check;
 
@@ -98,15 +107,22 @@ static void learned_levels(Quantizer *q, void *ctx) {
  * convolutions (scripts/onnx_check.js checks it all). */
 static void onnx_check(IntModel *im, const Model *m, const float *x, int n, const float *logits, const Check *c,
                        bool fused) {
+    char err[256], cmd[512], path[64], check[64], logp[64];  // the tests run in parallel processes
+    IntOnnxStats st;
+    if (c->mp_points) {  // several weight points per channel: refused with the reason, no file left
+        snprintf(path, sizeof path, "test_intmodel_%d.onnx", (int)getpid());
+        cr_assert(!intmodel_export_onnx(im, path, fused, &st, err, sizeof err), "a multipoint model was exported");
+        cr_assert(strstr(err, "multipoint layer") != NULL, "got: %s", err);
+        cr_assert(access(path, F_OK) != 0, "%s left behind", path);
+        return;
+    }
     if (!onnx_runtime_present()) {
         cr_log_warn("ONNX Runtime is not installed: the QDQ export is not run (scripts/ensure-deps.sh onnxruntime)");
         return;
     }
-    char err[256], cmd[512], path[64], check[64], logp[64];  // the tests run in parallel processes
     snprintf(path, sizeof path, "test_intmodel_%d.onnx", (int)getpid());
     snprintf(check, sizeof check, "test_intmodel_%d.check", (int)getpid());
     snprintf(logp, sizeof logp, "test_intmodel_%d.log", (int)getpid());
-    IntOnnxStats st;
     cr_assert(intmodel_export_onnx(im, path, fused, &st, err, sizeof err), "%s", err);
     cr_log_info("%s %s%s: thresholds exact: codes epilogues %lld of %lld, fixed point %d of %d (others within %.1e), "
                 "image %d of %d", m->name, c->method, fused ? " fused" : "", st.exact, st.thresholds, st.fix_exact,
@@ -135,6 +151,7 @@ static void check(const Check *c) {
     threads_init(c->threads);
     QuantConfig cfg = quant_config_defaults;
     strcpy(cfg.method, c->method);
+    if (c->mp_points) cfg.w_bits = c->bits, cfg.a_bits = 8;
     QuantContext *qc = quant_context_new(&cfg);
     Model *m = build(c->net, qc);
     int n = 48;
@@ -143,12 +160,15 @@ static void check(const Check *c) {
     Tensor *x = tensor_new4(&keep, n, m->in_h, m->in_w, m->in_c), *xt = tensor_new4(&keep, n, m->in_h, m->in_w, m->in_c);
     rng_fill_uniform(&R, x->data, x->numel, -2, 2);
     rng_fill_uniform(&R, xt->data, xt->numel, -2, 2);
-    settle(m, qc, x);
-    if (c->bits) quant_each(qc, learned_levels, (void *)(uintptr_t)c);
+    settle(m, qc, x, c->mp_points);
+    if (c->bits && !c->mp_points) quant_each(qc, learned_levels, (void *)(uintptr_t)c);
+    int multi = 0;  // multipoint: layers with several points per channel (the case tests them)
     IntModel im;
     char err[256];
     cr_assert(intmodel_from(m, qc, &im, err, sizeof err), "%s %s: %s", m->name, c->method, err);
     if (getenv("LAYERS")) intmodel_print(&im, stderr);
+    for (int i = 0; i < im.n_ops; i++) multi += im.ops[i].kind == IOP_CONV && im.ops[i].conv.points > 1;
+    cr_assert(!c->mp_points || multi >= 2, "%s multipoint: %d layers with several points", m->name, multi);
     float *ref = dq_malloc((size_t)n * m->num_classes * sizeof(float)), *fast = dq_malloc((size_t)n * m->num_classes * sizeof(float));
     intmodel_forward(&im, xt->data, n, ref, true);
     intmodel_forward(&im, xt->data, n, fast, false);
@@ -215,6 +235,14 @@ Test(intmodel, resnet8_ddq_snapped_3_bits, .init = test_setup, .fini = test_tear
 }
 Test(intmodel, lenet_ddq_snapped_4_bits, .init = test_setup, .fini = test_teardown) {
     check(&(Check){.net = NET_LENET, .method = "ddq", .bits = 4, .bend = true, .snap = true, .threads = 2});
+}
+/* Multipoint: each point one more int8 GEMM (dense) or summed into a 32-bit tap (depthwise); the
+ * points' scales rounded to integer multiples of a unit 2^-20 or so of the first (intmodel.h). */
+Test(intmodel, mobilenetv2_multipoint_4_bits, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_MNV2, .method = "multipoint", .bits = 4, .mp_points = 1.5, .threads = 2});
+}
+Test(intmodel, lenet_multipoint_3_bits, .init = test_setup, .fini = test_teardown) {
+    check(&(Check){.net = NET_LENET, .method = "multipoint", .bits = 3, .mp_points = 2, .threads = 3});
 }
 Test(intmodel, mobilenetv2_pact, .init = test_setup, .fini = test_teardown) {
     check(&(Check){.net = NET_MNV2, .method = "pact", .threads = 2});
