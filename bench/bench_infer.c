@@ -28,6 +28,7 @@
 #include "nn/weighted.h"
 #include "quant/control.h"
 #include "quant/intmodel.h"
+#include "quant/mpquant.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -63,12 +64,15 @@ static Tensor *random_images(Arena *a, int n, int h, int w, int c, uint64_t seed
     return x;
 }
 
-/* The network quantized with `method` (BatchNorm statistics and ranges from random batches) at 4
- * bits — DDQ's unpinned quantizers merged to 4 bits and snapped to the integer grid — as an
- * integer program. */
-static void integer_of(const MobileNetV2Config *mc, IntModel *im) {
+/* The network quantized with `how` (BatchNorm statistics and ranges from random batches) as an
+ * integer program: DDQ's unpinned quantizers merged to 4 bits and snapped to the integer grid;
+ * LSQ at 4 bits; min/max at 8 bits ("plain int8"); multipoint with mp_points 4-bit points per
+ * channel, activations at 8 bits. */
+static void integer_how(const MobileNetV2Config *mc, IntModel *im, const char *how, double mp_points) {
     QuantConfig qcfg = quant_config_defaults;
-    strcpy(qcfg.method, method);
+    strcpy(qcfg.method, how);
+    if (!strcmp(how, "minmax")) qcfg.w_bits = qcfg.a_bits = 8;
+    if (mp_points) qcfg.w_bits = 4, qcfg.a_bits = 8;
     QuantContext *qc = quant_context_new(&qcfg);
     LayerFactory f = quant_factory(qc);
     Model *m = mobilenetv2_new(mc, &f, 1);
@@ -85,18 +89,22 @@ static void integer_of(const MobileNetV2Config *mc, IntModel *im) {
         model_forward(m, &t, x);
     }
     t.training = false;
-    quant_calibrate_begin(qc);
+    if (mp_points) quant_calibrate_begin_fp32_weights(qc), mpq_calibrate_begin(qc);
+    else quant_calibrate_begin(qc);
     tape_reset(&t);
     model_forward(m, &t, x);
     quant_calibrate_end(qc);
-    quant_each(qc, settle_bits, NULL);
     char err[256];
+    if (mp_points && !mpq_calibrate_end(qc, mp_points, err, sizeof err)) DQ_FATAL("bench_infer: %s", err);
+    quant_each(qc, settle_bits, NULL);
     if (!intmodel_from(m, qc, im, err, sizeof err)) DQ_FATAL("bench_infer: %s", err);
     arena_free(&a);
     arena_free(&keep);
     model_free(m);
     quant_context_free(qc);
 }
+
+static void integer_of(const MobileNetV2Config *mc, IntModel *im) { integer_how(mc, im, method, 0); }
 
 /* Images per second of n-image forward passes, timed for about `budget` seconds. */
 static double fp32_rate(Model *m, Tape *t, Tensor *x, double budget) {
@@ -194,6 +202,59 @@ static void bench_net(const Net *net, int reps, double budget, int threads) {
     model_free(fm);
 }
 
+/* ------------------------------------------------------------------ multipoint */
+/* Multipoint programs (4-bit points, 1 to 2 per channel on average, A8) against plain int8 (min/max
+ * W8A8: one int8 weight each), integer images/s of the main model at batch 64, all timed in turn
+ * rep by rep; each cell the median, the ratio against plain int8's median. */
+static void bench_multipoint(const Net *net, int reps, double budget, int threads) {
+    static const double points[] = {0, 1, 1.25, 1.5, 2};  // 0: plain int8
+    enum { K = sizeof points / sizeof *points };
+    IntModel im[K];
+    int gemms[K];  // int8 GEMM passes over the dense layers' channels, in units of one pass each
+    double dense[K];
+    for (int k = 0; k < K; k++) {
+        integer_how(&net->cfg, &im[k], points[k] ? "multipoint" : "minmax", points[k]);
+        long long all = 0, run = 0;
+        for (int i = 0; i < im[k].n_ops; i++) {
+            const IConv *cv = &im[k].ops[i].conv;
+            if (im[k].ops[i].kind != IOP_CONV || cv->groups != 1) continue;
+            all += cv->cout, run += cv->cout;
+            run += cv->extra;
+        }
+        dense[k] = (double)run / (double)all, gemms[k] = 0;
+        for (int i = 0; i < im[k].n_ops; i++)
+            if (im[k].ops[i].kind == IOP_CONV && im[k].ops[i].conv.points > gemms[k]) gemms[k] = im[k].ops[i].conv.points;
+    }
+    int n = 64;
+    Arena keep;
+    arena_init(&keep, 1 << 20, 0);
+    Tensor *x = random_images(&keep, n, net->cfg.in_size, net->cfg.in_size, net->cfg.in_channels, 9, 1);
+    float *logits = dq_malloc((size_t)n * net->cfg.num_classes * sizeof(float));
+    double *v = dq_malloc((size_t)K * reps * sizeof(double));
+    for (int k = 0; k < K; k++) int_rate(&im[k], x->data, n, logits, budget / 3);  // warm-up
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < K; k++) v[(size_t)k * reps + r] = int_rate(&im[k], x->data, n, logits, budget);
+    printf("\nMultipoint in the integer engine (%s, batch %d, %d threads; 4-bit points, A8) against plain int8 (min/max W8A8), "
+           "images/s, medians of %d:\n\n", net->name, n, threads, reps);
+    printf("| program | points per channel | dense GEMM work (channel passes / channels) | most points in a layer | "
+           "integer img/s | / plain int8 | .dqm KB |\n|---|---|---|---|---|---|---|\n");
+    double plain = 0;
+    for (int k = 0; k < K; k++) {
+        double rate = median(v + (size_t)k * reps, reps);
+        if (k == 0) plain = rate;
+        IntModelSize size = intmodel_size(&im[k]);
+        char pts[16] = "1";
+        if (points[k]) snprintf(pts, sizeof pts, "%.2f", points[k]);
+        printf("| %s | %s | %.2f | %d | %.0f | %.2fx | %.1f |\n", points[k] ? "multipoint W4A8" : "plain int8 (min/max W8A8)", pts,
+               dense[k], gemms[k], rate, rate / plain, size.file / 1024.0);
+        fprintf(stderr, "RESULT bench=multipoint model=%s points=%.2f threads=%d int_img_s=%.0f ratio_plain=%.3f dense_work=%.3f dqm_kb=%.1f\n",
+                net->name, points[k], threads, rate, rate / plain, dense[k], size.file / 1024.0);
+        intmodel_free(&im[k]);
+    }
+    dq_free(v), dq_free(logits);
+    arena_free(&keep);
+}
+
 /* ------------------------------------------------------------------ the int8 GEMM */
 typedef struct GemmShape {
     const char *name;
@@ -253,7 +314,7 @@ int main(int argc, char **argv) {
     int reps = 9, threads = 2;
     float budget = 0.3f;
     char save[OPT_STRLEN] = "";
-    bool gemm = true;
+    bool gemm = true, multipoint = true;
     Option opts[] = {
         opt_int("reps", &reps, "timed repetitions per cell (median)", 1, 1000),
         opt_int("threads", &threads, "threads", 1, 256),
@@ -261,6 +322,7 @@ int main(int argc, char **argv) {
         opt_string("save", save, "directory to write the benchmarked models into (.dqm, and ONNX with check files)"),
         opt_choice("method", method, "quantization of the integer models (4 bits)", "ddq|lsq"),
         opt_bool("gemm", &gemm, "also the int8 GEMM against its peak"),
+        opt_bool("multipoint", &multipoint, "also multipoint programs against plain int8"),
     };
     save_dir = save;
     options_parse(opts, (int)(sizeof opts / sizeof *opts), argc, argv, "Integer engine against FP32 evaluation; the int8 GEMM against its peak.");
@@ -273,6 +335,7 @@ int main(int argc, char **argv) {
            !strcmp(method, "ddq") ? "DDQ" : "LSQ", !strcmp(method, "ddq") ? ", levels snapped" : "", reps);
     printf("| model | batch | threads | FP32 img/s | integer img/s | integer / FP32 | .dqm KB |\n|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < 2; i++) bench_net(&nets[i], reps, budget, threads);
+    if (multipoint) bench_multipoint(&nets[0], reps, budget, threads);
     if (gemm) bench_igemm(reps, budget, threads);
     threads_shutdown();
     return 0;

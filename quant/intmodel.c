@@ -443,23 +443,6 @@ static Val lower(Walk *w, Layer *l, Val v) {
 }
 
 /* ------------------------------------------------------------------ weights for the kernels */
-/* A dense multipoint layer's point p ≥ 1 over the channels that have it (a nonzero multiplier). */
-static void finish_point_gemm(IConv *cv, int p) {
-    IPointGemm *g = &cv->pgemm[p];
-    int K = cv->kh * cv->kw * cv->cin, OC = cv->cout;
-    g->chan = dq_malloc((size_t)OC * sizeof *g->chan);
-    g->n = 0;
-    for (int c = 0; c < OC; c++)
-        if (cv->pmul[(size_t)p * OC + c]) g->chan[g->n++] = c;
-    int8_t *B = dq_malloc((size_t)K * (g->n ? g->n : 1));
-    const int8_t *wp = cv->w + (size_t)p * intconv_weights(cv);
-    for (int k = 0; k < K; k++)
-        for (int j = 0; j < g->n; j++) B[(size_t)k * g->n + j] = wp[(size_t)k * OC + g->chan[j]];
-    g->packed = dq_malloc(igemm_packed_bytes(K, g->n));
-    igemm_pack_b(K, g->n, B, g->packed);
-    dq_free(B);
-}
-
 static void finish_conv(IConv *cv) {
     if (cv->epi == IEPI_CODES) epilogue_thresholds(cv);
     if (cv->points < 1) cv->points = 1;
@@ -475,11 +458,30 @@ static void finish_conv(IConv *cv) {
     }
     cv->wsum = dq_calloc((size_t)cv->cout, sizeof(int32_t));
     for (size_t i = 0; i < nw; i++) cv->wsum[i % (size_t)cv->cout] += cv->wide ? cv->wide[i] : cv->w[i];
-    if (cv->groups == 1) {  // dense, pointwise, linear: igemm's packed B (K = KH·KW·Cin, N = Cout)
-        int K = cv->kh * cv->kw * cv->cin;
-        cv->packed = dq_malloc(igemm_packed_bytes(K, cv->cout));
-        igemm_pack_b(K, cv->cout, cv->w, cv->packed);
-        for (int p = 1; p < cv->points; p++) finish_point_gemm(cv, p);
+    if (cv->groups == 1) {  // dense, pointwise, linear: igemm's packed B (K = KH·KW·Cin, N = Cout + extra)
+        int K = cv->kh * cv->kw * cv->cin, OC = cv->cout;
+        cv->extra = 0;
+        if (cv->points > 1) {  // the later points' columns: only where a channel has the point
+            cv->xchan = dq_malloc((size_t)(cv->points - 1) * OC * sizeof *cv->xchan);
+            cv->xmul = dq_malloc((size_t)(cv->points - 1) * OC * sizeof *cv->xmul);
+            for (int p = 1; p < cv->points; p++)
+                for (int c = 0; c < OC; c++)
+                    if (cv->pmul[(size_t)p * OC + c])
+                        cv->xchan[cv->extra] = p * OC + c, cv->xmul[cv->extra++] = cv->pmul[(size_t)p * OC + c];
+        }
+        int N = OC + cv->extra;
+        int8_t *B = cv->extra ? dq_malloc((size_t)K * N) : cv->w;
+        for (int k = 0; k < K && cv->extra; k++) {
+            memcpy(B + (size_t)k * N, cv->w + (size_t)k * OC, (size_t)OC);
+            for (int j = 0; j < cv->extra; j++) {  // point p's weight k of channel c
+                int p = cv->xchan[j] / OC, c = cv->xchan[j] % OC;
+                B[(size_t)k * N + OC + j] = cv->w[(size_t)p * nw + (size_t)k * OC + c];
+            }
+        }
+        for (int j = 0; j < cv->extra; j++) cv->xchan[j] %= OC;
+        cv->packed = dq_malloc(igemm_packed_bytes(K, N));
+        igemm_pack_b(K, N, B, cv->packed);
+        if (B != cv->w) dq_free(B);
     }
 }
 
@@ -568,7 +570,7 @@ void intmodel_free(IntModel *im) {
         dq_free(cv->wcodes), dq_free(cv->wtable), dq_free(cv->w), dq_free(cv->wsum), dq_free(cv->a);
         dq_free(cv->b), dq_free(cv->thr), dq_free(cv->sign), dq_free(cv->thr_t), dq_free(cv->packed), dq_free(cv->fix_a), dq_free(cv->fix_b);
         dq_free(cv->pmul), dq_free(cv->wide);
-        for (int p = 0; p < ICONV_MAX_POINTS; p++) dq_free(cv->pgemm[p].chan), dq_free(cv->pgemm[p].packed);
+        dq_free(cv->xchan), dq_free(cv->xmul);
     }
     intmodel_release_work(im);
     dq_free(im->ops);

@@ -16,8 +16,9 @@
  * Multipoint layers (w ≈ Σ_p a_p·q_p per output channel, quant/multipoint.h) keep their points:
  * one plane of b-bit codes per point and an integer multiplier per point and channel, a_p ≈
  * u_c·pmul[p][c], so the product is still one exact integer sum, acc = Σ_p pmul·(Σ k_x·q_p).
- * The dense kernels compute it as one int8 GEMM per point (point p over the channels that have
- * it) — multipoint's hardware story; the depthwise kernel multiplies in 32-bit lanes anyway and
+ * The dense kernels compute it with int8 GEMMs — point 0 over every channel, each later point
+ * over the channels that have it, side by side as extra columns of one GEMM — multipoint's
+ * hardware story; the depthwise kernel multiplies in 32-bit lanes anyway and
  * takes the points' sum Σ_p pmul·q_p as its weight: the same integers.
  *
  * Approximations (measured by intmodel_compare): a quantizer's levels are snapped to an integer
@@ -83,14 +84,6 @@ typedef enum {
 
 #define ICONV_MAX_POINTS 8
 
-/* A multipoint layer's points 1, 2, … for a dense kernel: each packed over only the channels
- * that have it (derived). */
-typedef struct IPointGemm {
-    int n;                     // channels with this point
-    int *chan;                 // (n) which
-    int8_t *packed;            // the point's int8 values over those channels, igemm's layout
-} IPointGemm;
-
 typedef struct IConv {
     int kh, kw, stride, pad, groups;
     int cin, cout;
@@ -103,7 +96,9 @@ typedef struct IConv {
                                // values, 0 where a channel has fewer: the weight is Σ_p pmul·w_p
     int8_t *w;                 // (points, KH, KW, Cin/G, Cout) int8 weights (expanded from the two above)
     int32_t *wide;             // points > 1: (KH, KW, Cin/G, Cout) Σ_p pmul·w_p, the weight (derived)
-    IPointGemm pgemm[ICONV_MAX_POINTS];  // points > 1, dense: points 1.. for the GEMMs (derived)
+    int extra;                 // points > 1, dense: the later points' columns in packed (derived):
+    int *xchan;                // (extra) each one's channel
+    int32_t *xmul;             // (extra) and multiplier
     int32_t *wsum;             // (Cout) Σ w over the receptive field: the input zero's correction
     int in_zero;               // zero of the input codes
     int in_kmax;               // max |k| of the input codes (for the output's bound)
@@ -115,7 +110,8 @@ typedef struct IConv {
     int32_t *sign;             // IEPI_CODES: (Cout) s = +1, or −1 where a < 0
     int32_t *thr_t;            // IEPI_CODES with ≤ 15 thresholds: thr transposed, (out.n − 1, Cout) (derived)
     IAffine aff;               // IEPI_CODES: the codes by arithmetic, where exact (derived)
-    int8_t *packed;            // fast kernels: weights in igemm's layout (dense, pointwise, linear)
+    int8_t *packed;            // fast kernels: weights in igemm's layout (dense, pointwise, linear);
+                               // multipoint: point 0's Cout columns, then the `extra` ones
     double *fix_a, *fix_b;     // IEPI_FIX: a, b times 2^frac of the output (derived)
     double fix_hi;             // IEPI_FIX: ReLU6's 6 times 2^frac
 } IConv;

@@ -537,19 +537,15 @@ static bool direct_rows(const IConv *cv) {
     return cv->kh == 1 && cv->kw == 1 && cv->stride == 1 && cv->pad == 0 && cv->cin % 4 == 0;
 }
 
-/* A multipoint layer's other points (intmodel.h): acc holds point 0's sums; each point p ≥ 1 is
- * one more int8 GEMM over the channels that have it, and acc becomes Σ_p pmul·sums_p. */
-static void add_points(const IConv *cv, const uint8_t *a, int lda, int rows, int32_t *acc, int32_t *part) {
-    int K = cv->kh * cv->kw * cv->cin, OC = cv->cout;
-    for (int m = 0; m < rows; m++)
-        for (int c = 0; c < OC; c++) acc[(size_t)m * OC + c] *= cv->pmul[c];
-    for (int p = 1; p < cv->points; p++) {
-        const IPointGemm *g = &cv->pgemm[p];
-        const int32_t *mul = cv->pmul + (size_t)p * OC;
-        if (!g->n) continue;
-        igemm_serial(rows, g->n, K, a, lda, g->packed, part, g->n);
-        for (int m = 0; m < rows; m++)
-            for (int j = 0; j < g->n; j++) acc[(size_t)m * OC + g->chan[j]] += mul[g->chan[j]] * part[(size_t)m * g->n + j];
+/* A multipoint layer's sums (intmodel.h): part holds the GEMM's rows of Cout + extra columns —
+ * point 0 in every channel, then the later points where channels have them; acc gets Σ_p pmul·sums_p. */
+static void add_points(const IConv *cv, const int32_t *part, int rows, int32_t *acc) {
+    int OC = cv->cout, N = OC + cv->extra;
+    for (int m = 0; m < rows; m++) {
+        const int32_t *pr = part + (size_t)m * N;
+        int32_t *ar = acc + (size_t)m * OC;
+        for (int c = 0; c < OC; c++) ar[c] = cv->pmul[c] * pr[c];
+        for (int j = 0; j < cv->extra; j++) ar[cv->xchan[j]] += cv->xmul[j] * pr[OC + j];
     }
 }
 
@@ -559,7 +555,7 @@ static void dense_rows(void *ctx, int begin, int end, int tid) {
     int K = cv->kh * cv->kw * cv->cin, OC = cv->cout, P = r->OH * r->OW, M = r->N * P;
     bool direct = direct_rows(cv);
     size_t lda = direct ? (size_t)cv->cin : im2col_stride(cv), col_words = direct ? 0 : ROWS * lda / 4 + 16;
-    size_t acc_words = (size_t)OC * ROWS + 16, part_words = cv->points > 1 ? (size_t)OC * ROWS : 0;
+    size_t acc_words = (size_t)OC * ROWS + 16, part_words = cv->points > 1 ? (size_t)(OC + cv->extra) * ROWS : 0;
     float *scratch = threads_scratch(tid, THREADS_SLOT_INT_COLUMNS, col_words + acc_words + part_words);
     uint8_t *col = (uint8_t *)scratch;
     int32_t *acc = (int32_t *)(void *)(scratch + col_words), *part = (int32_t *)(void *)(scratch + col_words + acc_words);
@@ -577,8 +573,12 @@ static void dense_rows(void *ctx, int begin, int end, int tid) {
                 }
             memset(col + (size_t)(m - m0) * lda + K, 0, lda - (size_t)K);
         }
-        igemm_serial(m1 - m0, OC, K, a, (int)lda, cv->packed, acc, OC);
-        if (cv->points > 1) add_points(cv, a, (int)lda, m1 - m0, acc, part);
+        if (cv->points > 1) {
+            igemm_serial(m1 - m0, OC + cv->extra, K, a, (int)lda, cv->packed, part, OC + cv->extra);
+            add_points(cv, part, m1 - m0, acc);
+        } else {
+            igemm_serial(m1 - m0, OC, K, a, (int)lda, cv->packed, acc, OC);
+        }
         for (int m = 0; m < m1 - m0; m++)
             for (int c = 0; c < OC; c++) acc[(size_t)m * OC + c] -= cv->in_zero * cv->wsum[c];
         epilogue_block(cv, acc, m1 - m0, r->y, (size_t)m0);
