@@ -91,6 +91,10 @@ struct Tape {
      * visited so far (0: the newest). Half-precision emulation rounds the gradient here. */
     void (*grad_hook)(void *ctx, const TapeRecord *r, int k);
     void *grad_hook_ctx;
+    /* Optional: called with every layer's output as the layer returns it (nn/layer.c), in training
+     * and evaluation; it may change the values in place (half precision rounds them there). */
+    void (*value_hook)(void *ctx, Tensor *y);
+    void *value_hook_ctx;
 };
 
 /* Training mode, recording, fast kernels — or the reference kernels when the environment has

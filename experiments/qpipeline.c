@@ -140,6 +140,9 @@ static void train_fp32(Experiment *x, const TrainConfig *cfg, const QPipelineCon
     else if (!strcmp(cfg->half, "grads"))  // a run of its own, beside the float one
         snprintf(dir, sizeof dir, "runs/fp32-%s-%s-e%d-seed%d-half-%s", fm->name, cfg->dataset, p->fp32_epochs, fc->seed,
                  cfg->loss_scale);
+    else if (!strcmp(cfg->half, "all"))
+        snprintf(dir, sizeof dir, "runs/fp32-%s-%s-e%d-seed%d-half-all-%s", fm->name, cfg->dataset, p->fp32_epochs, fc->seed,
+                 cfg->loss_scale);
     else snprintf(dir, sizeof dir, "runs/fp32-%s-%s-e%d-seed%d", fm->name, cfg->dataset, p->fp32_epochs, fc->seed);
     if (strlen(dir) >= sizeof fc->out_dir) DQ_FATAL_FILE(x->prog, "FP32 directory name too long: %s", dir);
     strcpy(fc->out_dir, dir);
@@ -492,8 +495,8 @@ static void report(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Mode
 void qpipeline_check(const Experiment *x, const TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *q) {
     quant_config_check(q, p->q_defaults.method[0] ? &p->q_defaults : NULL, x->prog);
     char err[512];
-    if (!strcmp(cfg->half, "grads") && quant_method_of(q) != QUANT_NONE)
-        DQ_FATAL_FILE(x->prog, "--half=grads emulates half-precision training of the FP32 model: add --q_method=none");
+    if ((!strcmp(cfg->half, "grads") || !strcmp(cfg->half, "all")) && quant_method_of(q) != QUANT_NONE)
+        DQ_FATAL_FILE(x->prog, "--half=%s emulates half-precision training of the FP32 model: add --q_method=none", cfg->half);
     if (quant_method_of(q) != QUANT_NONE && !fileio_check_writable_dir(cfg->out_dir, err, sizeof err))
         DQ_FATAL_FILE(cfg->out_dir, "cannot write in this directory (--out_dir): %s", err);
 }

@@ -6,7 +6,11 @@
 
 #include "core/error.h"
 
-Tensor *layer_forward(Layer *l, Tape *t, Tensor *x) { return l->ops->forward(l, t, x); }
+Tensor *layer_forward(Layer *l, Tape *t, Tensor *x) {
+    Tensor *y = l->ops->forward(l, t, x);
+    if (t->value_hook) t->value_hook(t->value_hook_ctx, y);
+    return y;
+}
 
 LayerInfo layer_info(const Layer *l) {
     LayerInfo i = {.kind = LAYER_OTHER};

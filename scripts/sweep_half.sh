@@ -11,6 +11,8 @@
 #   static    half, the loss times --loss_scale_init (65536)
 #   dynamic   half, PyTorch's GradScaler rule from 65536
 #   adaptive  half, per-layer scales from the gradients' statistics (Zhao et al. 2020)
+#   all-none, all-static, all-dynamic, all-adaptive: the same with the activations in half too
+#             (--half=all; not in the default list)
 # Grid: lenet (SEEDS, default 1 2 3; 6 epochs), resnet20 and mobilenetv2 (BIG_SEEDS, default 1;
 #   their pipelines' FP32 schedules: 30 epochs from seed 7, and the default preset's 4 epochs from
 #   seed 1 — the FP32 models issue 13's grid uses, so "off" costs nothing there).
@@ -35,7 +37,8 @@ for model in $MODELS; do
       case $pol in
         off) half="" ;;
         none|static|dynamic|adaptive) half="--half=grads --loss_scale=$pol" ;;
-        *) echo "sweep_half.sh: error: unknown policy '$pol' (off none static dynamic adaptive)" >&2; exit 2 ;;
+        all-none|all-static|all-dynamic|all-adaptive) half="--half=all --loss_scale=${pol#all-}" ;;
+        *) echo "sweep_half.sh: error: unknown policy '$pol' (off none static dynamic adaptive, all-…)" >&2; exit 2 ;;
       esac
       case $model in
         lenet) dir=runs/sweeps/half-lenet$TAG-$pol-s$seed

@@ -3,6 +3,7 @@
  * with one, each loss-scaling policy on synthetic gradients, the scale in a checkpoint; adaptive
  * scaling's factor against its formula and bounds, its scale table, and a residual block whose
  * gradients it brings through half precision (branch and shortcut meeting at different scales).
+ * --half=all's value hook: every layer's output rounded to half in training and evaluation.
  * (A half-precision run resuming bit for bit is in test_train.c.) */
 #include <math.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "core/rng.h"
 #include "core/slab.h"
 #include "helpers.h"
+#include "nn/lenet.h"
+#include "nn/weighted.h"
 #include "train/mixed.h"
 
 typedef struct Seen {
@@ -240,4 +243,62 @@ Test(als, residual_gradients_survive_half_precision, .init = test_setup, .fini =
     }
     dq_free(want);
     slab_free(&s);
+}
+
+/* Every value of t is a half-precision value (rounding it again changes nothing). */
+static size_t not_half(const Tensor *t) {
+    size_t bad = 0;
+    for (size_t i = 0; i < t->numel; i++) bad += half_to_float(half_from_float(t->data[i])) != t->data[i];
+    return bad;
+}
+
+typedef struct Outputs {
+    void (*hook)(void *, Tensor *);  // the hook mixed_attach set (NULL: none)
+    void *ctx;
+    int n;
+    size_t off;  // values off the half grid among the layers' outputs, after the hook
+} Outputs;
+
+static void after_hook(void *ctx, Tensor *y) {
+    Outputs *o = ctx;
+    if (o->hook) o->hook(o->ctx, y);
+    o->n++;
+    o->off += not_half(y);
+}
+
+/* --half=all: what every layer returns is on the half grid, in a training forward and in an
+ * evaluation one, and the rounding is counted; --half=grads leaves the values in float. */
+Test(mixed, half_all_rounds_every_layer_output, .init = test_setup, .fini = test_teardown) {
+    LeNetConfig lc = {.in_channels = 1, .in_size = 8, .num_classes = 4, .dropout = 0};
+    Model *m = lenet_new(&lc, &nn_float_factory, 3);
+    Arena keep;  // the input outlives the tape's resets
+    arena_init(&keep, 1 << 12, 0);
+    Tensor *x = tensor_new4(&keep, 6, 8, 8, 1);
+    rng_fill_uniform(&R, x->data, x->numel, -1, 1);
+    for (int all = 0; all < 2; all++) {
+        Mixed mx;
+        TrainConfig c = {.loss_scale = "none", .loss_scale_init = 1, .loss_scale_window = 10};
+        strcpy(c.half, all ? "all" : "grads");
+        mixed_init(&mx, &c);
+        for (int eval = 0; eval < 2; eval++) {
+            tape_reset(&T);
+            T.training = !eval, T.no_grad = eval;
+            if (eval) mixed_attach_eval(&mx, &T);
+            else mixed_attach(&mx, &T);
+            Outputs o = {.hook = T.value_hook, .ctx = T.value_hook_ctx};
+            cr_assert(all ? o.hook != NULL : o.hook == NULL, "half=%s: value hook %s", all ? "all" : "grads", o.hook ? "set" : "unset");
+            T.value_hook = after_hook, T.value_hook_ctx = &o;
+            Tensor *logits = model_forward(m, &T, x);
+            T.value_hook = NULL, T.grad_hook = NULL;
+            cr_assert(o.n >= 6, "%d layer outputs seen", o.n);
+            cr_assert(all ? o.off == 0 && not_half(logits) == 0 : o.off > 0, "half=%s %s: %zu values off the half grid over %d outputs",
+                      all ? "all" : "grads", eval ? "evaluation" : "training", o.off, o.n);
+        }
+        cr_assert(all ? mx.act.values > 0 && mx.act.visits >= 12 : mx.act.values == 0, "half=%s: %llu activations counted",
+                  all ? "all" : "grads", mx.act.values);
+        mixed_free(&mx);
+    }
+    T.training = true, T.no_grad = false;
+    model_free(m);
+    arena_free(&keep);
 }

@@ -39,7 +39,7 @@ int train_config_options(TrainConfig *c, Option *o) {
     o[n++] = opt_role(opt_bool("extend", &c->extend, "with --resume: allow more --epochs than the checkpoint's run"), OPT_INCIDENTAL);
     o[n++] = opt_role(opt_bool("prefetch", &c->prefetch, "prepare batches on a background thread"), OPT_INCIDENTAL);
     o[n++] = opt_role(opt_bool("progress", &c->progress, "show progress during epochs"), OPT_INCIDENTAL);
-    o[n++] = opt_choice("half", c->half, "emulated half-precision training: activation gradients rounded to fp16", "off|grads");
+    o[n++] = opt_choice("half", c->half, "emulated half-precision training: activation gradients rounded to fp16 (all: activations too)", "off|grads|all");
     o[n++] = opt_choice("loss_scale", c->loss_scale, "loss scaling with --half (dynamic: halve on overflow, double after a window; adaptive: per layer)", "none|static|dynamic|adaptive");
     o[n++] = opt_float("loss_scale_init", &c->loss_scale_init, "static: the loss scale; dynamic: the first one", 1e-6, 1e30);
     o[n++] = opt_int("loss_scale_window", &c->loss_scale_window, "dynamic: clean steps before the scale doubles", 1, 1e9);
@@ -50,8 +50,8 @@ bool train_config_validate(const TrainConfig *c, char *err, size_t es) {
     if (c->lr_min > c->lr) snprintf(err, es, "--lr_min=%g exceeds --lr=%g", c->lr_min, c->lr);
     else if (c->warmup > c->epochs) snprintf(err, es, "--warmup=%g is longer than --epochs=%d", c->warmup, c->epochs);
     else if (!c->out_dir[0]) snprintf(err, es, "--out_dir must not be empty");
-    else if (strcmp(c->half, "grads") && c->loss_scale[0] && strcmp(c->loss_scale, "none"))
-        snprintf(err, es, "--loss_scale=%s has no effect without --half=grads", c->loss_scale);
+    else if (strcmp(c->half, "grads") && strcmp(c->half, "all") && c->loss_scale[0] && strcmp(c->loss_scale, "none"))
+        snprintf(err, es, "--loss_scale=%s has no effect without --half=grads or --half=all", c->loss_scale);
     else if (c->loss_scale_init != 65536 && (!c->loss_scale[0] || !strcmp(c->loss_scale, "none")))
         snprintf(err, es, "--loss_scale_init=%g has no effect with --loss_scale=none", c->loss_scale_init);
     else return true;

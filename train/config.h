@@ -37,7 +37,7 @@ typedef struct TrainConfig {
     bool extend;                  // --resume may continue to more --epochs than the checkpoint's run
     bool prefetch;                // load batches on a background thread
     bool progress;                // progress bar / periodic lines during an epoch
-    char half[OPT_STRLEN];        // off | grads: activation gradients rounded to fp16 (mixed.h); "" = off
+    char half[OPT_STRLEN];        // off | grads: activation gradients rounded to fp16 | all: activations too (mixed.h); "" = off
     char loss_scale[OPT_STRLEN];  // none | static | dynamic; "" = none
     float loss_scale_init;        // static: the scale; dynamic: where it starts
     int loss_scale_window;        // dynamic: clean steps before the scale doubles

@@ -9,7 +9,9 @@
 
 void mixed_init(Mixed *mx, const TrainConfig *c) {
     memset(mx, 0, sizeof *mx);
-    mx->on = !strcmp(c->half, "grads");
+    mx->on = !strcmp(c->half, "grads") || !strcmp(c->half, "all");
+    mx->values = !strcmp(c->half, "all");
+    mx->act.op = "activations";
     mx->kind = !strcmp(c->loss_scale, "static")   ? LOSS_SCALE_STATIC
              : !strcmp(c->loss_scale, "dynamic")  ? LOSS_SCALE_DYNAMIC
              : !strcmp(c->loss_scale, "adaptive") ? LOSS_SCALE_ADAPTIVE
@@ -67,9 +69,23 @@ static void round_grad(void *ctx, const TapeRecord *r, int k) {
     p->log2_scale_sum += log2(s), p->visits++;
 }
 
+/* The value hook: round a layer's output to half precision in place, counting what it lost. */
+static void round_values(void *ctx, Tensor *y) {
+    Mixed *mx = ctx;
+    HalfCounts hc = {0};
+    half_round(y->data, y->numel, &hc);
+    mx->act.values += y->numel, mx->act.underflow += hc.underflow, mx->act.overflow += hc.overflow, mx->act.visits++;
+}
+
 void mixed_attach(Mixed *mx, Tape *t) {
     t->grad_hook = mx->on ? round_grad : NULL;
     t->grad_hook_ctx = mx->on ? mx : NULL;
+    mixed_attach_eval(mx, t);
+}
+
+void mixed_attach_eval(Mixed *mx, Tape *t) {
+    t->value_hook = mx->values ? round_values : NULL;
+    t->value_hook_ctx = mx->values ? mx : NULL;
 }
 
 void mixed_backward(Mixed *mx, Tape *t, Tensor *loss) {
@@ -110,6 +126,11 @@ void mixed_epoch_csv(Mixed *mx, int epoch, bool header, Text *csv) {
                     (double)p->overflow / (double)p->values, p->log2_scale_sum / (double)p->visits);
         p->values = p->underflow = p->overflow = 0, p->log2_scale_sum = 0, p->visits = 0;
     }
+    MixedPosition *a = &mx->act;
+    if (a->values)
+        text_printf(csv, "%d,-1,%s,%llu,%.6g,%.6g,0\n", epoch, a->op, a->values, (double)a->underflow / (double)a->values,
+                    (double)a->overflow / (double)a->values);
+    a->values = a->underflow = a->overflow = 0, a->visits = 0;
     mx->steps = mx->skipped = 0;
 }
 

@@ -6,6 +6,10 @@
  * stay float, as in mixed-precision training. Arithmetic inside an op stays float, and
  * so do the parameters' gradients and the update (fp32 "master" weights), so what the emulation
  * reproduces is fp16's range: gradients under 2^−25 become 0 (underflow), over 65504 infinite.
+ * --half=all also rounds the activations — every layer's output as the layer returns it (a tape
+ * value hook), in training and evaluation, so what the next layer reads and what backward saved
+ * are half values; the images enter in float and the loss stays float. Their underflow and
+ * overflow are counted apart (position −1, op "activations", in half.csv).
  *
  * Loss scaling multiplies the loss's gradient by S, so every gradient is S times larger while it
  * is stored in half precision, then divides the parameters' gradients by S in float before the
@@ -48,7 +52,9 @@ typedef struct MixedPosition {
 } MixedPosition;
 
 typedef struct Mixed {
-    bool on;                         // --half=grads
+    bool on;                         // --half=grads or all
+    bool values;                     // --half=all: activations too
+    MixedPosition act;               // their counts this epoch
     LossScaleKind kind;
     float scale;                     // S in effect
     int window, clean;               // dynamic: clean steps wanted before doubling, and so far
@@ -61,8 +67,10 @@ typedef struct Mixed {
 /* From the configuration (an empty --half or --loss_scale means off / none). */
 void mixed_init(Mixed *mx, const TrainConfig *c);
 void mixed_free(Mixed *mx);
-/* Sets the tape's gradient hook (when on). */
+/* Sets the tape's gradient hook (when on) and value hook (--half=all); evaluation tapes get the
+ * value hook alone (mixed_attach_eval). */
 void mixed_attach(Mixed *mx, Tape *t);
+void mixed_attach_eval(Mixed *mx, Tape *t);
 /* Backward with the loss's gradient seeded at the scale (1 when off). */
 void mixed_backward(Mixed *mx, Tape *t, Tensor *loss);
 /* Divides the parameters' gradients by the scale; false when one is not finite: skip the step

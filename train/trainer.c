@@ -46,13 +46,15 @@ static int count_correct(const Tensor *logits, const int *labels) {
     return ok;
 }
 
-EvalResult evaluate(Model *m, const Dataset *d, int batch_size, int subset) {
+/* Evaluation, its activations rounded to half precision when mx asks for it (--half=all). */
+static EvalResult evaluate_mixed(Model *m, const Dataset *d, int batch_size, int subset, Mixed *mx) {
     LoaderConfig lc = {.batch_size = batch_size, .subset = subset, .prefetch = true};
     Loader *ld = loader_new(d, &lc);
     Arena a;
     arena_init(&a, 1 << 24, 0);
     Tape t;
     tape_init(&t, &a);
+    if (mx) mixed_attach_eval(mx, &t);
     t.no_grad = true;
     t.training = false;
     loader_start_epoch(ld, 0);
@@ -71,6 +73,8 @@ EvalResult evaluate(Model *m, const Dataset *d, int batch_size, int subset) {
     loader_free(ld);
     return (EvalResult){.loss = loss / (double)n, .acc = (double)correct / (double)n, .n = (int)n};
 }
+
+EvalResult evaluate(Model *m, const Dataset *d, int batch_size, int subset) { return evaluate_mixed(m, d, batch_size, subset, NULL); }
 
 /* ------------------------------------------------------------------ progress */
 typedef struct Progress {
@@ -332,7 +336,7 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
         if (bad)
             DQ_FATAL_FILE(prog, "training diverged: non-finite parameters (first: %s) after epoch %d\n"
                           "hint: lower --lr; the last good checkpoint (%d epochs) is %s", bad, e + 1, e, ckpath);
-        EvalResult ev = evaluate(m, test, c->eval_batch, c->test_subset);
+        EvalResult ev = evaluate_mixed(m, test, c->eval_batch, c->test_subset, mx);
         EpochLog *row = &out->history[e];
         *row = (EpochLog){.epoch = e + 1, .lr = lr, .train_loss = pos.loss_sum / pos.seen,
                           .train_acc = (double)pos.correct / pos.seen, .test_loss = ev.loss, .test_acc = ev.acc,
@@ -343,6 +347,9 @@ void train_model(Model *m, const TrainConfig *c, const char *identity_extra, con
         if (mx->on) {
             printf("  half-precision gradients: loss scale %g, %lld of %lld steps skipped (a gradient overflowed)\n",
                    (double)mx->scale, mx->skipped, mx->steps);
+            if (mx->values && mx->act.values)
+                printf("  half-precision activations: %.3g%% underflowed, %.3g%% overflowed (training and test passes)\n",
+                       100.0 * (double)mx->act.underflow / (double)mx->act.values, 100.0 * (double)mx->act.overflow / (double)mx->act.values);
             write_half_csv(c, mx, e + 1);
         }
         fflush(stdout);
