@@ -202,6 +202,12 @@ void qw_cast_int32(QWalk *w, const char *v, const char *layer, char *out) {
 /* The convolution's weights in ONNX's layout (O, Cin/G, KH, KW), negated where a < 0, zero where
  * zeroed (may be NULL); kh, kw, icg out. */
 int8_t *qw_weights(QWalk *w, const IConv *cv, const ITensor *in, const bool *zeroed, int *kh, int *kw, int *icg) {
+    return qw_point_weights(w, cv, in, zeroed, 0, kh, kw, icg);
+}
+
+int8_t *qw_point_weights(QWalk *w, const IConv *cv, const ITensor *in, const bool *zeroed, int p, int *kh, int *kw,
+                         int *icg) {
+    const int8_t *wp = cv->w + (size_t)p * intconv_weights(cv);
     bool flat = cv->cin != in->c;  // linear on (H, W, C) flattened channels last
     *kh = flat ? in->h : cv->kh, *kw = flat ? in->w : cv->kw, *icg = flat ? in->c : cv->cin / cv->groups;
     int O = cv->cout;
@@ -213,7 +219,7 @@ int8_t *qw_weights(QWalk *w, const IConv *cv, const ITensor *in, const bool *zer
         for (int y = 0; y < *kh; y++)
             for (int x = 0; x < *kw; x++)
                 for (int c = 0; c < *icg; c++) {
-                    int v = zeroed && zeroed[o] ? 0 : s * cv->w[(((size_t)y * *kw + x) * *icg + c) * O + o];
+                    int v = zeroed && zeroed[o] ? 0 : s * wp[(((size_t)y * *kw + x) * *icg + c) * O + o];
                     w->st.clamped += v > 127;
                     wt[(size_t)o * per + ((size_t)c * *kh + y) * *kw + x] = (int8_t)(v > 127 ? 127 : v);
                 }
@@ -309,6 +315,10 @@ static bool conv(QWalk *w, int i, char *err, size_t err_size) {
     }
     if (cv->epi == IEPI_FIX && !w->fused) {
         qw_conv_fix(w, i);
+        return true;
+    }
+    if (cv->points > 1) {  // (the export refused fused and logits ones up front)
+        qw_conv_integer(w, i);
         return true;
     }
     bool codes = cv->epi == IEPI_CODES;
@@ -446,10 +456,11 @@ static void simple(QWalk *w, const char *opname, const char *layer, const char *
 }
 
 bool intmodel_export_onnx(const IntModel *im, const char *path, bool fused, IntOnnxStats *st, char *err, size_t err_size) {
-    for (int i = 0; i < im->n_ops; i++)
-        if (im->ops[i].kind == IOP_CONV && im->ops[i].conv.points > 1)
-            return dq_fail(err, err_size, "%s: a multipoint layer (%d weight points per channel) has no ONNX QDQ export yet",
-                           im->ops[i].name, im->ops[i].conv.points);
+    for (int i = 0; i < im->n_ops; i++)  // multipoint: exactly (ConvInteger per point), not as the fused unit
+        if (im->ops[i].kind == IOP_CONV && im->ops[i].conv.points > 1 && (fused || im->ops[i].conv.epi == IEPI_LOGITS))
+            return dq_fail(err, err_size, "%s: a multipoint layer (%d weight points per channel) has no %s ONNX export "
+                           "(the exact export, without --onnx_fused, has one)", im->ops[i].name, im->ops[i].conv.points,
+                           fused ? "fused" : "logits");
     QWalk w = {.im = im, .fused = fused};
     onnx_graph_init(&w.g);
     w.quant = dq_calloc((size_t)im->n_tensors, sizeof *w.quant);

@@ -175,13 +175,50 @@ static void ladder_nodes(QWalk *w, const char *value, bool int32_in, const Ladde
     onnx_node_end(&w->g);
 }
 
+/* Op i's int32 sums into the fresh value acc: ConvInteger of the input codes and the weights; a
+ * multipoint layer's points each as one, times their multipliers (int32, per channel), added —
+ * the engine's Σ_p pmul·(Σ k_x·q_p), the same integers. */
+void qw_integer_sums(QWalk *w, int i, const bool *zeroed, char *acc) {
+    const IOp *op = &w->im->ops[i];
+    const IConv *cv = &op->conv;
+    const ITensor *in = &w->im->tensors[op->in];
+    int O = cv->cout, kh, kw, icg;
+    char tag[96], xz[112];
+    snprintf(tag, sizeof tag, "%s_%d", op->name, i);
+    snprintf(xz, sizeof xz, "%s.input_zero", tag);
+    onnx_init(&w->g, xz, ONNX_UINT8, NULL, 0, &(uint8_t){(uint8_t)w->quant[op->in]->zero}, 1);
+    for (int p = 0; p < cv->points; p++) {
+        int8_t *wt = qw_point_weights(w, cv, in, zeroed, p, &kh, &kw, &icg);
+        char wn[128], sums[32];
+        snprintf(wn, sizeof wn, cv->points > 1 ? "%s.weight_point%d" : "%s.weight", tag, p);
+        long long wdims[4] = {O, icg, kh, kw};
+        onnx_init(&w->g, wn, ONNX_INT8, wdims, 4, wt, (size_t)O * icg * kh * kw);
+        dq_free(wt);
+        w->st.integer_convs++;
+        onnx_value(&w->g, sums);
+        onnx_node_begin(&w->g, "ConvInteger", op->name, ONNX_NAMES(w->name[op->in], wn, xz), ONNX_NAMES(sums));
+        qw_conv_attrs(&w->g, cv, in, kh, kw);
+        onnx_node_end(&w->g);
+        if (cv->points == 1) {
+            strcpy(acc, sums);
+            return;
+        }
+        char mn[128];
+        long long mdims[4] = {1, O, 1, 1};
+        snprintf(mn, sizeof mn, "%s.multiplier_point%d", tag, p);
+        onnx_init(&w->g, mn, ONNX_INT32, mdims, 4, cv->pmul + (size_t)p * O, (size_t)O * sizeof(int32_t));
+        qw_op(w, "Mul", op->name, sums, mn, sums);
+        if (p == 0) strcpy(acc, sums);
+        else qw_op(w, "Add", op->name, acc, sums, acc);
+    }
+}
+
 /* A codes epilogue the fused unit cannot give exactly: ConvInteger, then the ladder. */
 void qw_conv_integer(QWalk *w, int i) {
     const IOp *op = &w->im->ops[i];
     const IConv *cv = &op->conv;
-    const ITensor *in = &w->im->tensors[op->in];
-    const IQuant *qin = w->quant[op->in], *q = &cv->out;
-    int nt = q->n - 1, O = cv->cout, kh, kw, icg;
+    const IQuant *q = &cv->out;
+    int nt = q->n - 1, O = cv->cout;
     Ladder l;
     double flattest = INFINITY;
     for (int o = 0; o < O; o++)
@@ -196,20 +233,11 @@ void qw_conv_integer(QWalk *w, int i) {
         zeroed[o] = M[o] == 0;
         w->st.thresholds += nt, w->st.exact += ex, w->st.channels++, w->st.channels_exact += ex == nt;
     }
-    int8_t *wt = qw_weights(w, cv, in, zeroed, &kh, &kw, &icg);
-    char tag[96], wn[112], xz[112], acc[32];
+    char tag[96], acc[32];
     snprintf(tag, sizeof tag, "%s_%d", op->name, i);
-    snprintf(wn, sizeof wn, "%s.weight", tag), snprintf(xz, sizeof xz, "%s.input_zero", tag);
-    long long wdims[4] = {O, icg, kh, kw};
-    onnx_init(&w->g, wn, ONNX_INT8, wdims, 4, wt, (size_t)O * icg * kh * kw);
-    onnx_init(&w->g, xz, ONNX_UINT8, NULL, 0, &(uint8_t){(uint8_t)qin->zero}, 1);
-    w->st.integer_convs++;
-    onnx_value(&w->g, acc);
-    onnx_node_begin(&w->g, "ConvInteger", op->name, ONNX_NAMES(w->name[op->in], wn, xz), ONNX_NAMES(acc));
-    qw_conv_attrs(&w->g, cv, in, kh, kw);
-    onnx_node_end(&w->g);
+    qw_integer_sums(w, i, zeroed, acc);
     ladder_nodes(w, acc, true, &l, q, C, M, E, O, tag, op->name, w->name[op->out]);
-    dq_free(wt), dq_free(C), dq_free(M), dq_free(E), dq_free(zeroed);
+    dq_free(C), dq_free(M), dq_free(E), dq_free(zeroed);
     w->quant[op->out] = q;
 }
 
@@ -246,25 +274,16 @@ static void round_away(QWalk *w, char *v, bool nonneg, const char *tag, const ch
 void qw_conv_fix(QWalk *w, int i) {
     const IOp *op = &w->im->ops[i];
     const IConv *cv = &op->conv;
-    const ITensor *in = &w->im->tensors[op->in];
-    int O = cv->cout, kh, kw, icg;
-    int8_t *wt = qw_weights(w, cv, in, NULL, &kh, &kw, &icg);
+    int O = cv->cout;
     double *ma = dq_malloc((size_t)O * sizeof(double));
     for (int o = 0; o < O; o++) ma[o] = fabs(cv->fix_a[o]);  // the weights of a < 0 are negated
-    char tag[96], wn[112], xz[112], mn[112], en[112], v[32];
+    char tag[96], mn[112], en[112], v[32];
     snprintf(tag, sizeof tag, "%s_%d", op->name, i);
-    snprintf(wn, sizeof wn, "%s.weight", tag), snprintf(xz, sizeof xz, "%s.input_zero", tag);
-    long long wdims[4] = {O, icg, kh, kw}, cdims[4] = {1, O, 1, 1};
-    onnx_init(&w->g, wn, ONNX_INT8, wdims, 4, wt, (size_t)O * icg * kh * kw);
-    onnx_init(&w->g, xz, ONNX_UINT8, NULL, 0, &(uint8_t){(uint8_t)w->quant[op->in]->zero}, 1);
+    long long cdims[4] = {1, O, 1, 1};
     const_double(w, mn, tag, "fix_multiplier", cdims, 4, ma, (size_t)O);
     const_double(w, en, tag, "fix_addend", cdims, 4, cv->fix_b, (size_t)O);
-    dq_free(wt), dq_free(ma);
-    w->st.integer_convs++;
-    onnx_value(&w->g, v);
-    onnx_node_begin(&w->g, "ConvInteger", op->name, ONNX_NAMES(w->name[op->in], wn, xz), ONNX_NAMES(v));
-    qw_conv_attrs(&w->g, cv, in, kh, kw);
-    onnx_node_end(&w->g);
+    dq_free(ma);
+    qw_integer_sums(w, i, NULL, v);
     char fl[32];
     qw_node_begin(w, "Cast", op->name, v, NULL, fl), onnx_attr_int(&w->g, "to", ONNX_DOUBLE), onnx_node_end(&w->g);
     qw_op(w, "Mul", op->name, fl, mn, fl), qw_op(w, "Add", op->name, fl, en, fl);

@@ -26,11 +26,15 @@ void qw_node_begin(QWalk *w, const char *opname, const char *layer, const char *
 void qw_op(QWalk *w, const char *opname, const char *layer, const char *a, const char *b, char *v);
 void qw_cast_int32(QWalk *w, const char *v, const char *layer, char *out);
 /* The convolution's weights in ONNX's layout (O, Cin/G, KH, KW), negated where a < 0, zero where
- * zeroed (may be NULL); kh, kw, icg out. */
+ * zeroed (may be NULL); kh, kw, icg out. qw_point_weights: a multipoint layer's point p. */
 int8_t *qw_weights(QWalk *w, const IConv *cv, const ITensor *in, const bool *zeroed, int *kh, int *kw, int *icg);
+int8_t *qw_point_weights(QWalk *w, const IConv *cv, const ITensor *in, const bool *zeroed, int p, int *kh, int *kw,
+                         int *icg);
 void qw_conv_attrs(OnnxGraph *g, const IConv *cv, const ITensor *in, int kh, int kw);
 
-/* intonnx_exact.c: op i of the program, exactly as the engine computes it. */
+/* intonnx_exact.c: op i of the program, exactly as the engine computes it. Its int32 sums: one
+ * ConvInteger, or for a multipoint layer one per point, each times its multipliers, added. */
+void qw_integer_sums(QWalk *w, int i, const bool *zeroed, char *acc);
 void qw_conv_integer(QWalk *w, int i);  // a codes epilogue: ConvInteger, the ladder, the table
 void qw_conv_fix(QWalk *w, int i);      // a fixed-point epilogue, in double
 void qw_add_fix(QWalk *w, int i);       // a residual sum
