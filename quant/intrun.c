@@ -538,14 +538,17 @@ static bool direct_rows(const IConv *cv) {
 }
 
 /* A multipoint layer's sums (intmodel.h): part holds the GEMM's rows of Cout + extra columns —
- * point 0 in every channel, then the later points where channels have them; acc gets Σ_p pmul·sums_p. */
+ * point 0 in every channel, then the later points where channels have them; acc gets Σ_p pmul·sums_p,
+ * the input zero's correction included (each row while it is in cache). */
 static void add_points(const IConv *cv, const int32_t *part, int rows, int32_t *acc) {
-    int OC = cv->cout, N = OC + cv->extra;
+    int OC = cv->cout, N = OC + cv->extra, zero = cv->in_zero;
     for (int m = 0; m < rows; m++) {
         const int32_t *pr = part + (size_t)m * N;
         int32_t *ar = acc + (size_t)m * OC;
         for (int c = 0; c < OC; c++) ar[c] = cv->pmul[c] * pr[c];
         for (int j = 0; j < cv->extra; j++) ar[cv->xchan[j]] += cv->xmul[j] * pr[OC + j];
+        if (zero)
+            for (int c = 0; c < OC; c++) ar[c] -= zero * cv->wsum[c];
     }
 }
 
@@ -578,9 +581,9 @@ static void dense_rows(void *ctx, int begin, int end, int tid) {
             add_points(cv, part, m1 - m0, acc);
         } else {
             igemm_serial(m1 - m0, OC, K, a, (int)lda, cv->packed, acc, OC);
+            for (int m = 0; m < m1 - m0 && cv->in_zero; m++)  // (after a ReLU the zero is 0: nothing to correct)
+                for (int c = 0; c < OC; c++) acc[(size_t)m * OC + c] -= cv->in_zero * cv->wsum[c];
         }
-        for (int m = 0; m < m1 - m0; m++)
-            for (int c = 0; c < OC; c++) acc[(size_t)m * OC + c] -= cv->in_zero * cv->wsum[c];
         epilogue_block(cv, acc, m1 - m0, r->y, (size_t)m0);
     }
 }
