@@ -8,8 +8,11 @@
  * if the test accuracy then stays where it was, the trained statistics were current — and on
  * un-augmented images, the distribution the test set has (the model keeps these). Per layer, the
  * trained statistics against the un-augmented ones: the mean over channels of
- * |μ_kept − μ_new| / σ_new (shift) and of |ln(σ²_kept / σ²_new)| (scale), and their largest, as CSV. The
- * model's other files are not touched.
+ * |μ_kept − μ_new| / σ_new (shift) and of |ln(σ²_kept / σ²_new)| (scale), and their largest, as CSV.
+ * And where the difference grows (…_trace.csv beside it): on the first 256 test images, the share
+ * of each quantized layer's input codes that change — and their relative L1 change — when the
+ * trained statistics replace the re-estimated ones everywhere, and in the first BatchNorm layer
+ * only; the top-1 decisions that change with each. The model's other files are not touched.
  */
 #ifndef DQ_BNRECAL_H
 #define DQ_BNRECAL_H

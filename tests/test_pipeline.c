@@ -183,6 +183,22 @@ Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = t
         }
         cr_assert(rows > 10, "%s: %d layers in layers.csv", methods[i], rows);
         dq_free(csv);
+        if (i == 0) {  // --q_bn_recal's trace: a row per quantized layer, shares in [0, 1]; the first
+                       // layer's inputs (the same images) cannot change
+            char *tr = slurp(methods[i], "bn_recal_trace.csv"), *l = strchr(tr, '\n') + 1;
+            const char *head = "layer,values,differ_all,rel_l1_all,differ_first,rel_l1_first\n";
+            cr_assert(!strncmp(tr, head, strlen(head)), "bn_recal_trace.csv header: %.80s", tr);
+            int trows = 0;
+            for (; *l; l = strchr(l, '\n') + 1, trows++) {
+                long long values;
+                double d[4];
+                cr_assert_eq(sscanf(l, "%*[^,],%lld,%lf,%lf,%lf,%lf", &values, &d[0], &d[1], &d[2], &d[3]), 5, "trace line %s", l);
+                cr_assert(values > 0 && d[0] >= 0 && d[0] <= 1 && d[2] >= 0 && d[2] <= 1, "trace line %s", l);
+                if (trows == 0) cr_assert(d[0] == 0 && d[2] == 0, "the first layer's inputs changed: %s", l);
+            }
+            cr_assert_eq(trows, rows, "trace rows %d, layers %d", trows, rows);
+            dq_free(tr);
+        }
     }
     experiment_free(&x);
 }
