@@ -10,7 +10,7 @@
 /* A 4×4×1 → 4-class network with one layer of each kind a checkpoint can carry: a pinned stem, a
  * depthwise and a pointwise convolution (unpinned: their bits move), a pinned classifier. Small,
  * so that the fuzzer's mutations land in the sections' structure, not in a sea of weights. */
-static Model *tiny_net(const LayerFactory *f) {
+Model *fuzz_tiny_net(const LayerFactory *f) {
     Model *m = model_new("fuzznet", 1, 4, 4, 4);
     Layer *net = m->net = sequential_new("fuzznet");
     builder_conv_bn_act(m, net, f, &(ConvDesc){.name = "c1", .in = 1, .out = 4, .kernel = 3, .stride = 1, .groups = 1,
@@ -32,7 +32,7 @@ void fuzz_model_init(FuzzModel *f) {
     QuantConfig c = quant_config_defaults;
     f->qc = quant_context_new(&c);
     LayerFactory lf = quant_factory(f->qc);
-    f->m = tiny_net(&lf);
+    f->m = fuzz_tiny_net(&lf);
     Arena a;
     arena_init(&a, 1 << 20, 0);
     Tape t;

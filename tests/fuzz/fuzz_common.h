@@ -20,6 +20,8 @@ typedef struct FuzzModel {
     QuantRun run;
 } FuzzModel;
 
+/* The network alone, its layers from f (the corpus also quantizes it with multipoint). */
+Model *fuzz_tiny_net(const LayerFactory *f);
 /* The model, calibrated on fixed random inputs, its run at step 0 of FUZZ_TOTAL_STEPS. */
 void fuzz_model_init(FuzzModel *f);
 void fuzz_model_free(FuzzModel *f);

@@ -17,6 +17,7 @@
 #include "core/fileio.h"
 #include "fuzz_common.h"
 #include "quant/intmodel.h"
+#include "quant/mpquant.h"
 #include "train/checkpoint.h"
 #include "train/run_state.h"
 
@@ -284,6 +285,42 @@ static void intmodel_seeds(void) {
     fuzz_model_free(&f);
 }
 
+/* A multipoint program of the same network (3-bit points, 2 per channel on average): the file's
+ * points, multipliers and sparse codes for the fuzzer to mutate. */
+static void intmodel_multipoint_seed(void) {
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "multipoint");
+    c.w_bits = 3, c.a_bits = 8;
+    QuantContext *qc = quant_context_new(&c);
+    LayerFactory lf = quant_factory(qc);
+    Model *m = fuzz_tiny_net(&lf);
+    Arena a;
+    arena_init(&a, 1 << 20, 0);
+    Tape t;
+    tape_init(&t, &a);
+    t.no_grad = true, t.training = false;
+    Tensor *x = tensor_new4(&a, 4, 4, 4, 1);
+    Rng r;
+    rng_seed(&r, 2, rng_stream(RNG_STREAM_FREE, 0));
+    rng_fill_uniform(&r, x->data, x->numel, -1, 1);
+    quant_calibrate_begin_fp32_weights(qc);
+    mpq_calibrate_begin(qc);
+    model_forward(m, &t, x);
+    quant_calibrate_end(qc);
+    char err[256], dir[1200], path[1400];
+    if (!mpq_calibrate_end(qc, 2, err, sizeof err)) DQ_FATAL("make_corpus: %s", err);
+    IntModel im;
+    if (!intmodel_from(m, qc, &im, err, sizeof err)) DQ_FATAL("make_corpus: %s", err);
+    snprintf(dir, sizeof dir, "%s/intmodel", root);
+    if (!fileio_make_dirs(dir, err, sizeof err)) DQ_FATAL_FILE(dir, "%s", err);
+    snprintf(path, sizeof path, "%s/seed-multipoint", dir);
+    if (!intmodel_save(&im, path, NULL, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
+    intmodel_free(&im);
+    arena_free(&a);
+    model_free(m);
+    quant_context_free(qc);
+}
+
 static void option_seeds(void) {
     const char *lines[] = {
         "--lr=0.1\n--epochs=3\n--schedule=step",
@@ -311,6 +348,7 @@ int main(int argc, char **argv) {
     cifar_seeds();
     checkpoint_seeds();
     intmodel_seeds();
+    intmodel_multipoint_seed();
     option_seeds();
     printf("make_corpus: seeds written under %s\n", root);
     return 0;
