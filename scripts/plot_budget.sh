@@ -37,11 +37,11 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" '
     printf "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n", (W + L - R) / 2, H - 20,
       xaxis == "bits" ? "mean weight bits" : "weight KB"
     printf "<text transform=\"translate(20,%d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">top-1 %% (± 1 std over seeds)</text>\n", (H + T - B) / 2
-    split("#1f77b4 #d62728 #2ca02c #ff7f0e #9467bd", colors, " ")
+    split("#1f77b4 #d62728 #2ca02c #ff7f0e #9467bd #8c564b #e377c2 #17becf", colors, " ")
     nm = 0
     for (i = 1; i <= nk; i++) { split(order[i], w, " "); m = w[1]; if (!(m in mi)) { mi[m] = ++nm; mname[nm] = m } }
     for (j = 1; j <= nm; j++) {
-      pts = ""; c = colors[(j - 1) % 5 + 1]
+      pts = ""; c = colors[(j - 1) % 8 + 1]
       for (i = 1; i <= nk; i++) {
         split(order[i], w, " "); if (w[1] != mname[j]) continue
         k = order[i]; x = L + (xs[k] / n[k] - x0) / (x1 - x0) * (W - L - R)

@@ -48,5 +48,6 @@ for model in $MODELS; do
     done
   done
   summarize "$csv" >"${csv%.csv}.md"
+  TITLE="$model, A8: top-1 against stored bits per weight" scripts/plot_ptq.sh "$csv" >"${csv%.csv}.svg"
   cat "${csv%.csv}.md"
 done
