@@ -144,6 +144,16 @@ static void init_grid(Ddq *d, float lo, float hi) {
     rebuild(d);
 }
 
+/* --ddq_init_lsq: the fine step whose merged blocks at init_bits are LSQ's initial step for data of
+ * mean magnitude mean_abs, 2·mean|x|/sqrt(Q_P) (Esser et al.), Q_P = 2^(b−1) − 1 signed, 2^b − 1 not. */
+static float lsq_fine_step(const Ddq *d, double mean_abs) {
+    int b = d->cfg->init_bits;
+    double qp = d->base.is_signed ? (double)(1 << (b - 1)) - 1 : (double)(1 << b) - 1;
+    return (float)(2 * mean_abs / sqrt(qp > 1 ? qp : 1) / (double)(1 << (DDQ_K - b)));
+}
+
+static bool init_like_lsq(const Ddq *d) { return d->cfg->init_lsq && !d->base.pinned; }
+
 static void init_from_weights(Ddq *d, const Tensor *w) {
     float mx = 0;
     if (d->scale) {  // per channel: the levels see w / max|w_c|, so the range is ±1
@@ -158,6 +168,13 @@ static void init_from_weights(Ddq *d, const Tensor *w) {
     }
     for (size_t i = 0; i < w->numel && !d->scale; i++) mx = fmaxf(mx, fabsf(w->data[i]));
     if (mx == 0) mx = 1e-3f;
+    if (init_like_lsq(d)) {  // the levels see w (or w / max|w_c|): LSQ's step for their mean magnitude
+        double sum = 0;
+        for (size_t i = 0; i < w->numel; i++) sum += fabsf(w->data[i]) / (d->scale ? d->scale[i % (size_t)d->channels] : 1.0f);
+        float f = lsq_fine_step(d, w->numel ? sum / (double)w->numel : 0);
+        init_grid(d, -128 * f, 127 * f);
+        return;
+    }
     // d·(i − 128): 128 steps below zero, 127 above, the largest |w| on the short side
     init_grid(d, -mx * 128.0f / 127.0f, mx);
 }
@@ -167,6 +184,15 @@ static void ddq_observe(Quantizer *q, const Tensor *x) { qsamples_add(&((Ddq *)q
 static void ddq_finish_calibration(Quantizer *q) {
     Ddq *d = (Ddq *)q;
     if (d->samples.n == 0) return;  // weights initialise on their first forward
+    if (init_like_lsq(d)) {
+        double sum = 0;
+        for (size_t i = 0; i < d->samples.n; i++) sum += fabsf(d->samples.v[i]);
+        float f = lsq_fine_step(d, sum / (double)d->samples.n);
+        if (q->is_signed) init_grid(d, -128 * f, 127 * f);
+        else init_grid(d, 0, 255 * f);
+        qsamples_free(&d->samples);
+        return;
+    }
     float p = d->cfg->percentile, lo = quant_percentile(d->samples.v, d->samples.n, 100 - p);
     float hi = quant_percentile(d->samples.v, d->samples.n, p);
     if (!q->is_signed) lo = 0;

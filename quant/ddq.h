@@ -45,6 +45,8 @@ typedef struct DdqConfig {
     bool adam;              // variant: Adam on the levels
     float alpha;            // variant: gradient correction α·∂mean((x_q − x)²)/∂v (0: off)
     bool snap_grid;         // at the freeze, put the levels on the integer engine's grid (ddq_snap)
+    bool init_lsq;          // variant: unpinned ranges from LSQ's initial step at init_bits (a coarse
+                            // step of 2·mean|x|/sqrt(Q_P)), not min/max (weights) and percentiles
 } DdqConfig;
 
 /* What learns when (the controller sets it, control.h): warm-up — neither levels nor gates;

@@ -461,3 +461,33 @@ static void bad_bits(void *ctx) {
 Test(ddq, rejects_bad_configs, .init = setup, .fini = teardown) {
     cr_assert(strstr(expect_fatal(bad_bits, NULL), "minimum bits 9 must be in 1..8") != NULL);
 }
+
+/* --ddq_init_lsq: an unpinned quantizer's merged step at init_bits starts as LSQ's, 2·mean|x|/sqrt(Q_P)
+ * (weights Q_P = 2^(b−1) − 1, activations 2^b − 1), so its fine step is that over 2^(8−b); a
+ * pinned one keeps min/max. */
+Test(ddq, lsq_init_gives_lsqs_initial_step, .init = setup, .fini = teardown) {
+    cfg.init_bits = 3, cfg.init_lsq = true;
+    int n = 4000;
+    Tensor *w = data(n, -0.3f, 0.9f, false), *x = data(n, 0, 2, false);
+    double mw = 0, mx = 0, wmax = 0;
+    for (int i = 0; i < n; i++) mw += fabsf(w->data[i]), mx += fabsf(x->data[i]), wmax = fmax(wmax, fabsf(w->data[i]));
+    mw /= n, mx /= n;
+    Quantizer *qw = made = ddq_new(&slab, "w", QROLE_WEIGHT, true, false, n, 1, &cfg);
+    Quantizer *qa = ddq_new(&slab, "a", QROLE_ACTIVATION, false, false, n, 1, &cfg);
+    Quantizer *qp = ddq_new(&slab, "p", QROLE_WEIGHT, true, true, n, 1, &cfg);
+    slab_finalize(&slab);
+    T.no_grad = true;
+    qw->bypass = qp->bypass = qa->bypass = false;
+    quantizer_forward(qw, &T, w), quantizer_forward(qp, &T, w);  // weights initialise on their first forward
+    qa->calibrating = true;
+    quantizer_forward(qa, &T, x);
+    qa->calibrating = false;
+    qa->ops->finish_calibration(qa);
+    DdqState sw = ddq_state(qw), sa = ddq_state(qa), sp = ddq_state(qp);
+    double fw = sw.fine[1] - sw.fine[0], fa = sa.fine[1] - sa.fine[0], fp = sp.fine[1] - sp.fine[0];
+    cr_assert_float_eq(fw, 2 * mw / sqrt(3) / 32, 1e-4 * fw, "weights: fine step %g, mean %g", fw, mw);
+    cr_assert_float_eq(fa, 2 * mx / sqrt(7) / 32, 1e-4 * fa, "activations: fine step %g", fa);
+    cr_assert_float_eq(fp, wmax / 127, 1e-4 * fp, "pinned: min/max, fine step %g", fp);
+    cr_assert(sw.bits == 3 && sa.bits == 3 && sp.bits == 8, "bits %d %d %d", sw.bits, sa.bits, sp.bits);
+    quantizer_free(qa), quantizer_free(qp);
+}
