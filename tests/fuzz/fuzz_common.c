@@ -27,12 +27,7 @@ Model *fuzz_tiny_net(const LayerFactory *f) {
     return m;
 }
 
-void fuzz_model_init(FuzzModel *f) {
-    memset(f, 0, sizeof *f);
-    QuantConfig c = quant_config_defaults;
-    f->qc = quant_context_new(&c);
-    LayerFactory lf = quant_factory(f->qc);
-    f->m = fuzz_tiny_net(&lf);
+void fuzz_forward_random(Model *m, uint64_t seed) {
     Arena a;
     arena_init(&a, 1 << 20, 0);
     Tape t;
@@ -40,12 +35,21 @@ void fuzz_model_init(FuzzModel *f) {
     t.no_grad = true, t.training = false;
     Tensor *x = tensor_new4(&a, 4, 4, 4, 1);
     Rng r;
-    rng_seed(&r, 1, rng_stream(RNG_STREAM_FREE, 0));
+    rng_seed(&r, seed, rng_stream(RNG_STREAM_FREE, 0));
     rng_fill_uniform(&r, x->data, x->numel, -1, 1);
-    quant_calibrate_begin(f->qc);
-    model_forward(f->m, &t, x);
-    quant_calibrate_end(f->qc);
+    model_forward(m, &t, x);
     arena_free(&a);
+}
+
+void fuzz_model_init(FuzzModel *f) {
+    memset(f, 0, sizeof *f);
+    QuantConfig c = quant_config_defaults;
+    f->qc = quant_context_new(&c);
+    LayerFactory lf = quant_factory(f->qc);
+    f->m = fuzz_tiny_net(&lf);
+    quant_calibrate_begin(f->qc);
+    fuzz_forward_random(f->m, 1);
+    quant_calibrate_end(f->qc);
     quant_run_init(&f->run, f->qc, FUZZ_TOTAL_STEPS, 0.01f);
 }
 

@@ -22,6 +22,8 @@ typedef struct FuzzModel {
 
 /* The network alone, its layers from f (the corpus also quantizes it with multipoint). */
 Model *fuzz_tiny_net(const LayerFactory *f);
+/* One evaluation forward of 4 random 4×4×1 images from seed (a calibration batch). */
+void fuzz_forward_random(Model *m, uint64_t seed);
 /* The model, calibrated on fixed random inputs, its run at step 0 of FUZZ_TOTAL_STEPS. */
 void fuzz_model_init(FuzzModel *f);
 void fuzz_model_free(FuzzModel *f);

@@ -294,18 +294,9 @@ static void intmodel_multipoint_seed(void) {
     QuantContext *qc = quant_context_new(&c);
     LayerFactory lf = quant_factory(qc);
     Model *m = fuzz_tiny_net(&lf);
-    Arena a;
-    arena_init(&a, 1 << 20, 0);
-    Tape t;
-    tape_init(&t, &a);
-    t.no_grad = true, t.training = false;
-    Tensor *x = tensor_new4(&a, 4, 4, 4, 1);
-    Rng r;
-    rng_seed(&r, 2, rng_stream(RNG_STREAM_FREE, 0));
-    rng_fill_uniform(&r, x->data, x->numel, -1, 1);
     quant_calibrate_begin_fp32_weights(qc);
     mpq_calibrate_begin(qc);
-    model_forward(m, &t, x);
+    fuzz_forward_random(m, 2);
     quant_calibrate_end(qc);
     char err[256], dir[1200], path[1400];
     if (!mpq_calibrate_end(qc, 2, err, sizeof err)) DQ_FATAL("make_corpus: %s", err);
@@ -316,7 +307,6 @@ static void intmodel_multipoint_seed(void) {
     snprintf(path, sizeof path, "%s/seed-multipoint", dir);
     if (!intmodel_save(&im, path, NULL, err, sizeof err)) DQ_FATAL_FILE(path, "%s", err);
     intmodel_free(&im);
-    arena_free(&a);
     model_free(m);
     quant_context_free(qc);
 }
