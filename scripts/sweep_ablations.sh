@@ -17,7 +17,7 @@
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
-# Output: runs/sweeps/ablations-MODEL-PRESET.csv and .md (mean ± std over seeds; BITS other than
+# Output: docs/data/ablations-MODEL-PRESET.csv and .md (mean ± std over seeds; BITS other than
 #   4 add -wBITS to the names). Resumable: started again, it skips the rows it has.
 #   ONLY="fixed_bits hinge_budget" SEEDS=1 scripts/sweep_ablations.sh    a subset of the variants
 set -eu
@@ -27,7 +27,7 @@ MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"};
 make -s "exp_$MODEL"
 preset=$([ "$MODEL" = mobilenetv2 ] && echo "--preset=$PRESET" || true)  # exp_resnet20 has one schedule
 suffix=$([ "$B" = 4 ] || echo "-w$B")
-csv=runs/sweeps/ablations-$MODEL-$PRESET$suffix.csv
+csv=$SWEEP_DATA/ablations-$MODEL-$PRESET$suffix.csv
 variants="default|
 fixed_bits|--ddq_init_bits=$B --ddq_lr_gate=0
 frozen_uniform_levels|--ddq_lr_levels_w=0 --ddq_lr_levels_a=0

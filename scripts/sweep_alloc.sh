@@ -13,8 +13,8 @@
 #   of FP32_SEED; then the per-layer bits of seed 1 of each method in one chart per budget.
 # Compute: ≈ 8 min per run (2 cores) plus the allocation (HAWQ ≈ 1–2 min, OMPQ ≈ 0.5 min,
 #   BSQ ≈ 6 × 1 min, HAQ ≈ 60 × 7 s): 6 methods × 2 budgets × 3 seeds ≈ 6 h.
-# Output: runs/sweeps/alloc-mobilenetv2.csv, .md (mean ± std), -search.md (allocation seconds,
-#   median over seeds, from the RESULT lines), -bits-wB.svg and -bits-wB.md (per-layer bits of
+# Output: docs/data/alloc-mobilenetv2.csv, .md (mean ± std), -search.md (allocation seconds,
+#   median over seeds, from the rows' alloc_s), -bits-wB.svg and -bits-wB.md (per-layer bits of
 #   seed 1, and how many layers the methods agree on), -bnrecal.csv (each finished run resumed
 #   with --q_bn_recal=50: top-1 with BatchNorm statistics re-estimated on un-augmented training
 #   images, docs/allocators.md; it repeats the allocation, not the fine-tune). Resumable.
@@ -25,14 +25,14 @@ cd "$(dirname "$0")/.."
 METHODS=${METHODS:-"lsq hawq ompq bsq haq ddq"}; BITS=${BITS:-"4 3"}; SEEDS=${SEEDS:-"1 2 3"}; FP32_SEED=${FP32_SEED:-1}
 PRESET=${PRESET:-default}
 make -s exp_mobilenetv2
-csv=runs/sweeps/alloc-mobilenetv2-$PRESET.csv
+csv=$SWEEP_DATA/alloc-mobilenetv2-$PRESET.csv
 dir() { echo "runs/sweeps/mobilenetv2-$PRESET-alloc-$1-w$2-s$3"; }
 recsv=${csv%.csv}-bnrecal.csv
 recal() {  # label seed command...: the finished run again, BatchNorm re-estimated (no training)
   label=$1; seed=$2; shift 2
   [ -f "$recsv" ] || echo "label,seed,q_acc,bn_recal_acc" >"$recsv"
   awk -F, -v l="$label" -v s="$seed" '$1 == l && $2 == s {f = 1} END {exit !f}' "$recsv" && return 0
-  out=$("$@" --q_bn_recal=50 --resume=true --progress=false 2>&1 | tee -a "${csv%.csv}.log" | grep '^RESULT' | tail -1)
+  out=$("$@" --q_bn_recal=50 --resume=true --progress=false 2>&1 | tee -a "$(sweep_log "$csv")" | grep '^RESULT' | tail -1)
   v() { printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
   [ -n "$(v bn_recal_acc)" ] || { echo "sweep_alloc.sh: error: no bn_recal_acc from $*" >&2; exit 1; }
   echo "$label,$seed,$(v q_acc),$(v bn_recal_acc)" >>"$recsv"
@@ -55,10 +55,10 @@ for seed in $SEEDS; do
   done
 done
 summarize "$csv" >"${csv%.csv}.md"
-# the allocation's wall time per method and budget, from the RESULT lines of the sweep's log
-awk '/^RESULT/ && / alloc_s=/ {
-       for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-       k = v["alloc"] " W" v["w_budget"]; n[k]++; t[k, n[k]] = v["alloc_s"]
+# the allocation's wall time per method and budget: the median over seeds of the rows' alloc_s
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+     $(col["alloc_s"]) != "" {
+       k = $1; n[k]++; t[k, n[k]] = $(col["alloc_s"])
      }
      END {
        print "| allocator | runs | allocation seconds (median) |"
@@ -68,7 +68,7 @@ awk '/^RESULT/ && / alloc_s=/ {
          for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (s[j] + 0 < s[i] + 0) { x = s[i]; s[i] = s[j]; s[j] = x }
          printf "| %s | %d | %.1f |\n", k, m, m % 2 ? s[(m + 1) / 2] : (s[m / 2] + s[m / 2 + 1]) / 2
        }
-     }' "${csv%.csv}.log" >"${csv%.csv}-search.md"
+     }' "$csv" >"${csv%.csv}-search.md"
 first=$(echo "$SEEDS" | awk '{print $1}')
 for b in $BITS; do
   set --

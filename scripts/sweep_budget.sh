@@ -5,7 +5,7 @@
 # Grid: BUDGETS × SEEDS for DDQ, 3/4/5 bits for LSQ, on MODEL; one FP32 run per seed (FP32_SEED=N:
 #   all seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (7 runs × 3 seeds ≈ 2.5 h on 2 cores).
-# Output: runs/sweeps/budget-MODEL-PRESET.csv, .md, .svg (accuracy vs weight KB) and -bits.svg
+# Output: docs/data/budget-MODEL-PRESET.csv, .md, .svg (accuracy vs weight KB) and -bits.svg
 #   (accuracy vs mean weight bits, error bars over seeds). Resumable.
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ MODEL=${MODEL:-mobilenetv2}; PRESET=${PRESET:-default}; SEEDS=${SEEDS:-"1 2 3"};
 BUDGETS=${BUDGETS:-"2.5 3 4 5"}; LSQ_BITS=${LSQ_BITS:-"3 4 5"}
 make -s "exp_$MODEL"
 preset=$([ "$MODEL" = mobilenetv2 ] && echo "--preset=$PRESET" || true)  # exp_resnet20 has one schedule
-csv=runs/sweeps/budget-$MODEL-$PRESET.csv
+csv=$SWEEP_DATA/budget-$MODEL-$PRESET.csv
 for seed in $SEEDS; do
   for w in $BUDGETS; do
     run_exp "$csv" "ddq W$w A4" "./exp_$MODEL" $preset --q_method=ddq --q_wbits="$w" --q_abits=4 \

@@ -1,38 +1,39 @@
 #!/bin/sh
 # sweep_ddq_worth.sh — the grid of issue 13 ("what each part of DDQ is worth"), in the issue's
-# order (the controller's before/after first, then the most decisive rows: questions 2, 3, 1, 4,
-# 6, 5 — within that, the rows that do not use DDQ's bit price before those that do), resumable:
-# each sweep skips the rows its CSV has and a stopped run continues from its checkpoint, so run it again after an
-# interruption and it goes on. Fine-tunes of one model share one FP32 model (FP32_SEED: the
-# spread is the fine-tuning's), except question 5, which is about the FP32 seeds.
+# order (the most decisive rows first: questions 2, 3, 1, 4, 6, 5 — within that, the rows that do
+# not use DDQ's bit price before those that do), resumable: each sweep skips the rows its CSV in
+# docs/data has and a stopped run continues from its checkpoint, so run it again after an
+# interruption (or on a new clone: commit docs/data as rows land) and it goes on. Fine-tunes of
+# one model share one FP32 model (FP32_SEED: the spread is the fine-tuning's), except question 5,
+# which is about the FP32 seeds.
 #
 #   C  the controller at W4A4: the default (two-sided PI price + settling window) against the PI
-#      price alone and dual ascent, the default before issue 13, 3 seeds                             runs/sweeps/ablations-mobilenetv2-default.*
+#      price alone and dual ascent, the default before issue 13, 3 seeds — last: it is written up
+#      in results.md from runs made before the data files were tracked  docs/data/ablations-mobilenetv2-default.*
 #   Q2 ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
 #      both (lsq_like), the BitOPs budget, the ramped target — LSQ at the same bits beside them;
-#      seed 1 of everything first, then seeds 2 and 3      runs/sweeps/ablations-mobilenetv2-default-w{3,2}.*
-#   Q3 full preset, W3A3: DDQ vs LSQ, 3 seeds             runs/sweeps/methods-mobilenetv2-full.*
+#      seed 1 of everything first, then seeds 2 and 3      docs/data/ablations-mobilenetv2-default-w{3,2}.*
+#   Q3 full preset, W3A3: DDQ vs LSQ, 3 seeds             docs/data/methods-mobilenetv2-full.*
 #   Q1 W2A2: LSQ, PACT, min/max (DDQ: Q2's default row, the same run); min/max at W3A3
-#                                                          runs/sweeps/methods-mobilenetv2-default.*
+#                                                          docs/data/methods-mobilenetv2-default.*
 #   Q4 ResNet-20 (its 30-epoch FP32 model of seed 7): DDQ vs LSQ at W4A4 and W3A3, 3 seeds
-#                                                          runs/sweeps/methods-resnet20-default.*
+#                                                          docs/data/methods-resnet20-default.*
 #   Q6 accuracy against mean weight bits (A4): DDQ budgets 2–5 against LSQ at 2–5 bits, both models
-#                                                          runs/sweeps/budget-*.{csv,md,svg}
+#                                                          docs/data/budget-*.{csv,md,svg}
 #   Q5 the main full-preset W4A4 result over three FP32 seeds (each trains its own FP32 model)
-#                                                          runs/sweeps/methods-mobilenetv2-full-fp32seeds.*
+#                                                          docs/data/methods-mobilenetv2-full-fp32seeds.*
 # Compute (2 cores): ≈ 5–7 min per default fine-tune, ≈ 20–55 per full one, ≈ 80 per 30-epoch
-# FP32 model; Q2 alone is 42 runs. Run it niced in the background:
-#   nohup nice -n 19 scripts/sweep_ddq_worth.sh > runs/sweeps/ddq_worth.log 2>&1 &
+# FP32 model; Q2 alone is 46 runs. Run it niced in the background:
+#   mkdir -p runs/sweeps && nohup nice -n 19 scripts/sweep_ddq_worth.sh > runs/sweeps/ddq_worth.log 2>&1 &
 set -eu
 cd "$(dirname "$0")/.."
 # Rows that do not depend on DDQ's bit price run first (fixed bits, LSQ, PACT, min/max), then the
 # DDQ rows that do, so a change of the price's default costs no finished row.
 fixed="fixed_bits lsq_like"
 priced="default frozen_uniform_levels bitops_budget ramped_target"
-ONLY="default pi_price dual_price settle_long" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C
 for seed in 1 2 3; do  # Q2, Q1: the price-free rows
   for b in 3 2; do
-    ONLY="$fixed" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+    ONLY="$fixed$([ "$b" = 2 ] && echo " lsq_like_init fixed_bits_init")" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   done
   METHODS="pact minmax" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
@@ -49,3 +50,4 @@ MODEL=resnet20 METHODS="ddq lsq" BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sw
 BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_budget.sh  # Q6
 MODEL=resnet20 BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_budget.sh
 PRESET=full METHODS=ddq BITS=4 SEEDS="1 2 3" FP32_SEED=0 TAG=fp32seeds scripts/sweep_methods.sh  # Q5
+ONLY="default pi_price dual_price settle_long" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C: in results.md since 2026-11-29; its data file last

@@ -18,17 +18,18 @@
 #   seed 1 — the FP32 models issue 13's grid uses, so "off" costs nothing there).
 # Compute (2 cores): LeNet ≈ 2 min per run; MobileNetV2 ≈ 10 min; ResNet-20 30 epochs ≈ 1 h per
 #   policy. Resumable (every run continues from its checkpoint, finished rows are skipped).
-# Output: runs/sweeps/half-MODEL.csv, .md (mean ± std over seeds), half-MODEL.svg.
+# Output: docs/data/half-MODEL.csv, .md (mean ± std over seeds), half-MODEL.svg.
 #   MODELS=lenet POLICIES="off none dynamic adaptive" SEEDS=1 scripts/sweep_half.sh
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/sweep_lib.sh
 MODELS=${MODELS:-"lenet mobilenetv2 resnet20"}; POLICIES=${POLICIES:-"off none static dynamic adaptive"}
 SEEDS=${SEEDS:-"1 2 3"}; BIG_SEEDS=${BIG_SEEDS:-1}
 EXTRA=${EXTRA:-}; TAG=${TAG:-}  # a quick look: TAG=-quick EXTRA="--epochs=1 --subset=2000" MODELS=lenet
 for model in $MODELS; do
   make -s "exp_$model"
-  csv=runs/sweeps/half-$model$TAG.csv; log=runs/sweeps/half-$model$TAG.log
-  mkdir -p runs/sweeps
+  csv=$SWEEP_DATA/half-$model$TAG.csv; log=$(sweep_log "$csv")
+  mkdir -p "$SWEEP_DATA"
   [ -f "$csv" ] || echo "policy,seed,test_acc,underflow,overflow_values,skipped_steps,final_scale" >"$csv"
   seeds=$([ "$model" = lenet ] && echo "$SEEDS" || echo "$BIG_SEEDS")
   plots=""

@@ -1,6 +1,7 @@
 # sweep_lib.sh — shared helpers of the sweep scripts (sourced, not run).
 #   run_exp CSV LABEL BINARY ARGS...   run one experiment, append its RESULT line to CSV as a row
-#                                      (LABEL first, then the RESULT's values in a fixed order);
+#                                      (LABEL first, then the RESULT's values in a fixed order,
+#                                      empty where the run has none);
 #                                      a LABEL and seed already in CSV is skipped, and a run that
 #                                      was stopped continues from its checkpoint (--resume): a
 #                                      sweep started again resumes where it stopped
@@ -9,13 +10,25 @@
 #                                      largest |bits moved| by the final guarantee over seeds
 # The CSV header is written by run_exp when the file does not exist. A run whose RESULT line is
 # missing stops the sweep with the tail of its log.
+#
+# Where things go: the result files (CSV rows, Markdown tables, SVG plots) in $SWEEP_DATA,
+# docs/data by default — tracked by git, so the rows a sweep has finished survive the machine
+# (commit them as they land; a sweep on a new clone skips them); the runs' directories and the
+# sweeps' logs in runs/sweeps, which git ignores.
 
-SWEEP_FIELDS="method w_budget a_budget fp32_acc q_acc delta w_bits a_bits weight_kb fp32_epoch_s q_epoch_s step_ratio moved_w moved_a"
+SWEEP_FIELDS="method w_budget a_budget fp32_acc q_acc delta w_bits a_bits weight_kb fp32_epoch_s q_epoch_s step_ratio moved_w moved_a alloc_s"
+SWEEP_DATA=${SWEEP_DATA:-docs/data}
+
+# sweep_log CSV: the log of the sweep that writes CSV (runs/sweeps/NAME.log)
+sweep_log() {
+  mkdir -p runs/sweeps
+  echo "runs/sweeps/$(basename "${1%.csv}").log"
+}
 
 run_exp() {
   csv=$1; label=$2; bin=$3; shift 3
   mkdir -p "$(dirname "$csv")"
-  log="${csv%.csv}.log"
+  log=$(sweep_log "$csv")
   if [ ! -f "$csv" ]; then
     printf 'label,seed' >"$csv"
     for f in $SWEEP_FIELDS; do printf ',%s' "$f" >>"$csv"; done

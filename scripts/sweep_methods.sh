@@ -8,7 +8,7 @@
 #   the fine-tuning's alone, and no FP32 run is needed beyond seed N's).
 # Compute: default preset ≈ 7 min per quantized run + 10 min per FP32 seed on 2 cores
 #   (4 methods × 3 bits × 3 seeds ≈ 4.5 h); PRESET=full multiplies by about 7.
-# Output: runs/sweeps/methods-MODEL-PRESET[-TAG].csv (one row per run) and .md (mean ± std over
+# Output: docs/data/methods-MODEL-PRESET[-TAG].csv (one row per run) and .md (mean ± std over
 #   seeds). Resumable: started again, it skips the rows it has.
 #   METHODS="ddq lsq" BITS="4 3" SEEDS="1 2" MODEL=mobilenetv2 scripts/sweep_methods.sh
 set -eu
@@ -19,7 +19,7 @@ METHODS=${METHODS:-"ddq lsq pact minmax"}; BITS=${BITS:-"4 3 2"}; SEEDS=${SEEDS:
 make -s "exp_$MODEL"
 preset=$([ "$MODEL" = mobilenetv2 ] && echo "--preset=$PRESET" || true)  # exp_resnet20 has one schedule
 TAG=${TAG:-}  # TAG=x: a separate grid (its own CSV and run directories)
-csv=runs/sweeps/methods-$MODEL-$PRESET${TAG:+-$TAG}.csv
+csv=$SWEEP_DATA/methods-$MODEL-$PRESET${TAG:+-$TAG}.csv
 for seed in $SEEDS; do
   for b in $BITS; do
     for m in $METHODS; do

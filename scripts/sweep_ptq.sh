@@ -13,7 +13,7 @@
 #   the models issue 13's grid uses).
 # Compute: ≈ 1–2 min per post-training run, ≈ 8 min per fine-tune (2 cores); the ResNet-20 FP32
 #   model (30 epochs) is trained first if missing. Resumable.
-# Output: runs/sweeps/ptq-MODEL.csv, .md (mean ± std over seeds) and .svg (scripts/plot_ptq.sh).
+# Output: docs/data/ptq-MODEL.csv, .md (mean ± std over seeds) and .svg (scripts/plot_ptq.sh).
 #   MODELS=mobilenetv2 BITS=4 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ for model in $MODELS; do
     *) echo "sweep_ptq.sh: error: unknown model '$model' (mobilenetv2, resnet20)" >&2; exit 2 ;;
   esac
   make -s "exp_$model"
-  csv=runs/sweeps/ptq-$model.csv
+  csv=$SWEEP_DATA/ptq-$model.csv
   run() {  # label seed args...
     label=$1; seed=$2; shift 2
     # shellcheck disable=SC2086
