@@ -54,4 +54,5 @@ if ! present; then
   exit 1
 fi
 echo "ensure-deps.sh: $pkg installed" >&2
-[ "$want" = onnxruntime ] && exec "$0" onnxruntime  # then the npm package
+if [ "$want" = onnxruntime ]; then exec "$0" onnxruntime; fi  # then the npm package
+exit 0  # (a last `[ … ] && …` would exit 1 after every other install: make stopped there)
