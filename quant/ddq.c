@@ -121,11 +121,30 @@ static void project(Ddq *d) {
 }
 
 /* ------------------------------------------------------------------ initialisation */
-/* Uniform fine grid from lo to hi with one level exactly 0 (when lo < 0 < hi, or lo = 0). */
+/* --ddq_init_centered: a fine grid of step f whose 2^b blocks at b = init_bits have means exactly
+ * (j − j0)·B·f, B = 2^(8−b) fine levels per block, j0 = 2^(b−1) signed (LSQ's Q_N) and 0 unsigned:
+ * the pinned block's fine levels sit symmetrically about 0, q_i = f·(i − i0) + c with
+ * i0 = j0·B + B/2 and c = f·(B/2 − (B−1)/2) (half a fine step when B is even, 0 when B = 1), so
+ * block j's mean is f·((j − j0)·B + (B−1)/2 − B/2) + c = (j − j0)·B·f. By default the grid has a
+ * level exactly at 0 at the bottom of the pinned block's upper half, and at low bits the pinned
+ * block's neighbours sit unevenly about it: at 2 bits, {−1.5, −0.5, 0, +1.5}·s signed and
+ * {0, 1.5, 2.5, 3.5}·s unsigned. */
+static void init_centered_grid(Ddq *d, float f) {
+    int b = d->cfg->init_bits, B = 1 << (DDQ_K - b), j0 = d->base.is_signed ? 1 << (b - 1) : 0;
+    int i0 = j0 * B + B / 2;
+    float c = f * (float)(B / 2 - (B - 1) / 2.0);
+    for (int i = 0; i < DDQ_FINE; i++) d->fine->data[i] = f * (float)(i - i0) + c;
+    d->zero_index = i0, d->step = f;
+}
+
+/* Uniform fine grid from lo to hi with one level exactly 0 (when lo < 0 < hi, or lo = 0);
+ * --ddq_init_centered: the same fine step, on LSQ's level set at init_bits (above). */
 static void init_grid(Ddq *d, float lo, float hi) {
     if (!(hi > lo)) hi = lo + 1e-3f;
     float *q = d->fine->data;
-    if (d->base.is_signed) {
+    if (d->cfg->init_centered && !d->base.pinned) {
+        init_centered_grid(d, d->base.is_signed ? (hi - lo) / (DDQ_FINE - 1) : hi / (DDQ_FINE - 1));
+    } else if (d->base.is_signed) {
         float step = (hi - lo) / (DDQ_FINE - 1);
         int i0 = (int)lroundf(-lo / step);
         if (i0 < 0) i0 = 0;

@@ -47,6 +47,9 @@ typedef struct DdqConfig {
     bool snap_grid;         // at the freeze, put the levels on the integer engine's grid (ddq_snap)
     bool init_lsq;          // variant: unpinned ranges from LSQ's initial step at init_bits (a coarse
                             // step of 2·mean|x|/sqrt(Q_P)), not min/max (weights) and percentiles
+    bool init_centered;     // variant: unpinned coarse values at init_bits start on LSQ's level set,
+                            // {−2^(b−1) … 2^(b−1)−1}·s (unsigned {0 … 2^b−1}·s): the fine grid shifted
+                            // so that the pinned block is centred on 0 (it is not, by default)
 } DdqConfig;
 
 /* What learns when (the controller sets it, control.h): warm-up — neither levels nor gates;

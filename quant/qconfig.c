@@ -76,6 +76,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_int("ddq_bmin", &c->ddq.b_min, "fewest bits a layer may reach", 1, 8);
     o[n++] = opt_int("ddq_init_bits", &c->ddq.init_bits, "bits at the start (variant: the target)", 1, 8);
     o[n++] = opt_bool("ddq_init_lsq", &c->ddq.init_lsq, "variant: ranges from LSQ's initial step at --ddq_init_bits, not min/max and percentiles");
+    o[n++] = opt_bool("ddq_init_centered", &c->ddq.init_centered, "variant: levels at --ddq_init_bits start on LSQ's level set (the block holding 0 centred on it)");
     o[n++] = opt_float("ddq_gap", &c->ddq.gap, "minimum gap between levels, in initial fine steps", 0, 100);
     o[n++] = opt_float("ddq_ema", &c->ddq.ema, "EMA factor of the gate signals", 0, 0.99999);
     o[n++] = opt_float("ddq_lr_gate", &c->ddq.lr_gate, "gate step per unit of (signal − price)", 0, 1e9);

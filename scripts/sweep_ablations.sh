@@ -3,9 +3,11 @@
 # Question: top-1 at a W4A4 budget (BITS to change) when one choice is switched:
 #   mixed vs fixed bits at the same budget (fixed: --ddq_init_bits=B --ddq_lr_gate=0);
 #   learned vs frozen-uniform levels (--ddq_lr_levels_w=0 --ddq_lr_levels_a=0);
-#   both at once (lsq_like: fixed bits and uniform levels — DDQ reduced to a learned-range
-#   uniform quantizer like LSQ, keeping DDQ's calibration and gradient scaling); the last two
-#   again with LSQ's initial step instead of DDQ's min/max calibration (*_init: --ddq_init_lsq);
+#   both at once (lsq_like: fixed bits and frozen levels — DDQ reduced to a static uniform
+#   quantizer at its calibrated range: nothing learns but the weights); the last two again with
+#   LSQ's initial step instead of DDQ's min/max calibration (*_init: --ddq_init_lsq) and, on top,
+#   with the levels starting on LSQ's level set (*_centered: --ddq_init_centered; lsq_like_centered
+#   is LSQ with its step frozen at LSQ's initial value);
 #   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
 #   plus ramped target, Adam on levels, and the bit price's controller (issue 13: does the joint
@@ -34,6 +36,8 @@ frozen_uniform_levels|--ddq_lr_levels_w=0 --ddq_lr_levels_a=0
 lsq_like|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0
 lsq_like_init|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --ddq_init_lsq
 fixed_bits_init|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq
+lsq_like_centered|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --ddq_init_lsq --ddq_init_centered
+fixed_bits_centered|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered
 product_rule_gates|--ddq_product_rule
 hinge_budget|--ddq_lambda=hinge --ddq_settle=0
 fine_level_forward|--ddq_fine_forward

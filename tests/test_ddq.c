@@ -491,3 +491,67 @@ Test(ddq, lsq_init_gives_lsqs_initial_step, .init = setup, .fini = teardown) {
     cr_assert(sw.bits == 3 && sa.bits == 3 && sp.bits == 8, "bits %d %d %d", sw.bits, sa.bits, sp.bits);
     quantizer_free(qa), quantizer_free(qp);
 }
+
+/* --ddq_init_centered (with --ddq_init_lsq): at init_bits b the quantizer is LSQ's at its initial
+ * step s — coarse values (j − j0)·s, j0 = 2^(b−1) signed and 0 unsigned, and the forward
+ * s·clamp(round(x/s), −Q_N, Q_P) — where the default grid's pinned block is off centre. */
+static void check_lsq_levels(Quantizer *q, const Tensor *x, const Tensor *y, double s, int b) {
+    DdqState st = ddq_state(q);
+    int qn = q->is_signed ? 1 << (b - 1) : 0, qp = q->is_signed ? (1 << (b - 1)) - 1 : (1 << b) - 1;
+    cr_assert_eq(st.bits, b);
+    cr_assert_eq(st.n_coarse, qn + qp + 1);
+    for (int j = 0; j < st.n_coarse; j++)
+        cr_assert_float_eq(st.coarse[j], (j - qn) * s, 1e-5 * s, "b=%d level %d: %g, want %g", b, j, st.coarse[j], (j - qn) * s);
+    int checked = 0;
+    for (size_t i = 0; i < x->numel; i++) {
+        double r = x->data[i] / s;
+        if (fabs(r - floor(r) - 0.5) < 1e-3) continue;  // a tie in float: either side is right
+        double k = fmin(fmax(nearbyint(r), -qn), qp);
+        cr_assert_float_eq(y->data[i], k * s, 1e-5 * s, "b=%d x=%g: %g, want %g", b, x->data[i], y->data[i], k * s);
+        checked++;
+    }
+    cr_assert_gt(checked, (int)x->numel * 9 / 10);
+}
+
+Test(ddq, centered_init_is_lsqs_quantizer, .init = setup, .fini = teardown) {
+    int n = 4000;
+    Tensor *w = data(n, -0.5f, 0.4f, false), *x = data(n, 0, 2, false);
+    double mw = 0, mx = 0;
+    for (int i = 0; i < n; i++) mw += fabsf(w->data[i]), mx += fabsf(x->data[i]);
+    mw /= n, mx /= n;
+    for (int b = 2; b <= 4; b++) {
+        cfg.init_bits = b, cfg.init_lsq = true, cfg.init_centered = true;
+        ParamSlab sl;
+        slab_init(&sl);
+        Quantizer *qw = ddq_new(&sl, "w", QROLE_WEIGHT, true, false, n, 1, &cfg);
+        Quantizer *qa = ddq_new(&sl, "a", QROLE_ACTIVATION, false, false, n, 1, &cfg);
+        slab_finalize(&sl);
+        T.no_grad = true;
+        qw->bypass = qa->bypass = false;
+        Tensor *yw = quantizer_forward(qw, &T, w);
+        qa->calibrating = true;
+        quantizer_forward(qa, &T, x);
+        qa->calibrating = false;
+        qa->ops->finish_calibration(qa);
+        Tensor *ya = quantizer_forward(qa, &T, x);
+        check_lsq_levels(qw, w, yw, 2 * mw / sqrt((1 << (b - 1)) - 1), b);
+        check_lsq_levels(qa, x, ya, 2 * mx / sqrt((1 << b) - 1), b);
+        // without the variant the pinned block is off centre: at 2 bits the top weight level is 1.5·s
+        if (b == 2) {
+            cfg.init_centered = false;
+            ParamSlab sd_slab;
+            slab_init(&sd_slab);
+            Quantizer *qd = ddq_new(&sd_slab, "d", QROLE_WEIGHT, true, false, n, 1, &cfg);
+            slab_finalize(&sd_slab);
+            qd->bypass = false;
+            quantizer_forward(qd, &T, w);
+            DdqState sd = ddq_state(qd);
+            double s = 2 * mw;
+            cr_assert(fabs(sd.coarse[3] - 1.5 * s) < 0.02 * s, "default top level %g, s %g", sd.coarse[3], s);
+            quantizer_free(qd);
+            slab_free(&sd_slab);
+        }
+        quantizer_free(qw), quantizer_free(qa);
+        slab_free(&sl);
+    }
+}

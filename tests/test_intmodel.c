@@ -116,8 +116,8 @@ static void onnx_check(IntModel *im, const Model *m, const float *x, int n, cons
         cr_assert(access(path, F_OK) != 0, "%s left behind", path);
         return;
     }
-    if (!onnx_runtime_present()) {
-        cr_log_warn("ONNX Runtime is not installed: the QDQ export is not run (scripts/ensure-deps.sh onnxruntime)");
+    if (!onnx_runtime_present()) {  // info, not warn: Criterion 2.4 exits 1 after a warning
+        cr_log_info("ONNX Runtime is not installed: the QDQ export is not run (scripts/ensure-deps.sh onnxruntime)");
         return;
     }
     snprintf(path, sizeof path, "test_intmodel_%d.onnx", (int)getpid());
