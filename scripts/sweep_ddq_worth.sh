@@ -47,7 +47,9 @@ for seed in 1 2 3; do  # Q2: the priced rows
 done
 PRESET=full METHODS="ddq lsq" BITS=3 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_methods.sh  # Q3
 MODEL=resnet20 METHODS="ddq lsq" BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_methods.sh  # Q4
-BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_budget.sh  # Q6
-MODEL=resnet20 BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_budget.sh
+for seeds in 1 "2 3"; do  # Q6: one seed of both models first (the plots' points), then the error bars
+  BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="$seeds" FP32_SEED=1 scripts/sweep_budget.sh
+  MODEL=resnet20 BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="$seeds" FP32_SEED=7 scripts/sweep_budget.sh
+done
 PRESET=full METHODS=ddq BITS=4 SEEDS="1 2 3" FP32_SEED=0 TAG=fp32seeds scripts/sweep_methods.sh  # Q5
 ONLY="default pi_price dual_price settle_long" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C: in results.md since 2026-11-29; its data file last
