@@ -15,7 +15,8 @@
 #             (--half=all; not in the default list)
 # Grid: lenet (SEEDS, default 1 2 3; 6 epochs), resnet20 and mobilenetv2 (BIG_SEEDS, default 1;
 #   their pipelines' FP32 schedules: 30 epochs from seed 7, and the default preset's 4 epochs from
-#   seed 1 — the FP32 models issue 13's grid uses, so "off" costs nothing there).
+#   seed 1 — the FP32 models issue 13's grid uses, so "off" costs nothing there); RESNET_EPOCHS
+#   shortens ResNet-20's (default 30, the pipeline's; another E names its files half-resnet20-eE).
 # Compute (2 cores): LeNet ≈ 2 min per run; MobileNetV2 ≈ 10 min; ResNet-20 30 epochs ≈ 1 h per
 #   policy. Resumable (every run continues from its checkpoint, finished rows are skipped).
 # Output: docs/data/half-MODEL.csv, .md (mean ± std over seeds), half-MODEL.svg.
@@ -24,11 +25,12 @@ set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
 MODELS=${MODELS:-"lenet mobilenetv2 resnet20"}; POLICIES=${POLICIES:-"off none static dynamic adaptive"}
-SEEDS=${SEEDS:-"1 2 3"}; BIG_SEEDS=${BIG_SEEDS:-1}
+SEEDS=${SEEDS:-"1 2 3"}; BIG_SEEDS=${BIG_SEEDS:-1}; RESNET_EPOCHS=${RESNET_EPOCHS:-30}
 EXTRA=${EXTRA:-}; TAG=${TAG:-}  # a quick look: TAG=-quick EXTRA="--epochs=1 --subset=2000" MODELS=lenet
 for model in $MODELS; do
   make -s "exp_$model"
-  csv=$SWEEP_DATA/half-$model$TAG.csv; log=$(sweep_log "$csv")
+  sfx=$TAG; [ "$model" = resnet20 ] && [ "$RESNET_EPOCHS" != 30 ] && sfx="-e$RESNET_EPOCHS$TAG"
+  csv=$SWEEP_DATA/half-$model$sfx.csv; log=$(sweep_log "$csv")
   mkdir -p "$SWEEP_DATA"
   [ -f "$csv" ] || echo "policy,seed,test_acc,underflow,overflow_values,skipped_steps,final_scale" >"$csv"
   seeds=$([ "$model" = lenet ] && echo "$SEEDS" || echo "$BIG_SEEDS")
@@ -46,8 +48,8 @@ for model in $MODELS; do
                set -- ./exp_lenet --seed="$seed" --out_dir="$dir" ;;
         mobilenetv2) dir=runs/fp32-mobilenetv2-w0.5-s1x2-fashion-mnist-e4-seed$seed${half:+-half-$pol}
                set -- ./exp_mobilenetv2 --preset=default --q_method=none --seed="$seed" ;;
-        resnet20) s=$((seed + 6)); dir=runs/fp32-resnet20-fashion-mnist-e30-seed$s${half:+-half-$pol}
-               set -- ./exp_resnet20 --q_method=none --seed="$s" ;;
+        resnet20) s=$((seed + 6)); dir=runs/fp32-resnet20-fashion-mnist-e$RESNET_EPOCHS-seed$s${half:+-half-$pol}
+               set -- ./exp_resnet20 --q_method=none --seed="$s" --fp32_epochs="$RESNET_EPOCHS" ;;
         *) echo "sweep_half.sh: error: unknown model '$model' (lenet mobilenetv2 resnet20)" >&2; exit 2 ;;
       esac
       [ "$seed" = "$(echo "$seeds" | awk '{print $1}')" ] && [ -n "$half" ] && plots="$plots $pol=$dir/half.csv"

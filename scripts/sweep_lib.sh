@@ -6,7 +6,8 @@
 #                                      was stopped continues from its checkpoint (--resume): a
 #                                      sweep started again resumes where it stopped
 #   summarize CSV > table.md           mean ± std of q_acc, delta, bits, KB, epoch time per label
-#                                      (the mean alone when a label has one seed), and the
+#                                      (the mean alone when a label has one seed), "seed: q_acc"
+#                                      of each run (in the CSV's order: as they ran), and the
 #                                      largest |bits moved| by the final guarantee over seeds
 # The CSV header is written by run_exp when the file does not exist. A run whose RESULT line is
 # missing stops the sweep with the tail of its log.
@@ -61,6 +62,7 @@ summarize() {
     {
       k = $1; if (!(k in n)) order[++nk] = k
       n[k]++
+      per[k] = per[k] (n[k] > 1 ? ", " : "") sprintf("%s: %.2f", $2, 100 * $(col["q_acc"]))  # seed: top-1, as the rows ran
       split("fp32_acc q_acc delta w_bits a_bits weight_kb q_epoch_s step_ratio moved_w moved_a", f, " ")
       for (j in f) { v = $(col[f[j]]); s[k, f[j]] += v; q[k, f[j]] += v * v }
       for (j = 0; j < 2; j++) {  # the largest |bits moved| over seeds: did every run settle?
@@ -75,12 +77,12 @@ summarize() {
       return sprintf("%." digits "f ± %." digits "f", m * scale, sd * scale)
     }
     END {
-      print "| run | seeds | FP32 top-1 % | quantized top-1 % | Δ points | mean W bits | mean A bits | weight KB | s/epoch | step vs FP32 | bits moved W / A | max \\|moved\\| W / A |"
-      print "|---|---|---|---|---|---|---|---|---|---|---|---|"
+      print "| run | seeds | FP32 top-1 % | quantized top-1 % | per seed (seed: top-1 %) | Δ points | mean W bits | mean A bits | weight KB | s/epoch | step vs FP32 | bits moved W / A | max \\|moved\\| W / A |"
+      print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
       for (i = 1; i <= nk; i++) {
         k = order[i]
-        printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %.2f / %.2f |\n", k, n[k],
-          ms(k, "fp32_acc", 100, 2), ms(k, "q_acc", 100, 2), ms(k, "delta", 100, 2), ms(k, "w_bits", 1, 2),
+        printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %.2f / %.2f |\n", k, n[k],
+          ms(k, "fp32_acc", 100, 2), ms(k, "q_acc", 100, 2), per[k], ms(k, "delta", 100, 2), ms(k, "w_bits", 1, 2),
           ms(k, "a_bits", 1, 2), ms(k, "weight_kb", 1, 1), ms(k, "q_epoch_s", 1, 0), ms(k, "step_ratio", 1, 2),
           ms(k, "moved_w", 1, 2), ms(k, "moved_a", 1, 2), mx[k, 0], mx[k, 1]
       }
