@@ -62,5 +62,6 @@ for seed in $SEEDS; do
       --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET$suffix-ablation-$name-s$seed"
   done
 done
+sweep_dry && exit 0
 summarize "$csv" >"${csv%.csv}.md"
 cat "${csv%.csv}.md"

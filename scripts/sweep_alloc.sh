@@ -30,6 +30,7 @@ dir() { echo "runs/sweeps/mobilenetv2-$PRESET-alloc-$1-w$2-s$3"; }
 recsv=${csv%.csv}-bnrecal.csv
 recal() {  # label seed command...: the finished run again, BatchNorm re-estimated (no training)
   label=$1; seed=$2; shift 2
+  sweep_dry && return 0
   [ -f "$recsv" ] || echo "label,seed,q_acc,bn_recal_acc" >"$recsv"
   awk -F, -v l="$label" -v s="$seed" '$1 == l && $2 == s {f = 1} END {exit !f}' "$recsv" && return 0
   out=$("$@" --q_bn_recal=50 --resume=true --progress=false 2>&1 | tee -a "$(sweep_log "$csv")" | grep '^RESULT' | tail -1)
@@ -54,6 +55,7 @@ for seed in $SEEDS; do
     done
   done
 done
+sweep_dry && exit 0
 summarize "$csv" >"${csv%.csv}.md"
 # the allocation's wall time per method and budget: the median over seeds of the rows' alloc_s
 awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }

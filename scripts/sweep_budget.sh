@@ -25,6 +25,7 @@ for seed in $SEEDS; do
       --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-lsq-w$w-s$seed"
   done
 done
+sweep_dry && exit 0
 summarize "$csv" >"${csv%.csv}.md"
 scripts/plot_budget.sh "$csv" >"${csv%.csv}.svg"
 X=bits TITLE="$MODEL: top-1 against mean weight bits (activations 4 bits)" scripts/plot_budget.sh "$csv" >"${csv%.csv}-bits.svg"

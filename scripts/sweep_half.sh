@@ -31,8 +31,8 @@ for model in $MODELS; do
   make -s "exp_$model"
   sfx=$TAG; [ "$model" = resnet20 ] && [ "$RESNET_EPOCHS" != 30 ] && sfx="-e$RESNET_EPOCHS$TAG"
   csv=$SWEEP_DATA/half-$model$sfx.csv; log=$(sweep_log "$csv")
-  mkdir -p "$SWEEP_DATA"
-  [ -f "$csv" ] || echo "policy,seed,test_acc,underflow,overflow_values,skipped_steps,final_scale" >"$csv"
+  sweep_dry || mkdir -p "$SWEEP_DATA"
+  sweep_dry || [ -f "$csv" ] || echo "policy,seed,test_acc,underflow,overflow_values,skipped_steps,final_scale" >"$csv"
   seeds=$([ "$model" = lenet ] && echo "$SEEDS" || echo "$BIG_SEEDS")
   plots=""
   for seed in $seeds; do
@@ -53,7 +53,12 @@ for model in $MODELS; do
         *) echo "sweep_half.sh: error: unknown model '$model' (lenet mobilenetv2 resnet20)" >&2; exit 2 ;;
       esac
       [ "$seed" = "$(echo "$seeds" | awk '{print $1}')" ] && [ -n "$half" ] && plots="$plots $pol=$dir/half.csv"
-      if awk -F, -v p="$pol" -v s="$seed" '$1 == p && $2 == s {f = 1} END {exit !f}' "$csv"; then
+      if sweep_dry; then
+        sweep_row_done "$csv" "$pol" "$seed" && echo "done   $model $pol, seed $seed ($csv)" ||
+          echo "to do  $model $pol, seed $seed ($csv)"
+        continue
+      fi
+      if sweep_row_done "$csv" "$pol" "$seed"; then
         echo "== $model $pol, seed $seed: done already ($csv)"; continue
       fi
       echo "=== sweep_half $model $pol seed $seed: $* $half $EXTRA" | tee -a "$log"
@@ -76,6 +81,7 @@ for model in $MODELS; do
       echo "$pol,$seed,$acc,$stats,$skipped,$scale" >>"$csv"
     done
   done
+  sweep_dry && continue
   awk -F, 'NR > 1 { k = $1; if (!(k in n)) o[++nk] = k; n[k]++; a[k] += $3; q[k] += $3 * $3; u[k] += $4; ov[k] += $5; sk[k] += $6; sc[k] = $7 }
            END {
              print "| policy | seeds | top-1 % | underflow share (conv/linear output grads) | overflowed values | skipped steps | final loss scale |"

@@ -9,6 +9,8 @@
 #                                      (the mean alone when a label has one seed), "seed: q_acc"
 #                                      of each run (in the CSV's order: as they ran), and the
 #                                      largest |bits moved| by the final guarantee over seeds
+#   DRY_RUN=1 scripts/sweep_….sh       nothing runs and nothing is written: each row of the grid
+#                                      is listed as "done" or "to do" (sweep_dry: whether set)
 # The CSV header is written by run_exp when the file does not exist. A run whose RESULT line is
 # missing stops the sweep with the tail of its log.
 #
@@ -20,14 +22,27 @@
 SWEEP_FIELDS="method w_budget a_budget fp32_acc q_acc delta w_bits a_bits weight_kb fp32_epoch_s q_epoch_s step_ratio moved_w moved_a alloc_s"
 SWEEP_DATA=${SWEEP_DATA:-docs/data}
 
+sweep_dry() { [ -n "${DRY_RUN:-}" ]; }
+
 # sweep_log CSV: the log of the sweep that writes CSV (runs/sweeps/NAME.log)
 sweep_log() {
   mkdir -p runs/sweeps
   echo "runs/sweeps/$(basename "${1%.csv}").log"
 }
 
+# sweep_row_done CSV KEY SEED: whether CSV has a row whose first two fields are KEY and SEED
+sweep_row_done() {
+  [ -f "$1" ] && awk -F, -v l="$2" -v s="$3" '$1 == l && $2 == s {f = 1} END {exit !f}' "$1"
+}
+
 run_exp() {
   csv=$1; label=$2; bin=$3; shift 3
+  seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
+  if sweep_dry; then
+    sweep_row_done "$csv" "$label" "${seed:-1}" && echo "done   $label, seed ${seed:-1} ($csv)" ||
+      echo "to do  $label, seed ${seed:-1} ($csv)"
+    return 0
+  fi
   mkdir -p "$(dirname "$csv")"
   log=$(sweep_log "$csv")
   if [ ! -f "$csv" ]; then
@@ -35,8 +50,7 @@ run_exp() {
     for f in $SWEEP_FIELDS; do printf ',%s' "$f" >>"$csv"; done
     printf '\n' >>"$csv"
   fi
-  seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
-  if awk -F, -v l="$label" -v s="${seed:-1}" '$1 == l && $2 == s {f = 1} END {exit !f}' "$csv"; then
+  if sweep_row_done "$csv" "$label" "${seed:-1}"; then
     echo "== $label, seed ${seed:-1}: done already ($csv)"
     return 0
   fi

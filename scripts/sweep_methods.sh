@@ -30,5 +30,6 @@ for seed in $SEEDS; do
     done
   done
 done
+sweep_dry && exit 0
 summarize "$csv" >"${csv%.csv}.md"
 cat "${csv%.csv}.md"

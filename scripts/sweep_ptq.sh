@@ -47,6 +47,7 @@ for model in $MODELS; do
       run "ddq_ft W${b}A8" "$seed" --q_method=ddq --q_wbits="$b"
     done
   done
+  sweep_dry && continue
   summarize "$csv" >"${csv%.csv}.md"
   TITLE="$model, A8: top-1 against stored bits per weight" scripts/plot_ptq.sh "$csv" >"${csv%.csv}.svg"
   cat "${csv%.csv}.md"
