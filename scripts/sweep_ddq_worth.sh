@@ -12,6 +12,8 @@
 #      in results.md from runs made before the data files were tracked  docs/data/ablations-mobilenetv2-default.*
 #   Q2 ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
 #      both (lsq_like), the BitOPs budget, the ramped target — LSQ at the same bits beside them;
+#      the fixed-bit rows again from LSQ's step and level set (*_centered; at W2 also from LSQ's
+#      step alone, *_init: results.md, "Question 2");
 #      seed 1 of everything first, then seeds 2 and 3      docs/data/ablations-mobilenetv2-default-w{3,2}.*
 #   Q3 full preset, W3A3: DDQ vs LSQ, 3 seeds             docs/data/methods-mobilenetv2-full.*
 #   Q1 W2A2: LSQ, PACT, min/max (DDQ: Q2's default row, the same run); min/max at W3A3
@@ -23,7 +25,7 @@
 #   Q5 the main full-preset W4A4 result over three FP32 seeds (each trains its own FP32 model)
 #                                                          docs/data/methods-mobilenetv2-full-fp32seeds.*
 # Compute (2 cores): ≈ 5–7 min per default fine-tune, ≈ 20–55 per full one, ≈ 80 per 30-epoch
-# FP32 model; Q2 alone is 46 runs. Run it niced in the background:
+# FP32 model; Q2 alone is 54 runs. Run it niced in the background:
 #   mkdir -p runs/sweeps && nohup nice -n 19 scripts/sweep_ddq_worth.sh > runs/sweeps/ddq_worth.log 2>&1 &
 set -eu
 cd "$(dirname "$0")/.."
@@ -33,7 +35,8 @@ fixed="fixed_bits lsq_like"
 priced="default frozen_uniform_levels bitops_budget ramped_target"
 for seed in 1 2 3; do  # Q2, Q1: the price-free rows
   for b in 3 2; do
-    ONLY="$fixed$([ "$b" = 2 ] && echo " lsq_like_init fixed_bits_init")" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+    ONLY="$fixed$([ "$b" = 2 ] && echo " lsq_like_init fixed_bits_init") lsq_like_centered fixed_bits_centered" \
+      BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   done
   METHODS="pact minmax" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
