@@ -1,9 +1,9 @@
 #!/bin/sh
 # sweep_ddq_worth.sh — the grid of issue 13 ("what each part of DDQ is worth"), in the issue's
-# order (the most decisive rows first: questions 2, 3, 1, 4, 6, 5 — within that, the rows that do
-# not use DDQ's bit price before those that do), resumable: each sweep skips the rows its CSV in
-# docs/data has and a stopped run continues from its checkpoint, so run it again after an
-# interruption (or on a new clone: commit docs/data as rows land) and it goes on. Fine-tunes of
+# order (the most decisive rows first: questions 2 and 1 seed by seed, then 3, 4, 6, 5),
+# resumable: each sweep skips the rows its CSV in docs/data has and a stopped run continues from
+# its checkpoint, so run it again after an interruption (or on a new clone: commit docs/data as
+# rows land) and it goes on. Fine-tunes of
 # one model share one FP32 model (FP32_SEED: the spread is the fine-tuning's), except question 5,
 # which is about the FP32 seeds.
 #
@@ -29,30 +29,41 @@
 #   mkdir -p runs/sweeps && nohup nice -n 19 scripts/sweep_ddq_worth.sh > runs/sweeps/ddq_worth.log 2>&1 &
 set -eu
 cd "$(dirname "$0")/.."
-# Rows that do not depend on DDQ's bit price run first (fixed bits, LSQ, PACT, min/max), then the
-# DDQ rows that do, so a change of the price's default costs no finished row.
-fixed="fixed_bits lsq_like"
+# STAGES (default all, in this order) runs a part of the grid: q2s1, q2s2, q2s3 — questions 2 and 1
+# for one seed (the fixed-bit, LSQ, PACT and min/max rows, then the DDQ rows that use the bit
+# price); q3; q4; q6s1 and q6s23 (question 6, seed 1 of both models, then seeds 2 and 3); q5; c.
+STAGES=${STAGES:-"q2s1 q2s2 q2s3 q3 q4 q6s1 q6s23 q5 c"}
+stage() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
+fixed="fixed_bits lsq_like lsq_like_centered fixed_bits_centered"
 priced="default frozen_uniform_levels bitops_budget ramped_target"
-for seed in 1 2 3; do  # Q2, Q1: the price-free rows
+for seed in 1 2 3; do  # Q2, Q1
+  stage "q2s$seed" || continue
   for b in 3 2; do
-    ONLY="$fixed$([ "$b" = 2 ] && echo " lsq_like_init fixed_bits_init") lsq_like_centered fixed_bits_centered" \
-      BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+    ONLY="$fixed$([ "$b" = 2 ] && echo " lsq_like_init fixed_bits_init")" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   done
   METHODS="pact minmax" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   METHODS=minmax BITS=3 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
-done
-MODEL=resnet20 METHODS=lsq BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_methods.sh  # Q4, LSQ
-for seed in 1 2 3; do  # Q2: the priced rows
   for b in 3 2; do
     ONLY="$priced" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
   done
 done
-PRESET=full METHODS="ddq lsq" BITS=3 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_methods.sh  # Q3
-MODEL=resnet20 METHODS="ddq lsq" BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_methods.sh  # Q4
-for seeds in 1 "2 3"; do  # Q6: one seed of both models first (the plots' points), then the error bars
+if stage q3; then
+  PRESET=full METHODS="ddq lsq" BITS=3 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_methods.sh
+fi
+if stage q4; then  # LSQ first: it does not depend on DDQ's price
+  MODEL=resnet20 METHODS=lsq BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_methods.sh
+  MODEL=resnet20 METHODS="ddq lsq" BITS="4 3" SEEDS="1 2 3" FP32_SEED=7 scripts/sweep_methods.sh
+fi
+for part in 1 23; do  # Q6: one seed of both models first (the plots' points), then the error bars
+  stage "q6s$part" || continue
+  seeds=$([ "$part" = 1 ] && echo 1 || echo "2 3")
   BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="$seeds" FP32_SEED=1 scripts/sweep_budget.sh
   MODEL=resnet20 BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="$seeds" FP32_SEED=7 scripts/sweep_budget.sh
 done
-PRESET=full METHODS=ddq BITS=4 SEEDS="1 2 3" FP32_SEED=0 TAG=fp32seeds scripts/sweep_methods.sh  # Q5
-ONLY="default pi_price dual_price settle_long" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh  # C: in results.md since 2026-11-29; its data file last
+if stage q5; then
+  PRESET=full METHODS=ddq BITS=4 SEEDS="1 2 3" FP32_SEED=0 TAG=fp32seeds scripts/sweep_methods.sh
+fi
+if stage c; then  # written up in results.md since 2026-11-29 from runs made before docs/data; its data file last
+  ONLY="default pi_price dual_price settle_long" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh
+fi
