@@ -125,10 +125,9 @@ static void project(Ddq *d) {
  * (j − j0)·B·f, B = 2^(8−b) fine levels per block, j0 = 2^(b−1) signed (LSQ's Q_N) and 0 unsigned:
  * the pinned block's fine levels sit symmetrically about 0, q_i = f·(i − i0) + c with
  * i0 = j0·B + B/2 and c = f·(B/2 − (B−1)/2) (half a fine step when B is even, 0 when B = 1), so
- * block j's mean is f·((j − j0)·B + (B−1)/2 − B/2) + c = (j − j0)·B·f. By default the grid has a
- * level exactly at 0 at the bottom of the pinned block's upper half, and at low bits the pinned
- * block's neighbours sit unevenly about it: at 2 bits, {−1.5, −0.5, 0, +1.5}·s signed and
- * {0, 1.5, 2.5, 3.5}·s unsigned. */
+ * block j's mean is f·((j − j0)·B + (B−1)/2 − B/2) + c = (j − j0)·B·f. By default the fine level
+ * at 0 is the first of its block, and at low bits the pinned block's neighbours sit unevenly
+ * about it: at 2 bits, {−1.5, −0.5, 0, +1.5}·s signed and {0, 1.5, 2.5, 3.5}·s unsigned. */
 static void init_centered_grid(Ddq *d, float f) {
     int b = d->cfg->init_bits, B = 1 << (DDQ_K - b), j0 = d->base.is_signed ? 1 << (b - 1) : 0;
     int i0 = j0 * B + B / 2;
