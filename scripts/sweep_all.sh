@@ -1,8 +1,9 @@
 #!/bin/sh
 # sweep_all.sh — every sweep behind the open tables of docs/results.md (issues 13–15), one at a
-# time (concurrent trainings lose throughput: README), interleaved so that each issue's most
-# decisive rows land early rather than one issue's whole grid first. Resumable like the sweeps it
-# runs: start it again after an interruption, or on a new clone once docs/data is committed.
+# time (concurrent trainings lose throughput: README): issue 15's rows first (the fewest hours to
+# finish; they also train the ResNet-20 FP32 model issue 13's grid reuses), then issues 13 and 14
+# interleaved seed by seed. Resumable like the sweeps it runs: start it again after an
+# interruption, or on a new clone once docs/data is committed.
 # A sweep that stops with an error is reported and the next one runs.
 #   mkdir -p runs/sweeps && nohup nice -n 19 scripts/sweep_all.sh > runs/sweeps/all.log 2>&1 &
 #   DRY_RUN=1 scripts/sweep_all.sh | grep '^to do' | sort -u   what is left (the last step repeats rows)
@@ -15,14 +16,14 @@ step() {
 }
 step env MODELS=mobilenetv2 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh                # 15: PTQ, MobileNetV2
 step env MODELS=mobilenetv2 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh   # 15: half, MobileNetV2
+step env MODELS=resnet20 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh                   # 15: ResNet-20 (its FP32 model first)
+step env MODELS=resnet20 RESNET_EPOCHS=10 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh  # 15: 10 epochs
+step env TAG=-all MODELS=lenet POLICIES="off all-none all-dynamic" scripts/sweep_half.sh # 15: activations in half too
+step env MODELS=lenet scripts/sweep_half.sh                                               # 15: LeNet (in results.md; data file)
 step env STAGES=q2s1 scripts/sweep_ddq_worth.sh                                           # 13: Q2 + Q1, seed 1
 step env BITS="3 4" SEEDS=2 scripts/sweep_alloc.sh                                        # 14: allocators, seed 2
-step env MODELS=resnet20 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh                   # 15: ResNet-20 (its FP32 model first)
 step env STAGES=q2s2 scripts/sweep_ddq_worth.sh                                           # 13: seed 2
 step env BITS="3 4" SEEDS=3 scripts/sweep_alloc.sh                                        # 14: seed 3
-step env MODELS=resnet20 RESNET_EPOCHS=10 scripts/sweep_half.sh                          # 15: half, ResNet-20, 10 epochs
 step env STAGES=q2s3 scripts/sweep_ddq_worth.sh                                           # 13: seed 3
 step env BITS="3 4" SEEDS=1 scripts/sweep_alloc.sh                                        # 14: seed 1 (in results.md; its data file)
-step env MODELS=lenet scripts/sweep_half.sh                                               # 15: LeNet (in results.md; data file)
-step env TAG=-all MODELS=lenet POLICIES="off all-none all-dynamic" scripts/sweep_half.sh # 15: activations in half too
 step scripts/sweep_ddq_worth.sh                                                           # 13: the rest of the grid
