@@ -13,6 +13,14 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The index of the level nearest 0 (exactly 0 where a quantizer pins it). */
+static int nearest_zero(const float *lv, int n) {
+    int z = 0;
+    for (int k = 1; k < n; k++)
+        if (fabsf(lv[k]) < fabsf(lv[z])) z = k;
+    return z;
+}
+
 int quant_report(const QuantContext *qc, QuantLayerInfo *out, int max) {
     int n = qc->n_layers < max ? qc->n_layers : max;
     Arena a;
@@ -34,6 +42,11 @@ int quant_report(const QuantContext *qc, QuantLayerInfo *out, int max) {
         float lv[256];
         int nl = l->wq->ops->levels(l->wq, lv);
         r->w_lo = lv[0], r->w_hi = lv[nl - 1];
+        int z = nearest_zero(lv, nl);
+        r->w_below0 = z > 0 ? lv[z - 1] : NAN, r->w_above0 = z + 1 < nl ? lv[z + 1] : NAN;
+        nl = l->aq->ops->levels(l->aq, lv);
+        z = nearest_zero(lv, nl);
+        r->a_level1 = z + 1 < nl ? lv[z + 1] : NAN, r->a_level2 = z + 2 < nl ? lv[z + 2] : NAN;
         tape_reset(&t);
         bool bypass = l->wq->bypass;
         Tensor *wq = quantizer_forward(l->wq, &t, l->weight);

@@ -19,6 +19,10 @@ typedef struct QuantLayerInfo {
     double w_bytes;            // weights·w_bits/8 (+ 4 bytes per bias)
     double int_alone, int_chain;  // integer engine: share of this layer's input codes that agree
                                   // with fake-quant, layer by layer and chained (< 0: not measured)
+    float w_below0, w_above0;  // the weight levels next to the one at 0 (NAN: none on that side);
+                               // a uniform grid centred on 0 has w_above0 = −w_below0
+    float a_level1, a_level2;  // the activation's two levels above the one at 0 (NAN: none); a
+                               // uniform grid through 0 has a_level2 = 2·a_level1
 } QuantLayerInfo;
 
 typedef struct QuantSummary {
@@ -34,7 +38,8 @@ QuantSummary quant_summary(const QuantLayerInfo *rows, int n, const QuantContext
 void quant_report_print(FILE *f, const QuantLayerInfo *rows, int n);
 /* The report as files in dir (report_write.c), each written atomically; fatal if one cannot be:
  *   layers.csv   one row per layer: kind, pinned, params, MACs, bits, level range, distinct levels, bytes,
- *                integer code agreement (alone, chained; empty when not measured)
+ *                integer code agreement (alone, chained; empty when not measured), the weight levels
+ *                next to 0 and the activation's two levels above 0 (empty where there is none)
  *   bits.svg     weight and activation bits per layer (title atop)
  *   levels.svg   each layer's FP32-valued weight histogram with its quantization levels over it */
 void quant_report_write_csv(const QuantLayerInfo *rows, int n, const char *dir);

@@ -19,13 +19,18 @@ void quant_report_write_csv(const QuantLayerInfo *rows, int n, const char *dir) 
     Text t;
     text_init(&t);
     text_printf(&t, "layer,kind,pinned,params,macs,w_bits,a_bits,w_level_lo,w_level_hi,distinct_w_levels,weight_bytes,"
-                    "int_codes_alone,int_codes_chained\n");
+                    "int_codes_alone,int_codes_chained,w_level_below_0,w_level_above_0,a_level_1,a_level_2\n");
     for (int i = 0; i < n; i++) {
         const QuantLayerInfo *r = &rows[i];
         text_printf(&t, "%s,%s,%d,%lld,%lld,%d,%d,%.6g,%.6g,%d,%.1f,", r->name, r->kind, r->pinned, r->params,
                     r->macs, r->w_bits, r->a_bits, r->w_lo, r->w_hi, r->w_levels, r->w_bytes);
-        if (r->int_alone >= 0) text_printf(&t, "%.6f,%.6f\n", r->int_alone, r->int_chain);
-        else text_printf(&t, ",\n");
+        if (r->int_alone >= 0) text_printf(&t, "%.6f,%.6f", r->int_alone, r->int_chain);
+        else text_printf(&t, ",");
+        const float near[4] = {r->w_below0, r->w_above0, r->a_level1, r->a_level2};
+        for (int k = 0; k < 4; k++)
+            if (isnan(near[k])) text_printf(&t, ",");
+            else text_printf(&t, ",%.6g", near[k]);
+        text_printf(&t, "\n");
     }
     save(&t, dir, "layers.csv");
     text_free(&t);

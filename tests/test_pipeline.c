@@ -180,6 +180,15 @@ Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = t
             cr_assert(wb == (pinned ? 8 : 4) && ab == (pinned ? 8 : 4), "%s %s: W%d A%d", methods[i], name, wb, ab);
             cr_assert(distinct >= 2 && distinct <= 1 << wb, "%s %s: %d distinct weights at %d bits", methods[i], name,
                       distinct, wb);
+            // the last four fields: the weight levels next to 0, the activation's two above 0; LSQ's
+            // weight grid is k·s, so the first two are ∓s (its activations may be offset: LSQ+'s β)
+            const char *f = line;
+            for (int k = 0; k < 13; k++) f = strchr(f, ',') + 1;
+            double below, above, a1, a2;
+            cr_assert_eq(sscanf(f, "%lf,%lf,%lf,%lf", &below, &above, &a1, &a2), 4, "%s: the levels of line %s", methods[i], line);
+            cr_assert(below < 0 && above > 0 && a1 > 0 && a2 > a1, "%s %s: %g %g %g %g", methods[i], name, below, above, a1, a2);
+            if (!strcmp(methods[i], "lsq"))
+                cr_assert(fabs(above + below) <= 1e-4 * above, "lsq %s: levels next to 0 %g, %g", name, below, above);
         }
         cr_assert(rows > 10, "%s: %d layers in layers.csv", methods[i], rows);
         dq_free(csv);
