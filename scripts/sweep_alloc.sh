@@ -32,7 +32,7 @@ recal() {  # label seed command...: the finished run again, BatchNorm re-estimat
   label=$1; seed=$2; shift 2
   sweep_dry && return 0
   [ -f "$recsv" ] || echo "label,seed,q_acc,bn_recal_acc" >"$recsv"
-  awk -F, -v l="$label" -v s="$seed" '$1 == l && $2 == s {f = 1} END {exit !f}' "$recsv" && return 0
+  sweep_row_done "$recsv" "$label" "$seed" && return 0
   out=$("$@" --q_bn_recal=50 --resume=true --progress=false 2>&1 | tee -a "$(sweep_log "$csv")" | grep '^RESULT' | tail -1)
   v() { printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
   [ -n "$(v bn_recal_acc)" ] || { echo "sweep_alloc.sh: error: no bn_recal_acc from $*" >&2; exit 1; }

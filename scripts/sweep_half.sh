@@ -31,8 +31,10 @@ for model in $MODELS; do
   make -s "exp_$model"
   sfx=$TAG; [ "$model" = resnet20 ] && [ "$RESNET_EPOCHS" != 30 ] && sfx="-e$RESNET_EPOCHS$TAG"
   csv=$SWEEP_DATA/half-$model$sfx.csv; log=$(sweep_log "$csv")
-  sweep_dry || mkdir -p "$SWEEP_DATA"
-  sweep_dry || [ -f "$csv" ] || echo "policy,seed,test_acc,underflow,overflow_values,skipped_steps,final_scale" >"$csv"
+  if ! sweep_dry; then
+    mkdir -p "$SWEEP_DATA"
+    [ -f "$csv" ] || echo "policy,seed,test_acc,underflow,overflow_values,skipped_steps,final_scale" >"$csv"
+  fi
   seeds=$([ "$model" = lenet ] && echo "$SEEDS" || echo "$BIG_SEEDS")
   plots=""
   for seed in $seeds; do
@@ -54,8 +56,7 @@ for model in $MODELS; do
       esac
       [ "$seed" = "$(echo "$seeds" | awk '{print $1}')" ] && [ -n "$half" ] && plots="$plots $pol=$dir/half.csv"
       if sweep_dry; then
-        sweep_row_done "$csv" "$pol" "$seed" && echo "done   $model $pol, seed $seed ($csv)" ||
-          echo "to do  $model $pol, seed $seed ($csv)"
+        sweep_dry_row "$csv" "$pol" "$seed" "$model $pol"
         continue
       fi
       if sweep_row_done "$csv" "$pol" "$seed"; then

@@ -35,12 +35,16 @@ sweep_row_done() {
   [ -f "$1" ] && awk -F, -v l="$2" -v s="$3" '$1 == l && $2 == s {f = 1} END {exit !f}' "$1"
 }
 
+# sweep_dry_row CSV KEY SEED WHAT: the DRY_RUN line of one row ("done" or "to do", WHAT naming it)
+sweep_dry_row() {
+  if sweep_row_done "$1" "$2" "$3"; then echo "done   $4, seed $3 ($1)"; else echo "to do  $4, seed $3 ($1)"; fi
+}
+
 run_exp() {
   csv=$1; label=$2; bin=$3; shift 3
   seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
   if sweep_dry; then
-    sweep_row_done "$csv" "$label" "${seed:-1}" && echo "done   $label, seed ${seed:-1} ($csv)" ||
-      echo "to do  $label, seed ${seed:-1} ($csv)"
+    sweep_dry_row "$csv" "$label" "${seed:-1}" "$label"
     return 0
   fi
   mkdir -p "$(dirname "$csv")"
