@@ -17,8 +17,7 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" '
     x0 = 1e30; x1 = -1e30; y0 = 1e30; y1 = -1e30
     for (i = 1; i <= nk; i++) {
       k = order[i]; x = xs[k] / n[k]; y = acc[k] / n[k]
-      sd[k] = n[k] > 1 ? sqrt((acc2[k] - n[k] * y * y) / (n[k] - 1)) : 0
-      if (sd[k] != sd[k]) sd[k] = 0
+      v = n[k] > 1 ? (acc2[k] - n[k] * y * y) / (n[k] - 1) : 0; sd[k] = v > 0 ? sqrt(v) : 0
       if (x < x0) x0 = x; if (x > x1) x1 = x; if (y - sd[k] < y0) y0 = y - sd[k]; if (y + sd[k] > y1) y1 = y + sd[k]
     }
     if (x1 <= x0) x1 = x0 + 1; if (y1 <= y0) y1 = y0 + 1

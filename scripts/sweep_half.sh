@@ -88,7 +88,7 @@ for model in $MODELS; do
              print "| policy | seeds | top-1 % | underflow share (conv/linear output grads) | overflowed values | skipped steps | final loss scale |"
              print "|---|---|---|---|---|---|---|"
              for (i = 1; i <= nk; i++) {
-               k = o[i]; m = a[k] / n[k]; sd = n[k] > 1 ? sqrt((q[k] - n[k] * m * m) / (n[k] - 1)) : 0; if (sd != sd) sd = 0
+               k = o[i]; m = a[k] / n[k]; v = n[k] > 1 ? (q[k] - n[k] * m * m) / (n[k] - 1) : 0; sd = v > 0 ? sqrt(v) : 0
                acc = n[k] > 1 ? sprintf("%.2f ± %.2f", 100 * m, 100 * sd) : sprintf("%.2f", 100 * m)
                printf "| %s | %d | %s | %.3g | %d | %.0f | %s |\n", k, n[k], acc, u[k] / n[k], ov[k] / n[k], sk[k] / n[k], sc[k]
              }

@@ -88,9 +88,9 @@ summarize() {
         if (v > mx[k, j]) mx[k, j] = v
       }
     }
-    function ms(k, name, scale, digits,   m, sd) {
-      m = s[k, name] / n[k]; sd = n[k] > 1 ? sqrt((q[k, name] - n[k] * m * m) / (n[k] - 1)) : 0
-      if (sd != sd) sd = 0
+    function ms(k, name, scale, digits,   m, v, sd) {
+      m = s[k, name] / n[k]; v = n[k] > 1 ? (q[k, name] - n[k] * m * m) / (n[k] - 1) : 0
+      sd = v > 0 ? sqrt(v) : 0  # equal values can round to a tiny negative variance
       if (n[k] == 1) return sprintf("%." digits "f", m * scale)  # one seed: no spread to show
       return sprintf("%." digits "f ± %." digits "f", m * scale, sd * scale)
     }
