@@ -14,6 +14,11 @@
 #include "core/threads.h"
 #include "ddq_kernels.h"
 
+typedef struct DdqNear {
+    int n;                        // levels (0: none)
+    float v[DDQ_FINE], thresh[DDQ_FINE];
+} DdqNear;
+
 typedef struct Ddq {
     Quantizer base;
     const DdqConfig *cfg;
@@ -40,6 +45,7 @@ typedef struct Ddq {
     float *scale;                 // (C) s_c, NULL per tensor
     float snap;                   // ddq_snap: coarse values are snap·k, k in [snap_lo, snap_hi]; 0: off
     int snap_lo, snap_hi;
+    DdqNear near_up, near_down;   // --ddq_merge_centered: the level sets at m − 1 and m + 1 merged bits
 } Ddq;
 
 static const QuantizerOps DDQ_OPS;
@@ -47,17 +53,37 @@ static const QuantizerOps DDQ_OPS;
 bool ddq_is(const Quantizer *q) { return q->ops == &DDQ_OPS; }
 
 /* ------------------------------------------------------------------ tables */
-/* Coarse values at m merged bits: block means, the block holding zero_index exactly 0. */
+/* Coarse values at m merged bits: block means, the block holding zero_index exactly 0 —
+ * --ddq_merge_centered: all of them translated by that block's mean, so that it is 0 (from a
+ * uniform fine grid: LSQ's level set at every bitwidth, docs/ddq.md §1). */
 static int table_at(const Ddq *d, int m, float *out) {
     int B = 1 << m, nc = DDQ_FINE >> m;
     const float *q = d->fine->data;
+    double mean[DDQ_FINE];
     for (int j = 0; j < nc; j++) {
         double s = 0;
         for (int i = j * B; i < (j + 1) * B; i++) s += q[i];
-        out[j] = (float)(s / B);
+        mean[j] = s / B;
     }
-    if (d->cfg->pin_zero && d->zero_index >= 0) out[d->zero_index >> m] = 0;
+    bool pinned = d->cfg->pin_zero && d->zero_index >= 0;
+    double shift = pinned && d->cfg->merge_centered ? mean[d->zero_index >> m] : 0;
+    for (int j = 0; j < nc; j++) out[j] = (float)(mean[j] - shift);
+    if (pinned) out[d->zero_index >> m] = 0;
     return nc;
+}
+
+/* A level set with its decision points, for the exact nearest value under a flip (below). */
+static void near_at(const Ddq *d, int m, DdqNear *t) {
+    t->n = m >= 0 && m <= DDQ_K ? table_at(d, m, t->v) : 0;
+    for (int j = 0; j + 1 < t->n; j++) t->thresh[j] = 0.5f * (t->v[j] + t->v[j + 1]);
+}
+
+/* The nearest level of t to x, searched from level k: a flip moves the levels by about half a
+ * step, so k (the block's pair or first child) is at most a level or two away. */
+static float nearest_from(const DdqNear *t, float x, int k) {
+    while (k > 0 && x < t->thresh[k - 1]) k--;
+    while (k < t->n - 1 && x >= t->thresh[k]) k++;
+    return t->v[k];
 }
 
 int ddq_coarse_at(const Quantizer *q, int m, float *out) { return table_at((const Ddq *)q, m, out); }
@@ -96,6 +122,7 @@ static void rebuild(Ddq *d) {
     }
     d->tab.m = d->m;
     ddq_tables_finish(&d->tab);
+    if (d->cfg->merge_centered) near_at(d, d->m - 1, &d->near_up), near_at(d, d->m + 1, &d->near_down);
 }
 
 /* Keep coarse values at least gap apart, moving whole blocks away from the pinned one. */
@@ -282,9 +309,17 @@ struct Toggled {
     float v[DDQ_K][DDQ_FINE];
 };
 
-/* One element's share of the frontier signals (x in the levels' units). */
+/* One element's share of the frontier signals (x in the levels' units). --ddq_merge_centered: a flip
+ * also translates every level (by about half a step), so the block's pair and children are not
+ * the element's new value; the nearest value of the level set after the flip is, exactly. */
 static inline void element_signals(const Ddq *d, float x, float g, int b, double *acc) {
-    ddq_element_signals(&d->tab, x, g, b, &acc[ACC_DOWN], &acc[ACC_UP]);
+    if (!d->cfg->merge_centered) {
+        ddq_element_signals(&d->tab, x, g, b, &acc[ACC_DOWN], &acc[ACC_UP]);
+        return;
+    }
+    float v = d->tab.coarse[b];
+    if (d->near_down.n) acc[ACC_DOWN] += (double)g * (nearest_from(&d->near_down, x, b >> 1) - v);
+    if (d->near_up.n) acc[ACC_UP] += (double)g * (nearest_from(&d->near_up, x, 2 * b) - v);
 }
 
 /* The plain loop: every variant (per-channel scales, α, product rule), any number of levels. */
@@ -349,7 +384,11 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     DdqBackward a = {.x = j->x, .dy = j->dy, .bins = j->bins, .dx = j->dx, .dx_overwrite = j->dx_overwrite,
                      .h = j->levels ? all + ACC_H * DDQ_FINE : NULL, .sig = j->signals ? all + ACC_DOWN : NULL};
     bool plain = !d->scale && d->cfg->alpha == 0 && !j->toggled;  // the default case: the kernels'
+    bool centred = j->signals && d->cfg->merge_centered;          // exact signals in a pass of their own
+    if (centred) a.sig = NULL;
     if (!plain || !ddq_backward_kernel(&d->tab, j->ref, &a, e0, e1)) backward_generic(j, e0, e1, all);
+    else if (centred)
+        for (size_t e = e0; e < e1; e++) element_signals(d, j->x[e], j->dy[e], j->bins[e], all);
     for (int c = 1; c < COPIES; c++)  // fold the copies into the first, in order
         for (int k = 0; k < ACC_DOUBLES; k++) all[k] += all[c * ACC_DOUBLES + k];
 }
@@ -648,6 +687,8 @@ Quantizer *ddq_new(ParamSlab *slab, const char *name, QuantRole role, bool is_si
     if (cfg->b_min < 1 || cfg->b_min > DDQ_K) DQ_FATAL("ddq: minimum bits %d must be in 1..%d", cfg->b_min, DDQ_K);
     if (cfg->init_bits < cfg->b_min || cfg->init_bits > DDQ_K)
         DQ_FATAL("ddq: initial bits %d must be in %d..%d", cfg->init_bits, cfg->b_min, DDQ_K);
+    if (cfg->merge_centered && (!cfg->pin_zero || cfg->fine_forward || cfg->product_rule))
+        DQ_FATAL("ddq: centred merging needs the pinned zero, nearest-value forward and frontier gates");
     Ddq *d = dq_calloc(1, sizeof *d);
     quantizer_init_base(&d->base, &DDQ_OPS, name, role, is_signed, pinned, elems);
     d->cfg = cfg;

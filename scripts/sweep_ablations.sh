@@ -7,7 +7,9 @@
 #   quantizer at its calibrated range: nothing learns but the weights); the last two again with
 #   LSQ's initial step instead of DDQ's min/max calibration (*_init: --ddq_init_lsq) and, on top,
 #   with the levels starting on LSQ's level set (*_centered: --ddq_init_centered; lsq_like_centered
-#   is LSQ with its step frozen at LSQ's initial value);
+#   is LSQ with its step frozen at LSQ's initial value); full DDQ with every merged level set
+#   centred on the pinned zero (centered_merge: --ddq_merge_centered, LSQ's level sets from a
+#   uniform grid — docs/ddq.md §1);
 #   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
 #   plus ramped target, Adam on levels, and the bit price's controller (issue 13: does the joint
@@ -38,6 +40,7 @@ lsq_like_init|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_le
 fixed_bits_init|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq
 lsq_like_centered|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --ddq_init_lsq --ddq_init_centered
 fixed_bits_centered|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered
+centered_merge|--ddq_merge_centered
 product_rule_gates|--ddq_product_rule
 hinge_budget|--ddq_lambda=hinge --ddq_settle=0
 fine_level_forward|--ddq_fine_forward

@@ -13,7 +13,8 @@
 #   Q2 ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
 #      both (lsq_like), the BitOPs budget, the ramped target — LSQ at the same bits beside them;
 #      the fixed-bit rows again from LSQ's step and level set (*_centered; at W2 also from LSQ's
-#      step alone, *_init: results.md, "Question 2");
+#      step alone, *_init: results.md, "Question 2"); full DDQ with centred merged grids
+#      (centered_merge, beside the default: is the off-centre zero bin what DDQ loses at low bits?);
 #      seed 1 of everything first, then seeds 2 and 3      docs/data/ablations-mobilenetv2-default-w{3,2}.*
 #   Q3 full preset, W3A3: DDQ vs LSQ, 3 seeds             docs/data/methods-mobilenetv2-full.*
 #   Q1 W2A2: LSQ, PACT, min/max (DDQ: Q2's default row, the same run); min/max at W3A3
@@ -35,7 +36,7 @@ cd "$(dirname "$0")/.."
 STAGES=${STAGES:-"q2s1 q2s2 q2s3 q3 q4 q6s1 q6s23 q5 c"}
 stage() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 fixed="fixed_bits lsq_like lsq_like_centered fixed_bits_centered"
-priced="default frozen_uniform_levels bitops_budget ramped_target"
+priced="default centered_merge frozen_uniform_levels bitops_budget ramped_target"
 for seed in 1 2 3; do  # Q2, Q1
   stage "q2s$seed" || continue
   for b in 3 2; do

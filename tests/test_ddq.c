@@ -150,7 +150,49 @@ Test(ddq, gate_signals_equal_finite_differences_nearest_value, .init = setup, .f
     check_signals(false, false, 1e-4);
 }
 
-Test(ddq, level_gradients_match_rigid_block_shifts, .init = setup, .fini = teardown) {
+/* --ddq_merge_centered: a flip translates every level by about half a step, so the pair is not
+ * the new value of half the blocks' elements; the signals take the nearest value after the flip,
+ * and equal the finite differences with the pinned zero too. */
+Test(ddq, gate_signals_equal_finite_differences_centred_merge, .init = setup, .fini = teardown) {
+    cfg.lr_gate = 0, cfg.merge_centered = true;
+    check_signals(false, true, 1e-4);
+}
+
+/* --ddq_merge_centered on a uniform fine grid of step d: at every bitwidth the levels are LSQ's,
+ * (j − j0)·2^m·d with j0 the pinned block — signed (0 at fine index 128) and unsigned (index 0);
+ * by default the pinned block's upper neighbour sits at 1.5 steps. */
+Test(ddq, centred_merge_gives_lsqs_levels_at_every_bitwidth, .init = setup, .fini = teardown) {
+    for (int centred = 0; centred <= 1; centred++)
+        for (int is_signed = 0; is_signed <= 1; is_signed++) {
+            cfg.merge_centered = centred;
+            ParamSlab sl;
+            slab_init(&sl);
+            Quantizer *q = ddq_new(&sl, "c", QROLE_WEIGHT, is_signed, false, 100, 1, &cfg);
+            slab_finalize(&sl);
+            int i0 = is_signed ? 128 : 0;
+            float fine[DDQ_FINE];
+            for (int i = 0; i < DDQ_FINE; i++) fine[i] = 0.01f * (float)(i - i0);
+            ddq_set_fine(q, fine, i0);
+            for (int m = 0; m <= 6; m++) {
+                ddq_set_merged(q, m);
+                DdqState st = ddq_state(q);
+                double s = 0.01 * (1 << m);
+                int j0 = i0 >> m;
+                cr_assert_eq(st.coarse[j0], 0.0f);
+                if (!centred) {  // the default: 0 pinned, its upper neighbour at 1.5·s
+                    if (m > 0) cr_assert_float_eq(st.coarse[j0 + 1], 1.5 * s - 0.005, 1e-6, "m=%d", m);
+                    continue;
+                }
+                for (int j = 0; j < st.n_coarse; j++)
+                    cr_assert_float_eq(st.coarse[j], (j - j0) * s, 1e-6, "signed %d m=%d level %d: %g", is_signed, m,
+                                       j, st.coarse[j]);
+            }
+            quantizer_free(q);
+            slab_free(&sl);
+        }
+}
+
+static void check_level_gradients(void) {
     Quantizer *q = make(true, 300);
     ddq_set_merged(q, 4);
     Arena keep;
@@ -191,6 +233,15 @@ Test(ddq, level_gradients_match_rigid_block_shifts, .init = setup, .fini = teard
             cr_assert(fabs(g[i] - numeric) <= 2e-3 * fmax(1, fabs(numeric)), "block %d level %d: %g vs numeric %g", j, i, g[i], numeric);
     }
     arena_free(&keep);
+}
+
+Test(ddq, level_gradients_match_rigid_block_shifts, .init = setup, .fini = teardown) { check_level_gradients(); }
+
+/* --ddq_merge_centered translates every level by the pinned block's mean; that block does not
+ * learn, so moving block j still moves level j alone, and the gradients are the same. */
+Test(ddq, level_gradients_match_rigid_block_shifts_centred_merge, .init = setup, .fini = teardown) {
+    cfg.merge_centered = true;
+    check_level_gradients();
 }
 
 Test(ddq, straight_through_mask_ends_at_the_range, .init = setup, .fini = teardown) {

@@ -324,6 +324,23 @@ Test(qoptions, options_a_method_ignores_are_refused, .init = setup, .fini = tear
     cr_assert(quant_config_validate(&c, &quant_config_defaults, err, sizeof err), "PACT honours --q_per_channel and --q_percentile: %s", err);
 }
 
+/* --ddq_merge_centered's exact signals assume the pinned zero, nearest values and frontier gates. */
+Test(qoptions, centred_merge_refuses_the_variants_it_does_not_handle, .init = setup, .fini = teardown) {
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "ddq");
+    c.ddq.merge_centered = true;
+    char err[256];
+    cr_assert(quant_config_validate(&c, &quant_config_defaults, err, sizeof err), "%s", err);
+    for (int k = 0; k < 3; k++) {
+        QuantConfig v = c;
+        if (k == 0) v.ddq.pin_zero = false;
+        if (k == 1) v.ddq.fine_forward = true;
+        if (k == 2) v.ddq.product_rule = true;
+        cr_assert(!quant_config_validate(&v, &quant_config_defaults, err, sizeof err), "variant %d accepted", k);
+        cr_assert(strstr(err, "--ddq_merge_centered needs") != NULL, "got: %s", err);
+    }
+}
+
 /* Runs quant_run_step with the bits fixed by hand and returns λ_w after `steps` joint steps. */
 Test(qcontrol, dual_ascent_rises_over_budget_and_falls_back, .init = setup, .fini = teardown) {
     QuantConfig c = quant_config_defaults;

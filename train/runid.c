@@ -79,7 +79,9 @@ static const struct {
     {"alloc_train_images", "4096"}, {"bsq_alpha", "0.1"}, {"bsq_lr", "50"}, {"bsq_steps", "100"},
     {"bsq_requant", "20"}, {"bsq_trials", "6"}, {"haq_episodes", "60"}, {"haq_warmup", "20"},
     {"haq_ft_steps", "16"}, {"haq_ft_lr", "0.01"}, {"haq_resource", "size"},
-    {"q_ptq", "false"}, {"mp_points", "1.25"}, {"ddq_init_lsq", "false"}, {"ddq_init_centered", "false"}, {"half", "off"}, {"loss_scale", "none"}, {"loss_scale_init", "65536"}, {"loss_scale_window", "2000"},
+    {"q_ptq", "false"}, {"mp_points", "1.25"}, {"ddq_init_lsq", "false"}, {"ddq_init_centered", "false"},
+    {"ddq_merge_centered", "false"}, {"half", "off"}, {"loss_scale", "none"}, {"loss_scale_init", "65536"},
+    {"loss_scale_window", "2000"},
 };
 
 static bool absent_means(const char *key, const char *value) {
