@@ -59,16 +59,21 @@ void half_round_ref(float *x, size_t n, HalfCounts *c) {
 void half_round(float *x, size_t n, HalfCounts *c) {
     size_t i = 0;
 #if defined(__F16C__) && defined(__AVX__)
+    const __m256 zero = _mm256_setzero_ps(), inf = _mm256_set1_ps(INFINITY), sign = _mm256_set1_ps(-0.0f);
+    size_t under = 0, over = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
         __m256 r = _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        if (c) {
-            float b[8], a[8];
-            _mm256_storeu_ps(b, v), _mm256_storeu_ps(a, r);
-            for (int k = 0; k < 8; k++) count(b[k], a[k], c);
+        if (c) {  // count()'s tests as lane masks: finite before (NaN compares false), then 0 or ±inf after
+            __m256 finite = _mm256_cmp_ps(_mm256_andnot_ps(sign, v), inf, _CMP_LT_OQ);
+            __m256 lost = _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_OQ), _mm256_cmp_ps(r, zero, _CMP_EQ_OQ));
+            __m256 big = _mm256_cmp_ps(_mm256_andnot_ps(sign, r), inf, _CMP_EQ_OQ);
+            under += (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_and_ps(finite, lost)));
+            over += (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_and_ps(finite, big)));
         }
         _mm256_storeu_ps(x + i, r);
     }
+    if (c) c->underflow += under, c->overflow += over;
 #endif
     half_round_ref(x + i, n - i, c);
 }

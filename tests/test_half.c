@@ -86,6 +86,8 @@ Test(half, fast_rounding_equals_the_scalar_reference, .init = setup, .fini = tea
         if (i % 3 == 0) bits = (bits & 0x807fffffu) | ((uint32_t)(100 + rng_below(&rng, 60)) << 23);  // near the half range
         memcpy(&a[i], &bits, sizeof bits);
     }
+    const float special[] = {INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 1e-30f, -1e-30f, 7e4f, -7e4f};
+    for (size_t k = 0; k < sizeof special / sizeof *special; k++) a[1000 + 7 * k] = special[k];  // counted or not
     memcpy(b, a, n * sizeof *a);
     HalfCounts ca = {0}, cb = {0};
     half_round(a, n, &ca);
