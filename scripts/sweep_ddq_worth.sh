@@ -31,17 +31,22 @@
 set -eu
 cd "$(dirname "$0")/.."
 # STAGES (default all, in this order) runs a part of the grid: q2s1, q2s2, q2s3 — questions 2 and 1
-# for one seed (the fixed-bit, LSQ, PACT and min/max rows, then the DDQ rows that use the bit
-# price); q3; q4; q6s1 and q6s23 (question 6, seed 1 of both models, then seeds 2 and 3); q5; c.
+# for one seed (full DDQ, default and centred, and LSQ at W3A3 and W2A2; then the fixed-bit rows,
+# PACT and min/max, and the other priced variants); q3; q4; q6s1 and q6s23 (question 6, seed 1 of
+# both models, then seeds 2 and 3); q5; c.
 STAGES=${STAGES:-"q2s1 q2s2 q2s3 q3 q4 q6s1 q6s23 q5 c"}
 stage() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
+first="default centered_merge"  # full DDQ as built and with centred merged grids: the rows that decide
 fixed="fixed_bits lsq_like lsq_like_centered fixed_bits_centered"
-priced="default centered_merge frozen_uniform_levels bitops_budget ramped_target"
+priced="frozen_uniform_levels bitops_budget ramped_target"
 for seed in 1 2 3; do  # Q2, Q1
   stage "q2s$seed" || continue
   for b in 3 2; do
-    ONLY="$fixed$([ "$b" = 2 ] && echo " lsq_like_init fixed_bits_init")" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+    ONLY="$first" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
+  done
+  for b in 3 2; do
+    ONLY="$fixed$([ "$b" = 2 ] && echo " lsq_like_init fixed_bits_init")" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
   done
   METHODS="pact minmax" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   METHODS=minmax BITS=3 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
