@@ -1,8 +1,8 @@
 #!/bin/sh
 # sweep_all.sh — every sweep behind the open tables of docs/results.md (issues 13–15), one at a
 # time (concurrent trainings lose throughput: README): issue 15's rows first (the fewest hours to
-# finish; they also train the ResNet-20 FP32 model issue 13's grid reuses), then issues 13 and 14
-# interleaved seed by seed. Resumable like the sweeps it runs: start it again after an
+# finish; they also train the ResNet-20 FP32 model issue 13's grid reuses) after the six rows that
+# decide issue 13's question 2 on seed 1, then issues 13 and 14 interleaved seed by seed. Resumable like the sweeps it runs: start it again after an
 # interruption, or on a new clone once docs/data is committed.
 # A sweep that stops with an error is reported and the next one runs.
 #   mkdir -p runs/sweeps && nohup nice -n 19 scripts/sweep_all.sh > runs/sweeps/all.log 2>&1 &
@@ -15,6 +15,10 @@ step() {
   "$@" || echo "sweep_all.sh: error: '$*' stopped (status $?); going on with the next sweep" >&2
 }
 step env MODELS=mobilenetv2 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh                # 15: PTQ, MobileNetV2
+for b in 3 2; do  # 13: the rows that decide question 2 — full DDQ as built and centred, LSQ (seed 1)
+  step env ONLY="default centered_merge" BITS=$b SEEDS=1 FP32_SEED=1 scripts/sweep_ablations.sh
+  step env METHODS=lsq BITS=$b SEEDS=1 FP32_SEED=1 scripts/sweep_methods.sh
+done
 step env MODELS=mobilenetv2 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh   # 15: half, MobileNetV2
 step env MODELS=resnet20 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh                   # 15: ResNet-20 (its FP32 model first)
 step env MODELS=resnet20 RESNET_EPOCHS=10 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh  # 15: 10 epochs
