@@ -19,6 +19,7 @@ for b in 3 2; do  # 13: the rows that decide question 2 — full DDQ as built an
   step env ONLY="default centered_merge" BITS=$b SEEDS=1 FP32_SEED=1 scripts/sweep_ablations.sh
   step env METHODS=lsq BITS=$b SEEDS=1 FP32_SEED=1 scripts/sweep_methods.sh
 done
+step env ONLY="centered_merge" BITS=4 SEEDS=1 FP32_SEED=1 scripts/sweep_ablations.sh          # 13: and at W4A4
 step env MODELS=mobilenetv2 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh   # 15: half, MobileNetV2
 step env MODELS=resnet20 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh                   # 15: ResNet-20 (its FP32 model first)
 step env MODELS=resnet20 RESNET_EPOCHS=10 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh  # 15: 10 epochs
