@@ -14,9 +14,13 @@
 #include "core/threads.h"
 #include "ddq_kernels.h"
 
+/* --ddq_merge_centered: a level set after a flip, and per bin of the current one the levels of
+ * that set its elements can go to — up to three, c0..c2 split at t0 ≤ t1 — or `wide` when more. */
 typedef struct DdqNear {
     int n;                        // levels (0: none)
     float v[DDQ_FINE], thresh[DDQ_FINE];
+    float c0[DDQ_FINE], c1[DDQ_FINE], c2[DDQ_FINE], t0[DDQ_FINE], t1[DDQ_FINE];
+    bool wide[DDQ_FINE];
 } DdqNear;
 
 typedef struct Ddq {
@@ -72,18 +76,41 @@ static int table_at(const Ddq *d, int m, float *out) {
     return nc;
 }
 
-/* A level set with its decision points, for the exact nearest value under a flip (below). */
-static void near_at(const Ddq *d, int m, DdqNear *t) {
-    t->n = m >= 0 && m <= DDQ_K ? table_at(d, m, t->v) : 0;
-    for (int j = 0; j + 1 < t->n; j++) t->thresh[j] = 0.5f * (t->v[j] + t->v[j + 1]);
-}
-
 /* The nearest level of t to x, searched from level k: a flip moves the levels by about half a
  * step, so k (the block's pair or first child) is at most a level or two away. */
 static float nearest_from(const DdqNear *t, float x, int k) {
     while (k > 0 && x < t->thresh[k - 1]) k--;
     while (k < t->n - 1 && x >= t->thresh[k]) k++;
     return t->v[k];
+}
+
+/* The level set at m merged bits (none outside 0..K) and, for each bin [cur[b−1], cur[b]) of the
+ * current set (decision points cur, nc bins), the levels its elements can reach: from k0, the
+ * number of t's decision points ≤ cur[b−1], to k1, the number < cur[b] (nearest_from's index is
+ * the number ≤ x; both counts grow with b, so one sweep finds them all). */
+static void near_at(const Ddq *d, int m, DdqNear *t, const float *cur, int nc) {
+    t->n = m >= 0 && m <= DDQ_K ? table_at(d, m, t->v) : 0;
+    if (!t->n) return;
+    for (int j = 0; j + 1 < t->n; j++) t->thresh[j] = 0.5f * (t->v[j] + t->v[j + 1]);
+    int k0 = 0, k1 = 0;
+    for (int b = 0; b < nc; b++) {
+        if (b > 0)
+            while (k0 < t->n - 1 && t->thresh[k0] <= cur[b - 1]) k0++;
+        if (b + 1 < nc)
+            while (k1 < t->n - 1 && t->thresh[k1] < cur[b]) k1++;
+        else k1 = t->n - 1;
+        int hi = k1 > k0 ? k1 : k0, mid = k0 + 1 < hi ? k0 + 1 : hi;  // (hi = k0: an empty bin)
+        t->wide[b] = hi - k0 > 2;
+        t->c0[b] = t->v[k0], t->c1[b] = t->v[mid], t->c2[b] = t->v[hi];
+        t->t0[b] = hi > k0 ? t->thresh[k0] : INFINITY;
+        t->t1[b] = hi > k0 + 1 ? t->thresh[k0 + 1] : INFINITY;
+    }
+}
+
+/* The value an element x of bin b takes in t's level set: nearest_from's, without its loops. */
+static inline float flip_value(const DdqNear *t, float x, int b, int start) {
+    if (t->wide[b]) return nearest_from(t, x, start);
+    return x >= t->t1[b] ? t->c2[b] : x >= t->t0[b] ? t->c1[b] : t->c0[b];
 }
 
 int ddq_coarse_at(const Quantizer *q, int m, float *out) { return table_at((const Ddq *)q, m, out); }
@@ -122,7 +149,10 @@ static void rebuild(Ddq *d) {
     }
     d->tab.m = d->m;
     ddq_tables_finish(&d->tab);
-    if (d->cfg->merge_centered) near_at(d, d->m - 1, &d->near_up), near_at(d, d->m + 1, &d->near_down);
+    if (d->cfg->merge_centered) {
+        near_at(d, d->m - 1, &d->near_up, d->tab.thresh, d->tab.nc);
+        near_at(d, d->m + 1, &d->near_down, d->tab.thresh, d->tab.nc);
+    }
 }
 
 /* Keep coarse values at least gap apart, moving whole blocks away from the pinned one. */
@@ -318,8 +348,24 @@ static inline void element_signals(const Ddq *d, float x, float g, int b, double
         return;
     }
     float v = d->tab.coarse[b];
-    if (d->near_down.n) acc[ACC_DOWN] += (double)g * (nearest_from(&d->near_down, x, b >> 1) - v);
-    if (d->near_up.n) acc[ACC_UP] += (double)g * (nearest_from(&d->near_up, x, 2 * b) - v);
+    if (d->near_down.n) acc[ACC_DOWN] += (double)g * (flip_value(&d->near_down, x, b, b >> 1) - v);
+    if (d->near_up.n) acc[ACC_UP] += (double)g * (flip_value(&d->near_up, x, b, 2 * b) - v);
+}
+
+/* element_signals' centred branch over [e0, e1) after the vectorised backward, summed in locals
+ * (the bins are bytes, which may alias the accumulators: a sum kept in memory would be stored and
+ * reloaded every element); the same additions in the same order as element by element. */
+static void centred_signals(const DdqJob *j, size_t e0, size_t e1, double *acc) {
+    const Ddq *d = j->d;
+    const DdqNear *dn = &d->near_down, *up = &d->near_up;
+    double sd = 0, su = 0;
+    for (size_t e = e0; e < e1; e++) {
+        float x = j->x[e], g = j->dy[e], v = d->tab.coarse[j->bins[e]];
+        int b = j->bins[e];
+        if (dn->n) sd += (double)g * (flip_value(dn, x, b, b >> 1) - v);
+        if (up->n) su += (double)g * (flip_value(up, x, b, 2 * b) - v);
+    }
+    acc[ACC_DOWN] += sd, acc[ACC_UP] += su;
 }
 
 /* The plain loop: every variant (per-channel scales, α, product rule), any number of levels. */
@@ -388,7 +434,7 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     if (centred) a.sig = NULL;
     if (!plain || !ddq_backward_kernel(&d->tab, j->ref, &a, e0, e1)) backward_generic(j, e0, e1, all);
     else if (centred)
-        for (size_t e = e0; e < e1; e++) element_signals(d, j->x[e], j->dy[e], j->bins[e], all);
+        centred_signals(j, e0, e1, all);
     for (int c = 1; c < COPIES; c++)  // fold the copies into the first, in order
         for (int k = 0; k < ACC_DOUBLES; k++) all[k] += all[c * ACC_DOUBLES + k];
 }

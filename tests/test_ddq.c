@@ -103,16 +103,8 @@ static double loss_at(Quantizer *q, int m, Tensor *x, const float *r) {
     return L;
 }
 
-static void check_signals(bool fine_forward, bool pin, double tol) {
-    cfg.fine_forward = fine_forward;
-    Quantizer *q = make(pin, 500);
-    Arena keep;
-    arena_init(&keep, 1 << 16, 0);
-    int n = 500;
-    Tensor *x = tensor_new(&keep, 1, &n);
-    rng_fill_uniform(&R, x->data, 500, -1.2f, 1.2f);
-    float *r = arena_floats(&keep, 500);
-    rng_fill_uniform(&R, r, 500, -1, 1);
+/* c_down and c_up of q at m = 1..5 against the finite differences of L = Σ r·Q(x). */
+static void check_signals_of(Quantizer *q, Tensor *x, const float *r, double tol) {
     for (int m = 1; m <= 5; m++) {
         ddq_set_merged(q, m);
         double L0 = loss_at(q, m, x, r), Ldown = loss_at(q, m + 1, x, r), Lup = loss_at(q, m - 1, x, r);
@@ -131,7 +123,26 @@ static void check_signals(bool fine_forward, bool pin, double tol) {
         x->grad = NULL;
         slab_zero_grad(&slab);
     }
+}
+
+/* The same on n elements uniform in [lo, hi]; fine: the quantizer's fine grid (NULL: make's). */
+static void check_signals_on(bool fine_forward, bool pin, const float *fine, float lo, float hi, double tol) {
+    cfg.fine_forward = fine_forward;
+    Quantizer *q = make(pin, 500);
+    if (fine) ddq_set_fine(q, fine, 128);
+    Arena keep;
+    arena_init(&keep, 1 << 16, 0);
+    int n = 500;
+    Tensor *x = tensor_new(&keep, 1, &n);
+    rng_fill_uniform(&R, x->data, 500, lo, hi);
+    float *r = arena_floats(&keep, 500);
+    rng_fill_uniform(&R, r, 500, -1, 1);
+    check_signals_of(q, x, r, tol);
     arena_free(&keep);
+}
+
+static void check_signals(bool fine_forward, bool pin, double tol) {
+    check_signals_on(fine_forward, pin, NULL, -1.2f, 1.2f, tol);
 }
 
 /* With fine-level semantics the bins follow the fine index, so the frontier signals are exactly
@@ -156,6 +167,17 @@ Test(ddq, gate_signals_equal_finite_differences_nearest_value, .init = setup, .f
 Test(ddq, gate_signals_equal_finite_differences_centred_merge, .init = setup, .fini = teardown) {
     cfg.lr_gate = 0, cfg.merge_centered = true;
     check_signals(false, true, 1e-4);
+}
+
+/* --ddq_merge_centered with a sparse positive side (steps of 50 above 0, 1 below): each flip moves
+ * the pinned block's mean, and so every negative level, by many negative steps, and the lowest bin
+ * — and the highest, whose range runs on to ±inf — hold elements bound for many levels after it
+ * (searched, not looked up); the signals still equal the finite differences. */
+Test(ddq, gate_signals_equal_finite_differences_centred_merge_uneven_grid, .init = setup, .fini = teardown) {
+    cfg.lr_gate = 0, cfg.merge_centered = true;
+    float fine[DDQ_FINE];
+    for (int i = 0; i < DDQ_FINE; i++) fine[i] = 0.01f * (float)(i - 128) * (i > 128 ? 50 : 1);
+    check_signals_on(false, true, fine, -4.0f, 80.0f, 1e-4);
 }
 
 /* --ddq_merge_centered on a uniform fine grid of step d: at every bitwidth the levels are LSQ's,
