@@ -2,13 +2,14 @@
 # plot_half.sh LABEL=half.csv ... > plot.svg — fp16 gradient underflow over training: one panel
 # per run (a loss-scaling policy), the share of each layer's output gradient that underflowed in
 # half precision against the epoch, on a log scale (a share of 0 is drawn at the floor, 10^-7).
-# One line per tape position of the ops in OPS (default "conv2d linear"), coloured from the
+# One line per tape position of the ops in OPS (default "conv2d linear"; an op matches by its first
+# word, so 1x1 and depthwise convolutions count as conv2d), coloured from the
 # output end of the network (red, visited first in backward) to the input end (blue). Up to four runs.
 #   TITLE="...": the plot's title
 #   example: scripts/plot_half.sh none=runs/a/half.csv adaptive=runs/b/half.csv > half.svg
 set -eu
 if [ $# -eq 0 ] || [ "$1" = "--help" ]; then
-  sed -n '2,8p' "$0" | cut -c3-
+  sed -n '2,9p' "$0" | cut -c3-
   [ $# -eq 0 ] && exit 2 || exit 0
 fi
 [ $# -le 4 ] || { echo "plot_half.sh: error: at most four runs (got $#)" >&2; exit 2; }
@@ -17,7 +18,8 @@ plot_check plot_half.sh half.csv '^epoch,position,op,values,underflow,overflow,l
 plot_runs "$@" | awk -F, -v title="${TITLE:-share of fp16 gradient values that underflow, per layer}" -v ops="${OPS:-conv2d linear}" '
   BEGIN { split(ops, o, " "); for (i in o) want[o[i]] = 1; floor = -7 }
   /^#run / { r++; label[r] = substr($0, 6); next }
-  want[$3] && $4 > 0 {
+  { split($3, w, " ") }  # "conv2d 1x1", "conv2d depthwise": convolutions too
+  want[w[1]] && $4 > 0 {
     e = $1 + 0; p = $2 + 0
     if (!((r, p) in seen)) { seen[r, p] = 1; np[r]++; pos[r, np[r]] = p; if (p > pmax[r]) pmax[r] = p }
     v = $5; y[r, p, e] = v > 0 ? log(v) / log(10) : floor

@@ -27,6 +27,12 @@ cd "$(dirname "$0")/.."
 MODELS=${MODELS:-"lenet mobilenetv2 resnet20"}; POLICIES=${POLICIES:-"off none static dynamic adaptive"}
 SEEDS=${SEEDS:-"1 2 3"}; BIG_SEEDS=${BIG_SEEDS:-1}; RESNET_EPOCHS=${RESNET_EPOCHS:-30}
 EXTRA=${EXTRA:-}; TAG=${TAG:-}  # a quick look: TAG=-quick EXTRA="--epochs=1 --subset=2000" MODELS=lenet
+# Underflow share and overflowed values of every convolution's (1x1 and depthwise included) and
+# linear layer's output gradient, over all epochs of a run's half.csv.
+half_stats() {
+  awk -F, 'NR > 1 && $3 ~ /^(conv2d|linear)/ { v += $4; u += $4 * $5; o += $4 * $6 }
+           END { printf "%.3g,%.0f", v ? u / v : 0, o }' "$1"
+}
 for model in $MODELS; do
   make -s "exp_$model"
   sfx=$TAG; [ "$model" = resnet20 ] && [ "$RESNET_EPOCHS" != 30 ] && sfx="-e$RESNET_EPOCHS$TAG"
@@ -68,8 +74,7 @@ for model in $MODELS; do
       [ -n "$out" ] || { echo "sweep_half.sh: error: no RESULT from $* $half (see $log)" >&2; tail -5 "$log" >&2; exit 1; }
       acc=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n 's/^\(test_acc\|fp32_acc\)=//p')
       if [ -n "$half" ]; then  # the weighted layers' output gradients over every epoch, and the epoch lines
-        stats=$(awk -F, 'NR > 1 && ($3 == "conv2d" || $3 == "linear") { v += $4; u += $4 * $5; o += $4 * $6 }
-                         END { printf "%.3g,%.0f", v ? u / v : 0, o }' "$dir/half.csv")
+        stats=$(half_stats "$dir/half.csv")
         # skipped steps and the last loss scale: the epoch lines of this run in the sweep's log (an
         # interrupted run resumes at an epoch boundary, so its epochs are each printed once)
         set -- $(awk -v h="=== sweep_half $model $pol seed $seed:" 'index($0, "=== sweep_half ") == 1 { on = index($0, h) == 1; next }
