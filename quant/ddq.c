@@ -14,7 +14,7 @@
 #include "core/threads.h"
 #include "ddq_kernels.h"
 
-/* --ddq_merge_centered: a level set after a flip, and per bin of the current one the levels of
+/* A level set after a flip and (--ddq_merge_centered) per bin of the current one the levels of
  * that set its elements can go to — up to three, c0..c2 split at t0 ≤ t1 — or `wide` when more. */
 typedef struct DdqNear {
     int n;                        // levels (0: none)
@@ -49,7 +49,8 @@ typedef struct Ddq {
     float *scale;                 // (C) s_c, NULL per tensor
     float snap;                   // ddq_snap: coarse values are snap·k, k in [snap_lo, snap_hi]; 0: off
     int snap_lo, snap_hi;
-    DdqNear near_up, near_down;   // --ddq_merge_centered: the level sets at m − 1 and m + 1 merged bits
+    DdqNear near_up, near_down;   // the level sets at m − 1 and m + 1 merged bits (their per-bin
+                                  // tables: --ddq_merge_centered only)
 } Ddq;
 
 static const QuantizerOps DDQ_OPS;
@@ -84,12 +85,11 @@ static float nearest_from(const DdqNear *t, float x, int k) {
     return t->v[k];
 }
 
-/* The level set at m merged bits (none outside 0..K) and, for each bin [cur[b−1], cur[b]) of the
- * current set (decision points cur, nc bins), the levels its elements can reach: from k0, the
- * number of t's decision points ≤ cur[b−1], to k1, the number < cur[b] (nearest_from's index is
- * the number ≤ x; both counts grow with b, so one sweep finds them all). */
-static void near_at(const Ddq *d, int m, DdqNear *t, const float *cur, int nc) {
-    t->n = m >= 0 && m <= DDQ_K ? table_at(d, m, t->v) : 0;
+/* For each bin [cur[b−1], cur[b]) of the current level set (decision points cur, nc bins), the
+ * levels of t (t->n levels in t->v, set by rebuild) its elements can reach: from k0, the number
+ * of t's decision points ≤ cur[b−1], to k1, the number < cur[b] (nearest_from's index is the
+ * number ≤ x; both counts grow with b, so one sweep finds them all). */
+static void near_tables(DdqNear *t, const float *cur, int nc) {
     if (!t->n) return;
     for (int j = 0; j + 1 < t->n; j++) t->thresh[j] = 0.5f * (t->v[j] + t->v[j + 1]);
     int k0 = 0, k1 = 0;
@@ -132,9 +132,12 @@ static void rebuild(Ddq *d) {
         d->tab.thresh[j] = d->cfg->fine_forward && !(d->snap > 0) ? 0.5f * (q[(j + 1) * B - 1] + q[(j + 1) * B])
                                             : 0.5f * (d->tab.coarse[j] + d->tab.coarse[j + 1]);
     d->tab.thresh[d->tab.nc - 1] = d->tab.thresh[d->tab.nc] = INFINITY;  // sentinels for bin_fast
-    if (d->m > 0) {
-        float lower[DDQ_FINE];
-        table_at(d, d->m - 1, lower);
+    // the level sets one bit finer (children) and coarser (pairs): the frontier signals' tables
+    DdqNear *up = &d->near_up, *dn = &d->near_down;
+    up->n = d->m > 0 ? table_at(d, d->m - 1, up->v) : 0;
+    dn->n = d->m < DDQ_K ? table_at(d, d->m + 1, dn->v) : 0;
+    if (up->n) {
+        const float *lower = up->v;
         int H = B / 2;  // half a block: the children's boundary
         for (int j = 0; j < d->tab.nc; j++) {
             d->tab.child_lo[j] = lower[2 * j], d->tab.child_hi[j] = lower[2 * j + 1];
@@ -142,16 +145,13 @@ static void rebuild(Ddq *d) {
                                                    : 0.5f * (lower[2 * j] + lower[2 * j + 1]);
         }
     }
-    if (d->m < DDQ_K) {
-        float upper[DDQ_FINE];
-        table_at(d, d->m + 1, upper);
-        for (int j = 0; j < d->tab.nc; j++) d->tab.pair[j] = upper[j / 2];
-    }
+    if (dn->n)
+        for (int j = 0; j < d->tab.nc; j++) d->tab.pair[j] = dn->v[j / 2];
     d->tab.m = d->m;
     ddq_tables_finish(&d->tab);
     if (d->cfg->merge_centered) {
-        near_at(d, d->m - 1, &d->near_up, d->tab.thresh, d->tab.nc);
-        near_at(d, d->m + 1, &d->near_down, d->tab.thresh, d->tab.nc);
+        near_tables(up, d->tab.thresh, d->tab.nc);
+        near_tables(dn, d->tab.thresh, d->tab.nc);
     }
 }
 
@@ -360,8 +360,8 @@ static void centred_signals(const DdqJob *j, size_t e0, size_t e1, double *acc) 
     const DdqNear *dn = &d->near_down, *up = &d->near_up;
     double sd = 0, su = 0;
     for (size_t e = e0; e < e1; e++) {
-        float x = j->x[e], g = j->dy[e], v = d->tab.coarse[j->bins[e]];
         int b = j->bins[e];
+        float x = j->x[e], g = j->dy[e], v = d->tab.coarse[b];
         if (dn->n) sd += (double)g * (flip_value(dn, x, b, b >> 1) - v);
         if (up->n) su += (double)g * (flip_value(up, x, b, 2 * b) - v);
     }
