@@ -168,6 +168,23 @@ Test(als, factor_follows_the_formula_and_its_bounds) {
     cr_assert_eq(als_factor(dy, 64, w, 64, fan_in, 1), 1, "nothing flows");
 }
 
+/* The statistics run in 32 lanes and a tail: one element anywhere, lane 0, a middle lane, the last
+ * full block, the tail, must count in the sums (α_uf ≈ 4.76 → 4) and in the maximum (the overflow
+ * bound → 1/8); dropped, nothing would flow (1). */
+Test(als, factor_counts_every_element_of_an_awkward_length) {
+    enum { N = 3 * 32 + 7 };
+    float dy[N], w[64];
+    fill_pm(w, 64, 0.5f);
+    int at[] = {0, 40, 95, 96, N - 1};
+    for (int t = 0; t < 5; t++) {
+        memset(dy, 0, sizeof dy);
+        dy[at[t]] = 1e-5f * sqrtf((float)N);  // E[dy²] = 1e−10, as ±1e−5 everywhere
+        cr_assert_eq(als_factor(dy, N, w, 64, 8, 1), 4, "one element at %d", at[t]);
+        dy[at[t]] = 1e5f;
+        cr_assert_eq(als_factor(dy, N, w, 64, 8, 1), 0.125, "one large element at %d", at[t]);
+    }
+}
+
 Test(als, scale_table_sets_finds_grows_and_clears) {
     AlsScales m = {0};
     static int keys[5000];
