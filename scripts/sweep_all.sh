@@ -2,7 +2,8 @@
 # sweep_all.sh — every sweep behind the open tables of docs/results.md (issues 13–15), one at a
 # time (concurrent trainings lose throughput: README): issue 15's rows first (the fewest hours to
 # finish; they also train the ResNet-20 FP32 model issue 13's grid reuses) after the six rows that
-# decide issue 13's question 2 on seed 1, then issues 13 and 14 interleaved seed by seed. Resumable like the sweeps it runs: start it again after an
+# decide issue 13's question 2 on seed 1; then the same rows on seeds 2 and 3, then issues 13 and 14
+# interleaved seed by seed. Resumable like the sweeps it runs: start it again after an
 # interruption, or on a new clone once docs/data is committed.
 # A sweep that stops with an error is reported and the next one runs.
 #   mkdir -p runs/sweeps && nohup nice -n 19 scripts/sweep_all.sh > runs/sweeps/all.log 2>&1 &
@@ -25,6 +26,12 @@ step env MODELS=resnet20 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh          
 step env MODELS=resnet20 RESNET_EPOCHS=10 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh  # 15: 10 epochs
 step env TAG=-all MODELS=lenet POLICIES="off all-none all-dynamic" scripts/sweep_half.sh # 15: activations in half too
 step env MODELS=lenet scripts/sweep_half.sh                                               # 15: LeNet (in results.md; data file)
+for seed in 2 3; do  # 13: the decisive rows of seeds 2 and 3 (does the centred merge hold at W3A3?)
+  for b in 3 2; do
+    step env ONLY="default centered_merge" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+    step env METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
+  done
+done
 step env STAGES=q2s1 scripts/sweep_ddq_worth.sh                                           # 13: Q2 + Q1, seed 1
 step env BITS="3 4" SEEDS=2 scripts/sweep_alloc.sh                                        # 14: allocators, seed 2
 step env STAGES=q2s2 scripts/sweep_ddq_worth.sh                                           # 13: seed 2
