@@ -146,7 +146,7 @@ typedef struct Run {
     Config cfg;
     int batch, threads, min_iters, ddq_bits;
     float budget;
-    bool cifar, profile, eval_only;
+    bool cifar, profile, eval_only, centred;
     const char *quant, *phase, *onnx_dir;
 } Run;
 
@@ -170,6 +170,7 @@ static void run_one(const Run *u) {
     Model *m;
     QuantConfig qcfg = quant_config_defaults;
     snprintf(qcfg.method, sizeof qcfg.method, "%s", u->quant);
+    qcfg.ddq.merge_centered = u->centred;
     bool quantized = strcmp(u->quant, "none") != 0;
     QuantContext *qc = quant_context_new(&qcfg);
     LayerFactory qf = quant_factory(qc);
@@ -257,7 +258,7 @@ int main(int argc, char **argv) {
     char model[OPT_STRLEN] = "all", variant[OPT_STRLEN] = "s1x3", input[OPT_STRLEN] = "cifar";
     float width = 0, budget = 8;
     int batch = 0, threads = 0, min_iters = 5, ddq_bits = 4;
-    bool profile = false, eval_only = false;
+    bool profile = false, eval_only = false, centred = false;
     char onnx_dir[OPT_STRLEN] = "";
     char quant[OPT_STRLEN] = "none", phase[OPT_STRLEN] = "joint";
     Option opts[] = {
@@ -275,6 +276,7 @@ int main(int argc, char **argv) {
         opt_choice("quant", quant, "quantize the model (W4A4) with this method", "none|ddq|lsq|pact|minmax"),
         opt_choice("phase", phase, "DDQ phase to time", "joint|frozen"),
         opt_int("ddq_bits", &ddq_bits, "bits of every unpinned DDQ quantizer while timed (8: a run's start)", 2, 8),
+        opt_bool("ddq_merge_centered", &centred, "DDQ's centred merged grids (its exact gate signals timed)"),
     };
     options_parse(opts, sizeof opts / sizeof *opts, argc, argv, "Training/eval throughput of the models.");
     Config cfgs[8];
@@ -305,7 +307,7 @@ int main(int argc, char **argv) {
             for (int ti = 0; ti < nt; ti++) {
                 Run u = {.cfg = cfgs[c], .batch = batches[bi], .threads = thr[ti], .min_iters = min_iters,
                          .ddq_bits = ddq_bits, .budget = budget, .cifar = !strcmp(input, "cifar"), .profile = profile,
-                         .eval_only = eval_only, .quant = quant, .phase = phase, .onnx_dir = onnx_dir};
+                         .eval_only = eval_only, .centred = centred, .quant = quant, .phase = phase, .onnx_dir = onnx_dir};
                 pid_t pid = fork();  // its own process: its own peak memory
                 if (pid < 0) DQ_FATAL("bench_train: cannot fork");
                 if (pid == 0) {

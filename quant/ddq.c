@@ -14,15 +14,6 @@
 #include "core/threads.h"
 #include "ddq_kernels.h"
 
-/* A level set after a flip and (--ddq_merge_centered) per bin of the current one the levels of
- * that set its elements can go to — up to three, c0..c2 split at t0 ≤ t1 — or `wide` when more. */
-typedef struct DdqNear {
-    int n;                        // levels (0: none)
-    float v[DDQ_FINE], thresh[DDQ_FINE];
-    float c0[DDQ_FINE], c1[DDQ_FINE], c2[DDQ_FINE], t0[DDQ_FINE], t1[DDQ_FINE];
-    bool wide[DDQ_FINE];
-} DdqNear;
-
 typedef struct Ddq {
     Quantizer base;
     const DdqConfig *cfg;
@@ -77,14 +68,6 @@ static int table_at(const Ddq *d, int m, float *out) {
     return nc;
 }
 
-/* The nearest level of t to x, searched from level k: a flip moves the levels by about half a
- * step, so k (the block's pair or first child) is at most a level or two away. */
-static float nearest_from(const DdqNear *t, float x, int k) {
-    while (k > 0 && x < t->thresh[k - 1]) k--;
-    while (k < t->n - 1 && x >= t->thresh[k]) k++;
-    return t->v[k];
-}
-
 /* For each bin [cur[b−1], cur[b]) of the current level set (decision points cur, nc bins), the
  * levels of t (t->n levels in t->v, set by rebuild) its elements can reach: from k0, the number
  * of t's decision points ≤ cur[b−1], to k1, the number < cur[b] (nearest_from's index is the
@@ -93,6 +76,7 @@ static void near_tables(DdqNear *t, const float *cur, int nc) {
     if (!t->n) return;
     for (int j = 0; j + 1 < t->n; j++) t->thresh[j] = 0.5f * (t->v[j] + t->v[j + 1]);
     int k0 = 0, k1 = 0;
+    t->wide_low = 0;
     for (int b = 0; b < nc; b++) {
         if (b > 0)
             while (k0 < t->n - 1 && t->thresh[k0] <= cur[b - 1]) k0++;
@@ -101,16 +85,11 @@ static void near_tables(DdqNear *t, const float *cur, int nc) {
         else k1 = t->n - 1;
         int hi = k1 > k0 ? k1 : k0, mid = k0 + 1 < hi ? k0 + 1 : hi;  // (hi = k0: an empty bin)
         t->wide[b] = hi - k0 > 2;
+        if (t->wide[b] && b < 64) t->wide_low |= 1ull << b;
         t->c0[b] = t->v[k0], t->c1[b] = t->v[mid], t->c2[b] = t->v[hi];
         t->t0[b] = hi > k0 ? t->thresh[k0] : INFINITY;
         t->t1[b] = hi > k0 + 1 ? t->thresh[k0 + 1] : INFINITY;
     }
-}
-
-/* The value an element x of bin b takes in t's level set: nearest_from's, without its loops. */
-static inline float flip_value(const DdqNear *t, float x, int b, int start) {
-    if (t->wide[b]) return nearest_from(t, x, start);
-    return x >= t->t1[b] ? t->c2[b] : x >= t->t0[b] ? t->c1[b] : t->c0[b];
 }
 
 int ddq_coarse_at(const Quantizer *q, int m, float *out) { return table_at((const Ddq *)q, m, out); }
@@ -339,33 +318,11 @@ struct Toggled {
     float v[DDQ_K][DDQ_FINE];
 };
 
-/* One element's share of the frontier signals (x in the levels' units). --ddq_merge_centered: a flip
- * also translates every level (by about half a step), so the block's pair and children are not
- * the element's new value; the nearest value of the level set after the flip is, exactly. */
+/* One element's share of the frontier signals (x in the levels' units); --ddq_merge_centered: the
+ * exact ones, from the level set after the flip (ddq_kernels.h). */
 static inline void element_signals(const Ddq *d, float x, float g, int b, double *acc) {
-    if (!d->cfg->merge_centered) {
-        ddq_element_signals(&d->tab, x, g, b, &acc[ACC_DOWN], &acc[ACC_UP]);
-        return;
-    }
-    float v = d->tab.coarse[b];
-    if (d->near_down.n) acc[ACC_DOWN] += (double)g * (flip_value(&d->near_down, x, b, b >> 1) - v);
-    if (d->near_up.n) acc[ACC_UP] += (double)g * (flip_value(&d->near_up, x, b, 2 * b) - v);
-}
-
-/* element_signals' centred branch over [e0, e1) after the vectorised backward, summed in locals
- * (the bins are bytes, which may alias the accumulators: a sum kept in memory would be stored and
- * reloaded every element); the same additions in the same order as element by element. */
-static void centred_signals(const DdqJob *j, size_t e0, size_t e1, double *acc) {
-    const Ddq *d = j->d;
-    const DdqNear *dn = &d->near_down, *up = &d->near_up;
-    double sd = 0, su = 0;
-    for (size_t e = e0; e < e1; e++) {
-        int b = j->bins[e];
-        float x = j->x[e], g = j->dy[e], v = d->tab.coarse[b];
-        if (dn->n) sd += (double)g * (flip_value(dn, x, b, b >> 1) - v);
-        if (up->n) su += (double)g * (flip_value(up, x, b, 2 * b) - v);
-    }
-    acc[ACC_DOWN] += sd, acc[ACC_UP] += su;
+    if (d->cfg->merge_centered) ddq_centred_signals(&d->tab, &d->near_down, &d->near_up, x, g, b, &acc[ACC_DOWN], &acc[ACC_UP]);
+    else ddq_element_signals(&d->tab, x, g, b, &acc[ACC_DOWN], &acc[ACC_UP]);
 }
 
 /* The plain loop: every variant (per-channel scales, α, product rule), any number of levels. */
@@ -429,12 +386,9 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     size_t e0 = chunk_begin(j, begin), e1 = chunk_begin(j, end);
     DdqBackward a = {.x = j->x, .dy = j->dy, .bins = j->bins, .dx = j->dx, .dx_overwrite = j->dx_overwrite,
                      .h = j->levels ? all + ACC_H * DDQ_FINE : NULL, .sig = j->signals ? all + ACC_DOWN : NULL};
+    if (d->cfg->merge_centered) a.near_down = &d->near_down, a.near_up = &d->near_up;
     bool plain = !d->scale && d->cfg->alpha == 0 && !j->toggled;  // the default case: the kernels'
-    bool centred = j->signals && d->cfg->merge_centered;          // exact signals in a pass of their own
-    if (centred) a.sig = NULL;
     if (!plain || !ddq_backward_kernel(&d->tab, j->ref, &a, e0, e1)) backward_generic(j, e0, e1, all);
-    else if (centred)
-        centred_signals(j, e0, e1, all);
     for (int c = 1; c < COPIES; c++)  // fold the copies into the first, in order
         for (int k = 0; k < ACC_DOUBLES; k++) all[k] += all[c * ACC_DOUBLES + k];
 }

@@ -236,10 +236,29 @@ static void histogram_block(const uint8_t *bins, const float *g, size_t n, int n
     else histogram_copies(bins, g, n, nc, h);
 }
 
-/* One block of 16-element steps: dx, and the signals by register lookups. Returns where it stopped. */
+/* The centred signals' value after a flip (ddq_flip_value) of 16 elements in bins that are not
+ * wide: c0, c1 from t0 on, c2 from t1 on. */
+static inline __m512 flip_values(const DdqNear *n, __m512 x, __m512i b, bool wide) {
+    __m512 c = lookup(n->c0, b, wide);
+    c = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lookup(n->t0, b, wide), _CMP_GE_OQ), c, lookup(n->c1, b, wide));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lookup(n->t1, b, wide), _CMP_GE_OQ), c, lookup(n->c2, b, wide));
+}
+
+/* The lanes whose bin is wide in n (bit b of n->wide_low; a shift by 32 or more gives 0). */
+static inline __mmask16 wide_lanes(const DdqNear *n, __m512i b) {
+    __m512i lo = _mm512_srlv_epi32(_mm512_set1_epi32((int)(uint32_t)n->wide_low), b);
+    __m512i hi = _mm512_srlv_epi32(_mm512_set1_epi32((int)(uint32_t)(n->wide_low >> 32)), _mm512_sub_epi32(b, _mm512_set1_epi32(32)));
+    return _mm512_test_epi32_mask(_mm512_or_si512(lo, hi), _mm512_set1_epi32(1));
+}
+
+/* One block of 16-element steps: dx, and the signals by register lookups (centred: lanes in wide
+ * bins one by one, in double). Returns where it stopped. */
 static size_t backward_steps(const DdqTables *t, const DdqBackward *a, size_t e, size_t b1, bool down, bool up) {
     const __m512 lo = _mm512_set1_ps(t->coarse[0]), hi = _mm512_set1_ps(t->coarse[t->nc - 1]);
     bool wide = t->nc > 32;
+    const DdqNear *nd = a->near_down, *nu = a->near_up;
+    bool centred = nd != NULL, any_wide = centred && (nd->wide_low | nu->wide_low);
+    double wd = 0, wu = 0;  // the wide lanes' shares
     __m512 sd = _mm512_setzero_ps(), su = _mm512_setzero_ps();
     for (; e + 16 <= b1; e += 16) {
         __m512 x = _mm512_loadu_ps(a->x + e), g = _mm512_loadu_ps(a->dy + e);
@@ -252,6 +271,14 @@ static size_t backward_steps(const DdqTables *t, const DdqBackward *a, size_t e,
         if (!down && !up) continue;
         __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(a->bins + e)));
         __m512 v = lookup(t->reg[REG_COARSE], b, wide);
+        if (centred) {
+            __mmask16 wl = any_wide ? wide_lanes(nd, b) | wide_lanes(nu, b) : 0;
+            if (down) sd = _mm512_mask3_fmadd_ps(g, _mm512_sub_ps(flip_values(nd, x, b, wide), v), sd, (__mmask16)~wl);
+            if (up) su = _mm512_mask3_fmadd_ps(g, _mm512_sub_ps(flip_values(nu, x, b, wide), v), su, (__mmask16)~wl);
+            for (int l = 0; wl; l++, wl >>= 1)
+                if (wl & 1) ddq_centred_signals(t, nd, nu, a->x[e + l], a->dy[e + l], a->bins[e + l], &wd, &wu);
+            continue;
+        }
         if (down) sd = _mm512_fmadd_ps(g, _mm512_sub_ps(lookup(t->reg[REG_PAIR], b, wide), v), sd);
         if (up) {
             __mmask16 upper = _mm512_cmp_ps_mask(x, lookup(t->reg[REG_MID], b, wide), _CMP_GE_OQ);
@@ -259,9 +286,10 @@ static size_t backward_steps(const DdqTables *t, const DdqBackward *a, size_t e,
             su = _mm512_fmadd_ps(g, _mm512_sub_ps(child, v), su);
         }
     }
-    if (a->sig) a->sig[0] += (double)_mm512_reduce_add_ps(sd), a->sig[1] += (double)_mm512_reduce_add_ps(su);
+    if (a->sig) a->sig[0] += (double)_mm512_reduce_add_ps(sd) + wd, a->sig[1] += (double)_mm512_reduce_add_ps(su) + wu;
     return e;
 }
+#define CENTRED_IN_STEPS 1  // backward_steps computes the centred signals too
 
 #elif defined(__AVX2__) && defined(__FMA__)
 /* ------------------------------------------------------------------ AVX2, 8 elements */
@@ -365,6 +393,7 @@ static size_t backward_steps(const DdqTables *t, const DdqBackward *a, size_t e,
     if (a->sig) a->sig[0] += (double)hsum8(sd), a->sig[1] += (double)hsum8(su);
     return e;
 }
+#define CENTRED_IN_STEPS 0  // the centred signals: a plain pass after backward_steps
 #endif
 
 /* ------------------------------------------------------------------ entry points */
@@ -390,13 +419,21 @@ bool ddq_backward_kernel(const DdqTables *t, bool ref, const DdqBackward *a, siz
 #if defined(DDQ_VECTOR)
     if (ref || t->nc > VEC_LEVELS) return false;
     bool down = a->sig && t->m < DDQ_K, up = a->sig && t->m > 0;
+    const DdqNear *nd = a->near_down, *nu = a->near_up;
+    bool centred = a->sig && nd, plain_pass = centred && !CENTRED_IN_STEPS;
     for (size_t b0 = e0; b0 < e1; b0 += BLOCK) {
         size_t b1 = b0 + BLOCK < e1 ? b0 + BLOCK : e1;
-        size_t e = backward_steps(t, a, b0, b1, down, up);
+        size_t e = backward_steps(t, a, b0, b1, down && !plain_pass, up && !plain_pass);
+        if (plain_pass) {  // summed in locals: the bins are bytes and may alias a sum kept in memory
+            double sd = 0, su = 0;
+            for (size_t k = b0; k < e; k++) ddq_centred_signals(t, nd, nu, a->x[k], a->dy[k], a->bins[k], &sd, &su);
+            a->sig[0] += sd, a->sig[1] += su;
+        }
         for (; e < b1; e++) {  // the block's tail
             float x = a->x[e], g = a->dy[e], pass = (x >= t->coarse[0] && x <= t->coarse[t->nc - 1]) ? g : 0.0f;
             if (a->dx) a->dx[e] = a->dx_overwrite ? pass : a->dx[e] + pass;
-            if (a->sig) ddq_element_signals(t, x, g, a->bins[e], &a->sig[0], &a->sig[1]);
+            if (centred) ddq_centred_signals(t, nd, nu, x, g, a->bins[e], &a->sig[0], &a->sig[1]);
+            else if (a->sig) ddq_element_signals(t, x, g, a->bins[e], &a->sig[0], &a->sig[1]);
         }
         if (a->h) histogram_block(a->bins + b0, a->dy + b0, b1 - b0, t->nc, a->h);
     }

@@ -333,7 +333,9 @@ static Pass one_pass(Quantizer *q, Tensor *x, const float *r, bool reference) {
 /* The vectorised kernels (in-register search and lookups for up to 32 levels, gathers above)
  * against the reference (binary search, plain loops) at every bit count, on 1037 elements
  * (not a multiple of 16, split over 2 threads), crowded levels, values on the thresholds,
- * NaN and ±inf. Outputs and dx are identical; sums agree to float rounding. */
+ * NaN and ±inf; then all again with --ddq_merge_centered, whose signals the vector kernel takes
+ * from per-bin tables, searching lanes in wide bins (the quintic grid has them). Outputs and dx
+ * are identical; sums agree to float rounding. */
 Test(ddq, fast_kernels_match_the_reference, .init = setup, .fini = teardown) {
     cfg.lr_gate = 0;
     int n = 1037;
@@ -346,8 +348,9 @@ Test(ddq, fast_kernels_match_the_reference, .init = setup, .fini = teardown) {
     float *r = arena_floats(&keep, (size_t)n);
     rng_fill_uniform(&R, r, (size_t)n, -1, 1);
     threads_init(2);
-    for (int trial = 0; trial < 16; trial++) {
-        int grid = trial / 8, bits = 8 - trial % 8;
+    for (int trial = 0; trial < 32; trial++) {
+        int grid = trial / 8 % 2, bits = 8 - trial % 8;
+        cfg.merge_centered = trial >= 16;  // then centred: its signals by per-bin tables, wide bins searched
         // grid 0, cubic: crowded near 0, sparse at the ends, at most one threshold per bucket;
         // grid 1, quintic from the bottom: so crowded there that buckets hold many thresholds
         float fine[DDQ_FINE], w0 = powf(128.0f / 255.0f, 5);
