@@ -70,7 +70,7 @@ static int table_at(const Ddq *d, int m, float *out) {
 
 /* For each bin [cur[b−1], cur[b]) of the current level set (decision points cur, nc bins), the
  * levels of t (t->n levels in t->v, set by rebuild) its elements can reach: from k0, the number
- * of t's decision points ≤ cur[b−1], to k1, the number < cur[b] (nearest_from's index is the
+ * of t's decision points ≤ cur[b−1], to k1, the number < cur[b] (ddq_nearest_from's index is the
  * number ≤ x; both counts grow with b, so one sweep finds them all). */
 static void near_tables(DdqNear *t, const float *cur, int nc) {
     if (!t->n) return;
