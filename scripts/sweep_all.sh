@@ -26,8 +26,8 @@ step env MODELS=resnet20 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh          
 step env MODELS=resnet20 RESNET_EPOCHS=10 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh  # 15: 10 epochs
 step env TAG=-all MODELS=lenet POLICIES="off all-none all-dynamic" scripts/sweep_half.sh # 15: activations in half too
 step env MODELS=lenet scripts/sweep_half.sh                                               # 15: LeNet (in results.md; data file)
-for seed in 2 3; do  # 13: the decisive rows of seeds 2 and 3 (does the centred merge hold at W3A3?)
-  for b in 3 2; do
+for b in 3 2; do  # 13: the decisive rows of seeds 2 and 3 (does the centred merge hold at W3A3?)
+  for seed in 2 3; do
     step env ONLY="default centered_merge" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     step env METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   done
