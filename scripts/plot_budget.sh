@@ -4,8 +4,11 @@
 # label's first word), from a sweep CSV written by sweep_lib.sh.
 #   X=kb (default): weight KB;  X=bits: mean weight bits (the Pareto view of issue 13)
 #   TITLE="...": the plot's title
+#   YMIN=v: the y axis starts at v %; a point below it is drawn on the axis as a triangle pointing
+#           down, its label carrying its value (so one collapsed row does not squash the others)
 set -eu
-awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" '
+case "${YMIN:-0}" in ''|*[!0-9.]*) echo "plot_budget.sh: error: YMIN='${YMIN}' is not a number" >&2; exit 2 ;; esac
+awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v ymin="${YMIN:-}" '
   NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
   {
     k = $1; if (!(k in n)) order[++nk] = k; n[k]++
@@ -20,8 +23,10 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" '
       v = n[k] > 1 ? (acc2[k] - n[k] * y * y) / (n[k] - 1) : 0; sd[k] = v > 0 ? sqrt(v) : 0
       if (x < x0) x0 = x; if (x > x1) x1 = x; if (y - sd[k] < y0) y0 = y - sd[k]; if (y + sd[k] > y1) y1 = y + sd[k]
     }
+    if (ymin != "" && y0 < ymin + 0) y0 = ymin + 0
     if (x1 <= x0) x1 = x0 + 1; if (y1 <= y0) y1 = y0 + 1
-    px = (x1 - x0) * 0.08; py = (y1 - y0) * 0.1; x0 -= px; x1 += px; y0 -= py; y1 += py
+    px = (x1 - x0) * 0.08; py = (y1 - y0) * 0.1; x0 -= px; x1 += px; y1 += py
+    if (ymin != "" && y0 == ymin + 0) floor = 1; else y0 -= py
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n", W, H
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
     printf "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n", W / 2, title
@@ -44,12 +49,18 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" '
       for (i = 1; i <= nk; i++) {
         split(order[i], w, " "); if (w[1] != mname[j]) continue
         k = order[i]; x = L + (xs[k] / n[k] - x0) / (x1 - x0) * (W - L - R)
-        y = H - B - (acc[k] / n[k] - y0) / (y1 - y0) * (H - T - B)
+        yv = acc[k] / n[k]; below = floor && yv < y0
+        y = H - B - ((below ? y0 : yv) - y0) / (y1 - y0) * (H - T - B)
         pts = pts sprintf("%.1f,%.1f ", x, y)
+        if (below) {  # off the axis: a triangle on it pointing down, the value in the label
+          printf "<path d=\"M%.1f,%.1f L%.1f,%.1f L%.1f,%.1f Z\" fill=\"%s\"/>\n", x - 5, y - 8, x + 5, y - 8, x, y, c
+          printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s (%d): %.2f</text>\n", x + 6, y - 10, k, n[k], yv
+          continue
+        }
         if (sd[k] > 0) {  # error bar with caps
-          e = sd[k] / (y1 - y0) * (H - T - B)
+          e = sd[k] / (y1 - y0) * (H - T - B); lo = y + e > H - B ? H - B : y + e  # cut at the axis
           printf "<path d=\"M%.1f,%.1f V%.1f M%.1f,%.1f H%.1f M%.1f,%.1f H%.1f\" stroke=\"%s\" fill=\"none\"/>\n",
-            x, y - e, y + e, x - 4, y - e, x + 4, x - 4, y + e, x + 4, c
+            x, y - e, lo, x - 4, y - e, x + 4, x - 4, lo, x + 4, c
         }
         printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, c
         printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s (%d)</text>\n", x + 6, y - 6, k, n[k]

@@ -4,9 +4,10 @@
 # mp-W<b>: multipoint of b-bit points at 1 / 1.25 / 1.5 points; minmax-ch, minmax: min/max per
 # channel and per tensor across bit widths; LSQ-ft, DDQ-ft: fine-tuned — drawn by plot_budget.sh.
 #   TITLE="...": the plot's title
+#   YMIN=v: passed to plot_budget.sh (the y axis starts at v %; lower points drawn on it)
 set -eu
 if [ $# -ne 1 ] || [ "$1" = "--help" ]; then
-  sed -n '2,6p' "$0" | cut -c3-
+  sed -n '2,7p' "$0" | cut -c3-
   [ "${1:-}" = "--help" ] && exit 0 || exit 2
 fi
 [ -r "$1" ] || { echo "plot_ptq.sh: $1: error: cannot read the file" >&2; exit 1; }
