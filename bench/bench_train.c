@@ -202,8 +202,11 @@ static void run_one(const Run *u) {
     QuantRun run;
     Bench b = {.m = m, .t = &t, .x = x, .labels = labels, .opt = &opt};
     if (quantized) {  // calibrate on the batch, then sit in the chosen phase
+        // in training mode: BatchNorm normalises by the batch's statistics, as the timed steps do —
+        // the untrained model's running statistics (0, 1) gave activation ranges near 1e-4 that the
+        // first steps then tore apart (collapsed, crowded DDQ levels: not a run's quantizers)
         quant_calibrate_begin(qc);
-        t.no_grad = true, t.training = false;
+        t.no_grad = true, t.training = true;
         model_forward(m, &t, x);
         quant_calibrate_end(qc);
         int bits = u->ddq_bits;
