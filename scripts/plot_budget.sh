@@ -3,12 +3,12 @@
 # error bar where a point has more than one seed) against weight memory, one line per method (the
 # label's first word), from a sweep CSV written by sweep_lib.sh.
 #   X=kb (default): weight KB;  X=bits: mean weight bits (the Pareto view of issue 13)
-#   TITLE="...": the plot's title
+#   TITLE="...": the plot's title;  XLABEL="...": the x axis's label
 #   YMIN=v: the y axis starts at v %; a point below it is drawn on the axis as a triangle pointing
 #           down, its label carrying its value (so one collapsed row does not squash the others)
 set -eu
 case "${YMIN:-0}" in ''|*[!0-9.]*) echo "plot_budget.sh: error: YMIN='${YMIN}' is not a number" >&2; exit 2 ;; esac
-awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v ymin="${YMIN:-}" '
+awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v ymin="${YMIN:-}" -v xlabel="${XLABEL:-}" '
   NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
   {
     k = $1; if (!(k in n)) order[++nk] = k; n[k]++
@@ -39,7 +39,7 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
         sprintf(xaxis == "bits" ? "%.2f" : "%.0f", xv)
     }
     printf "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n", (W + L - R) / 2, H - 20,
-      xaxis == "bits" ? "mean weight bits" : "weight KB"
+      xlabel != "" ? xlabel : xaxis == "bits" ? "mean weight bits" : "weight KB"
     printf "<text transform=\"translate(20,%d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">top-1 %% (± 1 std over seeds)</text>\n", (H + T - B) / 2
     split("#1f77b4 #d62728 #2ca02c #ff7f0e #9467bd #8c564b #e377c2 #17becf", colors, " ")
     nm = 0

@@ -25,4 +25,4 @@ awk -F, -v OFS=, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     else if (w[1] == "ddq_ft") $1 = "DDQ-ft " b
     split($1, s, " "); printf "%s\t%s\t%s\n", s[1], $(col["w_bits"]), $0 }' "$1" |
   sort -t "$(printf '\t')" -k1,1 -k2,2n -s | cut -f3- >>"$tmp"
-X=bits TITLE="${TITLE:-post-training quantization: top-1 against stored bits per weight}" "$(dirname "$0")/plot_budget.sh" "$tmp"
+X=bits XLABEL="stored bits per weight (bits × points)" TITLE="${TITLE:-post-training quantization: top-1 against stored bits per weight}" "$(dirname "$0")/plot_budget.sh" "$tmp"
