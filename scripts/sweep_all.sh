@@ -31,6 +31,10 @@ for b in 3 2; do  # 13: the decisive rows of seeds 2 and 3 (does the centred mer
     step env ONLY="default centered_merge" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     step env METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   done
+  # 13: it held at W3A3 on all three seeds; is it neutral at the main result's W4A4 (before W2A2)?
+  # (the default's W4A4 rows again too: the controller table's, from a machine since replaced)
+  [ "$b" = 3 ] && step env ONLY="centered_merge" BITS=4 SEEDS="2 3" FP32_SEED=1 scripts/sweep_ablations.sh
+  [ "$b" = 3 ] && step env ONLY="default" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh
 done
 step env STAGES=q2s1 scripts/sweep_ddq_worth.sh                                           # 13: Q2 + Q1, seed 1
 step env BITS="3 4" SEEDS=2 scripts/sweep_alloc.sh                                        # 14: allocators, seed 2
