@@ -23,10 +23,10 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
       v = n[k] > 1 ? (acc2[k] - n[k] * y * y) / (n[k] - 1) : 0; sd[k] = v > 0 ? sqrt(v) : 0
       if (x < x0) x0 = x; if (x > x1) x1 = x; if (y - sd[k] < y0) y0 = y - sd[k]; if (y + sd[k] > y1) y1 = y + sd[k]
     }
-    if (ymin != "") y0 = ymin + 0
+    if (ymin != "") { y0 = ymin + 0; floor = 1 }
     if (x1 <= x0) x1 = x0 + 1; if (y1 <= y0) y1 = y0 + 1
     px = (x1 - x0) * 0.08; py = (y1 - y0) * 0.1; x0 -= px; x1 += px; y1 += py
-    if (ymin != "") floor = 1; else y0 -= py
+    if (!floor) y0 -= py
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n", W, H
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
     printf "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n", W / 2, title

@@ -26,16 +26,17 @@ step env MODELS=resnet20 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh          
 step env MODELS=resnet20 RESNET_EPOCHS=10 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh  # 15: 10 epochs
 step env TAG=-all MODELS=lenet POLICIES="off all-none all-dynamic" scripts/sweep_half.sh # 15: activations in half too
 step env MODELS=lenet scripts/sweep_half.sh                                               # 15: LeNet (in results.md; data file)
-for b in 3 2; do  # 13: the decisive rows of seeds 2 and 3 (does the centred merge hold at W3A3?)
+decisive() {  # 13: full DDQ as built and centred, and LSQ, at W$1A$1 on seeds 2 and 3
   for seed in 2 3; do
-    step env ONLY="default centered_merge" BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
-    step env METHODS=lsq BITS=$b SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
+    step env ONLY="default centered_merge" BITS=$1 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+    step env METHODS=lsq BITS=$1 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   done
-  # 13: it held at W3A3 on all three seeds; is it neutral at the main result's W4A4 (before W2A2)?
-  # (the default's W4A4 rows again too: the controller table's, from a machine since replaced)
-  [ "$b" = 3 ] && step env ONLY="centered_merge" BITS=4 SEEDS="2 3" FP32_SEED=1 scripts/sweep_ablations.sh
-  [ "$b" = 3 ] && step env ONLY="default" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh
-done
+}
+decisive 3  # does the centred merge hold at W3A3? (it did, on all three seeds)
+# is it neutral at the main result's W4A4? (and the default's W4A4 rows again, from a replaced machine)
+step env ONLY="centered_merge" BITS=4 SEEDS="2 3" FP32_SEED=1 scripts/sweep_ablations.sh
+step env ONLY="default" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh
+decisive 2
 step env STAGES=q2s1 scripts/sweep_ddq_worth.sh                                           # 13: Q2 + Q1, seed 1
 step env BITS="3 4" SEEDS=2 scripts/sweep_alloc.sh                                        # 14: allocators, seed 2
 step env STAGES=q2s2 scripts/sweep_ddq_worth.sh                                           # 13: seed 2
