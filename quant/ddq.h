@@ -50,8 +50,8 @@ typedef struct DdqConfig {
     bool init_centered;     // variant: unpinned coarse values at init_bits start on LSQ's level set,
                             // {−2^(b−1) … 2^(b−1)−1}·s (unsigned {0 … 2^b−1}·s): the fine grid shifted
                             // so that the pinned block is centred on 0 (it is not, by default)
-    bool merge_centered;    // variant: at every bitwidth the levels are translated so that the pinned
-                            // block's mean is 0 (by default its value is 0 and the others stay)
+    bool merge_centered;    // at every bitwidth the levels are translated so that the pinned block's
+                            // mean is 0 (the default; false: its value is 0 and the others stay)
 } DdqConfig;
 
 /* What learns when (the controller sets it, control.h): warm-up — neither levels nor gates;

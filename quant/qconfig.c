@@ -12,7 +12,7 @@ const QuantConfig quant_config_defaults = {
     .w_bits = 4, .a_bits = 4,
     .pin_bits = 8,
     .ddq = {.b_min = 2, .init_bits = 8, .gap = 0.5f, .ema = 0.98f, .lr_gate = 20.0f,
-            .lr_levels_w = 0.01f, .lr_levels_a = 0.25f, .momentum = 0.9f, .pin_zero = true},
+            .lr_levels_w = 0.01f, .lr_levels_a = 0.25f, .momentum = 0.9f, .pin_zero = true, .merge_centered = true},
     .percentile = 99.9f,
     .budget = "elements",
     .lambda = "pi",
@@ -77,7 +77,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_int("ddq_init_bits", &c->ddq.init_bits, "bits at the start (variant: the target)", 1, 8);
     o[n++] = opt_bool("ddq_init_lsq", &c->ddq.init_lsq, "variant: ranges from LSQ's initial step at --ddq_init_bits, not min/max and percentiles");
     o[n++] = opt_bool("ddq_init_centered", &c->ddq.init_centered, "variant: levels at --ddq_init_bits start on LSQ's level set (the block holding 0 centred on it)");
-    o[n++] = opt_bool("ddq_merge_centered", &c->ddq.merge_centered, "variant: every merged level set translated so the block holding 0 is centred on it (LSQ's set from a uniform grid)");
+    o[n++] = opt_bool("ddq_merge_centered", &c->ddq.merge_centered, "every merged level set translated so the block holding 0 is centred on it (LSQ's set from a uniform grid); false: 0 pinned as its block's first level, off centre below 8 bits (the method as first built)");
     o[n++] = opt_float("ddq_gap", &c->ddq.gap, "minimum gap between levels, in initial fine steps", 0, 100);
     o[n++] = opt_float("ddq_ema", &c->ddq.ema, "EMA factor of the gate signals", 0, 0.99999);
     o[n++] = opt_float("ddq_lr_gate", &c->ddq.lr_gate, "gate step per unit of (signal − price)", 0, 1e9);
@@ -205,7 +205,8 @@ bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, ch
     if (ddq && c->fixed_abits && c->a_bits != (int)c->a_bits)
         return dq_fail(err, es, "--ddq_fixed_abits keeps activations at --q_abits: whole bits, got %g", c->a_bits);
     if (c->ddq.merge_centered && (!c->ddq.pin_zero || c->ddq.fine_forward || c->ddq.product_rule))
-        return dq_fail(err, es, "--ddq_merge_centered needs --ddq_pin_zero=true, --ddq_fine_forward=false and --ddq_product_rule=false");
+        return dq_fail(err, es, "--ddq_pin_zero=false, --ddq_fine_forward and --ddq_product_rule need --ddq_merge_centered=false "
+                                "(the centred merge, the default, needs the pinned zero, the nearest-value forward and frontier gates)");
     if (c->ddq.init_bits < c->ddq.b_min)
         return dq_fail(err, es, "--ddq_init_bits=%d is below --ddq_bmin=%d", c->ddq.init_bits, c->ddq.b_min);
     return true;

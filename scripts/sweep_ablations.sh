@@ -9,7 +9,9 @@
 #   with the levels starting on LSQ's level set (*_centered: --ddq_init_centered; lsq_like_centered
 #   is LSQ with its step frozen at LSQ's initial value); full DDQ with every merged level set
 #   centred on the pinned zero (centered_merge: --ddq_merge_centered, LSQ's level sets from a
-#   uniform grid — docs/ddq.md §1);
+#   uniform grid — docs/ddq.md §1; the default now, so the row equals `default`) and as
+#   first built (offcentre_merge: 0 the first level of its block, the zero bin off centre; the
+#   three variants that need it — product-rule gates, fine-level forward, unpinned zero — run on it);
 #   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
 #   plus ramped target, Adam on levels, and the bit price's controller (issue 13: does the joint
@@ -36,15 +38,15 @@ variants="default|
 fixed_bits|--ddq_init_bits=$B --ddq_lr_gate=0
 frozen_uniform_levels|--ddq_lr_levels_w=0 --ddq_lr_levels_a=0
 lsq_like|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0
-lsq_like_init|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --ddq_init_lsq
-fixed_bits_init|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq
+lsq_like_init|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --ddq_init_lsq --ddq_merge_centered=false
+fixed_bits_init|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_merge_centered=false
 lsq_like_centered|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --ddq_init_lsq --ddq_init_centered
 fixed_bits_centered|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered
-centered_merge|--ddq_merge_centered
-product_rule_gates|--ddq_product_rule
+offcentre_merge|--ddq_merge_centered=false
+product_rule_gates|--ddq_product_rule --ddq_merge_centered=false
 hinge_budget|--ddq_lambda=hinge --ddq_settle=0
-fine_level_forward|--ddq_fine_forward
-unpinned_zero|--ddq_pin_zero=false
+fine_level_forward|--ddq_fine_forward --ddq_merge_centered=false
+unpinned_zero|--ddq_pin_zero=false --ddq_merge_centered=false
 gradient_correction|--ddq_alpha=0.1
 bitops_budget|--ddq_budget=bitops
 ramped_target|--ddq_ramp

@@ -13,8 +13,8 @@
 #   Q2 ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
 #      both (lsq_like), the BitOPs budget, the ramped target — LSQ at the same bits beside them;
 #      the fixed-bit rows again from LSQ's step and level set (*_centered; at W2 also from LSQ's
-#      step alone, *_init: results.md, "Question 2"); full DDQ with centred merged grids
-#      (centered_merge, beside the default: is the off-centre zero bin what DDQ loses at low bits?);
+#      step alone on DDQ's off-centre level set, *_init: results.md, "Question 2"); full DDQ as first
+#      built (offcentre_merge, beside the default: what the off-centre zero bin cost at low bits);
 #      seed 1 of everything first, then seeds 2 and 3      docs/data/ablations-mobilenetv2-default-w{3,2}.*
 #   Q3 full preset, W3A3: DDQ vs LSQ, 3 seeds             docs/data/methods-mobilenetv2-full.*
 #   Q1 W2A2: LSQ, PACT, min/max (DDQ: Q2's default row, the same run); min/max at W3A3
@@ -31,12 +31,12 @@
 set -eu
 cd "$(dirname "$0")/.."
 # STAGES (default all, in this order) runs a part of the grid: q2s1, q2s2, q2s3 — questions 2 and 1
-# for one seed (full DDQ, default and centred, and LSQ at W3A3 and W2A2; then the fixed-bit rows,
+# for one seed (full DDQ, centred and as first built, and LSQ at W3A3 and W2A2; then the fixed-bit rows,
 # PACT and min/max, and the other priced variants); q3; q4; q6s1 and q6s23 (question 6, seed 1 of
 # both models, then seeds 2 and 3); q5; c.
 STAGES=${STAGES:-"q2s1 q2s2 q2s3 q3 q4 q6s1 q6s23 q5 c"}
 stage() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
-first="default centered_merge"  # full DDQ as built and with centred merged grids: the rows that decide
+first="default offcentre_merge"  # full DDQ (centred merged grids) and as first built: the rows that decide
 fixed="fixed_bits lsq_like lsq_like_centered fixed_bits_centered"
 priced="frozen_uniform_levels bitops_budget ramped_target"
 for seed in 1 2 3; do  # Q2, Q1
