@@ -261,7 +261,7 @@ int main(int argc, char **argv) {
     char model[OPT_STRLEN] = "all", variant[OPT_STRLEN] = "s1x3", input[OPT_STRLEN] = "cifar";
     float width = 0, budget = 8;
     int batch = 0, threads = 0, min_iters = 5, ddq_bits = 4;
-    bool profile = false, eval_only = false, centred = false;
+    bool profile = false, eval_only = false, centred = quant_config_defaults.ddq.merge_centered;
     char onnx_dir[OPT_STRLEN] = "";
     char quant[OPT_STRLEN] = "none", phase[OPT_STRLEN] = "joint";
     Option opts[] = {
@@ -279,7 +279,7 @@ int main(int argc, char **argv) {
         opt_choice("quant", quant, "quantize the model (W4A4) with this method", "none|ddq|lsq|pact|minmax"),
         opt_choice("phase", phase, "DDQ phase to time", "joint|frozen"),
         opt_int("ddq_bits", &ddq_bits, "bits of every unpinned DDQ quantizer while timed (8: a run's start)", 2, 8),
-        opt_bool("ddq_merge_centered", &centred, "DDQ's centred merged grids (its exact gate signals timed)"),
+        opt_bool("ddq_merge_centered", &centred, "DDQ's merged grids centred on the pinned zero, as in a run (false: the off-centre merge of DDQ as first built)"),
     };
     options_parse(opts, sizeof opts / sizeof *opts, argc, argv, "Training/eval throughput of the models.");
     Config cfgs[8];

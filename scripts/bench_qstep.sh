@@ -4,14 +4,14 @@
 # configuration once in turn, so a busy spell hits them alike; the table gives medians.
 # DDQ is timed with gates learning (joint) at the 8 bits a run starts from and at the 4-bit
 # budget where it spends most steps, and with gates frozen (at the budget, after the guarantee);
-# ddq-c: the same joint step with --ddq_merge_centered (its exact gate signals).
+# ddq-off: the same joint step with the off-centre merge of DDQ as first built (--ddq_merge_centered=false).
 # Run on an otherwise idle machine.   scripts/bench_qstep.sh [ROUNDS]   (BUDGET=s: seconds per timing, 6)
 set -eu
 cd "$(dirname "$0")/.."
 b=${BUILD:-build/release}/bench/bench_train
 rounds=${1:-3}
 common="--model=mnv2 --width=0.5 --variant=s1x2 --input=fmnist --batch=128 --threads=2 --budget=${BUDGET:-6}"
-configs="none:joint:4 ddq:joint:8 ddq:joint:4 ddq-c:joint:4 ddq:frozen:4 lsq:joint:4 pact:joint:4 minmax:joint:4"
+configs="none:joint:4 ddq:joint:8 ddq:joint:4 ddq-off:joint:4 ddq:frozen:4 lsq:joint:4 pact:joint:4 minmax:joint:4"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 r=1
@@ -20,8 +20,8 @@ while [ "$r" -le "$rounds" ]; do
     IFS=: read -r q p bits <<EOC
 $c
 EOC
-    centred=false
-    [ "$q" = ddq-c ] && q=ddq centred=true
+    centred=true
+    [ "$q" = ddq-off ] && q=ddq centred=false
     v=$("$b" $common --quant="$q" --phase="$p" --ddq_bits="$bits" --ddq_merge_centered=$centred 2>&1 >/dev/null | sed -n 's/.*train_img_s=\([0-9.]*\).*/\1/p')
     echo "$c $v" >>"$tmp"
   done
