@@ -14,8 +14,9 @@
 #   three variants that need it — product-rule gates, fine-level forward, unpinned zero — run on it);
 #   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
-#   plus ramped target, Adam on levels, and the bit price's controller (issue 13: does the joint
-#   phase settle on the budget?): dual ascent as it was the default before (one-sided, η 0.003),
+#   plus ramped target, bits starting at 4 instead of 8 (from_4_bits: at W3A3 and W2A2, is the
+#   way down from 8 bits what DDQ pays for?), Adam on levels, and the bit price's controller
+#   (issue 13: does the joint phase settle on the budget?): dual ascent as it was the default before (one-sided, η 0.003),
 #   with a ramped target, faster (η 0.01, 0.03), the hinge; the default two-sided price without
 #   the settling window (pi_price), with a stiffer proportional term, or with the gate step
 #   following the learning-rate schedule — all these without the settling window — and with a
@@ -50,6 +51,7 @@ unpinned_zero|--ddq_pin_zero=false --ddq_merge_centered=false
 gradient_correction|--ddq_alpha=0.1
 bitops_budget|--ddq_budget=bitops
 ramped_target|--ddq_ramp
+from_4_bits|--ddq_init_bits=4
 adam_levels|--ddq_adam
 dual_price|--ddq_lambda=dual --ddq_eta=0.003 --ddq_settle=0
 pi_price|--ddq_settle=0

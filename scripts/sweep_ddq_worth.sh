@@ -11,7 +11,8 @@
 #      price alone and dual ascent, the default before issue 13, 3 seeds — last: it is written up
 #      in results.md from runs made before the data files were tracked  docs/data/ablations-mobilenetv2-default.*
 #   Q2 ablations at W3A3, then W2A2 (default preset): full DDQ, fixed bits, frozen uniform levels,
-#      both (lsq_like), the BitOPs budget, the ramped target — LSQ at the same bits beside them;
+#      both (lsq_like), the BitOPs budget, the ramped target, starting at 4 bits (from_4_bits) —
+#      LSQ at the same bits beside them;
 #      the fixed-bit rows again from LSQ's step and level set (*_centered; at W2 also from LSQ's
 #      step alone on DDQ's off-centre level set, *_init: results.md, "Question 2"); full DDQ as first
 #      built (offcentre_merge, beside the default: what the off-centre zero bin cost at low bits);
@@ -38,7 +39,7 @@ STAGES=${STAGES:-"q2s1 q2s2 q2s3 q3 q4 q6s1 q6s23 q5 c"}
 stage() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 first="default offcentre_merge"  # full DDQ (centred merged grids) and as first built: the rows that decide
 fixed="fixed_bits lsq_like lsq_like_centered fixed_bits_centered"
-priced="frozen_uniform_levels bitops_budget ramped_target"
+priced="frozen_uniform_levels bitops_budget ramped_target from_4_bits"
 for seed in 1 2 3; do  # Q2, Q1
   stage "q2s$seed" || continue
   for b in 3 2; do
