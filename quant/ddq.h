@@ -49,7 +49,8 @@ typedef struct DdqConfig {
                             // step of 2·mean|x|/sqrt(Q_P)), not min/max (weights) and percentiles
     bool init_centered;     // variant: unpinned coarse values at init_bits start on LSQ's level set,
                             // {−2^(b−1) … 2^(b−1)−1}·s (unsigned {0 … 2^b−1}·s): the fine grid shifted
-                            // so that the pinned block is centred on 0 (it is not, by default)
+                            // so that the pinned block is centred on 0 (with the off-centre merge
+                            // it is not; the centred merge then changes nothing at init_bits)
     bool merge_centered;    // at every bitwidth the levels are translated so that the pinned block's
                             // mean is 0 (the default; false: its value is 0 and the others stay)
 } DdqConfig;

@@ -343,7 +343,7 @@ Test(qoptions, centred_merge_refuses_the_variants_it_does_not_handle, .init = se
     }
 }
 
-/* The centred merge is the default (docs/results.md: W3A3 on three seeds). */
+/* The centred merge is the default (docs/results.md, "The centred merge": W3A3, W2A2, W4A4). */
 Test(qoptions, centred_merge_is_the_default) {
     cr_assert(quant_config_defaults.ddq.merge_centered);
 }
