@@ -7,17 +7,19 @@
 #   quantizer at its calibrated range: nothing learns but the weights); the last two again with
 #   LSQ's initial step instead of DDQ's min/max calibration (*_init: --ddq_init_lsq) and, on top,
 #   with the levels starting on LSQ's level set (*_centered: --ddq_init_centered; lsq_like_centered
-#   is LSQ with its step frozen at LSQ's initial value); full DDQ with every merged level set
-#   centred on the pinned zero (centered_merge: --ddq_merge_centered, LSQ's level sets from a
-#   uniform grid — docs/ddq.md §1; the default now, so the row equals `default`) and as
-#   first built (offcentre_merge: 0 the first level of its block, the zero bin off centre; the
-#   three variants that need it — product-rule gates, fine-level forward, unpinned zero — run on it);
+#   is LSQ with its step frozen at LSQ's initial value; the *_init rows keep the off-centre level
+#   set they were measured with); full DDQ as first built (offcentre_merge:
+#   --ddq_merge_centered=false, 0 the first level of its block, so below 8 bits the zero bin is off
+#   centre; the default since 2026-11-30 centres every merged level set, LSQ's level sets from a
+#   uniform grid — docs/ddq.md §1; rows measured before then as `centered_merge` are `default` in
+#   docs/data, and the old default's are `offcentre_merge`; the three variants that need the
+#   off-centre merge — product-rule gates, fine-level forward, unpinned zero — run on it);
 #   frontier vs product-rule gates; dual ascent vs hinge; nearest-value vs fine-level forward;
 #   pinned zero on/off; gradient correction on/off (α = 0.1); element-count vs BitOPs budget;
 #   plus ramped target, bits starting at 4 instead of 8 (from_4_bits: at W3A3 and W2A2, is the
 #   way down from 8 bits what DDQ pays for?), Adam on levels, and the bit price's controller
-#   (issue 13: does the joint phase settle on the budget?): dual ascent as it was the default before (one-sided, η 0.003),
-#   with a ramped target, faster (η 0.01, 0.03), the hinge; the default two-sided price without
+#   (issue 13: does the joint phase settle on the budget?): dual ascent as it was the default
+#   before (one-sided, η 0.003), with a ramped target, faster (η 0.01, 0.03), the hinge; the default two-sided price without
 #   the settling window (pi_price), with a stiffer proportional term, or with the gate step
 #   following the learning-rate schedule — all these without the settling window — and with a
 #   window twice as long (settle_long: the last fifth of the joint phase, the default before).

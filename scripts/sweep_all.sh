@@ -1,9 +1,9 @@
 #!/bin/sh
 # sweep_all.sh — every sweep behind the open tables of docs/results.md (issues 13–15), one at a
 # time (concurrent trainings lose throughput: README): issue 15's rows first (the fewest hours to
-# finish; they also train the ResNet-20 FP32 model issue 13's grid reuses) after the six rows that
-# decide issue 13's question 2 on seed 1; then the same rows on seeds 2 and 3, then issues 13 and 14
-# interleaved seed by seed. Resumable like the sweeps it runs: start it again after an
+# finish; they also train the ResNet-20 FP32 model issue 13's grid reuses), then the rows that
+# decided issue 13's default (full DDQ centred and off centre, LSQ; all done by 2026-11-30), then
+# issues 13 and 14 interleaved seed by seed. Resumable like the sweeps it runs: start it again after an
 # interruption, or on a new clone once docs/data is committed.
 # A sweep that stops with an error is reported and the next one runs.
 #   mkdir -p runs/sweeps && nohup nice -n 19 scripts/sweep_all.sh > runs/sweeps/all.log 2>&1 &
@@ -16,30 +16,22 @@ step() {
   "$@" || echo "sweep_all.sh: error: '$*' stopped (status $?); going on with the next sweep" >&2
 }
 step env MODELS=mobilenetv2 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh                # 15: PTQ, MobileNetV2
-for b in 3 2; do  # 13: the rows that decide question 2 — full DDQ centred and as first built, LSQ (seed 1)
-  step env ONLY="default offcentre_merge" BITS=$b SEEDS=1 FP32_SEED=1 scripts/sweep_ablations.sh
-  step env METHODS=lsq BITS=$b SEEDS=1 FP32_SEED=1 scripts/sweep_methods.sh
-done
-step env ONLY="default" BITS=4 SEEDS=1 FP32_SEED=1 scripts/sweep_ablations.sh          # 13: and at W4A4
 step env MODELS=mobilenetv2 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh   # 15: half, MobileNetV2
 step env MODELS=resnet20 SEEDS="1 2 3" FT_SEEDS=1 scripts/sweep_ptq.sh                   # 15: ResNet-20 (its FP32 model first)
 step env MODELS=resnet20 RESNET_EPOCHS=10 POLICIES="off none dynamic adaptive" scripts/sweep_half.sh  # 15: 10 epochs
 step env TAG=-all MODELS=lenet POLICIES="off all-none all-dynamic" scripts/sweep_half.sh # 15: activations in half too
 step env MODELS=lenet scripts/sweep_half.sh                                               # 15: LeNet (in results.md; data file)
-decisive() {  # 13: full DDQ centred and as first built, and LSQ, at W$1A$1 on seeds 2 and 3
-  for seed in 2 3; do
+decisive() {  # 13: the rows that decide question 2 — full DDQ centred and as first built, and LSQ, at W$1A$1
+  for seed in 1 2 3; do
     step env ONLY="default offcentre_merge" BITS=$1 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
     step env METHODS=lsq BITS=$1 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   done
 }
 decisive 3  # does the centred merge hold at W3A3? (it did, on all three seeds)
-# is it neutral at the main result's W4A4? (and the old default's W4A4 rows again, from a replaced machine)
-step env ONLY="default" BITS=4 SEEDS="2 3" FP32_SEED=1 scripts/sweep_ablations.sh
-step env ONLY="offcentre_merge" BITS=4 SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_ablations.sh
 decisive 2
-# the centred merge at W4A4 cost 0.15 ± 0.10 (paired, 3 seeds): two more seeds of both before the
-# default was chosen (the centred merge became it: every row after these runs on it)
-step env ONLY="default offcentre_merge" BITS=4 SEEDS="4 5" FP32_SEED=1 scripts/sweep_ablations.sh
+# is it neutral at the main result's W4A4? Five seeds of both decided the default (the centred
+# merge became it: every row after these runs on it)
+step env ONLY="default offcentre_merge" BITS=4 SEEDS="1 2 3 4 5" FP32_SEED=1 scripts/sweep_ablations.sh
 step env STAGES=q2s1 scripts/sweep_ddq_worth.sh                                           # 13: Q2 + Q1, seed 1
 step env BITS="3 4" SEEDS=2 scripts/sweep_alloc.sh                                        # 14: allocators, seed 2
 step env STAGES=q2s2 scripts/sweep_ddq_worth.sh                                           # 13: seed 2
