@@ -5,7 +5,9 @@
  * arena_reset. The first step may spill into extra chunks; arena_reset then replaces them with a
  * single chunk as large as the step's high-water mark, so from the second step on nothing is
  * malloc'ed in forward or backward. With a nonzero `limit` a request that would take the arena
- * past it is a fatal error naming the bytes wanted and available.
+ * past it is a fatal error naming the bytes wanted and available. The largest chunk (16 MB or
+ * more) that an arena lets go is kept, one per process, for the next arena it fits, so an
+ * evaluation after the first touches no new memory (arena.c says why that matters).
  *
  * Every allocation is 64-byte aligned (one cache line, one AVX-512 vector).
  */

@@ -49,6 +49,28 @@ Test(arena, aligned_and_reset, .init = test_setup, .fini = test_teardown) {
     arena_free(&a);
 }
 
+/* The largest chunk an arena lets go is kept for the next arena whose request it fits (at most
+ * 64 times too big): the next evaluation reuses its pages instead of faulting in new ones. */
+Test(arena, keeps_a_big_chunk_for_the_next_arena, .init = test_setup, .fini = test_teardown) {
+    const size_t MB = (size_t)1 << 20;
+    Arena a, b, c;
+    arena_init(&a, MB, 0);
+    unsigned char *p = arena_alloc(&a, 40 * MB);  // a chunk of its own (a spill)
+    memset(p, 1, 40 * MB);
+    arena_free(&a);
+    arena_init(&c, 4096, 0);
+    uintptr_t q = (uintptr_t)arena_alloc(&c, 100 << 10);  // 400 times smaller: not given the big chunk
+    cr_assert(q < (uintptr_t)p || q >= (uintptr_t)p + 40 * MB);
+    arena_free(&c);
+    arena_init(&b, MB, 0);  // 40 MB is at most 64 times 1 MB: the new arena starts in the kept chunk
+    cr_assert_eq(b.capacity, 40 * MB, "one chunk, the kept one, with all of its bytes");
+    cr_assert_eq(arena_alloc(&b, 30 * MB), p);
+    unsigned char *r = arena_alloc(&b, 20 * MB);  // a spill: a second chunk, of 80 MB
+    arena_reset(&b);  // consolidation into one chunk for the peak (50 MB): the larger one, kept
+    cr_assert_eq(arena_alloc(&b, 30 * MB), r);
+    arena_free(&b);
+}
+
 static void over_limit(void *ctx) {
     Arena *a = ctx;
     arena_alloc(a, 1000);
