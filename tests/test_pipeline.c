@@ -95,8 +95,8 @@ Test(pipeline, fp32_then_ddq_meets_its_budget_and_resumes, .init = setup, .fini 
     // a channel, batch variances down to 2e-4), so one step moves features.0's levels by 4.5
     // against a range of 1.8 and the next moves features.2.expand's by 438; momentum carries them
     // on to ±1500, and from the third step the weight quantizers of features.0–7 get no gradient
-    // at all. With the level rates a tenth the
-    // levels reach ±20, frozen ±1.6. A real run's levels stay within ±1 (MobileNetV2, layers.csv).
+    // at all. With the level rates a tenth the levels reach ±20, frozen ±1.6. A real run's levels
+    // stay within ±1 (MobileNetV2, layers.csv).
     q.ddq.merge_centered = false;
     TrainConfig c = config("ddq");
     QPipelineResult r;
