@@ -5,6 +5,9 @@
 #   TITLE="...": the chart's title
 #   FORMAT=md: a markdown table instead (a row per layer, a column per run, then how many unpinned
 #   layers the runs agree on exactly and within one bit)
+#   FORMAT=corr: per run its mean bits over the unpinned depthwise and pointwise layers, then per
+#   pair of runs the correlation of their unpinned layers' bits and the layers they give the same
+#   bits and bits within one
 set -eu
 if [ $# -eq 0 ] || [ "$1" = "--help" ]; then
   sed -n '2,7p' "$0" | cut -c3-
@@ -14,10 +17,38 @@ fi
 plot_check plot_layer_bits.sh layers.csv '^layer,kind,pinned,params,macs,w_bits,' "$@"
 plot_runs "$@" | awk -F, -v title="${TITLE:-weight bits per layer}" -v fmt="${FORMAT:-svg}" '
   /^#run / { r++; label[r] = substr($0, 6); next }
-  { n[r]++; name[n[r]] = $1; pin[n[r]] = $3; par[n[r]] = $4; bits[r, n[r]] = $6 }
+  { n[r]++; name[n[r]] = $1; kind[n[r]] = $2; pin[n[r]] = $3; par[n[r]] = $4; bits[r, n[r]] = $6 }
   END {
     for (k = 2; k <= r; k++)
       if (n[k] != n[1]) { print "plot_layer_bits.sh: error: the runs have different layer counts" > "/dev/stderr"; exit 1 }
+    if (fmt == "corr") {
+      printf "| run | unpinned layers | mean bits, depthwise | mean bits, pointwise |\n|---|---|---|---|\n"
+      for (k = 1; k <= r; k++) {
+        f = sd = nd = sp = np = 0
+        for (i = 1; i <= n[1]; i++) {
+          if (pin[i]) continue
+          f++
+          if (kind[i] == "depthwise") { sd += bits[k, i]; nd++ }
+          if (kind[i] == "pointwise") { sp += bits[k, i]; np++ }
+        }
+        printf "| %s | %d | %s | %s |\n", label[k], f, nd ? sprintf("%.2f", sd / nd) : "-", np ? sprintf("%.2f", sp / np) : "-"
+      }
+      printf "\n| pair | correlation | same bits | within one bit |\n|---|---|---|---|\n"
+      for (a = 1; a <= r; a++)
+        for (c = a + 1; c <= r; c++) {
+          m = sa = sc = saa = scc = sac = same = near = 0
+          for (i = 1; i <= n[1]; i++) {
+            if (pin[i]) continue
+            x = bits[a, i]; y = bits[c, i]
+            m++; sa += x; sc += y; saa += x * x; scc += y * y; sac += x * y
+            same += x == y; near += (x - y <= 1 && y - x <= 1)
+          }
+          va = saa - sa * sa / m; vc = scc - sc * sc / m
+          corr = va > 0 && vc > 0 ? sprintf("%.2f", (sac - sa * sc / m) / sqrt(va * vc)) : "- (constant bits)"
+          printf "| %s – %s | %s | %d | %d |\n", label[a], label[c], corr, same, near
+        }
+      exit 0
+    }
     if (fmt == "md") {
       printf "| layer | weights |"; for (k = 1; k <= r; k++) printf " %s |", label[k]; printf "\n|---|---|"
       for (k = 1; k <= r; k++) printf "---|"; printf "\n"
