@@ -7,6 +7,8 @@
 #ifndef DQ_ACTIVATION_H
 #define DQ_ACTIVATION_H
 
+#include <stdint.h>
+
 #include "rng.h"
 #include "tape.h"
 
@@ -38,6 +40,27 @@ void channel_affine_rows(float *y, const float *x, const ChannelAffine *a, size_
 
 Tensor *op_relu(Tape *t, Tensor *x);
 Tensor *op_relu6(Tape *t, Tensor *x);
+
+/* A frozen activation pattern: the piece of ReLU or ReLU6 each element is on (0: below 0, 1: the
+ * linear piece, 2: at ReLU6's 6), for every activation of a forward, in the order they ran. While
+ * a tape has one (t->pattern), every activation — op_relu, op_relu6, and the ones BatchNorm and
+ * the residual add fuse — goes through op_act_pattern: recording, it applies the activation and
+ * appends the pattern; replaying, it takes the next recorded pattern and keeps to it (element 1:
+ * y = x, 0: y = 0, 2: y = 6; the gradient passes where 1). With a pattern replayed the network is
+ * smooth in its weights, so differences of its gradients do not jump at the kinks: HAWQ's
+ * Hessian-vector products (quant/hawq.h). The forwards must run the same ops on the same shapes. */
+typedef struct ActPattern {
+    bool replay;      // false: record
+    uint8_t **codes;  // (count) per activation, its elements' pieces
+    size_t *n;        // (count) elements
+    int count, cap;
+    int next;         // the activation the forward reaches next
+} ActPattern;
+
+/* Start a forward: the next activation is the first one (a recording starts over). */
+void act_pattern_rewind(ActPattern *p);
+void act_pattern_free(ActPattern *p);  // its buffers; accepts NULL
+Tensor *op_act_pattern(Tape *t, Tensor *x, ActKind act);
 Tensor *op_dropout(Tape *t, Tensor *x, float p, Rng *rng);
 
 /* Kernels (n elements). Backward accumulates. */

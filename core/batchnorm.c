@@ -234,6 +234,11 @@ static void batchnorm_cost(const TapeRecord *r, TapeCost *c) {
 static const TapeOp BATCHNORM_OP = {.name = "batchnorm", .backward = batchnorm_backward_op, .cost = batchnorm_cost};
 
 Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormArgs a) {
+    if (t->pattern && a.act != ACT_NONE) {  // the activation apart, to keep to the pattern
+        ActKind act = a.act;
+        a.act = ACT_NONE;
+        return op_act_pattern(t, op_batchnorm(t, x, gamma, beta, a), act);
+    }
     char sx[64];
     if (x->ndim != 2 && x->ndim != 4)
         DQ_FATAL("batchnorm: input %s must be (N, H, W, C) or (N, C)", tensor_shape_str(x, sx, sizeof sx));

@@ -70,6 +70,7 @@ static const TapeOp ADD_OP[3] = {{.name = "add", .backward = add_backward_op, .c
                                  {.name = "add+relu6", .backward = add_backward_op, .cost = add_cost}};
 
 Tensor *op_add_act(Tape *t, Tensor *a, Tensor *b, ActKind act) {
+    if (t->pattern && act != ACT_NONE) return op_act_pattern(t, op_add_act(t, a, b, ACT_NONE), act);
     tape_check_same_shape("add", a, b);
     Tensor *y = tensor_new(t->arena, a->ndim, a->shape);
     AddJob job = {.a = a->data, .b = b->data, .out = y->data, .n = a->numel, .act = act};

@@ -84,6 +84,7 @@ struct Tape {
     TapeProfile *profile; // non-NULL: accumulate time per op kind
     bool no_grad;         // record nothing (inference, evaluation)
     bool training;        // BatchNorm batch statistics, dropout on
+    struct ActPattern *pattern;  // non-NULL: activations record or keep to it (activation.h)
     bool ref_kernels;     // ops run their reference kernels (the specification: slow); each record
                           // keeps the choice its forward made, so backward follows it
     /* Optional: called during backward with each record whose output gradient is complete (every

@@ -289,8 +289,11 @@ static void allocate(Experiment *x, const TrainConfig *cfg, QuantContext *qc, Mo
                 negative += a->score[i] < 0;
             }
         qsort(rel, (size_t)k, sizeof *rel, cmp_double);
-        printf("   Hessian traces: median standard error %.0f%% of the trace, %d of %d negative (counted as 0)%s\n",
-               k ? 100 * rel[k / 2] : 0.0, negative, k, k && rel[k / 2] > 0.25 ? "; more --hawq_samples would sharpen them" : "");
+        if (qc->cfg.hawq_samples > 1)
+            printf("   Hessian traces: median standard error %.0f%% of the trace, %d of %d negative (counted as 0)%s\n",
+                   k ? 100 * rel[k / 2] : 0.0, negative, k, k && rel[k / 2] > 0.25 ? "; more --hawq_samples would sharpen them" : "");
+        else
+            printf("   Hessian traces: one draw (no standard error), %d of %d negative (counted as 0)\n", negative, k);
     }
     if (!fileio_make_dirs(cfg->out_dir, err, sizeof err)) DQ_FATAL_FILE(cfg->out_dir, "%s", err);
     char path[4200];

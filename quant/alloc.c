@@ -54,6 +54,7 @@ void quant_alloc_loss_grad(Model *m, Tape *t, const AllocBatch *batches, int n_b
 
 static void model_grad(void *ctx) {
     GradCtx *g = ctx;
+    if (g->tape.pattern) act_pattern_rewind(g->tape.pattern);
     quant_alloc_loss_grad(g->m, &g->tape, g->batches, g->n_batches);
 }
 
@@ -86,8 +87,15 @@ static bool search_hawq(Model *m, QuantContext *qc, const AllocBatch *batches, i
     GradCtx g = {.m = m, .batches = batches, .n_batches = n_batches};
     tape_init(&g.tape, &arena);
     g.tape.training = false;
-    hawq_traces(w, n, model_grad, &g, c->hawq_samples, c->hawq_eps, seed,
+    ActPattern pattern = {0};
+    if (c->hawq_frozen) {  // every activation's piece at the FP32 weights, kept while probing
+        g.tape.pattern = &pattern;
+        model_grad(&g);
+        pattern.replay = true;
+    }
+    hawq_traces(w, n, model_grad, &g, c->hawq_samples, c->hawq_layerwise, c->hawq_eps, seed,
                 (HawqTraces){.trace = a->score, .se = a->score_se});
+    act_pattern_free(&pattern);
     arena_free(&arena);
     // the knapsack over the unpinned layers; a negative trace estimate (noise, or a saddle) counts as 0
     int *idx = dq_malloc((size_t)n * sizeof *idx), L = 0;

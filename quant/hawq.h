@@ -7,7 +7,13 @@
  *                 H v ≈ (g(w + ε v) − g(w − ε v)) / 2ε,
  *             all layers probed at once with v_l = rms(w_l)·r_l (each layer perturbed by the same
  *             relative ε): r_lᵀ (Hv)_l / rms(w_l) estimates Tr(H_ll), the cross-layer terms having
- *             mean 0. The loss is the mean cross-entropy over a fixed set of training images with
+ *             mean 0. Those terms are most of the estimate's variance on a deep network, so by
+ *             default they are cancelled exactly: each Rademacher draw r is probed P times (P = the
+ *             layers rounded up to a power of 2), layer l's signs in probe j multiplied by h_jl, the
+ *             entry of a P×P Hadamard matrix. Layers l and k meet with the factor h_jl·h_jk, whose
+ *             sum over the group is 0 for l ≠ k, so the group's mean is r_lᵀ H_ll r_l for every layer
+ *             at once — what probing the layers one at a time would give (MQBench's per-layer
+ *             traces), for 2P gradients instead of 2n. The loss is the mean cross-entropy over a fixed set of training images with
  *             the model in evaluation mode (BatchNorm's running statistics, no dropout), the
  *             quantizers passing values through: the FP32 network's Hessian.
  *   Ω_l(b)    = Tr(H_l)/N_l · ‖Q_b(W_l) − W_l‖², Q_b LSQ's quantizer at the step it starts from
@@ -19,6 +25,7 @@
 #ifndef DQ_HAWQ_H
 #define DQ_HAWQ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/tensor.h"
@@ -31,11 +38,15 @@ typedef struct HawqTraces {
     double *se;     // (n) its standard error (0 with one sample)
 } HawqTraces;
 
-/* Hutchinson over n weight tensors: `samples` Rademacher probes from seed, relative step eps.
- * Calls grad 2·samples times; restores every w[i]->data to its value on entry (bit for bit).
- * trace and se: caller's arrays of n. */
-void hawq_traces(Tensor *const *w, int n, HawqGradFn grad, void *ctx, int samples, float eps, uint64_t seed,
-                 HawqTraces out);
+/* The probes of one draw: layerwise, n rounded up to a power of 2; else 1. */
+int hawq_group_size(int n, bool layerwise);
+
+/* Hutchinson over n weight tensors: `draws` Rademacher draws from seed, each probed
+ * hawq_group_size(n, layerwise) times (layerwise: the cross-layer terms cancelled), relative step
+ * eps. Calls grad 2·draws·group times; restores every w[i]->data to its value on entry (bit for
+ * bit). trace and se (the standard error over the draws): caller's arrays of n. */
+void hawq_traces(Tensor *const *w, int n, HawqGradFn grad, void *ctx, int draws, bool layerwise, float eps,
+                 uint64_t seed, HawqTraces out);
 
 /* Ω_l(b) for b = b_min … b_max into omega (row of b_max − b_min + 1), for a weight tensor w of
  * `channels` LSQ steps (1: per tensor) and trace t. */

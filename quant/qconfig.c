@@ -29,7 +29,9 @@ const QuantConfig quant_config_defaults = {
     .mp_points = 1.25f,
     .alloc_images = 256,
     .alloc_train_images = 4096,
-    .hawq_samples = 32,
+    .hawq_samples = 2,
+    .hawq_layerwise = true,
+    .hawq_frozen = true,
     .hawq_eps = 1e-3f,
     .ompq_beta = 1,
     .bsq_alpha = 0.1f,
@@ -60,7 +62,9 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_choice("q_alloc", c->alloc, "mixed-precision bits per layer before fine-tuning (--q_wbits: the mean)", "none|hawq|ompq|bsq|haq");
     o[n++] = opt_int("alloc_images", &c->alloc_images, "hawq, ompq: training images the allocator measures on", 1, 1 << 20);
     o[n++] = opt_int("alloc_train_images", &c->alloc_train_images, "bsq, haq: training images the allocator trains on (haq holds out a quarter)", 2, 1 << 20);
-    o[n++] = opt_int("hawq_samples", &c->hawq_samples, "hawq: Hutchinson probes of the Hessian trace", 1, 100000);
+    o[n++] = opt_int("hawq_samples", &c->hawq_samples, "hawq: Hutchinson draws of the Hessian traces (layerwise: 2P gradient passes each, P = layers rounded up to a power of 2; else 2)", 1, 100000);
+    o[n++] = opt_bool("hawq_layerwise", &c->hawq_layerwise, "hawq: cancel the cross-layer terms of the traces with Hadamard signs (false: plain Hutchinson, all layers at once, as before 2026-12-01)");
+    o[n++] = opt_bool("hawq_frozen", &c->hawq_frozen, "hawq: keep every ReLU/ReLU6 on its piece at the FP32 weights while probing: the Hessian autograd would give (false: the differences cross kinks, as before 2026-12-01)");
     o[n++] = opt_float("hawq_eps", &c->hawq_eps, "hawq: relative step of the Hessian-vector differences", 1e-7, 1);
     o[n++] = opt_float("ompq_beta", &c->ompq_beta, "ompq: importance exp(-beta * sum of orthogonality)", 0, 1e6);
     o[n++] = opt_float("bsq_alpha", &c->bsq_alpha, "bsq: regulariser strength to start the search from", 1e-9, 1e9);

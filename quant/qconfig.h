@@ -40,7 +40,9 @@ typedef struct QuantConfig {
     char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq | bsq | haq (alloc.h)
     int alloc_images;           // hawq, ompq: training images the allocator measures on
     int alloc_train_images;     // bsq, haq: training images the allocator trains on
-    int hawq_samples;           // hawq: Hutchinson probes
+    int hawq_samples;           // hawq: Hutchinson draws (hawq.h)
+    bool hawq_layerwise;        // hawq: the cross-layer terms cancelled (hawq.h)
+    bool hawq_frozen;           // hawq: activation pieces frozen at the FP32 weights while probing
     float hawq_eps;             // hawq: relative step of the gradient differences
     float ompq_beta;            // ompq: θ = exp(−β·Σ ORM)
     float bsq_alpha;            // bsq: the regulariser strength the search starts from

@@ -71,3 +71,72 @@ static void bad_dropout(void *ctx) { op_dropout(&T, tensor_new2(&test_arena, 2, 
 Test(activation, dropout_rejects_p_one, .init = test_setup, .fini = test_teardown) {
     cr_assert(strstr(expect_fatal(bad_dropout, NULL), "dropout: probability 1") != NULL);
 }
+
+/* ------------------------------------------------------------------ frozen patterns */
+/* An input on all three pieces of ReLU6, and the same input moved across the kinks. */
+static const float PIECES[6] = {-2, -0.01f, 0.01f, 3, 5.99f, 7};
+static const float MOVED[6] = {1, 0.5f, -0.5f, -3, 6.5f, 5};
+
+Test(activation, a_recorded_pattern_is_kept_when_the_input_crosses_the_kinks, .init = test_setup, .fini = test_teardown) {
+    Tensor *x = tensor_new2(&test_arena, 2, 3), *moved = tensor_new2(&test_arena, 2, 3);
+    memcpy(x->data, PIECES, sizeof PIECES), memcpy(moved->data, MOVED, sizeof MOVED);
+    ActPattern p = {0};
+    T.pattern = &p;
+    act_pattern_rewind(&p);
+    Tensor *y6 = op_relu6(&T, x), *y = op_relu(&T, x);
+    assert_close(y6->data, (float[]){0, 0, 0.01f, 3, 5.99f, 6}, 6, 0, 0, "recording: relu6's values");
+    assert_close(y->data, (float[]){0, 0, 0.01f, 3, 5.99f, 7}, 6, 0, 0, "recording: relu's values");
+    cr_assert_eq(p.count, 2);
+    p.replay = true;
+    act_pattern_rewind(&p);
+    y6 = op_relu6(&T, moved), y = op_relu(&T, moved);
+    assert_close(y6->data, (float[]){0, 0, -0.5f, -3, 6.5f, 6}, 6, 0, 0, "replay: relu6 keeps each element's piece");
+    assert_close(y->data, (float[]){0, 0, -0.5f, -3, 6.5f, 5}, 6, 0, 0, "replay: relu keeps each element's piece");
+    cr_assert_eq(p.count, 2, "a replay records nothing");
+    T.pattern = NULL;
+    act_pattern_free(&p);
+}
+
+/* A batchnorm with ReLU6 fused, then a residual add with ReLU: with a pattern, both activations go
+ * through op_act_pattern; recording gives the fused ops' values. */
+static Tensor *bn_add_fn(Tape *t, Tensor **in, void *ctx) {
+    t->pattern = ctx;  // the checker runs its own tapes
+    if (ctx) act_pattern_rewind(ctx);
+    Tensor *y = op_batchnorm(t, in[0], in[1], in[2], (BatchNormArgs){.momentum = 0.1f, .eps = 1e-5f, .act = ACT_RELU6});
+    return op_add_act(t, y, in[0], ACT_RELU);
+}
+
+Test(activation, fused_activations_record_the_fused_values_and_gradcheck_on_a_replay, .init = test_setup, .fini = test_teardown) {
+    Tensor *in[3] = {rand_param(2, (const int[]){16, 3}, -4, 4), rand_param(1, (const int[]){3}, 0.5f, 3),
+                     rand_param(1, (const int[]){3}, -1, 1)};
+    Tensor *want = bn_add_fn(&T, in, NULL);
+    ActPattern p = {0};
+    Tensor *got = bn_add_fn(&T, in, &p);
+    assert_close(got->data, want->data, want->numel, 1e-6, 1e-6, "recorded = fused");
+    cr_assert_eq(p.count, 2);
+    p.replay = true;
+    // steps of 0.01 across kinks or not, nothing skipped: the replayed function is smooth
+    GradcheckOptions o = {.training = true, .eps = 1e-2, .floor = 1e-2};
+    assert_gradcheck_with(bn_add_fn, &p, in, 3, 2e-2, &o, "batchnorm+relu6, add+relu, pattern replayed");
+    T.pattern = NULL;
+    act_pattern_free(&p);
+}
+
+static void replay_other_shape(void *ctx) {
+    ActPattern *p = ctx;
+    T.pattern = p;
+    act_pattern_rewind(p);
+    op_relu(&T, tensor_new2(&test_arena, 2, 2));
+}
+
+Test(activation, a_replay_on_other_shapes_is_refused, .init = test_setup, .fini = test_teardown) {
+    ActPattern p = {0};
+    T.pattern = &p;
+    op_relu(&T, tensor_new2(&test_arena, 2, 3));
+    p.replay = true;
+    T.pattern = NULL;
+    const char *m = expect_fatal(replay_other_shape, &p);
+    cr_assert(strstr(m, "activation pattern: activation 0 of the forward has 4 elements") != NULL, "got: %s", m);
+    T.pattern = NULL;
+    act_pattern_free(&p);
+}

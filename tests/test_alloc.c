@@ -114,7 +114,9 @@ static void quad_grad(void *ctx) {
     q->calls++;
 }
 
-static void quad_setup(Quad *q, bool diagonal) {
+enum QuadKind { QUAD_DIAGONAL, QUAD_CROSS_ONLY, QUAD_FULL };  // off-diagonal terms: none, between the tensors only, all
+
+static void quad_setup(Quad *q, enum QuadKind kind) {
     memset(q, 0, sizeof *q);
     q->w[0] = rand_param(1, (const int[]){3}, -1, 1);
     q->w[1] = rand_param(1, (const int[]){4}, -0.1f, 0.1f);  // another scale: the per-layer step
@@ -123,36 +125,61 @@ static void quad_setup(Quad *q, bool diagonal) {
     rng_seed(&rng, 9, rng_stream(RNG_STREAM_FREE, 1));
     for (int i = 0; i < 7; i++)
         for (int j = 0; j <= i; j++) {
-            double v = i == j ? 1 + 4 * rng_uniform(&rng) : diagonal ? 0 : rng_uniform(&rng) - 0.5;
+            bool cross = (i < 3) != (j < 3);
+            bool off = i != j && (kind == QUAD_FULL || (kind == QUAD_CROSS_ONLY && cross));
+            double v = i == j ? 1 + 4 * rng_uniform(&rng) : off ? rng_uniform(&rng) - 0.5 : 0;
             q->A[i][j] = q->A[j][i] = v;
         }
 }
 
 Test(hawq, hutchinson_is_exact_for_a_diagonal_hessian_and_restores_the_weights, .init = setup, .fini = teardown) {
     Quad q;
-    quad_setup(&q, true);
+    quad_setup(&q, QUAD_DIAGONAL);
     float *w0 = copy_floats(q.w[0]->data, 3), *w1 = copy_floats(q.w[1]->data, 4);
-    double tr[2], se[2];
-    hawq_traces(q.w, 2, quad_grad, &q, 3, 1e-3f, 1, (HawqTraces){.trace = tr, .se = se});
-    cr_assert_eq(q.calls, 6, "two gradients per probe");
     double want0 = q.A[0][0] + q.A[1][1] + q.A[2][2], want1 = q.A[3][3] + q.A[4][4] + q.A[5][5] + q.A[6][6];
-    cr_assert(fabs(tr[0] - want0) < 1e-3 * want0, "layer 1: %g, exact %g", tr[0], want0);
-    cr_assert(fabs(tr[1] - want1) < 1e-3 * want1, "layer 2: %g, exact %g", tr[1], want1);
-    cr_assert(se[0] < 1e-3 * want0 && se[1] < 1e-3 * want1, "no spread without off-diagonal terms: %g %g", se[0], se[1]);
-    assert_bits_equal(q.w[0]->data, w0, 3, "layer 1 weights after");
-    assert_bits_equal(q.w[1]->data, w1, 4, "layer 2 weights after");
+    for (int layerwise = 0; layerwise <= 1; layerwise++) {
+        double tr[2], se[2];
+        q.calls = 0;
+        hawq_traces(q.w, 2, quad_grad, &q, 3, layerwise, 1e-3f, 1, (HawqTraces){.trace = tr, .se = se});
+        cr_assert_eq(q.calls, layerwise ? 12 : 6, "two gradients per probe, %s", layerwise ? "two probes a draw" : "one");
+        cr_assert(fabs(tr[0] - want0) < 1e-3 * want0, "layer 1: %g, exact %g", tr[0], want0);
+        cr_assert(fabs(tr[1] - want1) < 1e-3 * want1, "layer 2: %g, exact %g", tr[1], want1);
+        cr_assert(se[0] < 1e-3 * want0 && se[1] < 1e-3 * want1, "no spread without off-diagonal terms: %g %g", se[0], se[1]);
+        assert_bits_equal(q.w[0]->data, w0, 3, "layer 1 weights after");
+        assert_bits_equal(q.w[1]->data, w1, 4, "layer 2 weights after");
+    }
+}
+
+/* Cross-layer terms only (each layer's own block diagonal): plain Hutchinson scatters, the
+ * layerwise probes cancel them exactly with one draw. */
+Test(hawq, layerwise_probes_cancel_the_cross_layer_terms_exactly, .init = setup, .fini = teardown) {
+    Quad q;
+    quad_setup(&q, QUAD_CROSS_ONLY);
+    double want0 = q.A[0][0] + q.A[1][1] + q.A[2][2], want1 = q.A[3][3] + q.A[4][4] + q.A[5][5] + q.A[6][6];
+    double tr[2], se[2];
+    hawq_traces(q.w, 2, quad_grad, &q, 3, true, 1e-3f, 4, (HawqTraces){.trace = tr, .se = se});
+    cr_assert(fabs(tr[0] - want0) < 1e-3 * want0 && fabs(tr[1] - want1) < 1e-3 * want1, "layerwise: %g %g, exact %g %g",
+              tr[0], tr[1], want0, want1);
+    cr_assert(se[0] < 1e-3 * want0 && se[1] < 1e-3 * want1, "layerwise: no spread: %g %g", se[0], se[1]);
+    hawq_traces(q.w, 2, quad_grad, &q, 3, false, 1e-3f, 4, (HawqTraces){.trace = tr, .se = se});
+    cr_assert(se[0] > 1e-2 * want0 || se[1] > 1e-2 * want1, "plain: the cross terms scatter: %g %g", se[0], se[1]);
+    cr_assert_eq(hawq_group_size(53, true), 64);
+    cr_assert_eq(hawq_group_size(64, true), 64);
+    cr_assert_eq(hawq_group_size(53, false), 1);
 }
 
 Test(hawq, hutchinson_converges_to_the_block_traces_with_cross_terms, .init = setup, .fini = teardown) {
     Quad q;
-    quad_setup(&q, false);
-    double tr[2], se[2];
-    hawq_traces(q.w, 2, quad_grad, &q, 4000, 1e-3f, 2, (HawqTraces){.trace = tr, .se = se});
+    quad_setup(&q, QUAD_FULL);
     double want0 = q.A[0][0] + q.A[1][1] + q.A[2][2], want1 = q.A[3][3] + q.A[4][4] + q.A[5][5] + q.A[6][6];
-    cr_assert(se[0] > 0 && se[1] > 0, "the cross terms make a spread");
-    cr_assert(fabs(tr[0] - want0) < 4 * se[0], "layer 1: %g ± %g, exact %g", tr[0], se[0], want0);
-    cr_assert(fabs(tr[1] - want1) < 4 * se[1], "layer 2: %g ± %g, exact %g", tr[1], se[1], want1);
-    cr_assert(se[0] < 0.05 * want0, "4000 probes pin it down: se %g", se[0]);
+    for (int layerwise = 0; layerwise <= 1; layerwise++) {
+        double tr[2], se[2];
+        hawq_traces(q.w, 2, quad_grad, &q, 4000, layerwise, 1e-3f, 2, (HawqTraces){.trace = tr, .se = se});
+        cr_assert(se[0] > 0 && se[1] > 0, "the in-layer cross terms make a spread");
+        cr_assert(fabs(tr[0] - want0) < 4 * se[0], "layer 1: %g ± %g, exact %g", tr[0], se[0], want0);
+        cr_assert(fabs(tr[1] - want1) < 4 * se[1], "layer 2: %g ± %g, exact %g", tr[1], se[1], want1);
+        cr_assert(se[0] < 0.05 * want0, "4000 draws pin it down: se %g", se[0]);
+    }
 }
 
 /* ------------------------------------------------------------------ through the tape */
@@ -172,6 +199,7 @@ typedef struct NetGrad {
 
 static void net_grad(void *ctx) {
     NetGrad *g = ctx;
+    if (g->t->pattern) act_pattern_rewind(g->t->pattern);
     slab_zero_grad(&g->m->slab);
     tape_reset(g->t);
     Tensor *logits = model_forward(g->m, g->t, g->x);
@@ -216,10 +244,60 @@ Test(hawq, hutchinson_through_the_tape_matches_softmax_regressions_exact_trace, 
         want += (1 - p2) * x2 / 6;
     }
     double tr, se;
-    hawq_traces(&w, 1, net_grad, &g, 2000, 1e-3f, 3, (HawqTraces){.trace = &tr, .se = &se});
+    hawq_traces(&w, 1, net_grad, &g, 2000, true, 1e-3f, 3, (HawqTraces){.trace = &tr, .se = &se});
     cr_assert(se > 0 && se < 0.05 * want, "the probes pin it down: %g ± %g", tr, se);
     cr_assert(fabs(tr - want) < 4 * se, "Hutchinson %g ± %g, exact %g", tr, se, want);
     arena_free(&a);
+    model_free(m);
+    quant_context_free(qc);
+}
+
+/* A small MobileNetV2 (ReLU6 everywhere, residual adds): with every activation kept on its piece
+ * at the weights probed, a layer's Hessian block is a Gauss-Newton matrix (its logits are linear
+ * in its weights), so every layerwise draw rᵀ H_ll r is ≥ 0, and steps 10 times apart agree. */
+Test(hawq, with_the_activation_pattern_frozen_the_layer_traces_are_curvatures, .init = setup, .fini = teardown) {
+    QuantConfig c = quant_config_defaults;
+    strcpy(c.method, "lsq");
+    QuantContext *qc = quant_context_new(&c);
+    Model *m = tiny_net(qc);
+    quant_set_bypass(qc, true);
+    int n = qc->n_layers;
+    Tensor **w = dq_malloc((size_t)n * sizeof *w);
+    for (int i = 0; i < n; i++) w[i] = qc->layers[i]->weight;
+    Arena a;
+    arena_init(&a, 1 << 20, 0);
+    Tape t;
+    tape_init(&t, &a);
+    t.training = false;
+    NetGrad g = {.m = m, .x = rand_tensor(4, (const int[]){6, 8, 8, 1}, -1, 1), .labels = {0, 1, 2, 3, 1, 2}, .t = &t};
+    t.training = true;  // running statistics of this batch first (evaluation mode keeps the network piecewise linear)
+    for (int k = 0; k < 60; k++) {
+        tape_reset(&t);
+        model_forward(m, &t, g.x);
+    }
+    t.training = false;
+    ActPattern pattern = {0};
+    t.pattern = &pattern;
+    net_grad(&g);  // the recording, at the weights probed
+    pattern.replay = true;
+    double tr[2][64], se[64];
+    for (int k = 0; k < 2; k++)
+        hawq_traces(w, n, net_grad, &g, 1, true, k ? 1e-4f : 1e-3f, 5, (HawqTraces){.trace = tr[k], .se = se});
+    for (int i = 0; i < n; i++) {
+        cr_assert(tr[0][i] > 0, "layer %d: a draw of %g", i, tr[0][i]);
+        cr_assert(fabs(tr[1][i] - tr[0][i]) < 0.05 * tr[0][i], "layer %d: steps 1e-3 and 1e-4 give %g and %g", i, tr[0][i],
+                  tr[1][i]);
+    }
+    // without the pattern the same differences cross kinks: some layer's steps disagree
+    t.pattern = NULL;
+    for (int k = 0; k < 2; k++)
+        hawq_traces(w, n, net_grad, &g, 1, true, k ? 1e-4f : 1e-3f, 5, (HawqTraces){.trace = tr[k], .se = se});
+    int apart = 0;
+    for (int i = 0; i < n; i++) apart += fabs(tr[1][i] - tr[0][i]) > 0.05 * fabs(tr[0][i]);
+    cr_assert(apart > 0, "no layer's traces moved without the pattern");
+    act_pattern_free(&pattern);
+    arena_free(&a);
+    dq_free(w);
     model_free(m);
     quant_context_free(qc);
 }
@@ -228,7 +306,7 @@ Test(hawq, hutchinson_through_the_tape_matches_softmax_regressions_exact_trace, 
 static QuantContext *hawq_context(float w_bits) {
     QuantConfig c = quant_config_defaults;
     strcpy(c.method, "lsq"), strcpy(c.alloc, "hawq");
-    c.w_bits = w_bits, c.hawq_samples = 8;
+    c.w_bits = w_bits, c.hawq_samples = 2;
     return quant_context_new(&c);
 }
 
