@@ -11,7 +11,7 @@
 #   ddq       DDQ learning the weight bits (--ddq_fixed_abits: activations stay at 4)
 # Grid: METHODS × BITS × SEEDS on MobileNetV2 (default preset), every run fine-tuning the FP32 model
 #   of FP32_SEED; then the per-layer bits of seed 1 of each method in one chart per budget.
-# Compute: ≈ 8 min per run (2 cores) plus the allocation (HAWQ ≈ 1–2 min, OMPQ ≈ 0.5 min,
+# Compute: ≈ 8 min per run (2 cores) plus the allocation (HAWQ ≈ 2.5 min, OMPQ ≈ 0.5 min,
 #   BSQ ≈ 6 × 1 min, HAQ ≈ 60 × 7 s): 6 methods × 2 budgets × 3 seeds ≈ 6 h.
 # Output: docs/data/alloc-mobilenetv2.csv, .md (mean ± std), -search.md (allocation seconds,
 #   median over seeds, from the rows' alloc_s), -bits-wB.svg and -bits-wB.md (per-layer bits of
