@@ -149,3 +149,12 @@ void arena_reset(Arena *a) {
     if (a->head) a->head->off = 0;
     a->used = 0;
 }
+
+ArenaMark arena_mark(const Arena *a) { return (ArenaMark){.chunk = a->head, .off = a->head ? a->head->off : 0, .used = a->used}; }
+
+bool arena_release(Arena *a, ArenaMark m) {
+    if (!a->head || a->head != m.chunk || m.off > a->head->off) return false;
+    a->head->off = m.off;
+    a->used = m.used;
+    return true;
+}

@@ -14,6 +14,7 @@
 #ifndef DQ_ARENA_H
 #define DQ_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ArenaChunk ArenaChunk;
@@ -34,5 +35,16 @@ void *arena_calloc(Arena *a, size_t count, size_t size);
 float *arena_floats(Arena *a, size_t count);       /* uninitialised */
 float *arena_floats_zero(Arena *a, size_t count);  /* zeroed */
 void arena_reset(Arena *a);
+
+/* A position in the arena, to give back what was handed out after it (a forward that frees a
+ * layer's intermediates once the next layer has its output: nn/container.c). */
+typedef struct ArenaMark {
+    const ArenaChunk *chunk;
+    size_t off, used;
+} ArenaMark;
+ArenaMark arena_mark(const Arena *a);
+/* Give back everything handed out since m, if the arena has not spilled into a new chunk since;
+ * false (nothing given back) if it has. The memory is reused by the next allocations. */
+bool arena_release(Arena *a, ArenaMark m);
 
 #endif

@@ -83,6 +83,9 @@ struct Tape {
     bool keep_grads;      // keep every activation gradient after backward (debugging)
     TapeProfile *profile; // non-NULL: accumulate time per op kind
     bool no_grad;         // record nothing (inference, evaluation)
+    bool compact;         // with no_grad: a sequence gives back each layer's intermediates once the
+                          // next layer has its output (nn/container.c), so an evaluation keeps a
+                          // few layers' activations, not the network's
     bool training;        // BatchNorm batch statistics, dropout on
     struct ActPattern *pattern;  // non-NULL: activations record or keep to it (activation.h)
     bool ref_kernels;     // ops run their reference kernels (the specification: slow); each record

@@ -55,7 +55,7 @@ EvalSpeed float_evaluate(Model *m, const Dataset *d, int batch_size, int subset,
     arena_init(&a, 1 << 24, 0);
     Tape t;
     tape_init(&t, &a);
-    t.no_grad = true, t.training = false;
+    t.no_grad = true, t.compact = true, t.training = false;
     long long correct = 0, n = 0;
     double seconds = 0;
     Batch b;

@@ -220,7 +220,7 @@ static void calibrate(Experiment *x, Model *m, QuantContext *qc, const Dataset *
     arena_init(&a, 1 << 24, 0);
     Tape t;
     tape_init(&t, &a);
-    t.no_grad = true;
+    t.no_grad = true, t.compact = true;  // the observers and taps copy what they keep
     t.training = false;
     bool mp = qc->method == QUANT_MULTIPOINT;
     if (mp) {  // the weights' points need their layers' float inputs: weights pass through meanwhile

@@ -1,6 +1,8 @@
 /* container.c — sequential and residual containers. */
 #include "container.h"
 
+#include <string.h>
+
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -27,8 +29,25 @@ static Tensor *conv_batchnorm(Layer *conv, Tape *t, Tensor *x, const LayerInfo *
     return conv->ops->forward_affine(conv, t, x, &after);
 }
 
+/* t->compact: y, the output of the layer just run, moved to the mark and everything after it given
+ * back (the previous output and the layer's intermediates: with no_grad nothing refers to them).
+ * Only the place of the values changes, never the values. */
+static Tensor *keep_only(Tape *t, ArenaMark m, Tensor *y) {
+    Tensor keep = *y;
+    size_t bytes = keep.numel * sizeof(float);
+    if (!arena_release(t->arena, m)) return y;  // spilled since the mark: keep everything
+    float *data = arena_floats(t->arena, keep.numel);  // at the mark, so at or below y's values
+    if (data != keep.data) memmove(data, keep.data, bytes);
+    Tensor *out = arena_alloc(t->arena, sizeof *out);
+    *out = keep;
+    out->data = data;
+    return out;
+}
+
 static Tensor *seq_forward(Layer *l, Tape *t, Tensor *x) {
     Sequential *s = (Sequential *)l;
+    bool compact = t->compact && t->no_grad;
+    ArenaMark m = arena_mark(t->arena);
     for (int i = 0; i < s->n; i++) {
         LayerInfo bn;
         if (i + 1 < s->n && fuse_batchnorm(t, s->items[i], s->items[i + 1], &bn)) {
@@ -37,6 +56,7 @@ static Tensor *seq_forward(Layer *l, Tape *t, Tensor *x) {
         } else {
             x = layer_forward(s->items[i], t, x);
         }
+        if (compact) x = keep_only(t, m, x);
     }
     return x;
 }

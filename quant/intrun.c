@@ -913,7 +913,7 @@ void intmodel_agreement(const IntModel *im, Model *m, QuantContext *qc, const fl
     arena_init(&a, 1 << 20, 0);
     Tape t;
     tape_init(&t, &a);
-    t.no_grad = true, t.training = false;
+    t.no_grad = true, t.compact = true, t.training = false;  // the tap reads each layer's values as they come
     Tensor xt = tensor_view((float *)(uintptr_t)x, 4, (const int[]){n, im->in_h, im->in_w, im->in_c});
     Tensor *y = model_forward(m, &t, &xt);
     qc->tap = NULL, qc->tap_ctx = NULL;

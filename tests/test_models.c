@@ -214,3 +214,41 @@ Test(models, evaluation_fuses_batchnorm_to_the_same_bits, .init = test_setup, .f
     model_free(m);
     threads_shutdown();
 }
+
+/* An evaluation with t->compact gives back each layer's intermediates as soon as the next layer
+ * has its output: the same logits to the bit, from a fraction of the memory. */
+static void assert_compact_eval_same_bits(Model *m, int batch, const char *what) {
+    Tensor *x = rand_tensor(4, (const int[]){batch, m->in_h, m->in_w, m->in_c}, -1, 1);
+    T.training = false;
+    T.no_grad = true;
+    size_t p0 = T.arena->peak, u0 = T.arena->used;
+    Tensor *all = model_forward(m, &T, x);
+    size_t kept_all = T.arena->used - u0;
+    cr_assert(T.arena->peak > p0 || kept_all > 0);
+    T.compact = true;
+    size_t u1 = T.arena->used;
+    Tensor *few = model_forward(m, &T, x);
+    size_t kept_few = T.arena->used - u1;
+    T.compact = false;
+    assert_bits_equal(few->data, all->data, all->numel, what);
+    cr_assert(kept_few * 10 < kept_all, "%s: the compact forward kept %zu bytes, the plain one %zu", what, kept_few,
+              kept_all);
+    T.no_grad = false;
+}
+
+Test(models, a_compact_evaluation_gives_the_same_bits_from_less_memory, .init = test_setup, .fini = test_teardown) {
+    threads_init(2);
+    MobileNetV2Config mc = {.width = 0.5f, .variant = MNV2_S1X2, .in_channels = 1, .in_size = 28, .num_classes = 10};
+    Model *m = mobilenetv2_new(&mc, &nn_float_factory, 3);
+    assert_compact_eval_same_bits(m, 8, "mobilenetv2 w0.5 s1x2");
+    model_free(m);
+    ResNetConfig rc = {.depth = 8, .in_channels = 3, .in_size = 16, .num_classes = 10};
+    m = resnet_new(&rc, &nn_float_factory, 3);
+    assert_compact_eval_same_bits(m, 5, "resnet-8");
+    model_free(m);
+    LeNetConfig lc = {.in_channels = 1, .in_size = 28, .num_classes = 10};
+    m = lenet_new(&lc, &nn_float_factory, 3);
+    assert_compact_eval_same_bits(m, 5, "lenet");
+    model_free(m);
+    threads_shutdown();
+}

@@ -77,6 +77,25 @@ static void over_limit(void *ctx) {
     arena_alloc(a, 5000);
 }
 
+Test(arena, a_mark_gives_back_what_came_after_it_unless_it_spilled, .init = test_setup, .fini = test_teardown) {
+    Arena a;
+    arena_init(&a, 1 << 16, 0);
+    arena_alloc(&a, 100);
+    ArenaMark m = arena_mark(&a);
+    size_t used = a.used;
+    void *p = arena_alloc(&a, 1000);
+    arena_alloc(&a, 3000);
+    cr_assert(arena_release(&a, m));
+    cr_assert_eq(a.used, used, "used back to the mark");
+    cr_assert_eq(arena_alloc(&a, 10), p, "the next allocation reuses the memory");
+    m = arena_mark(&a);
+    arena_alloc(&a, 1 << 17);  // more than the chunk holds: a new chunk
+    size_t after = a.used;
+    cr_assert(!arena_release(&a, m), "spilled since the mark: nothing given back");
+    cr_assert_eq(a.used, after);
+    arena_free(&a);
+}
+
 Test(arena, limit_names_bytes, .init = test_setup, .fini = test_teardown) {
     Arena a;
     arena_init(&a, 4096, 4096);

@@ -55,7 +55,7 @@ static EvalResult evaluate_mixed(Model *m, const Dataset *d, int batch_size, int
     Tape t;
     tape_init(&t, &a);
     if (mx) mixed_attach_eval(mx, &t);
-    t.no_grad = true;
+    t.no_grad = true, t.compact = true;
     t.training = false;
     loader_start_epoch(ld, 0);
     Batch b;
