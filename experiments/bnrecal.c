@@ -68,7 +68,7 @@ static int reestimate(Model *m, QuantContext *qc, const Dataset *train, const Tr
     arena_init(&a, 1 << 24, 0);
     Tape t;
     tape_init(&t, &a);
-    t.no_grad = true, t.training = true;
+    t.no_grad = true, t.compact = true, t.training = true;
     quant_set_bypass(qc, false);
     loader_start_epoch(ld, 0);
     Batch b;
@@ -133,7 +133,7 @@ static void forward_images(Model *m, Tensor *x, int *top) {
     arena_init(&a, 1 << 24, 0);
     Tape t;
     tape_init(&t, &a);
-    t.no_grad = true, t.training = false;
+    t.no_grad = true, t.compact = true, t.training = false;  // trace_tap copies what it keeps
     Tensor *y = model_forward(m, &t, x);
     int n = y->shape[0], k = y->shape[1];
     for (int i = 0; i < n; i++) {

@@ -141,7 +141,7 @@ static bool search_ompq(Model *m, QuantContext *qc, const AllocBatch *batch, Qua
     arena_init(&arena, 1 << 24, 0);
     Tape t;
     tape_init(&t, &arena);
-    t.training = false, t.no_grad = true;
+    t.training = false, t.no_grad = true, t.compact = true;  // gram_tap reads each output as it comes
     qc->tap_out = gram_tap, qc->tap_out_ctx = &g;
     model_forward(m, &t, batch->x);
     qc->tap_out = NULL, qc->tap_out_ctx = NULL;
