@@ -27,13 +27,11 @@ static void keep_bn(Layer *l, void *ctx) {
     if (info.kind != LAYER_BATCHNORM) return;
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 64;
-        b->s = realloc(b->s, (size_t)b->cap * sizeof *b->s);
-        if (!b->s) DQ_FATAL("out of memory");
+        b->s = dq_realloc(b->s, (size_t)b->cap * sizeof *b->s);
     }
     size_t c = info.mean->numel;
     BnStats *s = &b->s[b->n++];
-    *s = (BnStats){.layer = l, .mean = malloc(c * sizeof(float)), .var = malloc(c * sizeof(float))};
-    if (!s->mean || !s->var) DQ_FATAL("out of memory");
+    *s = (BnStats){.layer = l, .mean = dq_malloc(c * sizeof(float)), .var = dq_malloc(c * sizeof(float))};
     memcpy(s->mean, info.mean->data, c * sizeof(float));
     memcpy(s->var, info.var->data, c * sizeof(float));
 }
@@ -100,8 +98,7 @@ static void trace_tap(void *ctx, const QuantLayer *l, const Tensor *xq) {
     while (i < tr->qc->n_layers && tr->qc->layers[i] != l) i++;
     if (i == tr->qc->n_layers) return;
     if (!tr->compare) {
-        tr->codes[i] = realloc(tr->codes[i], xq->numel * sizeof(float));
-        if (!tr->codes[i]) DQ_FATAL("out of memory");
+        tr->codes[i] = dq_realloc(tr->codes[i], xq->numel * sizeof(float));
         memcpy(tr->codes[i], xq->data, xq->numel * sizeof(float));
         tr->n[i] = xq->numel;
         return;
@@ -156,12 +153,12 @@ static void trace(Model *m, QuantContext *qc, const Dataset *test, BnList *kept,
     Batch b;
     if (!loader_next(ld, &b)) DQ_FATAL("bn trace: no test images");
     int L = qc->n_layers, n = b.n, top0[TRACE_IMAGES], top[2][TRACE_IMAGES];
-    Trace tr = {.qc = qc, .codes = calloc((size_t)L, sizeof(float *)), .n = calloc((size_t)L, sizeof(size_t))};
+    Trace tr = {.qc = qc, .codes = dq_calloc((size_t)L, sizeof(float *)), .n = dq_calloc((size_t)L, sizeof(size_t))};
     long long *differ[2], *values[2];
     double *dl1[2], *l1[2];
     for (int k = 0; k < 2; k++)
-        differ[k] = calloc((size_t)L, sizeof(long long)), values[k] = calloc((size_t)L, sizeof(long long)),
-        dl1[k] = calloc((size_t)L, sizeof(double)), l1[k] = calloc((size_t)L, sizeof(double));
+        differ[k] = dq_calloc((size_t)L, sizeof(long long)), values[k] = dq_calloc((size_t)L, sizeof(long long)),
+        dl1[k] = dq_calloc((size_t)L, sizeof(double)), l1[k] = dq_calloc((size_t)L, sizeof(double));
     qc->tap = trace_tap, qc->tap_ctx = &tr;
     forward_images(m, &b.x, top0);
     tr.compare = true;
@@ -190,9 +187,9 @@ static void trace(Model *m, QuantContext *qc, const Dataset *test, BnList *kept,
     printf("  trace on the first %d test images: the trained statistics everywhere change %d top-1 decisions, in the first "
            "BatchNorm layer (%s) alone %d; per quantized layer, the share of its input codes that change: %s\n",
            n, changed[0], kept->n ? kept->s[0].layer->name : "-", changed[1], path);
-    for (int i = 0; i < L; i++) free(tr.codes[i]);
-    for (int k = 0; k < 2; k++) free(differ[k]), free(values[k]), free(dl1[k]), free(l1[k]);
-    free(tr.codes), free(tr.n);
+    for (int i = 0; i < L; i++) dq_free(tr.codes[i]);
+    for (int k = 0; k < 2; k++) dq_free(differ[k]), dq_free(values[k]), dq_free(dl1[k]), dq_free(l1[k]);
+    dq_free(tr.codes), dq_free(tr.n);
     loader_free(ld);
 }
 
@@ -231,7 +228,7 @@ double bn_recalibrate(Model *m, QuantContext *qc, const Dataset *train, const Da
     for (int i = 0; i < kept.n && i < 3; i++)
         printf(" %s %.2f/%.2f%s", kept.s[i].layer->name, kept.s[i].shift, kept.s[i].scale, i + 1 < kept.n && i < 2 ? "," : "");
     printf("%s%s\n", csv_path[0] ? "; every layer in " : "", csv_path);
-    for (int i = 0; i < kept.n; i++) free(kept.s[i].mean), free(kept.s[i].var);
-    free(kept.s);
+    for (int i = 0; i < kept.n; i++) dq_free(kept.s[i].mean), dq_free(kept.s[i].var);
+    dq_free(kept.s);
     return ev.acc;
 }
