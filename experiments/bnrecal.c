@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "data/loader.h"
+#include "nn/precise_bn.h"
 
 typedef struct BnStats {
     Layer *layer;
@@ -57,7 +58,7 @@ static int by_moved(const void *a, const void *b) {
 }
 
 /* Training-mode forwards of `batches` batches (augmented as training: crop_pad, hflip from cfg;
- * or not); returns how many ran. */
+ * or not), their statistics averaged with equal weights (nn/precise_bn.h); returns how many ran. */
 static int reestimate(Model *m, QuantContext *qc, const Dataset *train, const TrainConfig *cfg, int batches, bool augment) {
     LoaderConfig lc = {.batch_size = cfg->batch_size, .shuffle = true, .seed = (uint64_t)cfg->seed + 177, .prefetch = true,
                        .crop_pad = augment ? cfg->crop_pad : 0, .hflip = augment && cfg->hflip};
@@ -70,11 +71,14 @@ static int reestimate(Model *m, QuantContext *qc, const Dataset *train, const Tr
     quant_set_bypass(qc, false);
     loader_start_epoch(ld, 0);
     Batch b;
-    int done = 0;
-    for (; done < batches && loader_next(ld, &b); done++) {
+    PreciseBn p;
+    precise_bn_begin(&p, m->net);
+    for (int done = 0; done < batches && loader_next(ld, &b); done++) {
         tape_reset(&t);
         model_forward(m, &t, &b.x);
+        precise_bn_add(&p);
     }
+    int done = precise_bn_end(&p);
     arena_free(&a);
     loader_free(ld);
     return done;
@@ -201,10 +205,9 @@ double bn_recalibrate(Model *m, QuantContext *qc, const Dataset *train, const Da
     EvalResult aug = evaluate(m, test, cfg->eval_batch, cfg->test_subset);
     reestimate(m, qc, train, cfg, batches, false);
     EvalResult ev = evaluate(m, test, cfg->eval_batch, cfg->test_subset);
-    printf("\nBatchNorm statistics re-estimated on %d training batches with the quantizers on (top-1 with the trained "
-           "statistics %.2f%%):\n  on images augmented as in training: %.2f%% (what training's statistics describe: "
-           "a gain here means they were stale)\n  on un-augmented images, as the test images are: %.2f%% (a gain here "
-           "beyond the first: augmentation shifts the statistics)\n",
+    printf("\nBatchNorm statistics re-estimated as the average of %d training batches with the quantizers on (top-1 "
+           "with the trained statistics, a running average: %.2f%%):\n  on images augmented as in training: %.2f%%\n"
+           "  on un-augmented images, as the test images are: %.2f%% (kept for what follows)\n",
            done, 100 * acc_before, 100 * aug.acc, 100 * ev.acc);
     for (int i = 0; i < kept.n; i++) measure(&kept.s[i]);
     if (csv_path[0]) {

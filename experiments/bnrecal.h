@@ -2,11 +2,12 @@
  * quantizers on, the test set evaluated again, and how far each BatchNorm layer's statistics had
  * been from the re-estimated ones.
  *
- * Training-mode forwards of N training batches (nothing recorded, nothing learns; the running
- * statistics move with momentum 0.1, so after a few dozen batches they describe the quantized
- * model as it is), twice: on images augmented as training augments them (random crop, flips) —
- * if the test accuracy then stays where it was, the trained statistics were current — and on
- * un-augmented images, the distribution the test set has (the model keeps these). Per layer, the
+ * Training-mode forwards of N training batches (nothing recorded, nothing learns), each
+ * BatchNorm's statistics the plain average of the N batches' (nn/precise_bn.h: not training's
+ * running average, which is mostly its last ten or twenty batches and, at low bits, moves top-1 by
+ * many points from one window to the next), twice: on images augmented as training augments them
+ * (random crop, flips) and on un-augmented images, the distribution the test set has (the model
+ * keeps these). Per layer, the
  * trained statistics against the un-augmented ones: the mean over channels of
  * |μ_kept − μ_new| / σ_new (shift) and of |ln(σ²_kept / σ²_new)| (scale), and their largest, as CSV.
  * And where the difference grows (…_trace.csv beside it): on the first 256 test images, the share

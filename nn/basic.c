@@ -57,6 +57,16 @@ Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int C, float momen
     return &b->base;
 }
 
+float batchnorm_set_momentum(Layer *l, float momentum) {
+    if (l->ops != &BN_OPS[0] && l->ops != &BN_OPS[1] && l->ops != &BN_OPS[2])
+        DQ_FATAL("batchnorm_set_momentum: %s is not a BatchNorm layer", l->name);
+    if (!(momentum >= 0 && momentum <= 1)) DQ_FATAL("batchnorm_set_momentum: momentum %g must be in [0, 1]", momentum);
+    BnLayer *b = (BnLayer *)l;
+    float old = b->momentum;
+    b->momentum = momentum;
+    return old;
+}
+
 /* ------------------------------------------------------------------ stateless wrappers */
 typedef struct SimpleLayer {
     Layer base;

@@ -11,6 +11,8 @@
  * parameters (no weight decay), running mean/var buffers; initialised to 1, 0, 0, 1. */
 Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int channels, float momentum, float eps,
                            ActKind act);
+/* Sets a BatchNorm layer's momentum (running ← (1 − m)·running + m·batch); returns the old one. */
+float batchnorm_set_momentum(Layer *bn, float momentum);
 Layer *relu_layer_new(void);
 Layer *relu6_layer_new(void);
 Layer *maxpool_layer_new(Pool2dArgs args);

@@ -27,7 +27,8 @@
 #   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
 # Output: docs/data/ablations-MODEL-PRESET.csv and .md (mean ± std over seeds; BITS other than
-#   4 add -wBITS to the names). Resumable: started again, it skips the rows it has.
+#   4 add -wBITS to the names), -bnrecal.csv (top-1 with BatchNorm re-estimated: run_recal in
+#   sweep_lib.sh; a column of the .md). Resumable: started again, it skips the rows it has.
 #   ONLY="fixed_bits hinge_budget" SEEDS=1 scripts/sweep_ablations.sh    a subset of the variants
 set -eu
 cd "$(dirname "$0")/.."
@@ -67,8 +68,10 @@ for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants
     # shellcheck disable=SC2086
-    run_exp "$csv" "$name" "./exp_$MODEL" $preset --q_method=ddq --q_wbits="$B" --q_abits="$B" $args \
+    set -- "./exp_$MODEL" $preset --q_method=ddq --q_wbits="$B" --q_abits="$B" $args \
       --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET$suffix-ablation-$name-s$seed"
+    run_exp "$csv" "$name" "$@"
+    run_recal "$csv" "$name" "$@"
   done
 done
 sweep_dry && exit 0

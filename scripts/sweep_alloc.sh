@@ -16,8 +16,8 @@
 # Output: docs/data/alloc-mobilenetv2.csv, .md (mean ± std), -search.md (allocation seconds,
 #   median over seeds, from the rows' alloc_s), -bits-wB.svg and -bits-wB.md (per-layer bits of
 #   seed 1, and how many layers the methods agree on), -bnrecal.csv (each finished run resumed
-#   with --q_bn_recal=50: top-1 with BatchNorm statistics re-estimated on un-augmented training
-#   images, docs/allocators.md; it repeats the allocation, not the fine-tune). Resumable.
+#   with --q_bn_recal: top-1 with BatchNorm statistics re-estimated, run_recal in sweep_lib.sh;
+#   the .md has them in a column). Resumable.
 #   METHODS="lsq hawq" BITS=4 SEEDS=1 scripts/sweep_alloc.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -27,17 +27,6 @@ PRESET=${PRESET:-default}
 make -s exp_mobilenetv2
 csv=$SWEEP_DATA/alloc-mobilenetv2-$PRESET.csv
 dir() { echo "runs/sweeps/mobilenetv2-$PRESET-alloc-$1-w$2-s$3"; }
-recsv=${csv%.csv}-bnrecal.csv
-recal() {  # label seed command...: the finished run again, BatchNorm re-estimated (no training)
-  label=$1; seed=$2; shift 2
-  sweep_dry && return 0
-  [ -f "$recsv" ] || echo "label,seed,q_acc,bn_recal_acc" >"$recsv"
-  sweep_row_done "$recsv" "$label" "$seed" && return 0
-  out=$("$@" --q_bn_recal=50 --resume=true --progress=false 2>&1 | tee -a "$(sweep_log "$csv")" | grep '^RESULT' | tail -1)
-  v() { printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-  [ -n "$(v bn_recal_acc)" ] || { echo "sweep_alloc.sh: error: no bn_recal_acc from $*" >&2; exit 1; }
-  echo "$label,$seed,$(v q_acc),$(v bn_recal_acc)" >>"$recsv"
-}
 for seed in $SEEDS; do
   for b in $BITS; do
     for m in $METHODS; do
@@ -51,7 +40,7 @@ for seed in $SEEDS; do
       set -- ./exp_mobilenetv2 --preset="$PRESET" $args --q_wbits="$b" --q_abits=4 --seed="$seed" --fp32_seed="$FP32_SEED" \
         --out_dir="$(dir "$m" "$b" "$seed")"
       run_exp "$csv" "$m W$b A4" "$@"
-      recal "$m W$b A4" "$seed" "$@"
+      run_recal "$csv" "$m W$b A4" "$@"
     done
   done
 done
@@ -82,5 +71,5 @@ for b in $BITS; do
   TITLE="weight bits per layer, budget W$b A4 (seed $first)" scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.svg"
   FORMAT=md scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.md"
 done
-cat "${csv%.csv}.md" "${csv%.csv}-search.md" "$recsv"
+cat "${csv%.csv}.md" "${csv%.csv}-search.md"
 echo "charts: ${csv%.csv}-bits-w*.svg (tables: -bits-w*.md)"

@@ -5,10 +5,19 @@
 #                                      a LABEL and seed already in CSV is skipped, and a run that
 #                                      was stopped continues from its checkpoint (--resume): a
 #                                      sweep started again resumes where it stopped
+#   run_recal CSV LABEL BINARY ARGS... the finished run of that row once more, resumed from its
+#                                      last checkpoint (nothing trains), with --q_bn_recal=BN_RECAL
+#                                      [100]: top-1 with every BatchNorm's statistics averaged over
+#                                      that many un-augmented training batches (experiments/
+#                                      bnrecal.h), a row "label,seed,q_acc,bn_recal_acc" of
+#                                      CSV's -bnrecal.csv; skipped when done, when the row is not,
+#                                      or with BN_RECAL=0
 #   summarize CSV > table.md           mean ± std of q_acc, delta, bits, KB, epoch time per label
 #                                      (the mean alone when a label has one seed), "seed: q_acc"
-#                                      of each run (in the CSV's order: as they ran), and the
-#                                      largest |bits moved| by the final guarantee over seeds
+#                                      of each run (in the CSV's order: as they ran), the largest
+#                                      |bits moved| by the final guarantee over seeds, and, when
+#                                      CSV's -bnrecal.csv exists, top-1 with BatchNorm re-estimated
+#                                      (mean ± std over the seeds it has, and how many)
 #   DRY_RUN=1 scripts/sweep_….sh       nothing runs and nothing is written: each row of the grid
 #                                      is listed as "done" or "to do" (sweep_dry: whether set)
 # The CSV header is written by run_exp when the file does not exist. A run whose RESULT line is
@@ -73,11 +82,40 @@ run_exp() {
   echo "$row" >>"$csv"
 }
 
+BN_RECAL=${BN_RECAL:-100}
+run_recal() {
+  csv=$1; label=$2; bin=$3; shift 3
+  [ "$BN_RECAL" -gt 0 ] || return 0
+  seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
+  recsv=${csv%.csv}-bnrecal.csv
+  if sweep_dry; then
+    sweep_dry_row "$recsv" "$label" "${seed:-1}" "$label, BatchNorm re-estimated"
+    return 0
+  fi
+  sweep_row_done "$recsv" "$label" "${seed:-1}" && return 0
+  sweep_row_done "$csv" "$label" "${seed:-1}" || return 0
+  [ -f "$recsv" ] || echo "label,seed,q_acc,bn_recal_acc" >"$recsv"
+  log=$(sweep_log "$csv")
+  echo "== $label, BatchNorm re-estimated: $bin $* --q_bn_recal=$BN_RECAL" | tee -a "$log"
+  out=$("$bin" "$@" --q_bn_recal="$BN_RECAL" --resume=true --progress=false 2>&1 | tee -a "$log" | grep '^RESULT' | tail -1)
+  q=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n 's/^q_acc=//p')
+  r=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n 's/^bn_recal_acc=//p')
+  if [ -z "$r" ]; then
+    echo "sweep: error: no bn_recal_acc from $bin $* (see $log)" >&2
+    exit 1
+  fi
+  echo "$label,${seed:-1},$q,$r" >>"$recsv"
+}
+
 # summarize CSV: one Markdown row per label, mean ± std over its seeds.
 summarize() {
-  awk -F, '
-    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+  re=${1%.csv}-bnrecal.csv
+  [ -f "$re" ] || re=/dev/null
+  awk -F, -v recal="$([ "$re" = /dev/null ] && echo 0 || echo 1)" '
+    FILENAME != ARGV[ARGC - 1] { if (FNR > 1) rc[$1, $2] = $4; next }  # the -bnrecal.csv: label, seed → top-1
+    FNR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     {
+      if (($1, $2) in rc) { v = rc[$1, $2]; rn[$1]++; rs[$1] += v; rq[$1] += v * v }
       k = $1; if (!(k in n)) order[++nk] = k
       n[k]++
       per[k] = per[k] (n[k] > 1 ? ", " : "") sprintf("%s: %.2f", $2, 100 * $(col["q_acc"]))  # seed: top-1, as the rows ran
@@ -94,15 +132,21 @@ summarize() {
       if (n[k] == 1) return sprintf("%." digits "f", m * scale)  # one seed: no spread to show
       return sprintf("%." digits "f ± %." digits "f", m * scale, sd * scale)
     }
+    function recal_cell(k,   m, v) {  # top-1 with BatchNorm re-estimated: mean ± std (seeds it has)
+      if (!rn[k]) return "—"
+      m = rs[k] / rn[k]; v = rn[k] > 1 ? (rq[k] - rn[k] * m * m) / (rn[k] - 1) : 0
+      return sprintf(rn[k] > 1 ? "%.2f ± %.2f" : "%.2f", 100 * m, 100 * (v > 0 ? sqrt(v) : 0)) (rn[k] < n[k] ? sprintf(" (%d of %d)", rn[k], n[k]) : "")
+    }
     END {
-      print "| run | seeds | FP32 top-1 % | quantized top-1 % | per seed (seed: top-1 %) | Δ points | mean W bits | mean A bits | weight KB | s/epoch | step vs FP32 | bits moved W / A | max \\|moved\\| W / A |"
-      print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+      printf "| run | seeds | FP32 top-1 %% | quantized top-1 %% | per seed (seed: top-1 %%) |%s Δ points | mean W bits | mean A bits | weight KB | s/epoch | step vs FP32 | bits moved W / A | max \\|moved\\| W / A |\n",
+        recal ? " BatchNorm re-estimated top-1 % |" : ""
+      print "|---|---|---|---|---|" (recal ? "---|" : "") "---|---|---|---|---|---|---|---|"
       for (i = 1; i <= nk; i++) {
         k = order[i]
-        printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %.2f / %.2f |\n", k, n[k],
-          ms(k, "fp32_acc", 100, 2), ms(k, "q_acc", 100, 2), per[k], ms(k, "delta", 100, 2), ms(k, "w_bits", 1, 2),
-          ms(k, "a_bits", 1, 2), ms(k, "weight_kb", 1, 1), ms(k, "q_epoch_s", 1, 0), ms(k, "step_ratio", 1, 2),
-          ms(k, "moved_w", 1, 2), ms(k, "moved_a", 1, 2), mx[k, 0], mx[k, 1]
+        printf "| %s | %d | %s | %s | %s |%s %s | %s | %s | %s | %s | %s | %s / %s | %.2f / %.2f |\n", k, n[k],
+          ms(k, "fp32_acc", 100, 2), ms(k, "q_acc", 100, 2), per[k], recal ? " " recal_cell(k) " |" : "", ms(k, "delta", 100, 2),
+          ms(k, "w_bits", 1, 2), ms(k, "a_bits", 1, 2), ms(k, "weight_kb", 1, 1), ms(k, "q_epoch_s", 1, 0),
+          ms(k, "step_ratio", 1, 2), ms(k, "moved_w", 1, 2), ms(k, "moved_a", 1, 2), mx[k, 0], mx[k, 1]
       }
-    }' "$1"
+    }' "$re" "$1"
 }

@@ -9,7 +9,8 @@
 # Compute: default preset ≈ 7 min per quantized run + 10 min per FP32 seed on 2 cores
 #   (4 methods × 3 bits × 3 seeds ≈ 4.5 h); PRESET=full multiplies by about 7.
 # Output: docs/data/methods-MODEL-PRESET[-TAG].csv (one row per run) and .md (mean ± std over
-#   seeds). Resumable: started again, it skips the rows it has.
+#   seeds), -bnrecal.csv (top-1 with BatchNorm re-estimated: run_recal in sweep_lib.sh; a column
+#   of the .md). Resumable: started again, it skips the rows it has.
 #   METHODS="ddq lsq" BITS="4 3" SEEDS="1 2" MODEL=mobilenetv2 scripts/sweep_methods.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,8 +26,11 @@ for seed in $SEEDS; do
     for m in $METHODS; do
       bmin=""  # DDQ's floor follows a 1-bit budget; the other methods refuse DDQ's options
       [ "$m" = ddq ] && [ "$b" -lt 2 ] && bmin="--ddq_bmin=$b"
-      run_exp "$csv" "$m W${b}A${b}" "./exp_$MODEL" $preset --q_method="$m" --q_wbits="$b" --q_abits="$b" \
+      # shellcheck disable=SC2086
+      set -- "./exp_$MODEL" $preset --q_method="$m" --q_wbits="$b" --q_abits="$b" \
         $bmin --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET${TAG:+-$TAG}-$m-w${b}a${b}-s$seed"
+      run_exp "$csv" "$m W${b}A${b}" "$@"
+      run_recal "$csv" "$m W${b}A${b}" "$@"
     done
   done
 done
