@@ -51,7 +51,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_choice("q_method", c->method, "quantization method (multipoint: post-training)", "ddq|lsq|pact|minmax|multipoint|none");
     o[n++] = opt_bool("q_ptq", &c->ptq, "post-training: calibrate and evaluate, no fine-tuning (multipoint always)");
     o[n++] = opt_role(opt_bool("q_flips", &c->flips, "diagnostic: count the weights that change level at every fine-tuning step (out_dir/flips.csv)"), OPT_INCIDENTAL);
-    o[n++] = opt_role(opt_int("q_bn_recal", &c->bn_recal, "diagnostic: after the run, re-estimate BatchNorm statistics on N training batches and evaluate again (0: off)", 0, 100000), OPT_INCIDENTAL);
+    o[n++] = opt_role(opt_int("q_bn_recal", &c->bn_recal, "diagnostic: after the run, set BatchNorm statistics to the average of N training batches (augmented, then not) and evaluate again (0: off)", 0, 100000), OPT_INCIDENTAL);
     o[n++] = opt_float("mp_points", &c->mp_points, "multipoint: points per output channel on average (at least 1 each)", 1, 8);
     o[n++] = opt_float("q_wbits", &c->w_bits, "weight bits (DDQ: mean-bit budget)", 1, 8);
     o[n++] = opt_float("q_abits", &c->a_bits, "activation bits (DDQ: mean-bit budget)", 1, 8);
