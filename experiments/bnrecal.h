@@ -7,9 +7,9 @@
  * running average, which is mostly its last ten or twenty batches and, at low bits, moves top-1 by
  * many points from one window to the next), twice: on images augmented as training augments them
  * (random crop, flips) and on un-augmented images, the distribution the test set has (the model
- * keeps these). Per layer, the
- * trained statistics against the un-augmented ones: the mean over channels of
- * |μ_kept − μ_new| / σ_new (shift) and of |ln(σ²_kept / σ²_new)| (scale), and their largest, as CSV.
+ * keeps these). Per layer, the trained statistics against the un-augmented ones: the mean over
+ * channels of |μ_kept − μ_new| / σ_new (shift) and of |ln(σ²_kept / σ²_new)| (scale), and their
+ * largest, as CSV.
  * And where the difference grows (…_trace.csv beside it): on the first 256 test images, the share
  * of each quantized layer's input codes that change — and their relative L1 change — when the
  * trained statistics replace the re-estimated ones everywhere, and in the first BatchNorm layer

@@ -1,8 +1,6 @@
 /* precise_bn.c — BatchNorm statistics averaged over batches (see precise_bn.h). */
 #include "precise_bn.h"
 
-#include <string.h>
-
 #include "basic.h"
 #include "core/error.h"
 
