@@ -6,7 +6,8 @@
 #   all seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (7 runs × 3 seeds ≈ 2.5 h on 2 cores).
 # Output: docs/data/budget-MODEL-PRESET.csv, .md, .svg (accuracy vs weight KB) and -bits.svg
-#   (accuracy vs mean weight bits, error bars over seeds). Resumable.
+#   (accuracy vs mean weight bits, error bars over seeds), -bnrecal.csv (top-1 with BatchNorm
+#   re-estimated: run_recal in sweep_lib.sh; a column of the .md). Resumable.
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
@@ -16,13 +17,13 @@ make -s "exp_$MODEL"
 preset=$([ "$MODEL" = mobilenetv2 ] && echo "--preset=$PRESET" || true)  # exp_resnet20 has one schedule
 csv=$SWEEP_DATA/budget-$MODEL-$PRESET.csv
 for seed in $SEEDS; do
-  for w in $BUDGETS; do
-    run_exp "$csv" "ddq W$w A4" "./exp_$MODEL" $preset --q_method=ddq --q_wbits="$w" --q_abits=4 \
-      --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-ddq-w$w-s$seed"
-  done
-  for w in $LSQ_BITS; do
-    run_exp "$csv" "lsq W$w A4" "./exp_$MODEL" $preset --q_method=lsq --q_wbits="$w" --q_abits=4 \
-      --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-lsq-w$w-s$seed"
+  for run in $(for w in $BUDGETS; do echo "ddq:$w"; done) $(for w in $LSQ_BITS; do echo "lsq:$w"; done); do
+    m=${run%:*}; w=${run#*:}
+    # shellcheck disable=SC2086
+    set -- "./exp_$MODEL" $preset --q_method="$m" --q_wbits="$w" --q_abits=4 \
+      --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET-budget-$m-w$w-s$seed"
+    run_exp "$csv" "$m W$w A4" "$@"
+    run_recal "$csv" "$m W$w A4" "$@"
   done
 done
 sweep_dry && exit 0
