@@ -649,7 +649,10 @@ static bool ddq_load(Quantizer *q, QBytes *b, char *err, size_t es) {
     const float *fine = d->fine->data;  // the slab is loaded before the quantizers' state
     for (int i = 0; !bad && head[4] && i < DDQ_FINE; i++)
         if (!isfinite(fine[i]) || fabsf(fine[i]) > 1e30f) bad = "levels not finite";
-    if (!bad && head[4] && head[2] >= 0 && fine[head[2]] != 0) bad = "the pinned level is not 0";
+    // --ddq_init_centered's pinned block sits symmetrically about 0, so its fine level at the pin is
+    // half a fine step off 0 (when a block holds an even number of them) until a level update pins it
+    float off = d->cfg->init_centered ? 0.5f * f[3] * (1 + 1e-5f) : 0;
+    if (!bad && head[4] && head[2] >= 0 && !(fabsf(fine[head[2]]) <= off)) bad = "the pinned level is not 0";
     if (bad) {
         dq_free(scale);
         snprintf(err, es, "%s: bad DDQ state: %s", q->name, bad);

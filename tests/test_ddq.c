@@ -612,6 +612,17 @@ Test(ddq, centered_init_is_lsqs_quantizer, .init = setup, .fini = teardown) {
         Tensor *ya = quantizer_forward(qa, &T, x);
         check_lsq_levels(qw, w, yw, 2 * mw / sqrt((1 << (b - 1)) - 1), b);
         check_lsq_levels(qa, x, ya, 2 * mx / sqrt((1 << b) - 1), b);
+        // its state loads back (a checkpoint of such a run resumes): the pinned fine level is half a
+        // fine step off 0 here, and before the fix that was refused as a corrupt state
+        for (int k = 0; k < 2; k++) {
+            Quantizer *q = k ? qa : qw;
+            QBytes saved = {0};
+            q->ops->save(q, &saved);
+            QBytes in = qbytes_view(saved.p, saved.len);
+            char err[256] = "";
+            cr_assert(q->ops->load(q, &in, err, sizeof err), "b=%d %s: %s", b, q->name, err);
+            dq_free(saved.p);
+        }
         // without the variant the pinned block is off centre: at 2 bits the top weight level is 1.5·s
         if (b == 2) {
             cfg.init_centered = false;
