@@ -14,7 +14,8 @@
 #                                      or with BN_RECAL=0
 #   summarize CSV > table.md           mean ± std of q_acc, delta, bits, KB, epoch time per label
 #                                      (the mean alone when a label has one seed), "seed: q_acc"
-#                                      of each run (in the CSV's order: as they ran), the largest
+#                                      of each run (in the CSV's order: as they ran; "(r)" beside it:
+#                                      re-estimated, below), the largest
 #                                      |bits moved| by the final guarantee over seeds, and, when
 #                                      CSV's -bnrecal.csv exists, top-1 with BatchNorm re-estimated
 #                                      (mean ± std over the seeds it has, and how many)
@@ -118,7 +119,8 @@ summarize() {
       if (($1, $2) in rc) { v = rc[$1, $2]; rn[$1]++; rs[$1] += v; rq[$1] += v * v }
       k = $1; if (!(k in n)) order[++nk] = k
       n[k]++
-      per[k] = per[k] (n[k] > 1 ? ", " : "") sprintf("%s: %.2f", $2, 100 * $(col["q_acc"]))  # seed: top-1, as the rows ran
+      per[k] = per[k] (n[k] > 1 ? ", " : "") sprintf("%s: %.2f", $2, 100 * $(col["q_acc"]))  # seed: top-1, as the rows ran,
+      if (($1, $2) in rc) per[k] = per[k] sprintf(" (%.2f)", 100 * rc[$1, $2])                # (re-estimated)
       split("fp32_acc q_acc delta w_bits a_bits weight_kb q_epoch_s step_ratio moved_w moved_a", f, " ")
       for (j in f) { v = $(col[f[j]]); s[k, f[j]] += v; q[k, f[j]] += v * v }
       for (j = 0; j < 2; j++) {  # the largest |bits moved| over seeds: did every run settle?
@@ -138,8 +140,8 @@ summarize() {
       return sprintf(rn[k] > 1 ? "%.2f ± %.2f" : "%.2f", 100 * m, 100 * (v > 0 ? sqrt(v) : 0)) (rn[k] < n[k] ? sprintf(" (%d of %d)", rn[k], n[k]) : "")
     }
     END {
-      printf "| run | seeds | FP32 top-1 %% | quantized top-1 %% | per seed (seed: top-1 %%) |%s Δ points | mean W bits | mean A bits | weight KB | s/epoch | step vs FP32 | bits moved W / A | max \\|moved\\| W / A |\n",
-        recal ? " BatchNorm re-estimated top-1 % |" : ""
+      printf "| run | seeds | FP32 top-1 %% | quantized top-1 %% | per seed (seed: top-1 %%%s) |%s Δ points | mean W bits | mean A bits | weight KB | s/epoch | step vs FP32 | bits moved W / A | max \\|moved\\| W / A |\n",
+        recal ? " (re-estimated)" : "", recal ? " BatchNorm re-estimated top-1 % |" : ""
       print "|---|---|---|---|---|" (recal ? "---|" : "") "---|---|---|---|---|---|---|---|"
       for (i = 1; i <= nk; i++) {
         k = order[i]
