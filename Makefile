@@ -1,7 +1,8 @@
 # ddqc — one Makefile for the library, the experiments, the tests and the benchmarks.
 #
 #   make exp_<name>     experiments/exp_<name>.c  ->  ./exp_<name>
-#   make test           build and run every tests/test_<unit>.c (installs Criterion if missing)
+#   make test           build and run every tests/test_<unit>.c (installs Criterion if missing), then
+#                       scripts/test_sweep_lib.sh (the sweep helpers, against a stand-in experiment)
 #   make test SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer (CC=clang: clang's)
 #   make bench          GEMM, model training/eval throughput, quantized step cost (scripts/bench.sh)
 #   make fuzz           every parser under libFuzzer (clang), FUZZ_RUNS executions each (scripts/fuzz.sh)
@@ -122,6 +123,7 @@ deps-data:
 
 test: deps-test check-layers check-slots check-initializers $(TEST_BIN)
 	@scripts/run-tests.sh $(TEST_BIN)
+	@scripts/test_sweep_lib.sh
 
 # ------------------------------------------------------------------ benchmarks
 BENCH_SRC := $(wildcard bench/bench_*.c)

@@ -1,0 +1,46 @@
+#!/bin/sh
+# test_sweep_lib.sh — the sweep helpers of scripts/sweep_lib.sh against a stand-in experiment:
+# run_exp appends one row per label and seed and skips it the second time; run_recal appends the
+# re-estimated top-1 of finished rows only, once, and stops the sweep when the run gives none;
+# summarize shows the re-estimates per seed and as a column. Run by .ci/run.
+set -eu
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "test_sweep_lib.sh: FAIL: $*" >&2; exit 1; }
+# the stand-in: top-1 0.8 + seed/100; with --q_bn_recal, re-estimated 0.5 + seed/100 (seed 9: none)
+cat >"$tmp/exp" <<'SH'
+#!/bin/sh
+seed=1; recal=0
+for a in "$@"; do case $a in --seed=*) seed=${a#--seed=} ;; --q_bn_recal=*) recal=${a#--q_bn_recal=} ;; esac; done
+echo "$*" >>"$(dirname "$0")/calls"
+r=""
+[ "$recal" -gt 0 ] && [ "$seed" != 9 ] && r=" bn_recal_acc=0.5$seed"
+echo "RESULT method=ddq q_acc=0.8$seed w_bits=3.000 a_bits=3.000$r"
+SH
+chmod +x "$tmp/exp"
+SWEEP_DATA=$tmp
+. scripts/sweep_lib.sh
+csv=$tmp/t.csv
+mkdir -p runs/sweeps
+for pass in 1 2; do
+  for seed in 1 2; do
+    run_exp "$csv" "x" "$tmp/exp" --seed=$seed >/dev/null
+    run_recal "$csv" "x" "$tmp/exp" --seed=$seed >/dev/null
+  done
+done
+[ "$(grep -c '^x,' "$csv")" = 2 ] || fail "rows: $(cat "$csv")"
+[ "$(cat "${csv%.csv}-bnrecal.csv")" = "label,seed,q_acc,bn_recal_acc
+x,1,0.81,0.51
+x,2,0.82,0.52" ] || fail "re-estimates: $(cat "${csv%.csv}-bnrecal.csv")"
+[ "$(grep -c -- '--q_bn_recal=100 --resume=true' "$tmp/calls")" = 2 ] || fail "calls: $(cat "$tmp/calls")"
+run_recal "$csv" "y" "$tmp/exp" --seed=3 >/dev/null  # no row y: nothing to re-estimate
+[ "$(wc -l <"$tmp/calls")" = 4 ] || fail "re-estimated a row that did not run"
+run_exp "$csv" "z" "$tmp/exp" --seed=9 >/dev/null
+if (run_recal "$csv" "z" "$tmp/exp" --seed=9 >/dev/null 2>&1); then fail "a run without bn_recal_acc passed"; fi
+table=$(summarize "$csv")
+printf '%s\n' "$table" | grep -q '| x | 2 | .* | 81.50 ± 0.71 | 1: 81.00 (51.00), 2: 82.00 (52.00) | 51.50 ± 0.71 |' ||
+  fail "table: $table"
+printf '%s\n' "$table" | grep -q '| z | 1 | .* | 89.00 | 9: 89.00 | — |' || fail "table without a re-estimate: $table"
+rm -f "runs/sweeps/t.log"
+echo "test_sweep_lib.sh: ok"
