@@ -73,7 +73,7 @@ static int reestimate(Model *m, QuantContext *qc, const Dataset *train, const Tr
     Batch b;
     PreciseBn p;
     precise_bn_begin(&p, m->net);
-    for (int done = 0; done < batches && loader_next(ld, &b); done++) {
+    for (int i = 0; i < batches && loader_next(ld, &b); i++) {
         tape_reset(&t);
         model_forward(m, &t, &b.x);
         precise_bn_add(&p);

@@ -50,9 +50,14 @@ sweep_dry_row() {
   if sweep_row_done "$1" "$2" "$3"; then echo "done   $4, seed $3 ($1)"; else echo "to do  $4, seed $3 ($1)"; fi
 }
 
+# seed_of ARGS...: the value of --seed in a command line (empty without one)
+seed_of() { printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p'; }
+# result_field LINE NAME: NAME's value in a RESULT line (empty without one)
+result_field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
 run_exp() {
   csv=$1; label=$2; bin=$3; shift 3
-  seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
+  seed=$(seed_of "$@")
   if sweep_dry; then
     sweep_dry_row "$csv" "$label" "${seed:-1}" "$label"
     return 0
@@ -77,7 +82,7 @@ run_exp() {
   fi
   row="$label,${seed:-1}"
   for f in $SWEEP_FIELDS; do
-    v=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n "s/^$f=//p")
+    v=$(result_field "$out" "$f")
     row="$row,${v:-}"
   done
   echo "$row" >>"$csv"
@@ -87,7 +92,7 @@ BN_RECAL=${BN_RECAL:-100}
 run_recal() {
   csv=$1; label=$2; bin=$3; shift 3
   [ "$BN_RECAL" -gt 0 ] || return 0
-  seed=$(printf '%s\n' "$*" | sed -n 's/.*--seed=\([0-9]*\).*/\1/p')
+  seed=$(seed_of "$@")
   recsv=${csv%.csv}-bnrecal.csv
   if sweep_dry; then
     sweep_dry_row "$recsv" "$label" "${seed:-1}" "$label, BatchNorm re-estimated"
@@ -99,8 +104,8 @@ run_recal() {
   log=$(sweep_log "$csv")
   echo "== $label, BatchNorm re-estimated: $bin $* --q_bn_recal=$BN_RECAL" | tee -a "$log"
   out=$("$bin" "$@" --q_bn_recal="$BN_RECAL" --resume=true --progress=false 2>&1 | tee -a "$log" | grep '^RESULT' | tail -1)
-  q=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n 's/^q_acc=//p')
-  r=$(printf '%s\n' "$out" | tr ' ' '\n' | sed -n 's/^bn_recal_acc=//p')
+  q=$(result_field "$out" q_acc)
+  r=$(result_field "$out" bn_recal_acc)
   if [ -z "$r" ]; then
     echo "sweep: error: no bn_recal_acc from $bin $* (see $log)" >&2
     exit 1
