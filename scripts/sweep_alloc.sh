@@ -63,13 +63,16 @@ awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 first=$(echo "$SEEDS" | awk '{print $1}')
 for b in $BITS; do
   set --
+  missing=""
   for m in $METHODS; do
     f="$(dir "$m" "$b" "$first")/layers.csv"
-    [ -f "$f" ] && set -- "$@" "$m=$f"
+    if [ -f "$f" ]; then set -- "$@" "$m=$f"; else missing="$missing $m"; fi
   done
-  [ $# -gt 0 ] || continue
-  TITLE="weight bits per layer, budget W$b A4 (seed $first)" scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.svg"
-  FORMAT=md scripts/plot_layer_bits.sh "$@" >"${csv%.csv}-bits-w$b.md"
+  # a chart of every method or none: runs of another machine are not here, and a partial chart
+  # would replace a whole one
+  if [ -n "$missing" ]; then echo "note: the W$b chart is not redrawn: no runs of$missing for seed $first here" >&2; continue; fi
+  write_plot "${csv%.csv}-bits-w$b.svg" env TITLE="weight bits per layer, budget W$b A4 (seed $first)" scripts/plot_layer_bits.sh "$@"
+  write_plot "${csv%.csv}-bits-w$b.md" env FORMAT=md scripts/plot_layer_bits.sh "$@"
 done
 cat "${csv%.csv}.md" "${csv%.csv}-search.md"
 echo "charts: ${csv%.csv}-bits-w*.svg (tables: -bits-w*.md)"

@@ -28,7 +28,7 @@ for seed in $SEEDS; do
 done
 sweep_dry && exit 0
 summarize "$csv" >"${csv%.csv}.md"
-scripts/plot_budget.sh "$csv" >"${csv%.csv}.svg"
-X=bits TITLE="$MODEL: top-1 against mean weight bits (activations 4 bits)" scripts/plot_budget.sh "$csv" >"${csv%.csv}-bits.svg"
+write_plot "${csv%.csv}.svg" scripts/plot_budget.sh "$csv"
+write_plot "${csv%.csv}-bits.svg" env X=bits TITLE="$MODEL: top-1 against mean weight bits (activations 4 bits)" scripts/plot_budget.sh "$csv"
 cat "${csv%.csv}.md"
 echo "plots: ${csv%.csv}.svg (weight KB), ${csv%.csv}-bits.svg (mean weight bits)"

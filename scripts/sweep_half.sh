@@ -99,7 +99,7 @@ for model in $MODELS; do
              }
            }' "$csv" >"${csv%.csv}.md"
   # shellcheck disable=SC2086
-  [ -z "$plots" ] || TITLE="$model: fp16 gradient underflow per layer (seed $(echo "$seeds" | awk '{print $1}'))" \
-    scripts/plot_half.sh $plots >"${csv%.csv}.svg"
+  [ -z "$plots" ] || write_plot "${csv%.csv}.svg" \
+    env TITLE="$model: fp16 gradient underflow per layer (seed $(echo "$seeds" | awk '{print $1}'))" scripts/plot_half.sh $plots
   cat "${csv%.csv}.md"
 done

@@ -19,6 +19,7 @@
 #                                      |bits moved| by the final guarantee over seeds, and, when
 #                                      CSV's -bnrecal.csv exists, top-1 with BatchNorm re-estimated
 #                                      (mean ± std over the seeds it has, and how many)
+#   write_plot FILE COMMAND...         a plot written only when COMMAND succeeds (below)
 #   DRY_RUN=1 scripts/sweep_….sh       nothing runs and nothing is written: each row of the grid
 #                                      is listed as "done" or "to do" (sweep_dry: whether set)
 # The CSV header is written by run_exp when the file does not exist. A run whose RESULT line is
@@ -48,6 +49,20 @@ sweep_row_done() {
 # sweep_dry_row CSV KEY SEED WHAT: the DRY_RUN line of one row ("done" or "to do", WHAT naming it)
 sweep_dry_row() {
   if sweep_row_done "$1" "$2" "$3"; then echo "done   $4, seed $3 ($1)"; else echo "to do  $4, seed $3 ($1)"; fi
+}
+
+# write_plot FILE COMMAND...: COMMAND's output into FILE, which is replaced only when COMMAND
+# succeeds with some output. A plot drawn from runs' directories that are not on this machine (a
+# new clone has docs/data, not runs/) keeps the file it had, with a note.
+write_plot() {
+  wp_file=$1; shift
+  if "$@" >"$wp_file.tmp" 2>"$wp_file.err" && [ -s "$wp_file.tmp" ]; then
+    mv "$wp_file.tmp" "$wp_file"
+  else
+    echo "note: $wp_file kept as it was ($(head -1 "$wp_file.err"))" >&2
+    rm -f "$wp_file.tmp"
+  fi
+  rm -f "$wp_file.err"
 }
 
 # seed_of ARGS...: the value of --seed in a command line (empty without one)

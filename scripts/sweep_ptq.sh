@@ -49,6 +49,6 @@ for model in $MODELS; do
   done
   sweep_dry && continue
   summarize "$csv" >"${csv%.csv}.md"
-  TITLE="$model, A8: top-1 against stored bits per weight" scripts/plot_ptq.sh "$csv" >"${csv%.csv}.svg"
+  write_plot "${csv%.csv}.svg" env TITLE="$model, A8: top-1 against stored bits per weight" scripts/plot_ptq.sh "$csv"
   cat "${csv%.csv}.md"
 done

@@ -2,7 +2,8 @@
 # test_sweep_lib.sh — the sweep helpers of scripts/sweep_lib.sh against a stand-in experiment:
 # run_exp appends one row per label and seed and skips it the second time; run_recal appends the
 # re-estimated top-1 of finished rows only, once, and stops the sweep when the run gives none;
-# summarize shows the re-estimates per seed and as a column. Run by .ci/run.
+# summarize shows the re-estimates per seed and as a column; write_plot keeps a plot its plotter
+# could not draw. Run by .ci/run.
 set -eu
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -42,5 +43,15 @@ table=$(summarize "$csv")
 printf '%s\n' "$table" | grep -q '| x | 2 | .* | 81.50 ± 0.71 | 1: 81.00 (51.00), 2: 82.00 (52.00) | 51.50 ± 0.71 |' ||
   fail "table: $table"
 printf '%s\n' "$table" | grep -q '| z | 1 | .* | 89.00 | 9: 89.00 | — |' || fail "table without a re-estimate: $table"
+# write_plot: a failing or silent plotter leaves the old file; a working one replaces it
+echo old >"$tmp/p.svg"
+write_plot "$tmp/p.svg" sh -c 'echo partial; echo "plot: error: no runs" >&2; exit 1' 2>"$tmp/note"
+[ "$(cat "$tmp/p.svg")" = old ] || fail "a failed plot replaced the file: $(cat "$tmp/p.svg")"
+grep -q 'kept as it was (plot: error: no runs)' "$tmp/note" || fail "note: $(cat "$tmp/note")"
+write_plot "$tmp/p.svg" true 2>/dev/null
+[ "$(cat "$tmp/p.svg")" = old ] || fail "an empty plot replaced the file"
+write_plot "$tmp/p.svg" env T=new sh -c 'echo "$T"'
+[ "$(cat "$tmp/p.svg")" = new ] || fail "a good plot did not replace the file: $(cat "$tmp/p.svg")"
+[ "$(ls "$tmp" | grep -c 'p\.svg')" = 1 ] || fail "left behind: $(ls "$tmp")"
 rm -f "runs/sweeps/t.log"
 echo "test_sweep_lib.sh: ok"
