@@ -248,11 +248,12 @@ Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormA
         DQ_FATAL("batchnorm: input has %d channels, gamma/beta have %zu/%zu", C, gamma->numel, beta->numel);
     if (!(a.eps > 0) || !(a.momentum >= 0 && a.momentum <= 1))
         DQ_FATAL("batchnorm: eps %g must be > 0 and momentum %g in [0, 1]", a.eps, a.momentum);
-    if (t->training && R < 2)
+    bool batch = t->training && !a.frozen;  // normalise by this batch's statistics
+    if (batch && R < 2)
         DQ_FATAL_HINT("use a batch of at least 2, or evaluation mode",
                       "batchnorm: training needs more than one value per channel, got %zu", R);
     float *mean = arena_floats(t->arena, (size_t)C), *invstd = arena_floats(t->arena, (size_t)C);
-    if (t->training) {
+    if (batch) {
         float *var = arena_floats(t->arena, (size_t)C);
         if (t->ref_kernels) batchnorm_stats_ref(mean, var, x->data, R, C);
         else batchnorm_stats_fast(mean, var, x->data, R, C);
@@ -264,7 +265,8 @@ Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormA
                                    a.momentum * var[c] * (float)((double)R / (double)(R - 1));
         }
     } else {
-        if (!a.running_mean || !a.running_var) DQ_FATAL("batchnorm: evaluation mode needs running statistics");
+        if (!a.running_mean || !a.running_var)
+            DQ_FATAL("batchnorm: %s needs running statistics", a.frozen ? "a frozen layer" : "evaluation mode");
         batchnorm_eval_stats(mean, invstd, a.running_mean, a.running_var, a.eps, C);
     }
     Tensor *y = tensor_new(t->arena, x->ndim, x->shape);
@@ -272,7 +274,7 @@ Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormA
     TapeRecord *r = tape_push(t, &BATCHNORM_OP, y, 3, (Tensor *[]){x, gamma, beta});
     if (r) {
         BnSaved *s = arena_alloc(t->arena, sizeof *s);
-        *s = (BnSaved){.mean = mean, .invstd = invstd, .batch_stats = t->training, .act = a.act};
+        *s = (BnSaved){.mean = mean, .invstd = invstd, .batch_stats = batch, .act = a.act};
         r->saved = s;
     }
     return y;

@@ -7,7 +7,9 @@
  *              running_mean ← (1 − m)·running_mean + m·μ
  *              running_var  ← (1 − m)·running_var  + m·σ²·R/(R − 1)   (unbiased, as PyTorch)
  *   eval:      the same with μ, σ² replaced by the running averages.
- * The mode comes from tape->training. Statistics accumulate in double. Fusing the activation
+ *   frozen:    in training too, as eval: the running averages normalise and do not move, and
+ *              the gradient has no terms through μ and σ² (--q_bn_freeze).
+ * The mode comes from tape->training and args.frozen. Statistics accumulate in double. Fusing the activation
  * keeps one tensor (and its gradient) per layer instead of two: the activation's derivative is
  * read off the output y (see act_grad_mask).
  */
@@ -23,6 +25,7 @@ typedef struct BatchNormArgs {
     float momentum;       // m above; 0.1 is PyTorch's default
     float eps;            // 1e-5 is PyTorch's default
     ActKind act;          // fused activation (ACT_NONE by default)
+    bool frozen;          // training mode normalises with the running statistics, as eval does
 } BatchNormArgs;
 
 Tensor *op_batchnorm(Tape *t, Tensor *x, Tensor *gamma, Tensor *beta, BatchNormArgs args);

@@ -9,6 +9,7 @@
 #include "core/fileio.h"
 #include "core/threads.h"
 #include "data/loader.h"
+#include "nn/basic.h"
 #include "nn/onnx.h"
 #include "nn/weighted.h"
 #include "quant/control.h"
@@ -59,12 +60,30 @@ typedef struct QHooks {
     const QuantAlloc *alloc; // --q_alloc's bits (checked against a resumed checkpoint's), or NULL
     char flips_path[4096];   // --q_flips: flips.csv, or ""
     Flips *flips;
+    Layer *net;              // --q_bn_freeze: its BatchNorm layers freeze after step freeze_at
+    long long freeze_at;     // (-1: never)
+    bool frozen;
 } QHooks;
+
+static void freeze_bn(Layer *l, void *ctx) {
+    (void)ctx;
+    if (layer_info(l).kind == LAYER_BATCHNORM) batchnorm_set_frozen(l, true);
+}
+
+/* From step freeze_at on (a resumed run past it too: the checkpoint holds the frozen statistics). */
+static void maybe_freeze_bn(QHooks *h) {
+    if (h->frozen || h->freeze_at < 0 || h->run->step < h->freeze_at) return;
+    layer_visit(h->net, freeze_bn, NULL);
+    h->frozen = true;
+    printf("   BatchNorm statistics frozen from step %lld of %lld (--q_bn_freeze=%g)\n", h->run->step, h->run->total_steps,
+           h->run->qc->cfg.bn_freeze);
+}
 
 static void hook_step(void *ctx, int epoch, int batch, float lr) {
     QHooks *h = ctx;
     quant_run_step(h->run, lr);
     if (h->flips) flips_step(h->flips, h->run->step);
+    maybe_freeze_bn(h);
 }
 
 static void hook_save(void *ctx, Checkpoint *c) {
@@ -99,6 +118,7 @@ static void hook_start(void *ctx, bool resumed) {
     QHooks *h = ctx;
     char err[4300];
     if (h->flips_path[0] && !(h->flips = flips_open(h->run->qc, h->flips_path, err, sizeof err))) DQ_FATAL("%s", err);
+    maybe_freeze_bn(h);
     if (!h->trace_path[0]) return;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", h->trace_path);
@@ -335,7 +355,8 @@ static bool fine_tune(Experiment *x, TrainConfig *cfg, QuantContext *qc, Model *
     loader_free(ld);
     QuantRun run;
     quant_run_init(&run, qc, steps, cfg->lr);
-    QHooks qh = {.run = &run, .alloc = alloc};
+    float f = qc->cfg.bn_freeze;
+    QHooks qh = {.run = &run, .alloc = alloc, .net = m->net, .freeze_at = f > 0 ? steps - (long long)llround(f * (double)steps) : -1};
     if (qc->method == QUANT_DDQ) snprintf(qh.trace_path, sizeof qh.trace_path, "%s/ddq_trace.csv", cfg->out_dir);
     if (qc->cfg.flips) snprintf(qh.flips_path, sizeof qh.flips_path, "%s/flips.csv", cfg->out_dir);
     TrainHooks hooks = {.ctx = &qh, .start = hook_start, .after_step = hook_step, .save = hook_save, .load = hook_load};

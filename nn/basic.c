@@ -13,13 +13,14 @@ typedef struct BnLayer {
     Tensor *mean, *var;         // (C) running statistics (PARAM_BUFFER)
     float momentum, eps;
     ActKind act;                // fused activation
+    bool frozen;                // training normalises with the running statistics (batchnorm_set_frozen)
 } BnLayer;
 
 static Tensor *bn_forward(Layer *l, Tape *t, Tensor *x) {
     BnLayer *b = (BnLayer *)l;
     return op_batchnorm(t, x, b->gamma, b->beta,
                         (BatchNormArgs){.running_mean = b->mean->data, .running_var = b->var->data,
-                                        .momentum = b->momentum, .eps = b->eps, .act = b->act});
+                                        .momentum = b->momentum, .eps = b->eps, .act = b->act, .frozen = b->frozen});
 }
 
 static void bn_init(Layer *l, Rng *rng) {
@@ -57,11 +58,22 @@ Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int C, float momen
     return &b->base;
 }
 
-float batchnorm_set_momentum(Layer *l, float momentum) {
+static BnLayer *as_bn(Layer *l, const char *who) {
     if (l->ops != &BN_OPS[0] && l->ops != &BN_OPS[1] && l->ops != &BN_OPS[2])
-        DQ_FATAL("batchnorm_set_momentum: %s is not a BatchNorm layer", l->name);
+        DQ_FATAL("%s: %s is not a BatchNorm layer", who, l->name);
+    return (BnLayer *)l;
+}
+
+bool batchnorm_set_frozen(Layer *l, bool frozen) {
+    BnLayer *b = as_bn(l, "batchnorm_set_frozen");
+    bool old = b->frozen;
+    b->frozen = frozen;
+    return old;
+}
+
+float batchnorm_set_momentum(Layer *l, float momentum) {
+    BnLayer *b = as_bn(l, "batchnorm_set_momentum");
     if (!(momentum >= 0 && momentum <= 1)) DQ_FATAL("batchnorm_set_momentum: momentum %g must be in [0, 1]", momentum);
-    BnLayer *b = (BnLayer *)l;
     float old = b->momentum;
     b->momentum = momentum;
     return old;

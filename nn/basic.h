@@ -13,6 +13,9 @@ Layer *batchnorm_layer_new(ParamSlab *slab, const char *name, int channels, floa
                            ActKind act);
 /* Sets a BatchNorm layer's momentum (running ← (1 − m)·running + m·batch); returns the old one. */
 float batchnorm_set_momentum(Layer *bn, float momentum);
+/* Frozen: in training too the layer normalises with its running statistics, which stop moving
+ * (core/batchnorm.h); returns the old setting. */
+bool batchnorm_set_frozen(Layer *bn, bool frozen);
 Layer *relu_layer_new(void);
 Layer *relu6_layer_new(void);
 Layer *maxpool_layer_new(Pool2dArgs args);

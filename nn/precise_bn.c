@@ -11,8 +11,10 @@ static void collect(Layer *l, void *ctx) {
         p->cap = p->cap ? 2 * p->cap : 64;
         p->layers = dq_realloc(p->layers, (size_t)p->cap * sizeof *p->layers);
         p->momentum = dq_realloc(p->momentum, (size_t)p->cap * sizeof *p->momentum);
+        p->frozen = dq_realloc(p->frozen, (size_t)p->cap * sizeof *p->frozen);
     }
     p->momentum[p->n] = batchnorm_set_momentum(l, 1);
+    p->frozen[p->n] = batchnorm_set_frozen(l, false);
     p->layers[p->n++] = l;
 }
 
@@ -48,9 +50,10 @@ int precise_bn_end(PreciseBn *p) {
             info.mean->data[k] = (float)(s[k] / p->batches), info.var->data[k] = (float)(s[c + k] / p->batches);
         s += 2 * c;
         batchnorm_set_momentum(p->layers[i], p->momentum[i]);
+        batchnorm_set_frozen(p->layers[i], p->frozen[i]);
     }
     int batches = p->batches;
-    dq_free(p->layers), dq_free(p->momentum), dq_free(p->sum);
+    dq_free(p->layers), dq_free(p->momentum), dq_free(p->frozen), dq_free(p->sum);
     *p = (PreciseBn){0};
     return batches;
 }

@@ -12,8 +12,9 @@
  *     for each batch: model_forward in training mode, then precise_bn_add(&p);
  *     precise_bn_end(&p);                    // running statistics := the averages; momenta restored
  *
- * Between begin and end each BatchNorm runs with momentum 1, so its running statistics after a
- * training forward are that batch's mean and unbiased variance; add accumulates them in double.
+ * Between begin and end each BatchNorm runs with momentum 1 and unfrozen, so its running
+ * statistics after a training forward are that batch's mean and unbiased variance; add
+ * accumulates them in double.
  */
 #ifndef DQ_PRECISE_BN_H
 #define DQ_PRECISE_BN_H
@@ -23,6 +24,7 @@
 typedef struct PreciseBn {
     Layer **layers;     // (n) the BatchNorm layers, in model order
     float *momentum;    // (n) their momenta, restored by end
+    bool *frozen;       // (n) whether each was frozen (batchnorm_set_frozen), restored by end
     double *sum;        // Σ over batches of mean, then of variance, layer after layer (2·channels each)
     int n, cap, batches;
 } PreciseBn;

@@ -52,6 +52,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_bool("q_ptq", &c->ptq, "post-training: calibrate and evaluate, no fine-tuning (multipoint always)");
     o[n++] = opt_role(opt_bool("q_flips", &c->flips, "diagnostic: count the weights that change level at every fine-tuning step (out_dir/flips.csv)"), OPT_INCIDENTAL);
     o[n++] = opt_role(opt_int("q_bn_recal", &c->bn_recal, "diagnostic: after the run, set BatchNorm statistics to the average of N training batches (augmented, then not) and evaluate again (0: off)", 0, 100000), OPT_INCIDENTAL);
+    o[n++] = opt_float("q_bn_freeze", &c->bn_freeze, "the last fraction of the fine-tune with BatchNorm statistics frozen: every BatchNorm normalises with its running statistics, which stop moving, so the weights adapt to the statistics the test uses (0: off)", 0, 0.99);
     o[n++] = opt_float("mp_points", &c->mp_points, "multipoint: points per output channel on average (at least 1 each)", 1, 8);
     o[n++] = opt_float("q_wbits", &c->w_bits, "weight bits (DDQ: mean-bit budget)", 1, 8);
     o[n++] = opt_float("q_abits", &c->a_bits, "activation bits (DDQ: mean-bit budget)", 1, 8);
@@ -148,6 +149,8 @@ static const char *unused_option(const QuantConfig *c, const char *k) {
     if (m != QUANT_MULTIPOINT && !strncmp(k, "mp_", 3)) return "every --q_method but multipoint";
     if ((m == QUANT_DDQ || m == QUANT_MULTIPOINT) && !strcmp(k, "q_ptq"))
         return m == QUANT_DDQ ? "--q_method=ddq (its bits are learned in training)" : "--q_method=multipoint (always post-training)";
+    if (!strcmp(k, "q_bn_freeze") && (c->ptq || m == QUANT_MULTIPOINT)) return "post-training quantization (no fine-tune)";
+    if (!strcmp(k, "q_bn_freeze") && c->bn_freeze == 0) return "--q_bn_freeze=0";  // off: not part of the identity
     bool alloc = strcmp(c->alloc, "none") != 0;
     static const char *const own[][3] = {  // an allocator's own options
         {"hawq_", "hawq", "--q_alloc other than hawq"}, {"ompq_", "ompq", "--q_alloc other than ompq"},

@@ -36,6 +36,7 @@ typedef struct QuantConfig {
     bool ptq;                   // post-training: calibrate, evaluate, no fine-tuning
     bool flips;                 // diagnostic: weights changing level per step, in flips.csv
     int bn_recal;               // diagnostic: BatchNorm statistics re-estimated on N batches after the run
+    float bn_freeze;            // the last fraction of the fine-tune with BatchNorm statistics frozen (0: none)
     float mp_points;            // multipoint: mean points per output channel
     char alloc[OPT_STRLEN];     // mixed-precision allocation before a fixed-bit fine-tune: none | hawq | ompq | bsq | haq (alloc.h)
     int alloc_images;           // hawq, ompq: training images the allocator measures on

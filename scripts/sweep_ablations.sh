@@ -22,7 +22,10 @@
 #   before (one-sided, η 0.003), with a ramped target, faster (η 0.01, 0.03), the hinge; the default two-sided price without
 #   the settling window (pi_price), with a stiffer proportional term, or with the gate step
 #   following the learning-rate schedule — all these without the settling window — and with a
-#   window twice as long (settle_long: the last fifth of the joint phase, the default before).
+#   window twice as long (settle_long: the last fifth of the joint phase, the default before);
+#   and *_bn_freeze: full DDQ, fixed_bits and lsq_like with BatchNorm statistics frozen for the
+#   last quarter of the fine-tune (--q_bn_freeze=0.25: is a low-bit top-1 still a lottery of
+#   which batches came last when the weights adapt to the statistics the test uses?).
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
@@ -63,7 +66,10 @@ dual_ramped|--ddq_lambda=dual --ddq_eta=0.003 --ddq_ramp --ddq_settle=0
 fast_price|--ddq_lambda=dual --ddq_eta=0.01 --ddq_settle=0
 faster_price|--ddq_lambda=dual --ddq_eta=0.03 --ddq_settle=0
 stiff_price|--ddq_kp=0.5 --ddq_eta=0.001 --ddq_settle=0
-gate_anneal|--ddq_gate_anneal --ddq_settle=0"
+gate_anneal|--ddq_gate_anneal --ddq_settle=0
+bn_freeze|--q_bn_freeze=0.25
+fixed_bits_bn_freeze|--ddq_init_bits=$B --ddq_lr_gate=0 --q_bn_freeze=0.25
+lsq_like_bn_freeze|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --q_bn_freeze=0.25"
 for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants

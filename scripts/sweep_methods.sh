@@ -12,6 +12,7 @@
 #   seeds), -bnrecal.csv (top-1 with BatchNorm re-estimated: run_recal in sweep_lib.sh; a column
 #   of the .md). Resumable: started again, it skips the rows it has.
 #   METHODS="ddq lsq" BITS="4 3" SEEDS="1 2" MODEL=mobilenetv2 scripts/sweep_methods.sh
+#   TAG=bnfreeze EXTRA=--q_bn_freeze=0.25 …    options added to every run, in a grid of its own
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/sweep_lib.sh
@@ -20,6 +21,8 @@ METHODS=${METHODS:-"ddq lsq pact minmax"}; BITS=${BITS:-"4 3 2"}; SEEDS=${SEEDS:
 make -s "exp_$MODEL"
 preset=$([ "$MODEL" = mobilenetv2 ] && echo "--preset=$PRESET" || true)  # exp_resnet20 has one schedule
 TAG=${TAG:-}  # TAG=x: a separate grid (its own CSV and run directories)
+EXTRA=${EXTRA:-}
+[ -z "$EXTRA" ] || [ -n "$TAG" ] || { echo "sweep_methods.sh: error: EXTRA needs a TAG (its rows are not the plain grid's)" >&2; exit 2; }
 csv=$SWEEP_DATA/methods-$MODEL-$PRESET${TAG:+-$TAG}.csv
 for seed in $SEEDS; do
   for b in $BITS; do
@@ -28,7 +31,7 @@ for seed in $SEEDS; do
       [ "$m" = ddq ] && [ "$b" -lt 2 ] && bmin="--ddq_bmin=$b"
       # shellcheck disable=SC2086
       set -- "./exp_$MODEL" $preset --q_method="$m" --q_wbits="$b" --q_abits="$b" \
-        $bmin --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET${TAG:+-$TAG}-$m-w${b}a${b}-s$seed"
+        $bmin $EXTRA --seed="$seed" --fp32_seed="$FP32_SEED" --out_dir="runs/sweeps/$MODEL-$PRESET${TAG:+-$TAG}-$m-w${b}a${b}-s$seed"
       run_exp "$csv" "$m W${b}A${b}" "$@"
       run_recal "$csv" "$m W${b}A${b}" "$@"
     done

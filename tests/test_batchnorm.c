@@ -99,12 +99,39 @@ ParameterizedTest(BnCase *c, batchnorm, fast_matches_reference, .init = test_set
 typedef struct BnCtx {
     float *rm, *rv;
     ActKind act;
+    bool frozen;
 } BnCtx;
 
 static Tensor *bn_fn(Tape *t, Tensor **in, void *ctx) {
     BnCtx *c = ctx;
     return op_batchnorm(t, in[0], in[1], in[2], (BatchNormArgs){.running_mean = c->rm, .running_var = c->rv,
-                                                                .momentum = 0.1f, .eps = 1e-5f, .act = c->act});
+                                                                .momentum = 0.1f, .eps = 1e-5f, .act = c->act,
+                                                                .frozen = c->frozen});
+}
+
+/* Frozen (--q_bn_freeze): in training mode the layer is the evaluation-mode layer — the same
+ * output from the running statistics, which do not move. */
+Test(batchnorm, frozen_training_is_evaluation, .init = test_setup, .fini = test_teardown) {
+    int C = 3;
+    Tensor *x = rand_tensor(4, (const int[]){2, 3, 3, C}, -2, 2);
+    Tensor *g = rand_tensor(1, &C, 0.5f, 1.5f), *b = rand_tensor(1, &C, -1, 1);
+    BnCtx ctx = {.rm = arena_floats(&test_arena, C), .rv = arena_floats(&test_arena, C), .act = ACT_RELU6, .frozen = true};
+    rng_fill_uniform(&R, ctx.rm, C, -0.5f, 0.5f);
+    rng_fill_uniform(&R, ctx.rv, C, 0.5f, 2);
+    float *rm = copy_floats(ctx.rm, C), *rv = copy_floats(ctx.rv, C);
+    T.training = true;
+    Tensor *yf = bn_fn(&T, (Tensor *[]){x, g, b}, &ctx);
+    assert_close(ctx.rm, rm, C, 0, 0, "a frozen layer's running mean moved");
+    assert_close(ctx.rv, rv, C, 0, 0, "a frozen layer's running variance moved");
+    T.training = false, ctx.frozen = false;
+    Tensor *ye = bn_fn(&T, (Tensor *[]){x, g, b}, &ctx);
+    assert_close(yf->data, ye->data, x->numel, 0, 0, "frozen training output vs evaluation output");
+    T.training = true;  // and unfrozen, training normalises by the batch again and moves the averages
+    Tensor *yt = bn_fn(&T, (Tensor *[]){x, g, b}, &ctx);
+    float d = 0;
+    for (size_t i = 0; i < x->numel; i++) d = fmaxf(d, fabsf(yt->data[i] - ye->data[i]));
+    cr_assert(d > 1e-2 && ctx.rm[0] != rm[0], "unfrozen: output differs by %g", d);
+    dq_free(rm), dq_free(rv);
 }
 
 static void gradcheck_bn_act(int ndim, const int *shape, bool training, ActKind act, bool ref) {
@@ -140,6 +167,20 @@ Test(batchnorm, gradcheck_training, .init = test_setup, .fini = test_teardown) {
 
 Test(batchnorm, gradcheck_eval, .init = test_setup, .fini = test_teardown) {
     gradcheck_bn(4, (const int[]){2, 2, 3, 5}, false);
+}
+
+/* Frozen in training mode: the gradient has no terms through the batch statistics. */
+Test(batchnorm, gradcheck_frozen_training, .init = test_setup, .fini = test_teardown) {
+    int shape[4] = {2, 3, 2, 4}, C = 4;
+    Tensor *x = rand_param(4, shape, -2, 2);
+    Tensor *g = rand_param(1, &C, 0.5f, 1.5f), *b = rand_param(1, &C, -1, 1);
+    BnCtx ctx = {.rm = arena_floats(&test_arena, C), .rv = arena_floats(&test_arena, C), .frozen = true};
+    rng_fill_uniform(&R, ctx.rm, C, -0.5f, 0.5f);
+    rng_fill_uniform(&R, ctx.rv, C, 0.5f, 2);
+    GradcheckOptions o = {.training = true, .probes = 30, .eps = 1e-2, .floor = 1e-2};
+    GradcheckResult r = gradcheck(bn_fn, &ctx, (Tensor *[]){x, g, b}, 3, &o);
+    cr_assert(r.max_err < 2e-2 && r.checked > 0, "frozen batchnorm: error %.3g at input %d [%zu]: %g vs %g", r.max_err,
+              r.input, r.index, r.analytic, r.numeric);
 }
 
 Test(batchnorm, gradcheck_reference_kernels, .init = test_setup, .fini = test_teardown) {

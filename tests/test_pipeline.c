@@ -11,6 +11,7 @@
 #include "core/fileio.h"
 #include "experiments/qpipeline.h"
 #include "helpers.h"
+#include "train/checkpoint.h"
 #include "nn/mobilenetv2.h"
 
 #include <criterion/redirect.h>
@@ -223,6 +224,55 @@ Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = t
             dq_free(tr);
         }
     }
+    experiment_free(&x);
+}
+
+/* The parameter section (weights, quantizers, BatchNorm statistics) of <dir>/<sub>/checkpoint.bin. */
+static uint8_t *params_of(const char *sub, size_t *n) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s/checkpoint.bin", dir, sub);
+    Checkpoint ck;
+    ckpt_init(&ck);
+    cr_assert(ckpt_load(&ck, path), "no %s", path);
+    const CkptSection *s = ckpt_require(&ck, "PARM", 0);
+    uint8_t *b = dq_malloc(s->size);
+    memcpy(b, s->data, s->size);
+    *n = s->size;
+    ckpt_free(&ck);
+    return b;
+}
+
+/* --q_bn_freeze: a run stopped after the freeze and resumed (its checkpoint holds the frozen
+ * statistics; the resumed run must freeze them again before its first step) ends with the
+ * parameters of the uninterrupted run, bit for bit; without the freeze they differ. */
+Test(pipeline, bn_freeze_resumes_past_the_freeze, .init = setup, .fini = teardown) {
+    Experiment x = {.prog = "test"};
+    x.train = synthetic(96, 1), x.test = synthetic(48, 2);
+    QPipelineConfig p = {.fp32_epochs = 1, .fp32_lr = 0.05f};
+    snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
+    QuantConfig q = quant_config_defaults;
+    strcpy(q.method, "lsq");
+    q.calib_batches = 1, q.bn_freeze = 0.5f;  // 12 steps (6 batches × 2 epochs): frozen after step 6
+    QPipelineResult r;
+    const char *subs[3] = {"straight", "resumed", "unfrozen"};
+    size_t n[3];
+    uint8_t *params[3];
+    for (int k = 0; k < 3; k++) {
+        TrainConfig c = config(subs[k]);
+        q.bn_freeze = k == 2 ? 0 : 0.5f;
+        if (k == 1) {
+            c.stop_after_steps = 9;
+            qpipeline_run(&x, &c, &p, &q, build, NULL, &r);
+            cr_assert(!r.finished);
+            c.stop_after_steps = 0, c.resume = true;
+        }
+        qpipeline_run(&x, &c, &p, &q, build, NULL, &r);
+        cr_assert(r.finished);
+        params[k] = params_of(subs[k], &n[k]);
+    }
+    cr_assert(n[0] == n[1] && !memcmp(params[0], params[1], n[0]), "resumed past the freeze: other parameters");
+    cr_assert(n[0] == n[2] && memcmp(params[0], params[2], n[0]), "the freeze changed nothing");
+    for (int k = 0; k < 3; k++) dq_free(params[k]);
     experiment_free(&x);
 }
 

@@ -91,3 +91,47 @@ Test(precise_bn, only_batchnorm_has_a_momentum, .init = test_setup_quiet, .fini 
     cr_assert(strstr(expect_fatal(not_a_batchnorm, pool), "not a BatchNorm layer"));
     layer_free(pool);
 }
+
+typedef struct Named {
+    const char *name;
+    Layer *found;
+} Named;
+
+static void find_named(Layer *l, void *ctx) {
+    Named *n = ctx;
+    if (!strcmp(l->name, n->name)) n->found = l;
+}
+
+static Layer *layer_named(Model *m, const char *name) {
+    Named n = {.name = name};
+    layer_visit(m->net, find_named, &n);
+    cr_assert_not_null(n.found, "no layer %s", name);
+    return n.found;
+}
+
+/* A frozen layer (--q_bn_freeze) would not take the batches' statistics: begin unfreezes it, end
+ * freezes it again with the averages in place. */
+Test(precise_bn, frozen_layers_are_re_estimated_and_stay_frozen, .init = test_setup, .fini = test_teardown) {
+    Model *m = two_bn_model();
+    Layer *a = layer_named(m, "a");
+    batchnorm_set_frozen(a, true);
+    const float *am = stat(m, "a.running_mean");
+    PreciseBn p;
+    precise_bn_begin(&p, m->net);
+    tape_reset(&T);
+    Tensor *x = rand_tensor(4, (const int[]){N, HW, HW, C}, 3, 4);
+    double s = 0;
+    for (int r = 0; r < N * HW * HW; r++) s += x->data[r * C];
+    s /= N * HW * HW;
+    model_forward(m, &T, x);
+    precise_bn_add(&p);
+    cr_assert_eq(precise_bn_end(&p), 1);
+    cr_assert_float_eq(am[0], s, 1e-5, "the frozen layer's mean %g, the batch's %g", am[0], s);
+    cr_assert(batchnorm_set_frozen(a, true), "end must leave the layer frozen, as it found it");
+    cr_assert(!batchnorm_set_frozen(layer_named(m, "b"), false), "and the other one unfrozen");
+    tape_reset(&T);  // frozen again: a training forward leaves its statistics alone
+    float before = am[0];
+    model_forward(m, &T, rand_tensor(4, (const int[]){N, HW, HW, C}, 7, 8));
+    cr_assert_eq(am[0], before);
+    model_free(m);
+}
