@@ -3,7 +3,7 @@
 # run_exp appends one row per label and seed and skips it the second time; run_recal appends the
 # re-estimated top-1 of finished rows only, once, and stops the sweep when the run gives none;
 # summarize shows the re-estimates per seed and as a column; write_plot keeps a plot its plotter
-# could not draw. Run by .ci/run.
+# could not draw; paired.sh differences two rows seed by seed. Run by .ci/run.
 set -eu
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -53,5 +53,13 @@ write_plot "$tmp/p.svg" true 2>/dev/null
 write_plot "$tmp/p.svg" env T=new sh -c 'echo "$T"'
 [ "$(cat "$tmp/p.svg")" = new ] || fail "a good plot did not replace the file: $(cat "$tmp/p.svg")"
 [ "$(ls "$tmp" | grep -c 'p\.svg')" = 1 ] || fail "left behind: $(ls "$tmp")"
+# paired.sh: seed by seed over the seeds both rows have; fragile when either row's figures differ by > 1
+printf 'label,seed,method,q_acc\na,1,ddq,0.90\na,2,ddq,0.80\na,3,ddq,0.70\nb,1,lsq,0.85\nb,2,lsq,0.81\n' >"$tmp/p.csv"
+printf 'label,seed,q_acc,bn_recal_acc\na,1,0.90,0.905\na,2,0.80,0.70\nb,1,0.85,0.85\n' >"$tmp/p-bnrecal.csv"
+out=$(scripts/paired.sh "$tmp/p.csv:a" ":b")
+[ "$out" = "seed=1 a=90.00 b=85.00 diff=+5.00 a_re=90.50 b_re=85.00 diff_re=+5.50 fragile=no
+seed=2 a=80.00 b=81.00 diff=-1.00 a_re=70.00 b_re=- diff_re=- fragile=yes
+mean seeds=2 diff=+2.00±4.24 diff_re=+5.50 solid_seeds=1 solid_diff=+5.00 solid_diff_re=+5.50" ] || fail "paired: $out"
+if scripts/paired.sh "$tmp/p.csv:a" ":c" 2>/dev/null; then fail "paired.sh passed with no common seed"; fi
 rm -f "runs/sweeps/t.log"
 echo "test_sweep_lib.sh: ok"
