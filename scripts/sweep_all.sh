@@ -38,4 +38,8 @@ step env STAGES=q2s2 scripts/sweep_ddq_worth.sh                                 
 step env BITS="3 4" SEEDS=3 scripts/sweep_alloc.sh                                        # 14: seed 3
 step env STAGES=q2s3 scripts/sweep_ddq_worth.sh                                           # 13: seed 3
 step env BITS="3 4" SEEDS=1 scripts/sweep_alloc.sh                                        # 14: seed 1 (in results.md; its data file)
+# 13, question 6 on MobileNetV2 before question 3: a machine keeps runs/ for one session at most, and
+# these rows need only the 4-epoch FP32 model (7 min), where question 3 needs the 30-epoch one (50 min)
+# and then about two hours: it takes a session of its own
+step env BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_budget.sh
 step scripts/sweep_ddq_worth.sh                                                           # 13: the rest of the grid
