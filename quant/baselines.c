@@ -185,7 +185,7 @@ static inline QVal quantize_one(const Base *b, const float *range, float x, int 
         float QN = qn(b), QP = qp(b);
         if (v < -QN) r.y = -QN * s + beta, r.inside = false, r.d0 = -QN, r.d1 = 1;
         else if (v > QP) r.y = QP * s + beta, r.inside = false, r.d0 = QP, r.d1 = 1;
-        else r.y = rintf(v) * s + beta, r.d0 = rintf(v) - v, r.d1 = 0;
+        else r.y = rintf(v) * s + beta, r.d0 = b->cfg->lsq_bin_grad ? rintf(v) : rintf(v) - v, r.d1 = 0;
         r.dx = r.inside;
         break;
     }
@@ -252,6 +252,7 @@ static size_t backward_flat(const Base *b, const float *x, const float *dy, floa
     Flat f = flat_constants(b);
     const __m512 s = _mm512_set1_ps(f.s), beta = _mm512_set1_ps(f.beta), lo = _mm512_set1_ps(f.lo),
                  hi = _mm512_set1_ps(f.hi), z = _mm512_setzero_ps();
+    const bool bin_grad = b->cfg->lsq_bin_grad;  // ds without −v/s (quantize_one)
     enum { BLOCK = 1024 };
     while (e + 16 <= e1) {
         size_t b1 = e + BLOCK < e1 ? e + BLOCK : e1;
@@ -263,7 +264,7 @@ static size_t backward_flat(const Base *b, const float *x, const float *dy, floa
                 __m512 v = _mm512_div_ps(_mm512_sub_ps(xv, beta), s);
                 __mmask16 below = _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), above = _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ);
                 inside = (__mmask16)~(below | above);
-                __m512 d0 = _mm512_mask_blend_ps(above, _mm512_mask_blend_ps(below, _mm512_sub_ps(rint16(v), v), lo), hi);
+                __m512 d0 = _mm512_mask_blend_ps(above, _mm512_mask_blend_ps(below, bin_grad ? rint16(v) : _mm512_sub_ps(rint16(v), v), lo), hi);
                 a0 = _mm512_add_ps(a0, _mm512_mul_ps(g, d0));
                 a1 = _mm512_add_ps(a1, _mm512_maskz_mov_ps((__mmask16)~inside, g));
             } else if (b->kind == BASE_PACT) {

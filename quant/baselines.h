@@ -14,7 +14,8 @@
  *   lsq     v̂ = round(clip(v/s, −Q_N, Q_P))·s (Esser et al. 2020); dv = dy inside, ds = dy·
  *           (round(v/s) − v/s) inside, −Q_N below, Q_P above, scaled by 1/sqrt(N·Q_P); s starts
  *           at 2·mean|v|/sqrt(Q_P). Signed activations get the LSQ+ offset β: v̂ = q(v − β) + β,
- *           dβ = dy where clipped.
+ *           dβ = dy where clipped. Variant lsq_bin_grad: ds = dy·round(v/s) inside, without
+ *           Esser et al.'s −v/s: the bins held fixed, as DDQ's level gradient (docs/ddq.md §3).
  * channels > 1 (weights): one range / step per output channel (the last weight dim).
  */
 #ifndef DQ_BASELINES_H
@@ -26,6 +27,7 @@ typedef enum { BASE_MINMAX, BASE_DOREFA, BASE_PACT, BASE_LSQ } BaselineKind;
 
 typedef struct BaselineConfig {
     float percentile;   // calibration percentile for activation ranges (QuantConfig.percentile)
+    bool lsq_bin_grad;  // variant: LSQ's ds = dy·round(v/s) inside, the bins held fixed (DDQ's level gradient)
 } BaselineConfig;
 
 /* channels: the weight's output channels (last dim) for per-channel weights, 1 per tensor

@@ -14,6 +14,7 @@ const QuantConfig quant_config_defaults = {
     .ddq = {.b_min = 2, .init_bits = 8, .gap = 0.5f, .ema = 0.98f, .lr_gate = 20.0f,
             .lr_levels_w = 0.01f, .lr_levels_a = 0.25f, .momentum = 0.9f, .pin_zero = true, .merge_centered = true},
     .percentile = 99.9f,
+    .lsq_step_grad = "esser",
     .budget = "elements",
     .lambda = "pi",
     .eta = 0.0005f,
@@ -60,6 +61,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_bool("q_per_channel", &c->per_channel, "per-output-channel weight quantizers");
     o[n++] = opt_int("q_calib_batches", &c->calib_batches, "activation calibration batches", 1, 1000);
     o[n++] = opt_float("q_percentile", &c->percentile, "calibration range percentile", 50, 100);
+    o[n++] = opt_choice("lsq_step_grad", c->lsq_step_grad, "variant: LSQ's step gradient inside the range: esser (round(v/s) − v/s, Esser et al.) or bins (round(v/s): the bins held fixed, as DDQ's level gradient)", "esser|bins");
     o[n++] = opt_choice("q_alloc", c->alloc, "mixed-precision bits per layer before fine-tuning (--q_wbits: the mean)", "none|hawq|ompq|bsq|haq");
     o[n++] = opt_int("alloc_images", &c->alloc_images, "hawq, ompq: training images the allocator measures on", 1, 1 << 20);
     o[n++] = opt_int("alloc_train_images", &c->alloc_train_images, "bsq, haq: training images the allocator trains on (haq holds out a quarter)", 2, 1 << 20);
@@ -160,6 +162,8 @@ static const char *unused_option(const QuantConfig *c, const char *k) {
     if (!strcmp(k, "alloc_train_images") && !trains) return alloc ? "--q_alloc=hawq or ompq (see --alloc_images)" : "--q_alloc=none";
     for (size_t j = 0; j < sizeof own / sizeof *own; j++)
         if (!strncmp(k, own[j][0], strlen(own[j][0])) && strcmp(c->alloc, own[j][1])) return alloc ? own[j][2] : "--q_alloc=none";
+    if (!strcmp(k, "lsq_step_grad") && m != QUANT_LSQ) return "every --q_method but lsq";
+    if (!strcmp(k, "lsq_step_grad") && !strcmp(c->lsq_step_grad, "esser")) return "--lsq_step_grad=esser";  // the default: not part of the identity
     if (m == QUANT_LSQ && !strcmp(k, "q_percentile")) return "--q_method=lsq (its step starts at 2·mean|x|/sqrt(Q_P))";
     if (m == QUANT_DDQ && !strcmp(k, "ddq_hinge") && quant_lambda_of(c) != LAMBDA_HINGE) return "--ddq_lambda other than hinge";
     if (m == QUANT_DDQ && !strcmp(k, "ddq_eta") && quant_lambda_of(c) == LAMBDA_HINGE) return "--ddq_lambda=hinge";
@@ -185,6 +189,7 @@ bool quant_config_validate(const QuantConfig *c, const QuantConfig *defaults, ch
     bool alloc = strcmp(c->alloc, "none") != 0;
     if (alloc && quant_method_of(c) != QUANT_LSQ)
         return dq_fail(err, es, "--q_alloc=%s allocates bits for an LSQ fine-tune: add --q_method=lsq", c->alloc);
+    if (!in_list("esser|bins", c->lsq_step_grad)) return dq_fail(err, es, "--lsq_step_grad=%s: unknown", c->lsq_step_grad);
     if (!in_list("elements|bitops", c->budget) || !in_list("dual|pi|hinge", c->lambda))
         return dq_fail(err, es, "--ddq_budget=%s / --ddq_lambda=%s: unknown", c->budget, c->lambda);
     QuantConfig mine = *c, dflt = defaults ? *defaults : quant_config_defaults;

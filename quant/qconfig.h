@@ -19,7 +19,8 @@ typedef struct QuantConfig {
     bool per_channel;           // per-output-channel weight quantizers (every method)
     float percentile;           // activation calibration range: [100 − p, p] percentiles (every method)
     DdqConfig ddq;              // DDQ's own options (ddq.h); its percentile comes from the field above
-    BaselineConfig base;        // the baselines' options (baselines.h); percentile likewise
+    BaselineConfig base;        // the baselines' options (baselines.h); percentile likewise, lsq_bin_grad from lsq_step_grad
+    char lsq_step_grad[OPT_STRLEN];  // esser (LSQ's step gradient) | bins (without −v/s: DDQ's level gradient)
     char budget[OPT_STRLEN];    // elements (Σ N·b per kind) | bitops (Σ MACs·b_w·b_a)
     char lambda[OPT_STRLEN];    // dual (dual ascent) | pi (two-sided, proportional + integral) | hinge
     float eta;                  // dual ascent step (pi: the integral's step)

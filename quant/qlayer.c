@@ -96,6 +96,7 @@ QuantContext *quant_context_new(const QuantConfig *cfg) {
     QuantContext *qc = dq_calloc(1, sizeof *qc);
     qc->cfg = *cfg;
     qc->cfg.ddq.percentile = qc->cfg.base.percentile = cfg->percentile;  // one option, every method
+    qc->cfg.base.lsq_bin_grad = !strcmp(cfg->lsq_step_grad, "bins");
     qc->ddq_act = qc->cfg.ddq;
     if (cfg->fixed_abits) qc->ddq_act.init_bits = (int)cfg->a_bits, qc->ddq_act.lr_gate = 0;
     qc->method = quant_method_of(cfg);

@@ -123,9 +123,38 @@ static BasePass base_pass(Quantizer *q, Tensor *x, const float *r, bool referenc
 /* The vectorised per-tensor kernels (min/max activations, PACT, LSQ, LSQ+) against quantize_one
  * on 1037 elements over 2 threads, ±inf and values past both ends included (a NaN only in the
  * forward: its parameter gradients are NaN either way). */
+/* --lsq_step_grad=bins: the step's gradient with the bins held fixed (round(v/s) inside, no −v/s),
+ * as DDQ's level gradient; the forward and the input's gradient are LSQ's. */
+Test(baselines, lsq_bin_grad_holds_the_bins, .init = setup, .fini = teardown) {
+    Tensor *x = rand_param(1, (const int[]){50}, -1, 1);
+    bcfg.lsq_bin_grad = true;
+    Quantizer *q = baseline(BASE_LSQ, QROLE_WEIGHT, true, 2, NULL, 50);
+    Tensor *y = quantizer_forward(q, &T, x);
+    Tensor *s = baseline_param(q, 0);
+    float step = s->data[0], QN = 2, QP = 1;
+    float dy[50];
+    for (int i = 0; i < 50; i++) dy[i] = 0.1f * (float)(i % 7) - 0.3f;
+    tape_backward_from(&T, y, dy);
+    double ds = 0, esser = 0;
+    int interior_off_level = 0;
+    for (int i = 0; i < 50; i++) {
+        float v = x->data[i] / step;
+        cr_assert_float_eq(y->data[i], fminf(fmaxf(rintf(v), -QN), QP) * step, 1e-6, "forward at %d", i);
+        bool inside = v >= -QN && v <= QP;
+        cr_assert_float_eq(x->grad[i], inside ? dy[i] : 0, 1e-7, "STE at %d", i);
+        ds += dy[i] * (v < -QN ? -QN : v > QP ? QP : rintf(v));
+        esser += dy[i] * (v < -QN ? -QN : v > QP ? QP : rintf(v) - v);
+        interior_off_level += inside && fabsf(rintf(v) - v) > 0.05f;
+    }
+    cr_assert(interior_off_level > 5 && fabs(ds - esser) > 1e-3, "the case tells the two gradients apart");
+    cr_assert_float_eq(s->grad[0], (float)(ds / sqrt(50.0 * QP)), 1e-5, "step gradient without -v/s");
+    bcfg.lsq_bin_grad = false;
+}
+
 Test(baselines, fast_kernels_match_the_reference, .init = setup, .fini = teardown) {
-    struct { BaselineKind kind; bool is_signed; int bits; } cases[] = {
-        {BASE_LSQ, true, 3}, {BASE_LSQ, false, 4}, {BASE_PACT, false, 2}, {BASE_MINMAX, true, 4}, {BASE_MINMAX, false, 3}};
+    struct { BaselineKind kind; bool is_signed; int bits; bool bins; } cases[] = {
+        {BASE_LSQ, true, 3, false}, {BASE_LSQ, false, 4, false}, {BASE_LSQ, true, 2, true}, {BASE_PACT, false, 2, false},
+        {BASE_MINMAX, true, 4, false}, {BASE_MINMAX, false, 3, false}};
     int n = 1037;
     Arena keep;
     arena_init(&keep, 1 << 16, 0);
@@ -134,6 +163,7 @@ Test(baselines, fast_kernels_match_the_reference, .init = setup, .fini = teardow
     threads_init(2);
     T.training = false;  // min/max ranges stay where calibration put them: both passes see the same
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        bcfg.lsq_bin_grad = cases[c].bins;
         Tensor *calib = rand_tensor(1, (const int[]){200}, cases[c].is_signed ? -2 : 0, 2);
         Quantizer *q = baseline(cases[c].kind, QROLE_ACTIVATION, cases[c].is_signed, cases[c].bits, calib, n);
         if (baseline_param(q, 1)) baseline_param(q, 1)->data[0] = 0.13f;  // a non-zero LSQ+ offset
@@ -159,6 +189,7 @@ Test(baselines, fast_kernels_match_the_reference, .init = setup, .fini = teardow
         quantizer_free(q), made[0] = made[1] = NULL;
         slab_free(&slab), slab_init(&slab);
     }
+    bcfg.lsq_bin_grad = false;
     threads_init(1);
     arena_free(&keep);
 }
@@ -299,6 +330,11 @@ static void q_unused_lsq_percentile(void *ctx) {
     c.percentile = 99;
     quant_config_check(&c, &quant_config_defaults, "exp");
 }
+static void q_unused_lsq_step_grad(void *ctx) {
+    QuantConfig c = quant_config_defaults;  // DDQ
+    strcpy(c.lsq_step_grad, "bins");
+    quant_config_check(&c, &quant_config_defaults, "exp");
+}
 static void q_unused_hinge(void *ctx) {
     QuantConfig c = quant_config_defaults;
     c.hinge = 1;
@@ -312,6 +348,13 @@ Test(qoptions, options_a_method_ignores_are_refused, .init = setup, .fini = tear
     cr_assert(strstr(m, "--q_per_channel=true has no effect with --q_method=none") != NULL, "got: %s", m);
     m = expect_fatal(q_unused_lsq_percentile, NULL);
     cr_assert(strstr(m, "--q_percentile=99 has no effect with --q_method=lsq") != NULL, "got: %s", m);
+    m = expect_fatal(q_unused_lsq_step_grad, NULL);
+    cr_assert(strstr(m, "--lsq_step_grad=bins has no effect with every --q_method but lsq") != NULL, "got: %s", m);
+    QuantConfig l = quant_config_defaults;  // the default gradient is not part of an LSQ run's identity
+    strcpy(l.method, "lsq");
+    cr_assert(!quant_config_has_effect(&l, "lsq_step_grad"), "--lsq_step_grad=esser: left out of the identity");
+    strcpy(l.lsq_step_grad, "bins");
+    cr_assert(quant_config_has_effect(&l, "lsq_step_grad"), "--lsq_step_grad=bins: part of the identity");
     m = expect_fatal(q_unused_hinge, NULL);
     cr_assert(strstr(m, "--ddq_hinge=1 has no effect with --ddq_lambda other than hinge") != NULL, "got: %s", m);
     QuantConfig c = quant_config_defaults;
