@@ -298,11 +298,12 @@ static void forward_task(void *ctx, int begin, int end, int tid) {
     ddq_forward_kernel(&d->tab, j->ref, x, y, bins, e0, e1);
 }
 
-/* Per-thread accumulators: h (the level gradients' histogram), Σx and count (α), nc each; the
+/* Per-thread accumulators: h (the level gradients' histogram), Σx and count (α), Σ dy·x inside the
+ * range (--ddq_esser_grad), nc each; the
  * K product-rule signals; the two frontier signals c_down and c_up. The generic loop keeps them
  * in COPIES interleaved copies (element e adds to copy e % COPIES), so runs of elements in the
  * same bin do not wait on each other's read-modify-write. */
-enum { ACC_H, ACC_SX, ACC_N, ACC_TABLES };
+enum { ACC_H, ACC_SX, ACC_N, ACC_DYX, ACC_TABLES };
 #define ACC_GATES (ACC_TABLES * DDQ_FINE)
 #define ACC_DOWN (ACC_GATES + DDQ_K)
 #define ACC_UP (ACC_DOWN + 1)
@@ -330,7 +331,7 @@ static void backward_generic(const DdqJob *j, size_t e0, size_t e1, double *all)
     const Ddq *d = j->d;
     float lo = d->tab.coarse[0], hi = d->tab.coarse[d->tab.nc - 1];
     const Toggled *tg = j->toggled;
-    bool alpha = d->cfg->alpha != 0;
+    bool alpha = d->cfg->alpha != 0, esser = d->cfg->esser_grad;
     if (d->scale) {  // per-channel weights: the same estimators on x / s_c, level gradients times s_c
         for (size_t e = e0; e < e1; e++) {
             double *acc = all + (e % COPIES) * ACC_DOUBLES;
@@ -341,6 +342,7 @@ static void backward_generic(const DdqJob *j, size_t e0, size_t e1, double *all)
             acc[ACC_H * DDQ_FINE + b] += g * s;
             if (j->signals) element_signals(d, x, g * s, b, acc);
             if (alpha) acc[ACC_SX * DDQ_FINE + b] += x, acc[ACC_N * DDQ_FINE + b] += 1;
+            if (esser && x >= lo && x <= hi) acc[ACC_DYX * DDQ_FINE + b] += (double)(g * s) * x;
         }
         return;  // (the product-rule variant is per tensor only)
     }
@@ -364,6 +366,7 @@ static void backward_generic(const DdqJob *j, size_t e0, size_t e1, double *all)
             acc[ACC_H * DDQ_FINE + b] += g;
             if (j->signals) element_signals(d, x, g, b, acc);
             if (alpha) acc[ACC_SX * DDQ_FINE + b] += x, acc[ACC_N * DDQ_FINE + b] += 1;
+            if (esser && x >= lo && x <= hi) acc[ACC_DYX * DDQ_FINE + b] += (double)g * x;
             if (tg) {  // the full 8-bit index: nearest fine level
                 const float *q = d->fine->data;
                 int l = 0, r = DDQ_FINE - 1;
@@ -387,7 +390,7 @@ static void backward_task(void *ctx, int begin, int end, int tid) {
     DdqBackward a = {.x = j->x, .dy = j->dy, .bins = j->bins, .dx = j->dx, .dx_overwrite = j->dx_overwrite,
                      .h = j->levels ? all + ACC_H * DDQ_FINE : NULL, .sig = j->signals ? all + ACC_DOWN : NULL};
     if (d->cfg->merge_centered) a.near_down = &d->near_down, a.near_up = &d->near_up;
-    bool plain = !d->scale && d->cfg->alpha == 0 && !j->toggled;  // the default case: the kernels'
+    bool plain = !d->scale && d->cfg->alpha == 0 && !d->cfg->esser_grad && !j->toggled;  // the default case: the kernels'
     if (!plain || !ddq_backward_kernel(&d->tab, j->ref, &a, e0, e1)) backward_generic(j, e0, e1, all);
     for (int c = 1; c < COPIES; c++)  // fold the copies into the first, in order
         for (int k = 0; k < ACC_DOUBLES; k++) all[k] += all[c * ACC_DOUBLES + k];
@@ -430,7 +433,8 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
         const double *a = accumulators(c);
         for (int k = 0; k < ACC_DOUBLES; k++) tot[k] += a[k];
     }
-    const double *h = tot + ACC_H * DDQ_FINE, *sx = tot + ACC_SX * DDQ_FINE, *cnt = tot + ACC_N * DDQ_FINE;
+    const double *h = tot + ACC_H * DDQ_FINE, *sx = tot + ACC_SX * DDQ_FINE, *cnt = tot + ACC_N * DDQ_FINE,
+                 *dyx = tot + ACC_DYX * DDQ_FINE;
     // Gate signals: first-order changes of L from merging one more / un-merging the last bit.
     if (signals) d->sig_down += tot[ACC_DOWN], d->sig_up += tot[ACC_UP];
     for (int k = 0; k < DDQ_K; k++) d->sig_gate[k] += tot[ACC_GATES + k];
@@ -442,7 +446,11 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
     double n = (double)x->numel;
     for (int j = 0; j < d->tab.nc; j++) {
         if (j == pinned) continue;
-        double g = h[j] * scale;
+        double v = d->tab.coarse[j], g = h[j];
+        // LSQ's in-bin term: inside the range, x_q − x moves with the level as a fixed fraction of
+        // it, ∂x_q/∂v_j = (v_j − x)/v_j — on a uniform grid, LSQ's round(x/s) − x/s along v_j = k·s
+        if (d->cfg->esser_grad && v != 0) g -= dyx[j] / v;
+        g *= scale;
         if (d->cfg->alpha != 0) g += d->cfg->alpha * 2.0 / n * (cnt[j] * d->tab.coarse[j] - sx[j]);
         for (int i = j * B; i < (j + 1) * B; i++) fine->grad[i] += (float)g;
     }

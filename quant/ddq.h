@@ -44,6 +44,8 @@ typedef struct DdqConfig {
     bool product_rule;      // variant: signals for all K gates; bits = leading merged gates
     bool adam;              // variant: Adam on the levels
     float alpha;            // variant: gradient correction α·∂mean((x_q − x)²)/∂v (0: off)
+    bool esser_grad;        // variant: LSQ's in-bin term in the level gradient — an element inside the
+                            // range adds dy·(v_j − x)/v_j to its level, not dy (docs/ddq.md §3)
     bool snap_grid;         // at the freeze, put the levels on the integer engine's grid (ddq_snap)
     bool init_lsq;          // variant: unpinned ranges from LSQ's initial step at init_bits (a coarse
                             // step of 2·mean|x|/sqrt(Q_P)), not min/max (weights) and percentiles

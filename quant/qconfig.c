@@ -96,6 +96,7 @@ int quant_config_options(QuantConfig *c, Option *o) {
     o[n++] = opt_bool("ddq_product_rule", &c->ddq.product_rule, "variant: product-rule gates (all K)");
     o[n++] = opt_bool("ddq_adam", &c->ddq.adam, "variant: Adam on the levels");
     o[n++] = opt_float("ddq_alpha", &c->ddq.alpha, "variant: gradient correction alpha (0: off)", 0, 1e6);
+    o[n++] = opt_bool("ddq_esser_grad", &c->ddq.esser_grad, "variant: LSQ's in-bin term in the level gradients: an element inside the range gives its level dy·(v − x)/v, not dy (LSQ's round(x/s) − x/s, level by level)");
     o[n++] = opt_bool("ddq_snap_grid", &c->ddq.snap_grid, "at the freeze, put the levels on the integer grid (model.dqm exact)");
     o[n++] = opt_choice("ddq_budget", c->budget, "what the budget counts", "elements|bitops");
     o[n++] = opt_choice("ddq_lambda", c->lambda, "how the bit price is set", "dual|pi|hinge");

@@ -266,6 +266,57 @@ Test(ddq, level_gradients_match_rigid_block_shifts_centred_merge, .init = setup,
     check_level_gradients();
 }
 
+/* --ddq_esser_grad: an element inside the range gives its level dy·(v_j − x)/v_j (LSQ's in-bin
+ * term level by level), one outside gives dy; on the centred uniform grid v_j = k·s, moving every
+ * level along that grid (∂v_j/∂s = k) then sums to LSQ's step gradient without the zero bin's share. */
+static void check_esser_gradients(int channels) {
+    cfg.esser_grad = true, cfg.merge_centered = true;
+    int n = 400;
+    Quantizer *q = made = ddq_new(&slab, "q", QROLE_WEIGHT, true, false, n, channels, &cfg);
+    slab_finalize(&slab);
+    q->bypass = false;
+    Arena keep;
+    arena_init(&keep, 1 << 16, 0);
+    Tensor *x = tensor_new(&keep, 1, &n);
+    float *r = arena_floats(&keep, (size_t)n);
+    rng_fill_uniform(&R, r, (size_t)n, -1, 1);
+    rng_fill_uniform(&R, x->data, (size_t)n, -1.3f, 1.3f);
+    quantizer_forward(q, &T, x);  // initialises from the weights (per channel: s_c = max|x_c|) ...
+    float fine[DDQ_FINE], scales[4] = {0};
+    for (int i = 0; i < DDQ_FINE; i++) fine[i] = 0.01f * (float)(i - 128);
+    ddq_set_fine(q, fine, 128);  // ... then a known grid
+    ddq_set_merged(q, 6);        // 2 bits: levels −2s, −s, 0, s with s = 0.64
+    for (int e = 0; e < n && channels > 1; e++) scales[e % channels] = fmaxf(scales[e % channels], fabsf(x->data[e]));
+    tape_reset(&T);
+    Tensor *y = quantizer_forward(q, &T, x);
+    tape_backward_from(&T, y, r);
+    DdqState st = ddq_state(q);
+    double want[4] = {0}, lsq = 0, s = 0.64;
+    for (int e = 0; e < n; e++) {
+        double c = channels > 1 ? scales[e % channels] : 1, u = x->data[e] / c;  // x in the levels' units
+        int j = 0;
+        for (int k = 0; k < st.n_coarse; k++)
+            if (fabs(y->data[e] - st.coarse[k] * c) < 1e-6) j = k;
+        bool inside = u >= st.coarse[0] && u <= st.coarse[st.n_coarse - 1];
+        double v = st.coarse[j];
+        if (j != 2) want[j] += r[e] * c * (inside ? (v - u) / v : 1);
+        if (j != 2) lsq += r[e] * c * (inside ? round(u / s) - u / s : v / s);
+    }
+    Tensor *g = slab_find(&slab, "q.levels")->tensor;
+    double scale = 1.0 / sqrt((double)n * 3), along = 0;
+    for (int j = 0; j < 4; j++) {
+        cr_assert_float_eq(st.coarse[j], (j - 2) * s, 1e-6, "the centred 2-bit grid");
+        cr_assert(fabs(g->grad[j * 64] - want[j] * scale) <= 1e-5 * fmax(1, fabs(want[j] * scale)), "%d channels, level %d: %g, want %g",
+                  channels, j, g->grad[j * 64], want[j] * scale);
+        along += (j - 2) * g->grad[j * 64] / scale;
+    }
+    cr_assert(fabs(along - lsq) <= 1e-4 * fmax(1, fabs(lsq)), "along the grid %g, LSQ's step gradient %g", along, lsq);
+    arena_free(&keep);
+}
+
+Test(ddq, esser_level_gradients_are_lsqs_level_by_level, .init = setup, .fini = teardown) { check_esser_gradients(1); }
+Test(ddq, esser_level_gradients_per_channel, .init = setup, .fini = teardown) { check_esser_gradients(4); }
+
 Test(ddq, straight_through_mask_ends_at_the_range, .init = setup, .fini = teardown) {
     Quantizer *q = make(true, 6);
     ddq_set_merged(q, 3);
