@@ -25,7 +25,9 @@
 #   window twice as long (settle_long: the last fifth of the joint phase, the default before);
 #   and *_bn_freeze: full DDQ, fixed_bits and lsq_like with BatchNorm statistics frozen for the
 #   last quarter of the fine-tune (--q_bn_freeze=0.25: is a low-bit top-1 still a lottery of
-#   which batches came last when the weights adapt to the statistics the test uses?).
+#   which batches came last when the weights adapt to the statistics the test uses?); esser_grad
+#   and fixed_bits_centered_esser: full DDQ, and DDQ at fixed bits from LSQ's start, with LSQ's
+#   in-bin term in the level gradients (--ddq_esser_grad: is that term LSQ's lead at W2A2?).
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
@@ -69,7 +71,9 @@ stiff_price|--ddq_kp=0.5 --ddq_eta=0.001 --ddq_settle=0
 gate_anneal|--ddq_gate_anneal --ddq_settle=0
 bn_freeze|--q_bn_freeze=0.25
 fixed_bits_bn_freeze|--ddq_init_bits=$B --ddq_lr_gate=0 --q_bn_freeze=0.25
-lsq_like_bn_freeze|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --q_bn_freeze=0.25"
+lsq_like_bn_freeze|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --q_bn_freeze=0.25
+esser_grad|--ddq_esser_grad
+fixed_bits_centered_esser|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_esser_grad"
 for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants
