@@ -63,6 +63,15 @@ static TrainConfig config(const char *sub) {
     return c;
 }
 
+/* The synthetic task (96 training images, n_test test images) and a pipeline whose FP32 phase
+ * trains fp32_epochs at lr into dir/fp32. */
+static void synthetic_pipeline(Experiment *x, QPipelineConfig *p, int n_test, int fp32_epochs, float lr) {
+    *x = (Experiment){.prog = "test"};
+    x->train = synthetic(96, 1), x->test = synthetic(n_test, 2);
+    *p = (QPipelineConfig){.fp32_epochs = fp32_epochs, .fp32_lr = lr};
+    snprintf(p->fp32_dir, sizeof p->fp32_dir, "%s/fp32", dir);
+}
+
 static bool exists(const char *sub, const char *file) {
     char p[256];
     snprintf(p, sizeof p, "%s/%s/%s", dir, sub, file);
@@ -70,10 +79,9 @@ static bool exists(const char *sub, const char *file) {
 }
 
 Test(pipeline, fp32_then_ddq_meets_its_budget_and_resumes, .init = setup, .fini = teardown) {
-    Experiment x = {.prog = "test"};
-    x.train = synthetic(96, 1), x.test = synthetic(48, 2);
-    QPipelineConfig p = {.fp32_epochs = 2, .fp32_lr = 0.05f};
-    snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
+    Experiment x;
+    QPipelineConfig p;
+    synthetic_pipeline(&x, &p, 48, 2, 0.05f);
     QuantConfig q = quant_config_defaults;
     q.w_bits = 3, q.a_bits = 5, q.calib_batches = 2;
     // 12 steps from 8 bits to 3: too short for any price to act (the final guarantee does the
@@ -155,10 +163,9 @@ static char *slurp(const char *sub, const char *file) {
  * 240 test images: chance is 25% ± 3%): measured 97–100% for each in release and sanitizer
  * builds. The test once asserted only 0 <= accuracy <= 1. */
 Test(pipeline, baselines_run_through_the_same_plumbing, .init = setup, .fini = teardown) {
-    Experiment x = {.prog = "test"};
-    x.train = synthetic(96, 1), x.test = synthetic(240, 2);
-    QPipelineConfig p = {.fp32_epochs = 10, .fp32_lr = 0.1f};
-    snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
+    Experiment x;
+    QPipelineConfig p;
+    synthetic_pipeline(&x, &p, 240, 10, 0.1f);
     const char *methods[] = {"lsq", "pact", "minmax"};
     for (int i = 0; i < 3; i++) {
         QuantConfig q = quant_config_defaults;
@@ -246,10 +253,9 @@ static uint8_t *params_of(const char *sub, size_t *n) {
  * statistics; the resumed run must freeze them again before its first step) ends with the
  * parameters of the uninterrupted run, bit for bit; without the freeze they differ. */
 Test(pipeline, bn_freeze_resumes_past_the_freeze, .init = setup, .fini = teardown) {
-    Experiment x = {.prog = "test"};
-    x.train = synthetic(96, 1), x.test = synthetic(48, 2);
-    QPipelineConfig p = {.fp32_epochs = 1, .fp32_lr = 0.05f};
-    snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
+    Experiment x;
+    QPipelineConfig p;
+    synthetic_pipeline(&x, &p, 48, 1, 0.05f);
     QuantConfig q = quant_config_defaults;
     strcpy(q.method, "lsq");
     q.calib_batches = 1, q.bn_freeze = 0.5f;  // 12 steps (6 batches × 2 epochs): frozen after step 6
@@ -281,10 +287,9 @@ Test(pipeline, bn_freeze_resumes_past_the_freeze, .init = setup, .fini = teardow
  * a --resume that finds no checkpoint starts the file with its header. Each ends as the trace of
  * an uninterrupted run, byte for byte. */
 Test(pipeline, the_ddq_trace_matches_the_checkpoint, .init = setup, .fini = teardown) {
-    Experiment x = {.prog = "test"};
-    x.train = synthetic(96, 1), x.test = synthetic(48, 2);
-    QPipelineConfig p = {.fp32_epochs = 1, .fp32_lr = 0.05f};
-    snprintf(p.fp32_dir, sizeof p.fp32_dir, "%s/fp32", dir);
+    Experiment x;
+    QPipelineConfig p;
+    synthetic_pipeline(&x, &p, 48, 1, 0.05f);
     QuantConfig q = quant_config_defaults;
     q.calib_batches = 1;
     QPipelineResult r;
