@@ -27,7 +27,9 @@
 #   last quarter of the fine-tune (--q_bn_freeze=0.25: is a low-bit top-1 still a lottery of
 #   which batches came last when the weights adapt to the statistics the test uses?); esser_grad
 #   and fixed_bits_centered_esser: full DDQ, and DDQ at fixed bits from LSQ's start, with LSQ's
-#   in-bin term in the level gradients (--ddq_esser_grad: is that term LSQ's lead at W2A2?).
+#   in-bin term in the level gradients (--ddq_esser_grad: is that term LSQ's lead at W2A2?), and
+#   *_lr1: the same with the levels learning at the schedule's rate, as LSQ's step does (the
+#   default weight levels learn at 1% of it).
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
@@ -73,7 +75,9 @@ bn_freeze|--q_bn_freeze=0.25
 fixed_bits_bn_freeze|--ddq_init_bits=$B --ddq_lr_gate=0 --q_bn_freeze=0.25
 lsq_like_bn_freeze|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_lr_levels_a=0 --q_bn_freeze=0.25
 esser_grad|--ddq_esser_grad
-fixed_bits_centered_esser|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_esser_grad"
+fixed_bits_centered_esser|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_esser_grad
+fixed_bits_centered_lr1|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_lr_levels_w=1 --ddq_lr_levels_a=1
+fixed_bits_centered_esser_lr1|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_esser_grad --ddq_lr_levels_w=1 --ddq_lr_levels_a=1"
 for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants
