@@ -132,18 +132,29 @@ static void hook_start(void *ctx, bool resumed) {
 }
 
 /* ------------------------------------------------------------------ steps */
-/* The extra identity of a phase: the experiment's own options (beyond the shared training ones)
- * that decide it, without the keys starting with one of skip. */
-static void identity_extra(const Experiment *x, const char *const *skip, Text *t) {
-    runid_append(t, x->opts + x->n_train_opts, x->n_opts - x->n_train_opts, skip);
-}
-
 static bool quant_relevant(const char *key, const void *cfg) { return quant_config_has_effect(cfg, key); }
 
 /* The extra identity of a quantized phase: the experiment's own options that take effect under
  * the quantization config q (an LSQ run's identity has no --ddq_* keys). */
 static void identity_quant(const Experiment *x, const QuantConfig *q, Text *t) {
     runid_append_relevant(t, x->opts + x->n_train_opts, x->n_opts - x->n_train_opts, quant_relevant, q);
+}
+
+/* The FP32 phase's extra identity: the experiment's own options without any quantization option,
+ * so one FP32 model serves every method and variant (an option added to QuantConfig is left out
+ * without being listed here: once, --lsq_step_grad entered it and every FP32 checkpoint written
+ * before it was refused). */
+void qpipeline_fp32_identity(const Option *opts, int n, Text *t) {
+    static const char *const prefixes[] = {"q_", "ddq_", "lsq_", "alloc_", "hawq_", "ompq_", "bsq_", "haq_", "mp_", "fp32_"};
+    enum { NP = sizeof prefixes / sizeof *prefixes };
+    const char *skip[NP + QUANT_MAX_OPTIONS + 1];
+    for (int i = 0; i < NP; i++) skip[i] = prefixes[i];  // the fp32_* values are in the FP32 config itself
+    QuantConfig q = quant_config_defaults;
+    Option qo[QUANT_MAX_OPTIONS];
+    int nq = quant_config_options(&q, qo);
+    for (int i = 0; i < nq; i++) skip[NP + i] = qo[i].key;
+    skip[NP + nq] = NULL;
+    runid_append(t, opts, n, skip);
 }
 
 /* 1. FP32: train, or reuse the finished run in its directory; fc gets the FP32 run's config. */
@@ -167,10 +178,9 @@ static void train_fp32(Experiment *x, const TrainConfig *cfg, const QPipelineCon
     if (strlen(dir) >= sizeof fc->out_dir) DQ_FATAL_FILE(x->prog, "FP32 directory name too long: %s", dir);
     strcpy(fc->out_dir, dir);
     printf("== FP32 %s (%s)\n", fm->name, fc->out_dir);
-    static const char *const not_fp32[] = {"q_", "ddq_", "alloc_", "hawq_", "ompq_", "bsq_", "haq_", "mp_", "fp32_", NULL};  // the fp32_* values are in fc
     Text id;
     text_init(&id);
-    identity_extra(x, not_fp32, &id);
+    qpipeline_fp32_identity(x->opts + x->n_train_opts, x->n_opts - x->n_train_opts, &id);
     TrainResult fr;
     train_model(fm, fc, id.s, &x->train, &x->test, NULL, x->prog, &fr);
     if (!fr.finished) DQ_FATAL_FILE(x->prog, "the FP32 run in %s did not finish", fc->out_dir);

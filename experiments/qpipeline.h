@@ -19,6 +19,7 @@
 #ifndef DQ_QPIPELINE_H
 #define DQ_QPIPELINE_H
 
+#include "core/text.h"
 #include "quant/alloc.h"
 #include "quant/intmodel.h"
 #include "quant/qconfig.h"
@@ -69,6 +70,8 @@ void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, co
                    QBuildFn build, void *build_ctx, QPipelineResult *out);
 /* RESULT exp=… method=… fp32_acc=… q_acc=… w_bits=… a_bits=… weight_kb=… … (method=none: the FP32
  * fields only) */
+/* The FP32 phase's part of a run's identity: opts without any quantization option. */
+void qpipeline_fp32_identity(const Option *opts, int n, Text *t);
 void qpipeline_result_line(const Experiment *x, const QuantConfig *q, const QPipelineResult *r);
 
 #endif

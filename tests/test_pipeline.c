@@ -347,3 +347,21 @@ Test(pipeline, an_unwritable_out_dir_is_found_before_the_fp32_run, .init = setup
     cr_assert(access(path, F_OK) != 0, "the FP32 run did not start");
     experiment_free(&into_a_file_x);
 }
+
+/* One FP32 model serves every method and variant: the FP32 phase's identity holds the
+ * experiment's own options and none of quantization's, whatever their values (--lsq_step_grad
+ * once entered it, and every FP32 checkpoint written before it was refused). */
+Test(pipeline, fp32_identity_leaves_every_quantization_option_out) {
+    QPipelineConfig p = {.fp32_epochs = 4};
+    QuantConfig q = quant_config_defaults;
+    strcpy(q.method, "lsq"), strcpy(q.lsq_step_grad, "bins"), q.ddq.esser_grad = true, q.bn_freeze = 0.5f;
+    int width = 7;
+    Option o[QUANT_MAX_OPTIONS + 32];
+    o[0] = opt_int("width", &width, "an experiment's own option", 1, 100);
+    int n = 1 + qpipeline_options(&p, &q, o + 1);
+    Text t;
+    text_init(&t);
+    qpipeline_fp32_identity(o, n, &t);
+    cr_assert(strstr(t.s, "width=7\n") == t.s && strlen(t.s) == strlen("width=7\n"), "identity: %s", t.s);
+    text_free(&t);
+}
