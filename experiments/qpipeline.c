@@ -140,20 +140,18 @@ static void identity_quant(const Experiment *x, const QuantConfig *q, Text *t) {
     runid_append_relevant(t, x->opts + x->n_train_opts, x->n_opts - x->n_train_opts, quant_relevant, q);
 }
 
-/* The FP32 phase's extra identity: the experiment's own options without any quantization option,
- * so one FP32 model serves every method and variant (an option added to QuantConfig is left out
- * without being listed here: once, --lsq_step_grad entered it and every FP32 checkpoint written
- * before it was refused). */
+/* The FP32 phase's extra identity: the experiment's own options without the pipeline's fp32_*
+ * (their values are in the FP32 run's config) and without every key of QuantConfig's own list,
+ * so one FP32 model serves every method and variant, today's and any option added later (a list
+ * of prefixes here once missed --lsq_step_grad, and every FP32 checkpoint written before it was
+ * refused). */
 void qpipeline_fp32_identity(const Option *opts, int n, Text *t) {
-    static const char *const prefixes[] = {"q_", "ddq_", "lsq_", "alloc_", "hawq_", "ompq_", "bsq_", "haq_", "mp_", "fp32_"};
-    enum { NP = sizeof prefixes / sizeof *prefixes };
-    const char *skip[NP + QUANT_MAX_OPTIONS + 1];
-    for (int i = 0; i < NP; i++) skip[i] = prefixes[i];  // the fp32_* values are in the FP32 config itself
     QuantConfig q = quant_config_defaults;
     Option qo[QUANT_MAX_OPTIONS];
     int nq = quant_config_options(&q, qo);
-    for (int i = 0; i < nq; i++) skip[NP + i] = qo[i].key;
-    skip[NP + nq] = NULL;
+    const char *skip[QUANT_MAX_OPTIONS + 2] = {"fp32_"};
+    for (int i = 0; i < nq; i++) skip[1 + i] = qo[i].key;
+    skip[1 + nq] = NULL;
     runid_append(t, opts, n, skip);
 }
 

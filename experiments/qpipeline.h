@@ -68,10 +68,10 @@ int qpipeline_options(QPipelineConfig *p, QuantConfig *q, Option *out);
 void qpipeline_check(const Experiment *x, const TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *q);
 void qpipeline_run(Experiment *x, TrainConfig *cfg, const QPipelineConfig *p, const QuantConfig *q,
                    QBuildFn build, void *build_ctx, QPipelineResult *out);
-/* RESULT exp=… method=… fp32_acc=… q_acc=… w_bits=… a_bits=… weight_kb=… … (method=none: the FP32
- * fields only) */
 /* The FP32 phase's part of a run's identity: opts without any quantization option. */
 void qpipeline_fp32_identity(const Option *opts, int n, Text *t);
+/* RESULT exp=… method=… fp32_acc=… q_acc=… w_bits=… a_bits=… weight_kb=… … (method=none: the FP32
+ * fields only) */
 void qpipeline_result_line(const Experiment *x, const QuantConfig *q, const QPipelineResult *r);
 
 #endif

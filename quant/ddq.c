@@ -451,7 +451,7 @@ static void ddq_backward_op(Tape *t, TapeRecord *r) {
         // it, ∂x_q/∂v_j = (v_j − x)/v_j — on a uniform grid, LSQ's round(x/s) − x/s along v_j = k·s
         if (d->cfg->esser_grad && v != 0) g -= dyx[j] / v;
         g *= scale;
-        if (d->cfg->alpha != 0) g += d->cfg->alpha * 2.0 / n * (cnt[j] * d->tab.coarse[j] - sx[j]);
+        if (d->cfg->alpha != 0) g += d->cfg->alpha * 2.0 / n * (cnt[j] * v - sx[j]);
         for (int i = j * B; i < (j + 1) * B; i++) fine->grad[i] += (float)g;
     }
 }
