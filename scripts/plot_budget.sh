@@ -6,6 +6,7 @@
 #   TITLE="...": the plot's title;  XLABEL="...": the x axis's label
 #   YMIN=v: the y axis starts at v %; a point below it is drawn on the axis as a triangle pointing
 #           down, its label carrying its value (so one collapsed row does not squash the others)
+# A dashed line marks the FP32 top-1 (the mean of the CSV's fp32_acc column, when it has one).
 set -eu
 case "${YMIN:-0}" in ''|*[!0-9.]*) echo "plot_budget.sh: error: YMIN='${YMIN}' is not a number" >&2; exit 2 ;; esac
 awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v ymin="${YMIN:-}" -v xlabel="${XLABEL:-}" '
@@ -14,6 +15,7 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
     k = $1; if (!(k in n)) order[++nk] = k; n[k]++
     a = $(col["q_acc"]) * 100; acc[k] += a; acc2[k] += a * a
     xs[k] += xaxis == "bits" ? $(col["w_bits"]) : $(col["weight_kb"])
+    if ("fp32_acc" in col && $(col["fp32_acc"]) > 0) { fp += $(col["fp32_acc"]) * 100; nfp++ }
   }
   END {
     W = 720; H = 440; L = 70; R = 30; T = 40; B = 60
@@ -23,6 +25,7 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
       v = n[k] > 1 ? (acc2[k] - n[k] * y * y) / (n[k] - 1) : 0; sd[k] = v > 0 ? sqrt(v) : 0
       if (x < x0) x0 = x; if (x > x1) x1 = x; if (y - sd[k] < y0) y0 = y - sd[k]; if (y + sd[k] > y1) y1 = y + sd[k]
     }
+    if (nfp) { fp /= nfp; if (fp > y1) y1 = fp }
     if (ymin != "") { y0 = ymin + 0; floor = 1 }
     if (x1 <= x0) x1 = x0 + 1; if (y1 <= y0) y1 = y0 + 1
     px = (x1 - x0) * 0.08; py = (y1 - y0) * 0.1; x0 -= px; x1 += px; y1 += py
@@ -41,6 +44,11 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
     printf "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n", (W + L - R) / 2, H - 20,
       xlabel != "" ? xlabel : xaxis == "bits" ? "mean weight bits" : "weight KB"
     printf "<text transform=\"translate(20,%d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">top-1 %% (± 1 std over seeds)</text>\n", (H + T - B) / 2
+    if (nfp && fp >= y0) {  # the FP32 reference
+      yp = H - B - (fp - y0) / (y1 - y0) * (H - T - B)
+      printf "<path d=\"M%d,%.1f H%d\" stroke=\"#777\" stroke-dasharray=\"5,4\" fill=\"none\"/>\n", L, yp, W - R
+      printf "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">FP32 %.2f</text>\n", L + 6, yp - 4, fp
+    }
     split("#1f77b4 #d62728 #2ca02c #ff7f0e #9467bd #8c564b #e377c2 #17becf", colors, " ")
     nm = 0
     for (i = 1; i <= nk; i++) { split(order[i], w, " "); m = w[1]; if (!(m in mi)) { mi[m] = ++nm; mname[nm] = m } }
@@ -63,10 +71,14 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
             x, y - e, lo, x - 4, y - e, x + 4, x - 4, lo, x + 4, c
         }
         printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, c
-        printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s (%d)</text>\n", x + 6, y - 6, k, n[k]
+        right = x > W - R - 120  # near the right edge: the label goes to the left of its point
+        printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\"%s>%s (%d)</text>\n", right ? x - 6 : x + 6, y - 6,
+          right ? " text-anchor=\"end\"" : "", k, n[k]
       }
       printf "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"%s\"/>\n", c, pts
-      printf "<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"%s\">%s</text>\n", W - R - 90, T + 18 * j, c, mname[j]
     }
+    for (j = 1; j <= nm; j++)  # the legend, bottom right: accuracy rises with bits, so that corner is empty
+      printf "<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"%s\">%s</text>\n", W - R - 90, H - B - 10 - 18 * (nm - j),
+        colors[(j - 1) % 8 + 1], mname[j]
     print "</svg>"
   }' "$1"
