@@ -44,6 +44,13 @@ for seed in 1 2 3; do
   step env TAG=binsgrad EXTRA=--lsq_step_grad=bins METHODS=lsq BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   step env ONLY="fixed_bits_centered_esser" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
 done
+# 13, W2A2 with BatchNorm statistics frozen for the last quarter (--q_bn_freeze=0.25): do full DDQ,
+# fixed bits and lsq_like stop being fragile, so that mixed precision and learned levels can be
+# measured at two bits? (and from_4_bits' seed 3, whose re-estimate a machine change lost)
+step env ONLY="from_4_bits" BITS=2 SEEDS=3 FP32_SEED=1 scripts/sweep_ablations.sh
+for seed in 1 2 3; do
+  step env ONLY="bn_freeze fixed_bits_bn_freeze lsq_like_bn_freeze" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+done
 # 13, question 6 on MobileNetV2 before question 3: a machine keeps runs/ for one session at most, and
 # these rows need only the 4-epoch FP32 model (7 min), where question 3 needs the 30-epoch one (50 min)
 # and then about two hours: it takes a session of its own
