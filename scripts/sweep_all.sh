@@ -46,8 +46,7 @@ for seed in 1 2 3; do
 done
 # 13, W2A2 with BatchNorm statistics frozen for the last quarter (--q_bn_freeze=0.25): do full DDQ,
 # fixed bits and lsq_like stop being fragile, so that mixed precision and learned levels can be
-# measured at two bits? (and from_4_bits' seed 3, whose re-estimate a machine change lost)
-step env ONLY="from_4_bits" BITS=2 SEEDS=3 FP32_SEED=1 scripts/sweep_ablations.sh
+# measured at two bits?
 for seed in 1 2 3; do
   step env ONLY="bn_freeze fixed_bits_bn_freeze lsq_like_bn_freeze" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
 done
