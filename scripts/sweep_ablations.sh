@@ -29,7 +29,9 @@
 #   and fixed_bits_centered_esser: full DDQ, and DDQ at fixed bits from LSQ's start, with LSQ's
 #   in-bin term in the level gradients (--ddq_esser_grad: is that term LSQ's lead at W2A2?), and
 #   *_lr1: the same with the levels learning at the schedule's rate, as LSQ's step does (the
-#   default weight levels learn at 1% of it).
+#   default weight levels learn at 1% of it); *_lrw0.1, *_lrw0.3: fixed-bit DDQ from LSQ's start
+#   with its weight levels at 10% and 30% of the schedule's rate (the activation levels at the
+#   default 25%: at W2A2, is the rest of LSQ's lead the rate?).
 # Grid: the variants below × SEEDS on MODEL, one shared FP32 run per seed (FP32_SEED=N: all
 #   seeds fine-tune the FP32 model of seed N).
 # Compute: ≈ 7 min per run with the default preset (18 variants × 3 seeds ≈ 6 h on 2 cores).
@@ -77,7 +79,9 @@ lsq_like_bn_freeze|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_lr_levels_w=0 --ddq_
 esser_grad|--ddq_esser_grad
 fixed_bits_centered_esser|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_esser_grad
 fixed_bits_centered_lr1|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_lr_levels_w=1 --ddq_lr_levels_a=1
-fixed_bits_centered_esser_lr1|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_esser_grad --ddq_lr_levels_w=1 --ddq_lr_levels_a=1"
+fixed_bits_centered_esser_lr1|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_esser_grad --ddq_lr_levels_w=1 --ddq_lr_levels_a=1
+fixed_bits_centered_lrw0.1|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_lr_levels_w=0.1
+fixed_bits_centered_lrw0.3|--ddq_init_bits=$B --ddq_lr_gate=0 --ddq_init_lsq --ddq_init_centered --ddq_lr_levels_w=0.3"
 for seed in $SEEDS; do
   printf '%s\n' "$variants" | while IFS='|' read -r name args; do
     case " ${ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac  # ONLY="a b": just those variants
