@@ -10,6 +10,19 @@
 set -eu
 case "${YMIN:-0}" in ''|*[!0-9.]*) echo "plot_budget.sh: error: YMIN='${YMIN}' is not a number" >&2; exit 2 ;; esac
 awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v ymin="${YMIN:-}" -v xlabel="${XLABEL:-}" '
+  # a label baseline near y whose box (x from a to b, 11 px tall) overlaps no label placed so far:
+  # y itself, else 12, 24, ... px below or above it, whichever comes first, inside the frame; the
+  # box is then kept
+  function free_y(a, b, y,    d, s, c, j, hit) {
+    for (d = 0; d <= 120; d += 12)
+      for (s = -1; s <= 1; s += 2) {
+        c = y + s * d; if (c < T + 12 || c > H - B - 2) continue  # inside the frame
+        hit = 0
+        for (j = 1; j <= nbox && !hit; j++) hit = a < bx1[j] && b > bx0[j] && c > by[j] - 11 && c - 11 < by[j]
+        if (!hit) { nbox++; bx0[nbox] = a; bx1[nbox] = b; by[nbox] = c; return c }
+      }
+    nbox++; bx0[nbox] = a; bx1[nbox] = b; by[nbox] = y; return y
+  }
   NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
   {
     k = $1; if (!(k in n)) order[++nk] = k; n[k]++
@@ -48,6 +61,7 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
       yp = H - B - (fp - y0) / (y1 - y0) * (H - T - B)
       printf "<path d=\"M%d,%.1f H%d\" stroke=\"#777\" stroke-dasharray=\"5,4\" fill=\"none\"/>\n", L, yp, W - R
       printf "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">FP32 %.2f</text>\n", L + 6, yp - 4, fp
+      nbox = 1; bx0[1] = L + 6; bx1[1] = L + 70; by[1] = yp - 4  # point labels keep off it
     }
     split("#1f77b4 #d62728 #2ca02c #ff7f0e #9467bd #8c564b #e377c2 #17becf", colors, " ")
     nm = 0
@@ -72,8 +86,13 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
         }
         printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, c
         right = x > W - R - 120  # near the right edge: the label goes to the left of its point
-        printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\"%s>%s (%d)</text>\n", right ? x - 6 : x + 6, y - 6,
-          right ? " text-anchor=\"end\"" : "", k, n[k]
+        label = sprintf("%s (%d)", k, n[k]); lw = 5.8 * length(label); lx = right ? x - 6 - lw : x + 6
+        ly = free_y(lx, lx + lw, y - 6)
+        if (ly != y - 6)  # moved off a crowded spot: a thin leader from the point to its label
+          printf "<path d=\"M%.1f,%.1f L%.1f,%.1f\" stroke=\"#aaa\" stroke-width=\"0.7\" fill=\"none\"/>\n", x, y,
+            right ? x - 6 : x + 6, ly - (ly > y ? 9 : -2)
+        printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\"%s>%s</text>\n", right ? x - 6 : x + 6, ly,
+          right ? " text-anchor=\"end\"" : "", label
       }
       printf "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"%s\"/>\n", c, pts
     }

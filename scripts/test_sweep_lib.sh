@@ -3,7 +3,8 @@
 # run_exp appends one row per label and seed and skips it the second time; run_recal appends the
 # re-estimated top-1 of finished rows only, once, and stops the sweep when the run gives none;
 # summarize shows the re-estimates per seed and as a column; write_plot keeps a plot its plotter
-# could not draw; paired.sh differences two rows seed by seed. Run by .ci/run.
+# could not draw; paired.sh differences two rows seed by seed; plot_budget.sh keeps the labels of
+# crowded points apart. Run by .ci/run.
 set -eu
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -61,5 +62,11 @@ out=$(scripts/paired.sh "$tmp/p.csv:a" ":b")
 seed=2 a=80.00 b=81.00 diff=-1.00 a_re=70.00 b_re=- diff_re=- fragile=yes
 mean seeds=2 diff=+2.00±4.24 diff_re=+5.50 solid_seeds=1 solid_diff=+5.00 solid_diff_re=+5.50" ] || fail "paired: $out"
 if scripts/paired.sh "$tmp/p.csv:a" ":c" 2>/dev/null; then fail "paired.sh passed with no common seed"; fi
+# plot_budget.sh: labels of points at one spot do not overlap, and stay inside the frame
+printf 'label,seed,q_acc,w_bits,weight_kb,fp32_acc\nx W3,1,0.900,3,100,0.92\ny W3,1,0.901,3,100,0.92\nz W3,1,0.899,3,100,0.92\nx W4,1,0.95,4,130,0.92\n' >"$tmp/b.csv"
+ys=$(X=bits scripts/plot_budget.sh "$tmp/b.csv" | sed -n 's/^<text x="[0-9.]*" y="\([0-9.]*\)" font-size="10"[^>]*>[xyz] W.*/\1/p' | sort -n)
+[ "$(echo "$ys" | wc -l)" = 4 ] || fail "plot_budget.sh: expected 4 point labels, got: $ys"
+echo "$ys" | awk 'NR > 1 && $1 - p < 11 { bad = 1 } { p = $1 } $1 < 51 || $1 > 378 { bad = 1 } END { exit bad }' ||
+  fail "plot_budget.sh: labels overlap or leave the frame at y = $(echo $ys)"
 rm -f "runs/sweeps/t.log"
 echo "test_sweep_lib.sh: ok"
