@@ -54,6 +54,8 @@ for seed in 1 2 3; do
 done
 for seed in 1 2 3; do
   step env ONLY="bn_freeze fixed_bits_bn_freeze lsq_like_bn_freeze" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
+  # and LSQ with the same freeze: the frozen DDQ rows are to be compared with it, not with LSQ as it was
+  step env TAG=bnfreeze EXTRA=--q_bn_freeze=0.25 METHODS=lsq BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
 done
 for seed in 1 2 3; do
   step env ONLY="fixed_bits_centered_lrw0.3" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
