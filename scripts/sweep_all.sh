@@ -44,14 +44,14 @@ for seed in 1 2 3; do
   step env TAG=binsgrad EXTRA=--lsq_step_grad=bins METHODS=lsq BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_methods.sh
   step env ONLY="fixed_bits_centered_esser" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
 done
-# 13, W2A2 with BatchNorm statistics frozen for the last quarter (--q_bn_freeze=0.25): do full DDQ,
-# fixed bits and lsq_like stop being fragile, so that mixed precision and learned levels can be
-# measured at two bits?
 # 13, the rest of LSQ's lead over fixed-bit DDQ at W2A2: the weight levels' rate (default 1% of the
 # schedule's; at 100%, _lr1, DDQ collapsed), at 10% first, then the frozen-statistics rows, then 30%
 for seed in 1 2 3; do
   step env ONLY="fixed_bits_centered_lrw0.1" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
 done
+# 13, W2A2 with BatchNorm statistics frozen for the last quarter (--q_bn_freeze=0.25): do full DDQ,
+# fixed bits and lsq_like stop being fragile, so that mixed precision and learned levels can be
+# measured at two bits?
 for seed in 1 2 3; do
   step env ONLY="bn_freeze fixed_bits_bn_freeze lsq_like_bn_freeze" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
   # and LSQ with the same freeze: the frozen DDQ rows are to be compared with it, not with LSQ as it was
@@ -60,7 +60,7 @@ done
 for seed in 1 2 3; do
   step env ONLY="fixed_bits_centered_lrw0.3" BITS=2 SEEDS=$seed FP32_SEED=1 scripts/sweep_ablations.sh
 done
-# 13, question 6 on MobileNetV2 before question 3: a machine keeps runs/ for one session at most, and
+# 13, question 6 on MobileNetV2 before question 3: runs/ may not outlive a session's machine, and
 # these rows need only the 4-epoch FP32 model (7 min), where question 3 needs the 30-epoch one (50 min)
 # and then about two hours: it takes a session of its own
 step env BUDGETS="2 2.5 3 4 5" LSQ_BITS="2 3 4 5" SEEDS="1 2 3" FP32_SEED=1 scripts/sweep_budget.sh
