@@ -31,7 +31,7 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
     if ("fp32_acc" in col && $(col["fp32_acc"]) > 0) { fp += $(col["fp32_acc"]) * 100; nfp++ }
   }
   END {
-    W = 720; H = 440; L = 70; R = 30; T = 40; B = 60
+    W = 720; H = 440; L = 70; R = 30; T = 40; B = 60; CW = 5.8  # CW: about the width of a 10 px character
     x0 = 1e30; x1 = -1e30; y0 = 1e30; y1 = -1e30
     for (i = 1; i <= nk; i++) {
       k = order[i]; x = xs[k] / n[k]; y = acc[k] / n[k]
@@ -61,7 +61,7 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
       yp = H - B - (fp - y0) / (y1 - y0) * (H - T - B)
       printf "<path d=\"M%d,%.1f H%d\" stroke=\"#777\" stroke-dasharray=\"5,4\" fill=\"none\"/>\n", L, yp, W - R
       printf "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">FP32 %.2f</text>\n", L + 6, yp - 4, fp
-      nbox = 1; bx0[1] = L + 6; bx1[1] = L + 70; by[1] = yp - 4  # point labels keep off it
+      free_y(L + 6, L + 6 + CW * length("FP32 00.00"), yp - 4)  # kept first: point labels keep off it
     }
     split("#1f77b4 #d62728 #2ca02c #ff7f0e #9467bd #8c564b #e377c2 #17becf", colors, " ")
     nm = 0
@@ -76,7 +76,8 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
         pts = pts sprintf("%.1f,%.1f ", x, y)
         if (below) {  # off the axis: a triangle on it pointing down, the value in the label
           printf "<path d=\"M%.1f,%.1f L%.1f,%.1f L%.1f,%.1f Z\" fill=\"%s\"/>\n", x - 5, y - 8, x + 5, y - 8, x, y, c
-          printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s (%d): %.2f</text>\n", x + 6, y - 10, k, n[k], yv
+          label = sprintf("%s (%d): %.2f", k, n[k], yv)
+          printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>\n", x + 6, free_y(x + 6, x + 6 + CW * length(label), y - 10), label
           continue
         }
         if (sd[k] > 0) {  # error bar with caps
@@ -86,7 +87,7 @@ awk -F, -v xaxis="${X:-kb}" -v title="${TITLE:-top-1 against weight memory}" -v 
         }
         printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, c
         right = x > W - R - 120  # near the right edge: the label goes to the left of its point
-        label = sprintf("%s (%d)", k, n[k]); lw = 5.8 * length(label); lx = right ? x - 6 - lw : x + 6
+        label = sprintf("%s (%d)", k, n[k]); lw = CW * length(label); lx = right ? x - 6 - lw : x + 6
         ly = free_y(lx, lx + lw, y - 6)
         if (ly != y - 6)  # moved off a crowded spot: a thin leader from the point to its label
           printf "<path d=\"M%.1f,%.1f L%.1f,%.1f\" stroke=\"#aaa\" stroke-width=\"0.7\" fill=\"none\"/>\n", x, y,
